@@ -1,0 +1,70 @@
+"""The Keras port of EfficientNet-Lite0 must reproduce an independent PyTorch forward pass."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, SHARED
+from waste_vision.images import read_rgb, resize_for_model
+from waste_vision.pth import PthFormatError, load_state_dict
+
+
+@pytest.fixture(scope="module")
+def imagenet_model():
+    from waste_vision.training.backbone import lite0_imagenet
+
+    return lite0_imagenet()
+
+
+@pytest.fixture(scope="module")
+def class_names():
+    with open(SHARED / "weights" / "imagenet_class_index.json") as f:
+        index = json.load(f)
+    return {int(k): v[1] if isinstance(v, list) else v for k, v in index.items()}
+
+
+def _batch(paths):
+    return np.stack([resize_for_model(read_rgb(p), (224, 224)) for p in paths])
+
+
+def test_pth_reader_reads_every_tensor():
+    from waste_vision.training.backbone import default_weights_path
+
+    sd = load_state_dict(default_weights_path())
+    assert len(sd) == 296
+    assert sd["_conv_stem.weight"].shape == (32, 3, 3, 3)
+    assert sd["_fc.weight"].shape == (1000, 1280)
+    assert sd["_conv_stem.weight"].dtype == np.float32
+    params = sum(v.size for k, v in sd.items() if "running" not in k and "num_batches" not in k)
+    assert 4.6e6 < params < 4.7e6
+
+
+def test_pth_reader_rejects_other_files(tmp_path):
+    bad = tmp_path / "x.pth"
+    bad.write_bytes(b"not a pickle at all")
+    with pytest.raises(PthFormatError):
+        load_state_dict(bad)
+
+
+def test_port_matches_pytorch_reference_logits(imagenet_model, shared_datasets):
+    ref = np.load(ROOT / "tests" / "fixtures" / "lite0_reference.npz")
+    images = _batch([shared_datasets / str(p) for p in ref["photos"]])
+    logits = np.asarray(imagenet_model(images, training=False))
+    np.testing.assert_allclose(logits, ref["logits"], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "photo, expected",
+    [
+        ("trashnet/glass/glass10.jpg", {"beer_bottle", "wine_bottle", "pop_bottle", "water_bottle",
+                                        "whiskey_jug", "lighter", "perfume", "water_jug"}),
+        ("trashnet/cardboard/cardboard10.jpg", {"carton", "envelope", "packet", "crate", "box"}),
+    ],
+)
+def test_imagenet_top5_is_sensible(imagenet_model, class_names, shared_datasets, photo, expected):
+    logits = np.asarray(imagenet_model(_batch([shared_datasets / photo]), training=False))[0]
+    top5 = {class_names[i] for i in np.argsort(logits)[::-1][:5]}
+    assert top5 & expected, f"{photo}: top-5 {top5}"

@@ -1,0 +1,206 @@
+"""Tests for ``waste-vision data split``: stratified, seeded, deduplicated, robust to junk."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from waste_vision.datasplit import SPLITS, SplitReport, split_dataset
+from waste_vision.errors import UserError
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared/datasets/kaggle-or-subset"
+_content = itertools.count()
+
+
+def make_image(path: Path, suffix: str = ".jpg") -> Path:
+    """Write a small random image with content no other call produces."""
+    path = path.with_suffix(suffix)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(next(_content))
+    assert cv2.imwrite(str(path), rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    return path
+
+
+def make_classes(root: Path, sizes: dict[str, int]) -> None:
+    for cls, n in sizes.items():
+        for i in range(n):
+            make_image(root / cls / f"img_{i:03d}")
+
+
+def listing(dst: Path) -> dict[str, set[str]]:
+    """Relative file paths per split, to compare two runs."""
+    return {s: {str(p.relative_to(dst / s)) for p in (dst / s).rglob("*") if p.is_file()} for s in SPLITS}
+
+
+def digests(folder: Path) -> set[str]:
+    return {hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_stratified_counts_follow_rounding(tmp_path):
+    sizes = {"O": 20, "R": 13, "glass": 7, "empty": 0}
+    make_classes(tmp_path / "src", sizes)
+    (tmp_path / "src" / "empty").mkdir()
+    report = split_dataset(tmp_path / "src", tmp_path / "dst", val=0.15, test=0.2, seed=1)
+    assert isinstance(report, SplitReport)
+    for cls, n in sizes.items():
+        n_test, n_val = round(n * 0.2), round(n * 0.15)
+        expected = {"TEST": n_test, "VALIDATION": n_val, "TRAIN": n - n_test - n_val}
+        for split in SPLITS:
+            assert report.counts[split][cls] == expected[split]
+            folder = tmp_path / "dst" / split / cls
+            assert folder.is_dir()  # every class in every split, even when empty
+            assert len(list(folder.iterdir())) == expected[split]
+    assert report.skipped == [] and report.duplicates == []
+    assert "TRAIN" in report.summary() and "glass" in report.summary()
+
+
+def test_same_seed_same_split_other_seed_differs(tmp_path):
+    make_classes(tmp_path / "src", {"O": 30, "R": 30})
+    split_dataset(tmp_path / "src", tmp_path / "a", seed=7)
+    split_dataset(tmp_path / "src", tmp_path / "b", seed=7)
+    split_dataset(tmp_path / "src", tmp_path / "c", seed=8)
+    assert listing(tmp_path / "a") == listing(tmp_path / "b")
+    assert listing(tmp_path / "a") != listing(tmp_path / "c")
+
+
+def test_hidden_files_and_checkpoints_skipped(tmp_path):
+    src = tmp_path / "src"
+    make_classes(src, {"O": 3, "R": 3})
+    make_image(src / "O" / ".hidden")
+    make_image(src / "O" / ".ipynb_checkpoints" / "img_000-checkpoint")
+    make_image(src / "R" / ".cache" / "x")
+    make_image(src / ".trash" / "y")
+    (src / "R" / "notes.txt").write_text("not an image")
+    nested = make_image(src / "R" / "batch2" / "deep")  # nested below a class: still counts
+    report = split_dataset(src, tmp_path / "dst", val=0, test=0)
+    assert report.counts["TRAIN"] == {"O": 3, "R": 4}
+    names = {p.name for p in (tmp_path / "dst").rglob("*")}
+    assert nested.name in names
+    assert not any(n.startswith(".") or "checkpoint" in n or n.endswith(".txt") for n in names)
+
+
+def test_duplicates_never_in_two_splits(tmp_path):
+    src = tmp_path / "src"
+    make_classes(src, {"O": 10, "R": 10})
+    for i in range(5):  # byte-identical copies, some across classes
+        shutil.copy(src / "O" / f"img_{i:03d}.jpg", src / "O" / f"copy_{i}.jpg")
+        shutil.copy(src / "O" / f"img_{i:03d}.jpg", src / "R" / f"copy_{i}.jpg")
+    report = split_dataset(src, tmp_path / "dst", val=0.3, test=0.3, seed=3)
+    assert len(report.duplicates) == 10
+    assert all(reason.startswith("duplicate of") for _, reason in report.skipped)
+    seen = [digests(tmp_path / "dst" / s) for s in SPLITS]
+    assert sum(len(d) for d in seen) == 20  # each content exactly once overall
+    assert sum(sum(c.values()) for c in report.counts.values()) == 20
+
+
+def test_unreadable_files_reported_and_skipped(tmp_path):
+    src = tmp_path / "src"
+    make_classes(src, {"O": 4, "R": 4})
+    (src / "O" / "empty.jpg").write_bytes(b"")
+    (src / "O" / "text.jpg").write_text("this is not a jpeg")
+    good = make_image(tmp_path / "tmp" / "whole")
+    (src / "R" / "truncated.jpg").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    report = split_dataset(src, tmp_path / "dst", val=0.25, test=0.25)
+    skipped = {p.name: reason for p, reason in report.skipped}
+    assert set(skipped) == {"empty.jpg", "text.jpg", "truncated.jpg"}
+    assert all(reason and "\n" not in reason for reason in skipped.values())
+    assert sum(sum(c.values()) for c in report.counts.values()) == 8
+    assert len([p for p in (tmp_path / "dst").rglob("*") if p.is_file()]) == 8
+    assert "3 unreadable" in report.summary()
+
+
+def test_existing_test_split_kept_and_wins_duplicates(tmp_path):
+    src = tmp_path / "src"
+    make_classes(src / "TRAIN", {"O": 20, "R": 20})
+    make_classes(src / "TEST", {"O": 5, "R": 3})
+    shutil.copy(src / "TEST" / "O" / "img_000.jpg", src / "TEST" / "O" / "same.jpg")  # kept: same split
+    shutil.copy(src / "TEST" / "R" / "img_000.jpg", src / "TRAIN" / "R" / "leak.jpg")  # dropped: TEST wins
+    report = split_dataset(src, tmp_path / "dst", val=0.25, test=0.5, seed=0)
+    assert report.counts["TEST"] == {"O": 6, "R": 3}  # as is: --test does not apply
+    assert report.counts["VALIDATION"] == {"O": 5, "R": 5}  # 25% of TRAIN per class
+    assert report.counts["TRAIN"] == {"O": 15, "R": 15}
+    assert [(d.name, k.name) for d, k in report.duplicates] == [("leak.jpg", "img_000.jpg")]
+    assert {p.name for p in (tmp_path / "dst" / "TEST" / "O").iterdir()} == {
+        p.name for p in (src / "TEST" / "O").iterdir()
+    }
+    test_hashes = digests(tmp_path / "dst" / "TEST")
+    assert not test_hashes & (digests(tmp_path / "dst" / "TRAIN") | digests(tmp_path / "dst" / "VALIDATION"))
+
+
+def test_name_clash_gets_suffix(tmp_path):
+    src = tmp_path / "src"
+    make_image(src / "O" / "a" / "x")
+    make_image(src / "O" / "b" / "x")
+    report = split_dataset(src, tmp_path / "dst", val=0, test=0)
+    assert report.counts["TRAIN"]["O"] == 2
+    assert sorted(p.name for p in (tmp_path / "dst" / "TRAIN" / "O").iterdir()) == ["x.jpg", "x_1.jpg"]
+
+
+def test_link_mode_makes_hard_links(tmp_path):
+    src = tmp_path / "src"
+    make_classes(src, {"O": 4, "R": 4})
+    report = split_dataset(src, tmp_path / "dst", val=0.25, test=0.25, link=True)
+    assert report.linked == 8
+    for out in (tmp_path / "dst").rglob("*.jpg"):
+        assert out.stat().st_ino == (src / out.parent.name / out.name).stat().st_ino
+
+
+def test_progress_wraps_iterations(tmp_path):
+    make_classes(tmp_path / "src", {"O": 3})
+    totals = []
+
+    def progress(iterable, total):
+        totals.append(total)
+        return iterable
+
+    split_dataset(tmp_path / "src", tmp_path / "dst", progress=progress)
+    assert totals and all(t == 3 for t in totals)
+
+
+@pytest.mark.parametrize("val,test", [(-0.1, 0.1), (0.5, 0.5), (0.2, 1.0), (0.9, 0.2)])
+def test_bad_fractions(tmp_path, val, test):
+    make_classes(tmp_path / "src", {"O": 2})
+    with pytest.raises(UserError, match="--val"):
+        split_dataset(tmp_path / "src", tmp_path / "dst", val=val, test=test)
+
+
+def test_user_errors(tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(UserError, match="nope"):
+        split_dataset(missing, tmp_path / "dst")
+    src = tmp_path / "src"
+    make_classes(src, {"O": 2})
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("x")
+    with pytest.raises(UserError, match="empty"):
+        split_dataset(src, tmp_path / "full")
+    with pytest.raises(UserError, match="inside"):
+        split_dataset(src, src / "out")
+    (tmp_path / "flat").mkdir()
+    make_image(tmp_path / "flat" / "loose")
+    with pytest.raises(UserError, match="class folders"):
+        split_dataset(tmp_path / "flat", tmp_path / "dst")
+    (tmp_path / "emptydst").mkdir()  # an existing but empty destination is fine
+    assert split_dataset(src, tmp_path / "emptydst").counts["TRAIN"]["O"] >= 1
+
+
+def test_real_kaggle_subset(tmp_path):
+    """The shared subset has TRAIN and TEST; TEST stays whole, VALIDATION comes from TRAIN."""
+    assert SHARED.is_dir(), f"shared dataset missing: {SHARED}"
+    report = split_dataset(SHARED, tmp_path / "dst", val=0.15, seed=0, link=True)
+    dst = tmp_path / "dst"
+    assert report.counts["TEST"] == {"O": 500, "R": 500}
+    assert len(list((dst / "TEST" / "O").iterdir())) == 500
+    assert len(list((dst / "TEST" / "R").iterdir())) == 500
+    for cls in ("O", "R"):
+        n_val, n_train = report.counts["VALIDATION"][cls], report.counts["TRAIN"][cls]
+        assert abs(n_val / (n_val + n_train) - 0.15) < 0.01
+    split_hashes = [digests(dst / s) for s in SPLITS]
+    for a, b in itertools.combinations(split_hashes, 2):
+        assert not a & b

@@ -1,0 +1,3 @@
+from waste_vision.cli import main
+
+raise SystemExit(main())

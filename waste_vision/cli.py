@@ -1,0 +1,124 @@
+"""The ``waste-vision`` command line: one sub-command per job, user errors as one line.
+
+Exit codes, for every command: 0 everything done, 1 some inputs failed (the rest were
+processed), 2 the call cannot work at all (missing models folder, bad arguments, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from waste_vision.errors import UserError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _cmd_data_split(args) -> int:
+    from tqdm import tqdm
+
+    from waste_vision.datasplit import split_dataset
+
+    report = split_dataset(args.src, args.dst, val=args.val, test=args.test, seed=args.seed,
+                           link=args.link,
+                           progress=lambda it, total: tqdm(it, total=total, unit="img"))
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from waste_vision.training.train import train_stage
+
+    train_stage(args)
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from waste_vision.training.evaluate import evaluate_stage
+
+    evaluate_stage(args)
+    return 0
+
+
+def _cmd_classify(args) -> int:
+    from waste_vision.classify import run_classify
+
+    return run_classify(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="waste-vision",
+        description="Tell organic from recyclable waste, and the recyclable's material.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="prepare data sets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    split = data_sub.add_parser("split", help="split class folders into TRAIN/VALIDATION/TEST")
+    split.add_argument("src", type=Path, help="folder with one sub-folder per class")
+    split.add_argument("dst", type=Path, help="empty output folder")
+    split.add_argument("--val", type=float, default=0.15, help="validation fraction (0.15)")
+    split.add_argument("--test", type=float, default=0.15, help="test fraction (0.15)")
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--link", action="store_true", help="hard-link instead of copying")
+    split.set_defaults(func=_cmd_data_split)
+
+    stages = ["organic-recyclable", "material"]
+    train = sub.add_parser("train", help="train one stage of the cascade (needs the train extra)")
+    train.add_argument("--stage", choices=stages, required=True)
+    train.add_argument("--data", type=Path, required=True,
+                       help="split folder with TRAIN/ VALIDATION/ TEST/")
+    train.add_argument("--out", type=Path, required=True, help="where the stage's model goes")
+    train.add_argument("--extra-recyclable", type=Path, action="append", default=[],
+                       help="split folder whose images all count as recyclable (stage 1)")
+    train.add_argument("--cache", type=Path, default=Path("work/cache"),
+                       help="where frozen-backbone features are cached")
+    train.add_argument("--views", type=int, default=5, help="augmented views per train image")
+    train.add_argument("--warmup-epochs", type=int, default=8)
+    train.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs (at most)")
+    train.add_argument("--seed", type=int, default=1337)
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a stage, write models/reports/<stage>/")
+    evaluate.add_argument("--stage", choices=stages, required=True)
+    evaluate.add_argument("--data", type=Path, required=True,
+                          help="split folder (its TEST/) or a folder of class folders")
+    evaluate.add_argument("--models", type=Path, default=None, help="models folder")
+    evaluate.add_argument("--reports", type=Path, default=None,
+                          help="reports folder (default: MODELS/reports)")
+    evaluate.add_argument("--name", default=None,
+                          help="report name (default: the stage name)")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    classify = sub.add_parser("classify", help="classify image files or folders")
+    classify.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    classify.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
+    classify.add_argument("--all-stages", action="store_true",
+                          help="run stage 2 on every image, not only recyclable ones")
+    classify.add_argument("--models", type=Path, default=None, help="models folder")
+    classify.add_argument("--backend", choices=["auto", "litert", "keras"], default="auto")
+    classify.add_argument("--uncertain-below", type=float, default=None,
+                          help="final score below which the label is 'uncertain'")
+    classify.set_defaults(func=_cmd_classify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"waste-vision: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("waste-vision: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

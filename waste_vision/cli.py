@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--views", type=int, default=5, help="augmented views per train image")
     train.add_argument("--warmup-epochs", type=int, default=8)
     train.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs (at most)")
+    train.add_argument("--split-block", type=int, default=15,
+                       help="blocks of the backbone kept frozen (their output is cached)")
     train.add_argument("--seed", type=int, default=1337)
     train.set_defaults(func=_cmd_train)
 

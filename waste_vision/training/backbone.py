@@ -164,10 +164,14 @@ def block_output_shape(block: int, size: int = 224) -> tuple[int, int, int]:
     return spatial, spatial, channels
 
 
-def lite0_trunk(split_block: int, size: int = 224, weights_path: Path | None = None
-                ) -> keras.Model:
+def _state_dict(pretrained: bool, weights_path: Path | None):
+    return load_state_dict(weights_path or default_weights_path()) if pretrained else None
+
+
+def lite0_trunk(split_block: int, size: int = 224, weights_path: Path | None = None,
+                pretrained: bool = True) -> keras.Model:
     """Frozen first part of Lite0: RGB [0, 255] in, the feature map after ``split_block`` out."""
-    sd = load_state_dict(weights_path or default_weights_path())
+    sd = _state_dict(pretrained, weights_path)
     b = Lite0Builder(sd)
     inputs = keras.Input((size, size, 3), name="image")
     x = b.blocks(b.stem(inputs), 0, min(split_block, NUM_BLOCKS))
@@ -177,9 +181,10 @@ def lite0_trunk(split_block: int, size: int = 224, weights_path: Path | None = N
 
 
 def lite0_tail(split_block: int, size: int = 224, weights_path: Path | None = None,
-               name_prefix: str = "") -> tuple[keras.Input, keras.KerasTensor]:
+               name_prefix: str = "", pretrained: bool = True
+               ) -> tuple[keras.Input, keras.KerasTensor]:
     """The rest of Lite0 after ``split_block`` as (input, 1280-channel feature map)."""
-    sd = load_state_dict(weights_path or default_weights_path())
+    sd = _state_dict(pretrained, weights_path)
     b = Lite0Builder(sd, name_prefix)
     inputs = keras.Input(block_output_shape(split_block, size), name=f"{name_prefix}features")
     x = inputs

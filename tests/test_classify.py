@@ -1,0 +1,135 @@
+"""`waste-vision classify`: schema, formats, exit codes, and right labels on real photos."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from waste_vision.cli import main
+
+SAMPLES = ROOT / "assets" / "samples"
+
+
+def run(args, capsys):
+    code = main(["classify", *map(str, args)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def jsonl(args, capsys):
+    code, out, err = run(["--format", "jsonl", *args], capsys)
+    return code, [json.loads(line) for line in out.splitlines()], err
+
+
+def test_jsonl_schema_and_labels_on_samples(capsys):
+    code, recs, _ = jsonl([SAMPLES], capsys)
+    assert code == 0
+    assert len(recs) == len(list(SAMPLES.iterdir()))
+    for rec in recs:
+        assert set(rec) == {"path", "label", "stage1", "stage2", "error"}
+        assert rec["error"] is None
+        assert rec["path"].startswith(str(SAMPLES))
+        assert set(rec["stage1"]) == {"label", "score"}
+        assert rec["stage1"]["label"] in ("organic", "recyclable")
+        assert 0.5 <= rec["stage1"]["score"] <= 1.0 or rec["stage1"]["label"] == "organic"
+        if rec["stage1"]["label"] == "recyclable":
+            assert rec["stage2"]["label"] in ("cardboard", "glass", "metal", "paper", "plastic")
+            assert rec["label"] in (rec["stage2"]["label"], "uncertain")
+        else:
+            assert rec["stage2"] is None
+            assert rec["label"] in ("organic", "uncertain")
+
+
+def test_shipped_models_give_right_labels(capsys):
+    """Held-out test photos (not trained on) of every class come out right."""
+    _, recs, _ = jsonl([SAMPLES], capsys)
+    for rec in recs:
+        name = os.path.basename(rec["path"])
+        expected = "organic" if name.startswith("organic") else name.rstrip("0123456789.jpg")
+        assert rec["label"] == expected, rec
+
+
+def test_more_shared_photos(shared_datasets, capsys):
+    photos = [shared_datasets / "kaggle-or-subset" / "TEST" / "O" / f"O_{i}.jpg"
+              for i in (1, 10, 100, 104)]
+    photos += [shared_datasets / "trashnet" / "glass" / "glass10.jpg",
+               shared_datasets / "trashnet" / "cardboard" / "cardboard10.jpg"]
+    _, recs, _ = jsonl(photos, capsys)
+    labels = [r["label"] for r in recs]
+    assert labels[:4].count("organic") >= 3, labels
+    assert labels[4:] == ["glass", "cardboard"], labels
+
+
+def test_all_stages_runs_stage2_everywhere(capsys):
+    _, recs, _ = jsonl(["--all-stages", SAMPLES], capsys)
+    assert all(r["stage2"] is not None for r in recs)
+    assert any(r["label"] == "organic" for r in recs)
+
+
+def test_bad_inputs_get_an_error_line_and_exit_1(tmp_path, capsys):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("hello")
+    good = SAMPLES / "glass101.jpg"
+    code, recs, err = jsonl([good, tmp_path / "empty.jpg", tmp_path / "text.jpg",
+                             tmp_path / "missing.jpg"], capsys)
+    assert code == 1
+    assert [r["error"] is None for r in recs] == [True, False, False, False]
+    assert recs[0]["label"] == "glass"
+    assert recs[1]["error"] == "file is empty"
+    assert "no such file" in recs[3]["error"]
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 3
+
+
+def test_missing_models_folder_exits_2(tmp_path, capsys):
+    code, out, err = run(["--models", tmp_path / "no-models", SAMPLES], capsys)
+    assert code == 2
+    assert str(tmp_path / "no-models") in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_csv_and_table_formats(capsys):
+    code, out, _ = run(["--format", "csv", SAMPLES], capsys)
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == len(list(SAMPLES.iterdir()))
+    assert {"path", "label", "stage1_label", "stage1_score", "stage2_label"} <= set(rows[0])
+    code, out, _ = run([SAMPLES], capsys)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].split()[0] == "label" and len(lines) == 1 + len(rows)
+
+
+def test_hidden_files_and_checkpoints_skipped(tmp_path, capsys):
+    import shutil
+
+    shutil.copy(SAMPLES / "glass101.jpg", tmp_path / "a.jpg")
+    (tmp_path / ".hidden.jpg").write_bytes(b"x")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "b.jpg").write_bytes(b"x")
+    code, recs, _ = jsonl([tmp_path], capsys)
+    assert code == 0 and [os.path.basename(r["path"]) for r in recs] == ["a.jpg"]
+
+
+@pytest.mark.parametrize("backend", ["keras"])
+def test_keras_backend_agrees_with_litert(backend, capsys):
+    _, lite, _ = jsonl(["--backend", "litert", SAMPLES], capsys)
+    _, other, _ = jsonl(["--backend", backend, SAMPLES], capsys)
+    for a, b in zip(lite, other):
+        assert a["label"] == b["label"]
+        assert abs(a["stage1"]["score"] - b["stage1"]["score"]) < 0.01
+
+
+def test_console_script_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "waste_vision", "classify", "--models",
+                           str(tmp_path), str(SAMPLES)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "cascade.json is missing" in proc.stderr

@@ -1,0 +1,107 @@
+"""``models/cascade.json``: which model files make the cascade, their labels and thresholds.
+
+Loading validates everything a wrong file could break later, so the user gets one clear
+line naming the file instead of a failure deep inside inference.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from waste_vision.errors import UserError
+
+MANIFEST_NAME = "cascade.json"
+STAGE_NAMES = ("organic-recyclable", "material")
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    labels: list[str]
+    input_size: tuple[int, int]
+    keras: Path | None
+    tflite: Path | None
+    threshold: float = 0.5
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    root: Path
+    stages: list[StageSpec]
+    fused_tflite: Path | None = None
+
+    def stage(self, name: str) -> StageSpec:
+        return next(s for s in self.stages if s.name == name)
+
+
+def _file(root: Path, value, what: str, manifest: Path) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise UserError(f"{manifest}: {what} must be a file name")
+    path = root / value
+    if not path.is_file():
+        raise UserError(f"{manifest}: {what} file {path} is missing; "
+                        "restore the models folder or pass --models")
+    return path
+
+
+def _stage(root: Path, raw, index: int, manifest: Path) -> StageSpec:
+    if not isinstance(raw, dict):
+        raise UserError(f"{manifest}: stage {index} must be an object")
+    name = raw.get("name")
+    expected = STAGE_NAMES[index]
+    if name != expected:
+        raise UserError(f"{manifest}: stage {index} must be named {expected!r}, not {name!r}")
+    labels = raw.get("labels")
+    if (not isinstance(labels, list) or len(labels) < 2
+            or not all(isinstance(x, str) and x for x in labels)
+            or len(set(labels)) != len(labels)):
+        raise UserError(f"{manifest}: stage {name!r} needs a list of at least two distinct labels")
+    if index == 0 and labels != ["organic", "recyclable"]:
+        raise UserError(f"{manifest}: stage {name!r} labels must be ['organic', 'recyclable']")
+    size = raw.get("input_size")
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(isinstance(v, int) and 8 <= v <= 4096 for v in size)):
+        raise UserError(f"{manifest}: stage {name!r} input_size must be [height, width]")
+    threshold = raw.get("threshold", 0.5)
+    if (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)
+            or not math.isfinite(threshold) or not 0.0 < threshold < 1.0):
+        raise UserError(f"{manifest}: stage {name!r} threshold must be a number in (0, 1)")
+    keras_file = _file(root, raw.get("keras"), f"stage {name!r} keras", manifest)
+    tflite_file = _file(root, raw.get("tflite"), f"stage {name!r} tflite", manifest)
+    if keras_file is None and tflite_file is None:
+        raise UserError(f"{manifest}: stage {name!r} names no model file")
+    metrics = raw.get("metrics", {})
+    return StageSpec(name, list(labels), (size[0], size[1]), keras_file, tflite_file,
+                     float(threshold), metrics if isinstance(metrics, dict) else {})
+
+
+def load_manifest(models_dir: Path) -> Manifest:
+    """Read and validate ``models_dir/cascade.json``; raises ``UserError`` (exit 2) on any fault."""
+    models_dir = Path(models_dir)
+    path = models_dir / MANIFEST_NAME
+    if not models_dir.is_dir():
+        raise UserError(f"models folder {models_dir} does not exist; pass --models DIR "
+                        "pointing at a folder with cascade.json")
+    if not path.is_file():
+        raise UserError(f"{path} is missing; the models folder needs its manifest")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path} is not valid JSON ({str(exc).splitlines()[0]})") from None
+    stages = raw.get("stages") if isinstance(raw, dict) else None
+    if not isinstance(stages, list) or len(stages) != len(STAGE_NAMES):
+        raise UserError(f"{path}: 'stages' must list the {len(STAGE_NAMES)} stages in order")
+    specs = [_stage(models_dir, s, i, path) for i, s in enumerate(stages)]
+    fused = raw.get("fused")
+    fused_tflite = None
+    if fused is not None:
+        if not isinstance(fused, dict):
+            raise UserError(f"{path}: 'fused' must be an object")
+        fused_tflite = _file(models_dir, fused.get("tflite"), "fused tflite", path)
+    return Manifest(models_dir, specs, fused_tflite)

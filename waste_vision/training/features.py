@@ -1,0 +1,64 @@
+"""Augmentation and the frozen-trunk feature cache that makes training fit on 2 CPU cores.
+
+The first blocks of the backbone stay frozen, so their output for an image (or an augmented
+view of it) never changes: it is computed once, stored as float16 and reused by every epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from waste_vision.images import read_rgb, resize_for_model
+
+
+def augment(rgb: np.ndarray, rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """A random view: flips, rotation, zoom/crop, brightness and contrast."""
+    h, w = rgb.shape[:2]
+    if rng.random() < 0.5:
+        rgb = rgb[:, ::-1]
+    if rng.random() < 0.3:
+        rgb = rgb[::-1]
+    angle = rng.uniform(-25, 25)
+    scale = rng.uniform(1.0, 1.3)
+    centre = (w / 2 + rng.uniform(-0.08, 0.08) * w, h / 2 + rng.uniform(-0.08, 0.08) * h)
+    matrix = cv2.getRotationMatrix2D(centre, angle, scale)
+    rgb = cv2.warpAffine(np.ascontiguousarray(rgb), matrix, (w, h),
+                         borderMode=cv2.BORDER_REFLECT_101)
+    x = resize_for_model(rgb, size)
+    contrast = rng.uniform(0.75, 1.25)
+    brightness = rng.uniform(-30, 30)
+    x = (x - x.mean()) * contrast + x.mean() + brightness
+    return np.clip(x, 0, 255)
+
+
+def _cache_key(paths: list[Path], views: int, trunk_name: str, seed: int) -> str:
+    h = hashlib.sha256(json.dumps([trunk_name, views, seed, [str(p) for p in paths]]).encode())
+    return h.hexdigest()[:16]
+
+
+def trunk_features(trunk, paths: list[Path], size: tuple[int, int], views: int,
+                   cache_dir: Path, seed: int, desc: str, batch: int = 32) -> np.ndarray:
+    """Trunk outputs, shape (views, n, ...): view 0 is the plain image, the rest augmented."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = _cache_key(paths, views, f"{trunk.name}{len(trunk.layers)}{trunk.output.shape}", seed)
+    cached = cache_dir / f"{desc}-{key}.npy"
+    if cached.exists():
+        return np.load(cached)
+    rng = np.random.default_rng(seed)
+    out = np.zeros((views, len(paths), *trunk.output.shape[1:]), np.float16)
+    images = [read_rgb(p) for p in tqdm(paths, desc=f"{desc}: decode", unit="img")]
+    for v in range(views):
+        for start in tqdm(range(0, len(paths), batch), desc=f"{desc}: view {v + 1}/{views}",
+                          unit="batch"):
+            chunk = images[start:start + batch]
+            x = np.stack([resize_for_model(im, size) if v == 0 else augment(im, rng, size)
+                          for im in chunk])
+            out[v, start:start + len(chunk)] = np.asarray(trunk(x, training=False))
+    np.save(cached, out)
+    return out

@@ -94,7 +94,8 @@ class _CsvWriter:
 WRITERS = {"table": _TableWriter, "jsonl": _JsonlWriter, "csv": _CsvWriter}
 
 
-def run_classify(args, out: TextIO = sys.stdout) -> int:
+def run_classify(args, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     models = args.models or default_models_dir()
     cascade = Cascade(models, backend=args.backend, uncertain_below=args.uncertain_below)
     inputs = list(expand_inputs(args.paths))

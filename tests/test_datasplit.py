@@ -204,3 +204,36 @@ def test_real_kaggle_subset(tmp_path):
     split_hashes = [digests(dst / s) for s in SPLITS]
     for a, b in itertools.combinations(split_hashes, 2):
         assert not a & b
+
+
+def _near_twin(original: Path, twin: Path) -> Path:
+    """The same picture re-encoded a little brighter: a different file, the same photo."""
+    image = cv2.imread(str(original))
+    twin.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(twin), cv2.add(image, 3), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return twin
+
+
+def test_near_duplicates_stay_in_one_split(tmp_path):
+    src = tmp_path / "src"
+    make_classes(src, {"a": 30})
+    for i in range(10):  # ten photos each with a near twin
+        _near_twin(src / "a" / f"img_{i:03d}.jpg", src / "a" / f"twin_{i:03d}.jpg")
+    report = split_dataset(src, tmp_path / "dst", val=0.2, test=0.2, seed=3)
+    where = {p.name: s for s in SPLITS for p in (tmp_path / "dst" / s / "a").iterdir()}
+    assert len(where) == 40
+    for i in range(10):
+        assert where[f"img_{i:03d}.jpg"] == where[f"twin_{i:03d}.jpg"]
+    assert sum(report.counts[s]["a"] for s in SPLITS) == 40
+
+
+def test_near_duplicate_of_kept_test_image_leaves_train(tmp_path):
+    src = tmp_path / "src"
+    make_classes(src / "TRAIN", {"a": 6})
+    make_classes(src / "TEST", {"a": 2})
+    _near_twin(src / "TEST" / "a" / "img_000.jpg", src / "TRAIN" / "a" / "leak.jpg")
+    report = split_dataset(src, tmp_path / "dst", val=0.0, test=0.0)
+    assert [p.name for p, _ in report.near_duplicates] == ["leak.jpg"]
+    assert not any(p.name == "leak.jpg" for p in (tmp_path / "dst").rglob("*"))
+    off = split_dataset(src, tmp_path / "dst2", val=0.0, test=0.0, near_dup_bits=-1)
+    assert off.counts["TRAIN"]["a"] == 7

@@ -22,7 +22,7 @@ def _cmd_data_split(args) -> int:
     from waste_vision.datasplit import split_dataset
 
     report = split_dataset(args.src, args.dst, val=args.val, test=args.test, seed=args.seed,
-                           link=args.link,
+                           link=args.link, near_dup_bits=args.near_dup_bits,
                            progress=lambda it, total: tqdm(it, total=total, unit="img"))
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--test", type=float, default=0.15, help="test fraction (0.15)")
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--link", action="store_true", help="hard-link instead of copying")
+    split.add_argument("--near-dup-bits", type=int, default=4,
+                       help="images whose 64-bit difference hashes differ in at most this many "
+                            "bits stay in one split (default 4; -1 turns it off)")
     split.set_defaults(func=_cmd_data_split)
 
     stages = ["organic-recyclable", "material"]

@@ -68,3 +68,22 @@ def test_imagenet_top5_is_sensible(imagenet_model, class_names, shared_datasets,
     logits = np.asarray(imagenet_model(_batch([shared_datasets / photo]), training=False))[0]
     top5 = {class_names[i] for i in np.argsort(logits)[::-1][:5]}
     assert top5 & expected, f"{photo}: top-5 {top5}"
+
+
+def test_mobilenet_fallback_backbone_is_pluggable(shared_datasets):
+    from waste_vision.training.backbone import tail_features, trunk_model
+
+    trunk = trunk_model("mobilenet-0.75", split_block=0)
+    assert tuple(trunk.output.shape[1:]) == (7, 7, 768)
+    inputs, features = tail_features("mobilenet-0.75", 0)
+    assert tuple(inputs.shape[1:]) == (7, 7, 768)
+    x = _batch([shared_datasets / "trashnet/glass/glass10.jpg"])
+    assert float(np.asarray(trunk(x)).std()) > 0  # real weights, not zeros
+
+
+def test_unknown_backbone_is_a_user_error():
+    from waste_vision.errors import UserError
+    from waste_vision.training.backbone import trunk_model
+
+    with pytest.raises(UserError, match="unknown backbone"):
+        trunk_model("resnet-9000", 0)

@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--views", type=int, default=5, help="augmented views per train image")
     train.add_argument("--warmup-epochs", type=int, default=8)
     train.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs (at most)")
+    train.add_argument("--backbone", default="lite0",
+                       help="lite0 (default), mobilenet-0.75 (../shared/weights) or "
+                            "keras:<Name> for a keras.applications model (needs internet)")
     train.add_argument("--split-block", type=int, default=15,
                        help="blocks of the backbone kept frozen (their output is cached)")
     train.add_argument("--seed", type=int, default=1337)

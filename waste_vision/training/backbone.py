@@ -191,3 +191,59 @@ def lite0_tail(split_block: int, size: int = 224, weights_path: Path | None = No
     if split_block <= NUM_BLOCKS:
         x = b.head(b.blocks(x, split_block, NUM_BLOCKS))
     return inputs, x
+
+
+# --- pluggable backbones ---------------------------------------------------------------
+# "lite0": EfficientNet-Lite0 ported above; its last blocks can be fine-tuned.
+# "mobilenet-0.75": Keras MobileNet v1 (alpha 0.75) from ../shared/weights, frozen whole.
+# "keras:<Name>": any keras.applications model that takes RGB in [0, 255] itself
+#   (EfficientNet*, EfficientNetV2*, ConvNeXt*), with weights="imagenet" (needs internet),
+#   frozen whole.
+BACKBONES = ("lite0", "mobilenet-0.75", "keras:<Name>")
+SHARED_WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "weights"
+
+
+def _frozen_application(backbone: str, size: int, pretrained: bool) -> keras.Model:
+    shape = (size, size, 3)
+    if backbone == "mobilenet-0.75":
+        weights = SHARED_WEIGHTS / "mobilenet_7_5_224_tf_no_top.h5" if pretrained else None
+        if weights is not None and not weights.is_file():
+            from waste_vision.errors import UserError
+
+            raise UserError(f"{weights} is missing: the MobileNet fallback needs ../shared/weights")
+        net = keras.applications.MobileNet(alpha=0.75, include_top=False, input_shape=shape,
+                                           weights=str(weights) if weights else None)
+        inputs = keras.Input(shape, name="image")
+        x = layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(inputs)
+        return keras.Model(inputs, net(x), name="trunk")
+    if backbone.startswith("keras:"):
+        factory = getattr(keras.applications, backbone.split(":", 1)[1], None)
+        if factory is None:
+            from waste_vision.errors import UserError
+
+            raise UserError(f"keras.applications has no model {backbone[6:]!r}")
+        net = factory(include_top=False, input_shape=shape,
+                      weights="imagenet" if pretrained else None)
+        inputs = keras.Input(shape, name="image")
+        return keras.Model(inputs, net(inputs), name="trunk")
+    from waste_vision.errors import UserError
+
+    raise UserError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+
+
+def trunk_model(backbone: str, split_block: int, size: int = 224,
+                pretrained: bool = True) -> keras.Model:
+    """The frozen, cached part of ``backbone``: RGB [0, 255] in, a feature map out."""
+    if backbone == "lite0":
+        return lite0_trunk(split_block, size, pretrained=pretrained)
+    return _frozen_application(backbone, size, pretrained)
+
+
+def tail_features(backbone: str, split_block: int, size: int = 224, name_prefix: str = "",
+                  pretrained: bool = True) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """(input, feature map) of the trainable part after the trunk; empty for frozen backbones."""
+    if backbone == "lite0":
+        return lite0_tail(split_block, size, name_prefix=name_prefix, pretrained=pretrained)
+    shape = _frozen_application(backbone, size, pretrained=False).output.shape[1:]
+    inputs = keras.Input(shape, name=f"{name_prefix}features")
+    return inputs, inputs

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from waste_vision.training.backbone import lite0_tail, lite0_trunk
+from waste_vision.training.backbone import tail_features, trunk_model
 from waste_vision.training.calibration import fit_temperature, roc_threshold
 from waste_vision.training.data import STAGE_LABELS, stage_split
 from waste_vision.training.export import export_tflite
@@ -30,12 +30,12 @@ STAGE_FILES = {"organic-recyclable": "stage1_organic_recyclable",
                "material": "stage2_material"}
 
 
-def build_tail(stage: str, n_classes: int, split_block: int, pretrained: bool = True
-               ) -> keras.Model:
+def build_tail(stage: str, n_classes: int, backbone: str, split_block: int,
+               pretrained: bool = True) -> keras.Model:
     """Trainable part: last Lite0 blocks + head conv, pooled, dropout, linear logits."""
     prefix = "s1_" if stage == "organic-recyclable" else "s2_"
-    inputs, x = lite0_tail(split_block, INPUT_SIZE[0], name_prefix=prefix,
-                           pretrained=pretrained)
+    inputs, x = tail_features(backbone, split_block, INPUT_SIZE[0], name_prefix=prefix,
+                              pretrained=pretrained)
     x = layers.GlobalAveragePooling2D(name=f"{prefix}avg_pool")(x)
     x = layers.Dropout(0.3, name=f"{prefix}dropout")(x)
     units = 1 if n_classes == 2 else n_classes
@@ -67,8 +67,8 @@ def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
     return {i: float(len(y) / (n_classes * c)) for i, c in enumerate(counts) if c}
 
 
-def assemble(stage: str, trunk: keras.Model, tail: keras.Model, split_block: int,
-             temperature: float, dtype: str = "float32") -> keras.Model:
+def assemble(stage: str, trunk: keras.Model, tail: keras.Model, backbone: str,
+             split_block: int, temperature: float, dtype: str = "float32") -> keras.Model:
     """A fresh, uncompiled stage model: RGB [0, 255] in, calibrated probabilities out.
 
     The temperature is folded into the classifier's weights, so the shipped model needs no
@@ -78,8 +78,9 @@ def assemble(stage: str, trunk: keras.Model, tail: keras.Model, split_block: int
     keras.config.set_dtype_policy(dtype)
     try:
         n = tail.layers[-1].units
-        new_trunk = lite0_trunk(split_block, INPUT_SIZE[0], pretrained=False)
-        new_tail = build_tail(stage, 2 if n == 1 else n, split_block, pretrained=False)
+        new_trunk = trunk_model(backbone, split_block, INPUT_SIZE[0], pretrained=False)
+        new_tail = build_tail(stage, 2 if n == 1 else n, backbone, split_block,
+                              pretrained=False)
         inputs = keras.Input((*INPUT_SIZE, 3), name="image")
         logits = new_tail(new_trunk(inputs))
         act = "sigmoid" if n == 1 else "softmax"
@@ -106,7 +107,7 @@ def train_stage(args) -> None:
     # --- data: cached trunk features of the train views and the plain validation images
     train = stage_split(args.data, stage, "TRAIN", args.extra_recyclable)
     val = stage_split(args.data, stage, "VALIDATION", args.extra_recyclable)
-    trunk = lite0_trunk(args.split_block, INPUT_SIZE[0])
+    trunk = trunk_model(args.backbone, args.split_block, INPUT_SIZE[0])
     trunk.trainable = False
     x_train = trunk_features(trunk, train.paths, INPUT_SIZE, args.views, args.cache,
                              args.seed, f"{stage}-train")
@@ -119,7 +120,7 @@ def train_stage(args) -> None:
           f"{len(val.paths)} validation images")
 
     # --- model
-    tail = build_tail(stage, n, args.split_block)
+    tail = build_tail(stage, n, args.backbone, args.split_block)
     loss, metrics = loss_for(n)
     weights = class_weights(np.asarray(train.labels), n)
     fit = dict(x=x_train, y=y_train, validation_data=(x_val, y_val), batch_size=64,
@@ -133,6 +134,7 @@ def train_stage(args) -> None:
     set_tail_trainable(tail, True)
     tail.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss, metrics=metrics)
     best = run_dir / "best_tail.weights.h5"
+    tail.save_weights(str(best))  # the warm-up result, if fine-tuning never improves on it
     tail.fit(epochs=args.epochs, callbacks=[
         keras.callbacks.CSVLogger(str(run_dir / "finetune_log.csv")),
         keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True,
@@ -147,7 +149,8 @@ def train_stage(args) -> None:
     temperature = fit_temperature(val_logits, y_val)
     scaled = val_logits / temperature
     summary = {"stage": stage, "labels": labels, "temperature": temperature,
-               "split_block": args.split_block, "input_size": list(INPUT_SIZE),
+               "backbone": args.backbone, "split_block": args.split_block,
+               "input_size": list(INPUT_SIZE),
                "train_images": len(train.paths), "views": args.views,
                "extra_recyclable": [str(p) for p in args.extra_recyclable]}
     if n == 2:
@@ -160,9 +163,9 @@ def train_stage(args) -> None:
 
     # --- export the whole stage: .keras and .tflite, plus the tail alone for fusing
     base = out / STAGE_FILES[stage]
-    assemble(stage, trunk, tail, args.split_block, temperature, "float16").save(f"{base}.keras")
-    export_tflite(assemble(stage, trunk, tail, args.split_block, temperature),
-                  Path(f"{base}.tflite"))
+    parts = (stage, trunk, tail, args.backbone, args.split_block, temperature)
+    assemble(*parts, "float16").save(f"{base}.keras")
+    export_tflite(assemble(*parts), Path(f"{base}.tflite"))
     tail.save_weights(run_dir / "tail.weights.h5")
     (out / f"{STAGE_FILES[stage]}.json").write_text(json.dumps(summary, indent=2))
     print(f"{stage}: wrote {base}.keras and {base}.tflite")

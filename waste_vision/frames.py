@@ -1,0 +1,41 @@
+"""The records that flow source -> cascade -> sinks (window, recorder, log).
+
+A ``Frame`` is what a source produces; a ``FrameResult`` is a frame after classification.
+Both are plain, immutable data so they can cross threads without locks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from waste_vision.cascade import CascadeResult
+
+Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured image. ``index`` counts frames the source produced (dropped ones too)."""
+
+    index: int
+    timestamp: float  # time.monotonic() when captured
+    image: np.ndarray  # RGB uint8 (H, W, 3); never modified after capture
+    source_fps: float | None = None  # the source's nominal rate, when it has one
+    position_s: float | None = None  # position in a file, when the source is a file
+
+
+@dataclass(frozen=True)
+class RegionResult:
+    box: Box  # the region classified, clamped to the frame
+    result: CascadeResult
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    frame: Frame
+    regions: list[RegionResult] = field(default_factory=list)
+    latency_ms: float = 0.0  # capture -> classification done
+    capture_fps: float = 0.0
+    classify_fps: float = 0.0

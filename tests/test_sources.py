@@ -1,0 +1,449 @@
+"""Video sources with real threads: small clips written on the fly and a simulated camera."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from waste_vision.errors import UserError
+from waste_vision.sources import (
+    THREAD_PREFIX,
+    Buffering,
+    CameraSource,
+    FileSource,
+    ImageFolderSource,
+    LiveCaptureSource,
+    Reconnect,
+    SourceStatus,
+    StreamSource,
+    list_cameras,
+    open_source,
+)
+
+W, H = 160, 120
+S = SourceStatus
+
+
+def write_clip(path: Path, frames: int = 30, fps: float = 30.0, fourcc: str = "MJPG") -> Path:
+    """A red clip whose top-left patch gets brighter frame by frame, so order is checkable."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (W, H))
+    assert writer.isOpened()
+    for i in range(frames):
+        bgr = np.zeros((H, W, 3), np.uint8)
+        bgr[:] = (0, 0, 255)
+        bgr[:32, :32] = 8 * i
+        writer.write(bgr)
+    writer.release()
+    return path
+
+
+def read_all(source, timeout: float = 2.0, pause: float = 0.0) -> list:
+    frames = []
+    while not source.finished:
+        frame = source.read(timeout)
+        if frame is not None:
+            frames.append(frame)
+            time.sleep(pause)
+    return frames
+
+
+def wait_for(predicate, timeout: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def collapsed(events) -> list[SourceStatus]:
+    """Statuses in order with repeats merged: RECONNECTING x3 reads as one RECONNECTING."""
+    out = []
+    for event in events:
+        if not out or out[-1] is not event.status:
+            out.append(event.status)
+    return out
+
+
+def source_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+
+
+class FakeCamera:
+    """A simulated camera; every capture opened on it obeys ``mode``, which tests flip live.
+
+    ok: a new frame per read; fail: reads fail; unplugged: reads fail and reopening fails;
+    freeze: the same picture again; stall: read() blocks until the mode changes.
+    """
+
+    def __init__(self, fps: float = 200.0):
+        self.fps = fps
+        self.mode = "ok"
+        self.count = 0
+        self.opens = 0
+        self.good_opens = 0
+        self.releases = 0
+
+    def open(self) -> FakeCapture:
+        self.opens += 1
+        return FakeCapture(self)
+
+    def next_frame(self) -> np.ndarray:
+        bgr = np.zeros((H, W, 3), np.uint8)
+        bgr[..., 0] = 255  # blue, to check the BGR -> RGB swap
+        bgr[0, 0, 1], bgr[0, 1, 1] = self.count % 256, self.count // 256 % 256
+        self.count += 1
+        return bgr
+
+
+class FakeCapture:
+    def __init__(self, camera: FakeCamera):
+        self.camera = camera
+        self.opened = camera.mode != "unplugged"
+        camera.good_opens += self.opened
+        self.last: np.ndarray | None = None
+
+    def isOpened(self) -> bool:
+        return self.opened
+
+    def read(self):
+        camera = self.camera
+        time.sleep(1.0 / camera.fps)
+        give_up = time.monotonic() + 3.0  # a test that forgets to end a stall cannot hang
+        while camera.mode == "stall" and time.monotonic() < give_up:
+            time.sleep(0.005)
+        if not self.opened or camera.mode in ("fail", "unplugged"):
+            return False, None
+        if camera.mode == "freeze" and self.last is not None:
+            return True, self.last.copy()
+        self.last = camera.next_frame()
+        return True, self.last
+
+    def release(self) -> None:
+        if self.opened:
+            self.camera.releases += 1
+        self.opened = False
+
+    def get(self, prop: int) -> float:
+        return self.camera.fps if prop == cv2.CAP_PROP_FPS else 0.0
+
+
+@pytest.fixture
+def camera():
+    cam = FakeCamera()
+    yield cam
+    cam.mode = "ok"  # end any stall before the source under test is stopped
+
+
+def live_source(camera: FakeCamera, events: list, **policy) -> LiveCaptureSource:
+    policy = {"initial_delay": 0.02, "max_delay": 0.1, **policy}
+    return LiveCaptureSource(camera.open, name="fake camera", reconnect=Reconnect(**policy),
+                             on_status=events.append)
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+def test_file_source_delivers_every_frame_in_order(tmp_path):
+    events = []
+    source = open_source(write_clip(tmp_path / "clip.avi"), on_status=events.append)
+    assert isinstance(source, FileSource) and not source.is_live
+    assert source.buffering is Buffering.EVERY_FRAME
+    assert (source.frame_count, source.size, source.fps) == (30, (W, H), 30.0)
+    with source:
+        frames = read_all(source, pause=0.005)  # slower than the decoder: it must wait, not drop
+    assert [f.index for f in frames] == list(range(30))
+    assert source.dropped == 0 and source.truncated_at is None
+    patch = [float(f.image[:32, :32].mean()) for f in frames]
+    assert all(b > a for a, b in zip(patch, patch[1:]))
+    rgb = frames[0].image[H - 10, W - 10]
+    assert rgb[0] > 200 and rgb[2] < 50, "file frames must be RGB (the clip is red)"
+    assert frames[-1].position_s == pytest.approx(29 / 30, abs=0.01)
+    assert frames[0].source_fps == 30.0
+    assert collapsed(events) == [S.STARTING, S.RUNNING, S.ENDED]
+    assert "after 30 frames" in events[-1].message
+
+
+def test_paced_file_plays_at_its_own_fps(tmp_path):
+    source = open_source(write_clip(tmp_path / "clip.avi", frames=30, fps=60.0), paced=True)
+    assert source.buffering is Buffering.LATEST
+    start = time.monotonic()
+    with source:
+        frames = read_all(source)
+        elapsed = time.monotonic() - start
+    assert 0.35 < elapsed < 1.5  # 30 frames at 60 fps = 0.5 s
+    assert len(frames) + source.dropped == 30
+    gaps = np.diff([f.timestamp for f in frames])
+    assert np.median(gaps) == pytest.approx(1 / 60, abs=0.006)
+
+
+def test_loop_restarts_the_file(tmp_path):
+    source = open_source(write_clip(tmp_path / "clip.avi", frames=10), loop=True)
+    with source:
+        frames = [source.read(2.0) for _ in range(25)]
+        assert source.status is S.RUNNING
+    assert [f.index for f in frames] == list(range(25))
+    assert [f.position_s for f in frames[:3]] == [f.position_s for f in frames[10:13]]
+    assert frames[10].position_s == pytest.approx(0.0)
+    assert source.status is S.ENDED and not source_threads()
+
+
+def test_truncated_video(tmp_path):
+    """OpenCV's AVI writer puts the frame count in the header, so a cut AVI still opens and
+    says 30 frames, then fails every read past the cut. A cut MP4 loses its index (written
+    last) and does not open at all."""
+    clip = write_clip(tmp_path / "clip.avi")
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    events = []
+    source = open_source(cut, on_status=events.append)
+    assert source.frame_count == 30
+    with source:
+        frames = read_all(source)
+    assert 0 < len(frames) < 30
+    assert source.truncated_at == len(frames)
+    assert source.status is S.ENDED
+    assert f"stopped at frame {len(frames)} of 30" in events[-1].message
+
+    mp4 = write_clip(tmp_path / "clip.mp4", fourcc="mp4v")
+    mp4_cut = tmp_path / "cut.mp4"
+    mp4_cut.write_bytes(mp4.read_bytes()[: mp4.stat().st_size // 2])
+    with pytest.raises(UserError, match=re.escape(str(mp4_cut))):
+        open_source(mp4_cut)
+
+
+def test_damaged_frame_mid_file_is_skipped(tmp_path):
+    """A frame whose JPEG data is broken makes one read() fail; the frames after it decode."""
+    clip = write_clip(tmp_path / "clip.avi")
+    data = bytearray(clip.read_bytes())
+    jpegs = [m.start() for m in re.finditer(rb"\xff\xd8\xff", bytes(data))]
+    assert len(jpegs) == 30
+    data[jpegs[15] + 20 : jpegs[15] + 220] = bytes(200)  # frame 15's tables and first scan bytes
+    clip.write_bytes(bytes(data))
+    events = []
+    with open_source(clip, on_status=events.append) as source:
+        frames = read_all(source)
+    assert len(frames) == 29 and source.damaged_frames == 1 and source.truncated_at is None
+    assert [round(f.position_s * 30) for f in frames[14:17]] == [14, 16, 17]
+    assert events[-1].status is S.ENDED and "skipped 1 damaged" in events[-1].message
+
+
+def test_stop_unblocks_a_capture_thread_waiting_on_a_full_queue(tmp_path):
+    source = open_source(write_clip(tmp_path / "clip.avi")).start()
+    assert wait_for(lambda: source.read(0) is not None)
+    time.sleep(0.05)  # queue fills, capture thread waits for room
+    started = time.monotonic()
+    source.stop()
+    assert time.monotonic() - started < 1.0
+    assert not source_threads() and source.status is S.ENDED
+
+
+# -- image folders --------------------------------------------------------------------------
+
+
+def make_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, bgr in (("a.png", (0, 0, 255)), ("c.png", (0, 255, 0)), ("d.jpg", (255, 0, 0))):
+        cv2.imwrite(str(folder / name), np.full((H, W, 3), bgr, np.uint8))
+    (folder / "b.jpg").write_bytes(b"not an image")
+    return folder
+
+
+def test_image_folder_slideshow(tmp_path):
+    events = []
+    source = open_source(make_folder(tmp_path), on_status=events.append)
+    assert isinstance(source, ImageFolderSource)
+    with source:
+        frames = read_all(source)
+    colours = [tuple(int(v) for v in f.image[5, 5]) for f in frames]
+    assert [np.argmax(c) for c in colours] == [0, 1, 2]  # red, green, blue in RGB, sorted names
+    assert [p.name for p in source.skipped] == ["b.jpg"]
+    assert any("b.jpg" in e.message and "skipped" in e.message for e in events)
+    assert source.status is S.ENDED
+
+
+def test_paced_slideshow_loops(tmp_path):
+    source = open_source(make_folder(tmp_path), paced=True, loop=True, seconds_per_image=0.1)
+    start = time.monotonic()
+    with source:
+        frames = [source.read(1.0) for _ in range(5)]
+        elapsed = time.monotonic() - start
+    assert [int(np.argmax(f.image[5, 5])) for f in frames] == [0, 1, 2, 0, 1]
+    assert 0.3 < elapsed < 1.2  # 5 images, 0.1 s apart
+    assert source.fps == pytest.approx(10.0)
+
+
+# -- open_source ----------------------------------------------------------------------------
+
+
+def test_open_source_errors_name_the_path(tmp_path):
+    missing = tmp_path / "nowhere.mp4"
+    with pytest.raises(UserError, match=re.escape(str(missing))):
+        open_source(missing)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    with pytest.raises(UserError, match=re.escape(str(empty))):
+        open_source(empty)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"hello" * 100)
+    with pytest.raises(UserError, match="cannot open this video"):
+        open_source(str(junk))
+
+
+def test_open_source_picks_the_kind(tmp_path):
+    photo = tmp_path / "one.png"
+    cv2.imwrite(str(photo), np.zeros((H, W, 3), np.uint8))
+    single = open_source(photo)
+    assert isinstance(single, ImageFolderSource) and single.paths == [photo]
+    camera = open_source("0")
+    assert isinstance(camera, CameraSource) and camera.index == 0 and camera.is_live
+    assert camera.buffering is Buffering.LATEST
+    assert isinstance(open_source(2), CameraSource)
+    stream = open_source("rtsp://user:secret@10.0.0.5/live")
+    assert isinstance(stream, StreamSource) and stream.is_live
+    assert "secret" not in stream.name
+
+
+def test_camera_that_does_not_open_raises_on_start():
+    source = CameraSource(97)
+    with pytest.raises(UserError, match="camera 97"):
+        source.start()
+    assert source.status is S.FAILED and source.finished
+
+
+# -- live sources (simulated camera) --------------------------------------------------------
+
+
+def test_latest_frame_wins_for_a_slow_consumer(camera):
+    source = LiveCaptureSource(camera.open).start()
+    frames, ages = [], []
+    try:
+        for _ in range(8):
+            frame = source.read(1.0)
+            ages.append(time.monotonic() - frame.timestamp)
+            frames.append(frame)
+            time.sleep(0.05)  # a slow classifier
+        assert source.status is S.RUNNING
+    finally:
+        source.stop()
+    while (frame := source.read(0)) is not None:  # the slot may hold one unread frame
+        frames.append(frame)
+    indices = [f.index for f in frames]
+    assert all(b > a for a, b in zip(indices, indices[1:]))
+    assert sum(b - a > 1 for a, b in zip(indices, indices[1:])) >= 5  # it skipped ahead
+    assert source.dropped > 0
+    assert source.dropped == indices[-1] + 1 - len(frames)  # every unseen frame was dropped
+    assert np.median(ages[1:]) < 0.03  # fresh, not 50 ms old
+    assert (frames[0].image[5, 5] == (0, 0, 255)).all()  # BGR blue became RGB blue
+    assert frames[0].source_fps == 200.0 and source.size == (W, H)
+
+
+def test_reconnects_after_failures_with_backoff(camera):
+    events = []
+    source = live_source(camera, events, frozen_timeout=None).start()
+    try:
+        assert source.read(1.0) is not None
+        camera.mode = "unplugged"
+        assert wait_for(lambda: source.status is S.RECONNECTING)
+        time.sleep(0.3)
+        recovered = time.monotonic()
+        camera.mode = "ok"
+        frame = source.read(2.0)
+        while frame is not None and frame.timestamp < recovered:
+            frame = source.read(2.0)
+        assert frame is not None and frame.timestamp - recovered < 2.0
+        assert wait_for(lambda: source.status is S.RUNNING)
+    finally:
+        source.stop()
+    assert collapsed(events) == [S.STARTING, S.RUNNING, S.RECONNECTING, S.RUNNING, S.ENDED]
+    delays = [float(m.group(1)) for e in events if (m := re.search(r"in ([\d.]+) s", e.message))]
+    assert delays[:3] == [0.02, 0.04, 0.08] and max(delays) == 0.1
+    assert "read failed" in events[2].message and "did not reopen" in events[3].message
+    assert camera.opens >= 4 and camera.releases == camera.good_opens  # nothing left open
+
+
+def test_stall_triggers_reconnect(camera):
+    events = []
+    source = live_source(camera, events, stall_timeout=0.2).start()
+    try:
+        assert source.read(1.0) is not None
+        camera.mode = "stall"
+        time.sleep(0.4)
+        camera.mode = "ok"
+        assert wait_for(lambda: S.RECONNECTING in collapsed(events) and source.status is S.RUNNING)
+    finally:
+        source.stop()
+    assert any(e.status is S.RECONNECTING and "no new frame" in e.message for e in events)
+
+
+def test_frozen_picture_triggers_reconnect(camera):
+    events = []
+    source = live_source(camera, events, frozen_timeout=0.2).start()
+    try:
+        assert source.read(1.0) is not None
+        camera.mode = "freeze"
+        assert wait_for(lambda: source.status is S.RECONNECTING)
+        camera.mode = "ok"
+        assert wait_for(lambda: source.status is S.RUNNING)
+        assert source.read(1.0) is not None
+    finally:
+        source.stop()
+    assert any(e.status is S.RECONNECTING and "frozen" in e.message for e in events)
+
+
+def test_gives_up_after_max_attempts(camera):
+    events = []
+    source = live_source(camera, events, max_attempts=2).start()
+    camera.mode = "unplugged"
+    assert wait_for(lambda: source.finished)
+    source.stop()
+    assert source.status is S.FAILED and "gave up after 2" in events[-1].message
+
+
+def test_stop_is_idempotent_and_joins_the_thread(camera):
+    events = []
+    source = live_source(camera, events)
+    source.stop()  # before start: harmless
+    assert source.status is S.ENDED
+
+    source = live_source(camera, events).start()
+    assert source.start() is source and len(source_threads()) == 1
+    assert source.read(1.0) is not None
+    source.stop()
+    source.stop()
+    assert not source_threads()
+    assert source.status is S.ENDED and source.finished
+    assert [e.status for e in events].count(S.ENDED) == 2  # one per source, none twice
+    with pytest.raises(RuntimeError):
+        source.start()
+
+
+def test_list_cameras_keeps_only_cameras_that_deliver():
+    opened = []
+
+    class Probe:
+        def __init__(self, index):
+            self.index, self.released = index, False
+            opened.append(self)
+
+        def isOpened(self):
+            return self.index in (1, 2)
+
+        def read(self):
+            return (True, np.zeros((H, W, 3), np.uint8)) if self.index == 1 else (False, None)
+
+        def release(self):
+            self.released = True
+
+    assert list_cameras(3, opener=Probe) == [1]
+    assert [p.index for p in opened] == [0, 1, 2, 3]
+    assert all(p.released for p in opened)

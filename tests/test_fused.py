@@ -26,3 +26,16 @@ def test_fused_matches_stages(models_dir):
         np.testing.assert_allclose(fused[0].ravel(), s1.ravel(), atol=1e-2)
         np.testing.assert_allclose(fused[1].ravel(), s2.ravel(), atol=1e-2)
         assert fused[1].argmax() == s2.argmax()
+
+
+def test_cascade_uses_fused_model_and_agrees_with_stages(models_dir):
+    from waste_vision.cascade import Cascade
+
+    fused = Cascade(models_dir, backend="litert")
+    separate = Cascade(models_dir, backend="litert", fused=False)
+    assert fused.uses_fused and not separate.uses_fused
+    for path in sorted((ROOT / "assets" / "samples").iterdir()):
+        rgb = read_rgb(path)
+        a, b = fused.classify(rgb, all_stages=True), separate.classify(rgb, all_stages=True)
+        assert a.label == b.label, path.name
+        assert abs(a.stage1.score - b.stage1.score) < 1e-2

@@ -119,7 +119,7 @@ class Cascade:
     """Runs the manifest's stages on RGB frames; build once, call per frame."""
 
     def __init__(self, models_dir: Path, backend: str = "auto", threads: int = 2,
-                 uncertain_below: float | None = None):
+                 uncertain_below: float | None = None, fused: bool = True):
         self.manifest: Manifest = load_manifest(models_dir)
         self.backend = choose_backend(backend)
         self.uncertain_below = (DEFAULT_UNCERTAIN_BELOW if uncertain_below is None
@@ -133,6 +133,18 @@ class Cascade:
                     f"{self.manifest.root / 'cascade.json'}: stage {spec.name!r} lists "
                     f"{len(spec.labels)} labels but its model has {model.output_sizes[0]} "
                     "outputs; fix the labels or restore the model file")
+        # One pass through the shared trunk gives both stages (LiteRT only).
+        self._fused = None
+        if (fused and self.backend == "litert" and self.manifest.fused_tflite
+                and self.stage1.input_size == self.stage2.input_size):
+            self._fused = _LiteRTModel(self.manifest.fused_tflite, threads)
+            if self._fused.output_sizes != [m.output_sizes[0] for m in self._models]:
+                raise UserError(f"{self.manifest.fused_tflite}: its outputs do not match the "
+                                "two stages; restore the models folder or pass --no-fused")
+
+    @property
+    def uses_fused(self) -> bool:
+        return self._fused is not None
 
     def _load(self, spec: StageSpec, threads: int):
         if self.backend == "litert":
@@ -152,9 +164,15 @@ class Cascade:
 
     def classify(self, rgb: np.ndarray, all_stages: bool = False) -> CascadeResult:
         """Classify one RGB image (H, W, 3, uint8)."""
-        s1 = self.run_stage(0, rgb)
-        recyclable = s1.label == "recyclable"
-        s2 = self.run_stage(1, rgb) if (recyclable or all_stages) else None
+        if self._fused is not None:
+            out1, out2 = self._fused(resize_for_model(rgb, self.stage1.input_size))
+            s1 = _stage_result(self.stage1, out1)
+            recyclable = s1.label == "recyclable"
+            s2 = _stage_result(self.stage2, out2) if (recyclable or all_stages) else None
+        else:
+            s1 = self.run_stage(0, rgb)
+            recyclable = s1.label == "recyclable"
+            s2 = self.run_stage(1, rgb) if (recyclable or all_stages) else None
         if recyclable:
             label, score = s2.label, s1.score * s2.score
         else:

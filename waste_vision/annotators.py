@@ -1,0 +1,207 @@
+"""The overlay, drawn into the frame's pixels so that recordings carry it.
+
+Modelled on roboflow/supervision's annotators: each class has one method,
+``annotate(scene, result) -> scene``, that draws in place on an RGB uint8 array and returns
+it, so they combine freely (``Overlay``). The array must be C-contiguous (cv2 draws into
+it), and ``Frame.image`` must stay unmodified, so callers annotate a copy:
+``Overlay.default().annotate(result.frame.image.copy(), result)``.
+
+Sizes (type, lines, padding) follow the frame's shorter side (``scale_for``) so the overlay
+reads the same from 480p to 4K. Nothing here assumes the frame is large or the boxes inside
+it: anything outside the frame is clipped, never an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from waste_vision.cascade import UNCERTAIN, CascadeResult
+from waste_vision.frames import Box, FrameResult, RegionResult
+
+Colour = tuple[int, int, int]  # RGB
+
+CLASS_COLOURS: dict[str, Colour] = {
+    "organic": (40, 200, 60),  # green
+    "recyclable": (40, 90, 255),  # blue; only seen when stage 2 is missing
+    "cardboard": (150, 100, 50),  # brown
+    "glass": (0, 220, 230),  # cyan
+    "metal": (175, 180, 190),  # silver
+    "paper": (140, 200, 255),  # light blue
+    "plastic": (255, 165, 0),  # orange
+    UNCERTAIN: (230, 0, 230),  # magenta
+}
+DEFAULT_COLOUR: Colour = (255, 255, 255)
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+Rect = tuple[int, int, int, int]  # x, y, w, h, always inside the frame
+
+
+def colour_for(label: str) -> Colour:
+    return CLASS_COLOURS.get(label, DEFAULT_COLOUR)
+
+
+def text_colour_on(background: Colour) -> Colour:
+    """Black on light fills, white on dark ones: legible on every class colour."""
+    r, g, b = background
+    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 140 else (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class Style:
+    font_scale: float  # the final label
+    small_scale: float  # stage probabilities and stats
+    thickness: int  # text strokes
+    line: int  # box outline
+    pad: int  # around text
+
+
+def scale_for(frame_shape: tuple[int, ...]) -> Style:
+    """Sizes for a frame, proportional to its shorter side (720 px = 1.0)."""
+    s = max(min(frame_shape[:2]), 1) / 720
+    return Style(font_scale=max(1.1 * s, 0.1), small_scale=max(0.7 * s, 0.1),
+                 thickness=max(1, round(2 * s + 0.4)), line=max(1, round(3 * s)),
+                 pad=max(1, round(8 * s)))
+
+
+def _clip(box: Box, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
+    """The part of ``box`` inside the frame as inclusive corners, or None if none is."""
+    x, y, w, h = (int(v) for v in box)
+    x0, y0 = max(x, 0), max(y, 0)
+    x1, y1 = min(x + w, shape[1]) - 1, min(y + h, shape[0]) - 1
+    return (x0, y0, x1, y1) if x1 >= x0 and y1 >= y0 else None
+
+
+def _text_block(lines: list[tuple[str, float]], style: Style) -> tuple[int, int, list[int]]:
+    """Width, height and baselines (relative to the top) of stacked text lines."""
+    width, y, baselines = 0, style.pad, []
+    for text, scale in lines:
+        (w, h), base = cv2.getTextSize(text, FONT, scale, style.thickness)
+        width = max(width, w)
+        baselines.append(y + h)
+        y += h + base + style.pad
+    return width + 2 * style.pad, y, baselines
+
+
+def _place(x: int, y: int, w: int, h: int, shape: tuple[int, ...]) -> Rect:
+    """Shift a block so it lies inside the frame (shrunk only if the frame is smaller)."""
+    w, h = min(w, shape[1]), min(h, shape[0])
+    return min(max(x, 0), shape[1] - w), min(max(y, 0), shape[0] - h), w, h
+
+
+def _draw_text(scene: np.ndarray, rect: Rect, lines, baselines, style: Style, colour: Colour):
+    x, y = rect[:2]
+    for (text, scale), base in zip(lines, baselines):
+        cv2.putText(scene, text, (x + style.pad, y + base), FONT, scale, colour,
+                    style.thickness, cv2.LINE_AA)
+
+
+class Annotator(Protocol):
+    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray: ...
+
+
+class BoxAnnotator:
+    """An outline in the class colour around each region, drawn inside the region."""
+
+    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
+        style = scale_for(scene.shape)
+        for region in result.regions:
+            corners = _clip(region.box, scene.shape)
+            if corners is None:
+                continue
+            x0, y0, x1, y1 = corners
+            t = style.line
+            colour = colour_for(region.result.label)
+            for bar in ((x0, y0, x1, y0 + t - 1), (x0, y1 - t + 1, x1, y1),
+                        (x0, y0, x0 + t - 1, y1), (x1 - t + 1, y0, x1, y1)):
+                a, b, c, d = bar  # filled bars: exact pixels, unlike thick cv2 lines
+                cv2.rectangle(scene, (max(a, x0), max(b, y0)), (min(c, x1), min(d, y1)),
+                              colour, cv2.FILLED)
+        return scene
+
+
+class LabelAnnotator:
+    """Final label and score in large type, both stages below, on a filled class-colour tab.
+
+    The tab sits above the region, or inside its top when there is no room above, and is
+    shifted to stay inside the frame for regions at the frame's edges.
+    """
+
+    def __init__(self, show_stages: bool = True):
+        self.show_stages = show_stages
+
+    def lines(self, result: CascadeResult, style: Style) -> list[tuple[str, float]]:
+        lines = [(f"{result.label} {result.score:.2f}".strip(), style.font_scale)]
+        if self.show_stages:
+            stages = [s for s in (result.stage1, result.stage2) if s is not None]
+            text = " | ".join(f"{s.label} {s.score:.2f}" for s in stages)
+            if text:
+                lines.append((text, style.small_scale))
+        return lines
+
+    def rect(self, shape: tuple[int, ...], region: RegionResult) -> Rect | None:
+        """Where ``annotate`` puts the tab for ``region``; None for a region outside the frame."""
+        corners = _clip(region.box, shape)
+        if corners is None:
+            return None
+        style = scale_for(shape)
+        w, h, _ = _text_block(self.lines(region.result, style), style)
+        x0, y0 = corners[:2]
+        return _place(x0, y0 - h if y0 - h >= 0 else y0, w, h, shape)
+
+    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
+        style = scale_for(scene.shape)
+        for region in result.regions:
+            rect = self.rect(scene.shape, region)
+            if rect is None:
+                continue
+            lines = self.lines(region.result, style)
+            baselines = _text_block(lines, style)[2]
+            x, y, w, h = rect
+            fill = colour_for(region.result.label)
+            cv2.rectangle(scene, (x, y), (x + w - 1, y + h - 1), fill, cv2.FILLED)
+            _draw_text(scene, rect, lines, baselines, style, text_colour_on(fill))
+        return scene
+
+
+class StatsAnnotator:
+    """Capture and classification rates and latency, white on a darkened top-left block."""
+
+    def lines(self, result: FrameResult, style: Style) -> list[tuple[str, float]]:
+        text = (f"capture {result.capture_fps:.1f} fps  classify {result.classify_fps:.1f} fps"
+                f"  latency {result.latency_ms:.0f} ms")
+        return [(text, style.small_scale)]
+
+    def rect(self, shape: tuple[int, ...], result: FrameResult) -> Rect:
+        style = scale_for(shape)
+        w, h, _ = _text_block(self.lines(result, style), style)
+        return _place(0, 0, w, h, shape)
+
+    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
+        style = scale_for(scene.shape)
+        lines = self.lines(result, style)
+        x, y, w, h = rect = self.rect(scene.shape, result)
+        roi = scene[y:y + h, x:x + w]
+        roi //= 3  # darken in place: text stays legible, the scene still shows through
+        _draw_text(scene, rect, lines, _text_block(lines, style)[2], style, (255, 255, 255))
+        return scene
+
+
+class Overlay:
+    """Several annotators applied in order; ``default()`` is boxes, labels, then stats."""
+
+    def __init__(self, annotators: Iterable[Annotator]):
+        self.annotators = list(annotators)
+
+    @classmethod
+    def default(cls) -> Overlay:
+        return cls([BoxAnnotator(), LabelAnnotator(), StatsAnnotator()])
+
+    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
+        for annotator in self.annotators:
+            scene = annotator.annotate(scene, result)
+        return scene

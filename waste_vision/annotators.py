@@ -169,7 +169,8 @@ class LabelAnnotator:
 
 
 class StatsAnnotator:
-    """Capture and classification rates and latency, white on a darkened top-left block."""
+    """Capture and classification rates and latency, white on a darkened bottom-left block
+    (the top-left corner is where a whole-frame region's label goes)."""
 
     def lines(self, result: FrameResult, style: Style) -> list[tuple[str, float]]:
         text = (f"capture {result.capture_fps:.1f} fps  classify {result.classify_fps:.1f} fps"
@@ -179,7 +180,7 @@ class StatsAnnotator:
     def rect(self, shape: tuple[int, ...], result: FrameResult) -> Rect:
         style = scale_for(shape)
         w, h, _ = _text_block(self.lines(result, style), style)
-        return _place(0, 0, w, h, shape)
+        return _place(0, shape[0] - h, w, h, shape)
 
     def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
         style = scale_for(scene.shape)

@@ -50,6 +50,12 @@ def _cmd_classify(args) -> int:
     return run_classify(args)
 
 
+def _cmd_annotate(args) -> int:
+    from waste_vision.annotate import run_annotate
+
+    return run_annotate(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="waste-vision",
@@ -112,6 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--uncertain-below", type=float, default=None,
                           help="final score below which the label is 'uncertain'")
     classify.set_defaults(func=_cmd_classify)
+
+    annotate = sub.add_parser("annotate", help="annotate every frame of a video file")
+    annotate.add_argument("input", type=Path, metavar="INPUT")
+    annotate.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mp4")
+    annotate.add_argument("--jsonl", type=Path, default=None, metavar="LOG",
+                          help="also write one JSON line per frame")
+    annotate.add_argument("--roi", action="append", default=[], metavar="x,y,w,h",
+                          help="a region to track and classify (repeatable)")
+    annotate.add_argument("--models", type=Path, default=None, help="models folder")
+    annotate.add_argument("--backend", choices=["auto", "litert", "keras"], default="auto")
+    annotate.add_argument("--threads", type=int, default=2, help="inference threads (2)")
+    annotate.add_argument("--progress", action="store_true",
+                          help="show a progress bar even when not on a terminal")
+    annotate.set_defaults(func=_cmd_annotate)
     return parser
 
 

@@ -1,0 +1,110 @@
+"""`waste-vision annotate`: output matches the input, one log line per frame, exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+from waste_vision.cli import main
+from waste_vision.recorder import read_jsonl
+
+DEMO = ROOT / "assets" / "demo.mp4"
+
+
+def _props(path):
+    cap = cv2.VideoCapture(str(path))
+    props = (int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), cap.get(cv2.CAP_PROP_FPS),
+             int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    cap.release()
+    return props
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory):
+    """The first 45 frames of the demo clip at an odd size, as its own file."""
+    path = tmp_path_factory.mktemp("clip") / "short.avi"
+    cap = cv2.VideoCapture(str(DEMO))
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (642, 362))
+    for _ in range(45):
+        ok, frame = cap.read()
+        assert ok
+        out.write(cv2.resize(frame, (642, 362)))
+    out.release()
+    cap.release()
+    return path
+
+
+def test_demo_clip_is_720p(tmp_path):
+    frames, fps, w, h = _props(DEMO)
+    assert (w, h) == (1280, 720) and fps == 30 and frames >= 300
+
+
+def test_output_matches_input_and_log_has_every_frame(short_clip, tmp_path, capsys):
+    out, log = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    assert main(["annotate", str(short_clip), "-o", str(out), "--jsonl", str(log)]) == 0
+    assert _props(out) == (45, 25.0, 642, 362)
+    lines = read_jsonl(log)
+    assert [line["index"] for line in lines] == list(range(45))
+    first = lines[0]
+    assert {"index", "timestamp", "latency_ms", "regions"} <= set(first)
+    (region,) = first["regions"]
+    assert region["box"] == [0, 0, 642, 362]
+    assert set(region) == {"box", "label", "score", "stage1", "stage2"}
+    assert region["stage1"]["label"] in ("organic", "recyclable")
+
+
+def test_output_carries_the_overlay(short_clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    assert main(["annotate", str(short_clip), "-o", str(out)]) == 0
+    a, b = cv2.VideoCapture(str(short_clip)), cv2.VideoCapture(str(out))
+    _, plain = a.read()
+    _, annotated = b.read()
+    diff = np.abs(plain.astype(int) - annotated.astype(int)).sum(axis=2) > 60
+    assert diff[:40, :120].mean() > 0.2  # the label tab, top-left
+    assert diff[150:250, 250:400].mean() < 0.05  # the middle of the frame is untouched
+
+
+def test_regions_are_tracked_and_logged(short_clip, tmp_path):
+    log = tmp_path / "roi.jsonl"
+    assert main(["annotate", str(short_clip), "-o", str(tmp_path / "roi.mp4"), "--jsonl",
+                 str(log), "--roi", "100,50,300,200", "--roi", "500,300,400,400"]) == 0
+    lines = read_jsonl(log)
+    assert len(lines) == 45
+    assert len(lines[0]["regions"]) == 2
+    x, y, w, h = lines[0]["regions"][1]["box"]
+    assert x + w <= 642 and y + h <= 362  # clamped to the frame
+
+
+def test_cut_file_annotates_what_is_readable_and_exits_1(short_clip, tmp_path, capsys):
+    cut = tmp_path / "cut.avi"
+    data = short_clip.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    out, log = tmp_path / "cut.mp4", tmp_path / "cut.jsonl"
+    code = main(["annotate", str(cut), "-o", str(out), "--jsonl", str(log)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "stops being readable at frame" in err
+    frames = _props(out)[0]
+    assert 0 < frames < 45 and len(read_jsonl(log)) == frames
+
+
+def test_missing_input_and_models_exit_2(tmp_path, capsys):
+    assert main(["annotate", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "o.mp4")]) == 2
+    assert "nope.mp4" in capsys.readouterr().err
+    code = main(["annotate", str(DEMO), "-o", str(tmp_path / "o.mp4"), "--models",
+                 str(tmp_path / "no-models")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no-models" in err and len(err.strip().splitlines()) == 1
+
+
+def test_unwritable_output_folder_exits_2(tmp_path, capsys):
+    code = main(["annotate", str(DEMO), "-o", str(tmp_path / "missing" / "o.mp4")])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -1,0 +1,137 @@
+"""One pipeline for the window and the headless commands: source -> cascade -> sinks.
+
+``FrameClassifier`` turns a captured ``Frame`` into a ``FrameResult`` (regions tracked and
+clamped, each crop through the cascade, rates and latency measured). ``Pipeline`` pulls
+frames from a source, classifies them, draws the overlay on a copy and hands both to its
+sinks (recorder, log, window). ``annotate`` runs it in the calling thread over every frame
+of a file; the window runs it in a worker thread over the freshest frames of a live source,
+so neither capture nor display ever waits for inference.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Protocol
+
+import numpy as np
+
+from waste_vision.cascade import Cascade
+from waste_vision.frames import Frame, FrameResult, RegionResult
+from waste_vision.regions import RegionSet, crop
+
+
+class RateMeter:
+    """Events per second over a sliding window of the last ``window`` events."""
+
+    def __init__(self, window: int = 30):
+        self._times: list[float] = []
+        self._window = window
+
+    def tick(self, t: float | None = None) -> float:
+        self._times.append(time.monotonic() if t is None else t)
+        del self._times[:-self._window]
+        return self.rate
+
+    @property
+    def rate(self) -> float:
+        if len(self._times) < 2 or self._times[-1] <= self._times[0]:
+            return 0.0
+        return (len(self._times) - 1) / (self._times[-1] - self._times[0])
+
+
+class FrameClassifier:
+    """Frame -> FrameResult: every region's crop through the cascade, with rates measured."""
+
+    def __init__(self, cascade: Cascade, regions: RegionSet | None = None,
+                 all_stages: bool = False):
+        self.cascade = cascade
+        self.regions = regions or RegionSet()
+        self.all_stages = all_stages
+        self._capture_rate = RateMeter()
+        self._classify_rate = RateMeter()
+
+    def __call__(self, frame: Frame) -> FrameResult:
+        image = frame.image
+        regions = [RegionResult(box, self.cascade.classify(crop(image, box), self.all_stages))
+                   for box in self.regions.boxes(image)]
+        now = time.monotonic()
+        return FrameResult(frame, regions, latency_ms=(now - frame.timestamp) * 1000,
+                           capture_fps=self._capture_rate.tick(frame.timestamp),
+                           classify_fps=self._classify_rate.tick(now))
+
+
+class Sink(Protocol):
+    """Anything that takes classified frames: a recorder, a log, the window's bridge."""
+
+    def write(self, result: FrameResult, annotated: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Annotator(Protocol):
+    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray: ...
+
+
+class FrameSource(Protocol):
+    def read(self, timeout: float | None = None) -> Frame | None: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+
+class Pipeline:
+    """Pull, classify, draw, hand on: the one loop behind ``annotate`` and the window."""
+
+    def __init__(self, source: FrameSource, classifier: FrameClassifier,
+                 overlay: Annotator | None, sinks: list[Sink] | None = None):
+        self.source = source
+        self.classifier = classifier
+        self.overlay = overlay
+        self.sinks: list[Sink] = list(sinks or [])
+        self.frames = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def step(self, frame: Frame) -> tuple[FrameResult, np.ndarray]:
+        result = self.classifier(frame)
+        annotated = frame.image.copy()
+        if self.overlay is not None:
+            annotated = self.overlay.annotate(annotated, result)
+        for sink in list(self.sinks):
+            sink.write(result, annotated)
+        self.frames += 1
+        return result, annotated
+
+    def run(self, on_frame: Callable[[FrameResult], None] | None = None,
+            poll_s: float = 0.1) -> int:
+        """Process frames until the source finishes or ``stop()``; returns frames processed."""
+        while not self._stop.is_set():
+            frame = self.source.read(timeout=poll_s)
+            if frame is None:
+                if self.source.finished:
+                    break
+                continue
+            result, _ = self.step(frame)
+            if on_frame is not None:
+                on_frame(result)
+        return self.frames
+
+    def start(self, on_frame: Callable[[FrameResult], None] | None = None) -> "Pipeline":
+        """Run in a worker thread (the window's way); errors are kept in ``error``."""
+
+        def work():
+            try:
+                self.run(on_frame)
+            except BaseException as exc:  # reported by whoever owns the pipeline
+                self.error = exc
+
+        self._thread = threading.Thread(target=work, name="pipeline", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -9,6 +9,7 @@ frames of any size; resizing to each stage's input happens here.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,10 @@ class _KerasModel:
 
 
 def gpu_visible() -> bool:
+    """A GPU TensorFlow can use. Importing TensorFlow costs seconds and hundreds of MB, so
+    it is only asked when the machine shows an NVIDIA device at all."""
+    if not (Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi")):
+        return False
     try:
         import tensorflow as tf
 

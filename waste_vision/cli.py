@@ -56,6 +56,12 @@ def _cmd_annotate(args) -> int:
     return run_annotate(args)
 
 
+def _cmd_bench(args) -> int:
+    from waste_vision.bench import run_bench
+
+    return run_bench(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="waste-vision",
@@ -132,6 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     annotate.add_argument("--progress", action="store_true",
                           help="show a progress bar even when not on a terminal")
     annotate.set_defaults(func=_cmd_annotate)
+
+    bench = sub.add_parser("bench", help="measure inference, annotate and live speed")
+    bench.add_argument("--models", type=Path, default=None, help="models folder")
+    bench.add_argument("--clip", type=Path, default=None, help="video (default: the demo clip)")
+    bench.add_argument("--threads", type=int, default=2)
+    bench.add_argument("--runs", type=int, default=200, help="timed calls per model")
+    bench.add_argument("--live-seconds", type=float, default=10.0)
+    bench.add_argument("--original-frames", type=int, default=60,
+                       help="frames through the original predict() loop")
+    bench.add_argument("--skip-original", action="store_true")
+    bench.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    bench.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -1,0 +1,179 @@
+"""``waste-vision bench``: measured speed, in one run, against the original project's loop.
+
+1. Per-stage inference ms (p50/p95) for every backend that is installed.
+2. ``annotate`` end to end on the bundled clip (decode, classify, overlay, encode): FPS.
+3. Live: the clip paced at its own 30 FPS through the pipeline in a worker thread, latest
+   frame wins: classified FPS and capture -> overlay latency p50/p95.
+4. The original project's loop on the same models and frames: one thread, Keras
+   ``model.predict`` per frame per stage, ``cv2.putText``, ``VideoWriter`` — and the ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from waste_vision.cascade import Cascade, _KerasModel, _LiteRTModel
+from waste_vision.errors import UserError
+from waste_vision.images import resize_for_model
+from waste_vision.resources import default_assets_dir, default_models_dir
+
+
+def _percentiles(ms: list[float]) -> dict:
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 3),
+            "p95_ms": round(float(np.percentile(ms, 95)), 3), "runs": len(ms)}
+
+
+def _time_calls(fn, x: np.ndarray, runs: int) -> dict:
+    for _ in range(5):
+        fn(x)
+    ms = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn(x)
+        ms.append((time.perf_counter() - start) * 1000)
+    return _percentiles(ms)
+
+
+def bench_stages(models: Path, threads: int, runs: int) -> dict:
+    cascade = Cascade(models, backend="litert", threads=threads)
+    manifest = cascade.manifest
+    x = np.random.default_rng(0).uniform(0, 255, (*manifest.stages[0].input_size, 3)
+                                         ).astype(np.float32)
+    out = {"litert": {s.name: _time_calls(_LiteRTModel(s.tflite, threads), x, runs)
+                      for s in manifest.stages}}
+    if manifest.fused_tflite:
+        out["litert"]["fused"] = _time_calls(_LiteRTModel(manifest.fused_tflite, threads), x,
+                                             runs)
+    try:
+        keras_models = {s.name: _KerasModel(s.keras) for s in manifest.stages}
+    except UserError as exc:
+        out["keras"] = {"unavailable": str(exc)}
+    else:
+        out["keras"] = {name: _time_calls(m, x, max(runs // 4, 10))
+                        for name, m in keras_models.items()}
+    return out
+
+
+def bench_annotate(clip: Path, models: Path, threads: int) -> dict:
+    from waste_vision.annotate import annotate_video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        report = annotate_video(clip, Path(tmp) / "out.mp4", models=models, threads=threads)
+    return {"frames": report.frames, "seconds": round(report.seconds, 3),
+            "fps": round(report.fps, 2)}
+
+
+def bench_live(clip: Path, models: Path, threads: int, seconds: float) -> dict:
+    from waste_vision.annotators import Overlay
+    from waste_vision.pipeline import FrameClassifier, Pipeline
+    from waste_vision.sources import Buffering, FileSource
+
+    cascade = Cascade(models, backend="litert", threads=threads)
+    source = FileSource(clip, buffering=Buffering.LATEST, paced=True, loop=True)
+    latencies: list[float] = []
+
+    def on_frame(result):
+        latencies.append((time.monotonic() - result.frame.timestamp) * 1000)
+
+    pipeline = Pipeline(source, FrameClassifier(cascade), Overlay.default())
+    with source:
+        pipeline.start(on_frame)
+        time.sleep(seconds)
+        pipeline.stop()
+    warm = latencies[10:] or latencies
+    return {"source_fps": source.fps, "seconds": seconds,
+            "classified_fps": round(len(latencies) / seconds, 2),
+            "dropped_frames": source.dropped, "latency": _percentiles(warm)}
+
+
+def bench_original_loop(clip: Path, models: Path, frames: int) -> dict:
+    """The original project's display loop, headless: predict() per frame per stage."""
+    import keras
+
+    cascade = Cascade(models, backend="litert")
+    s1, s2 = cascade.manifest.stages
+    stage1 = keras.models.load_model(s1.keras, compile=False)
+    stage2 = keras.models.load_model(s2.keras, compile=False)
+    cap = cv2.VideoCapture(str(clip))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = cv2.VideoWriter(os.path.join(tmp, "orig.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
+                              fps, size)
+        stage1.predict(np.zeros((1, *s1.input_size, 3), np.float32), verbose=0)  # warm up
+        start = time.perf_counter()
+        done = 0
+        while done < frames:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            x = resize_for_model(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), s1.input_size)[None]
+            p = float(stage1.predict(x, verbose=0)[0, 0])
+            label = "organic"
+            if p >= s1.threshold:
+                label = s2.labels[int(np.argmax(stage2.predict(x, verbose=0)[0]))]
+            cv2.putText(bgr, label, (20, 60), cv2.FONT_HERSHEY_SIMPLEX, 2, (0, 255, 0), 3)
+            out.write(bgr)
+            done += 1
+        seconds = time.perf_counter() - start
+        out.release()
+    cap.release()
+    return {"frames": done, "seconds": round(seconds, 3), "fps": round(done / seconds, 2)}
+
+
+def run_bench(args) -> int:
+    models = Path(args.models or default_models_dir())
+    clip = Path(args.clip or default_assets_dir() / "demo.mp4")
+    if not clip.is_file():
+        raise UserError(f"bench clip {clip} does not exist; pass --clip VIDEO")
+    results: dict = {"cpu_count": os.cpu_count(), "threads": args.threads}
+    print("per-stage inference ...", file=sys.stderr)
+    results["stages"] = bench_stages(models, args.threads, args.runs)
+    print("annotate end to end ...", file=sys.stderr)
+    results["annotate"] = bench_annotate(clip, models, args.threads)
+    print(f"live, {args.live_seconds:.0f} s ...", file=sys.stderr)
+    results["live"] = bench_live(clip, models, args.threads, args.live_seconds)
+    if not args.skip_original:
+        print(f"original loop, {args.original_frames} frames ...", file=sys.stderr)
+        results["original_loop"] = bench_original_loop(clip, models, args.original_frames)
+        results["speedup_vs_original"] = round(
+            results["annotate"]["fps"] / results["original_loop"]["fps"], 1)
+    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(format_results(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def format_results(r: dict) -> str:
+    lines = [f"waste-vision bench — {r['cpu_count']} CPUs, {r['threads']} inference threads"]
+    for backend, stages in r["stages"].items():
+        for name, t in stages.items():
+            if name == "unavailable":
+                lines.append(f"  {backend:<7} unavailable: {t}")
+            else:
+                lines.append(f"  {backend:<7} {name:<20} p50 {t['p50_ms']:7.2f} ms   "
+                             f"p95 {t['p95_ms']:7.2f} ms")
+    a, live = r["annotate"], r["live"]
+    lines.append(f"  annotate  {a['frames']} frames in {a['seconds']:.2f} s = {a['fps']:.1f} FPS")
+    lines.append(f"  live      {live['classified_fps']:.1f} classified FPS from a "
+                 f"{live['source_fps']:.0f} FPS source, latency p50 "
+                 f"{live['latency']['p50_ms']:.1f} ms p95 {live['latency']['p95_ms']:.1f} ms, "
+                 f"{live['dropped_frames']} dropped")
+    if "original_loop" in r:
+        o = r["original_loop"]
+        lines.append(f"  original  {o['frames']} frames in {o['seconds']:.2f} s = "
+                     f"{o['fps']:.2f} FPS (model.predict per frame, one thread)")
+        lines.append(f"  annotate is {r['speedup_vs_original']}x the original loop")
+    lines.append(f"  peak RSS {r['peak_rss_mb']:.0f} MB")
+    return "\n".join(lines)

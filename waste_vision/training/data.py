@@ -22,6 +22,11 @@ MATERIALS = set(STAGE_LABELS["material"])
 class LabelledFiles:
     paths: list[Path]
     labels: list[int]
+    primary: int = -1  # the first ``primary`` files come from the stage's own data set
+
+    def __post_init__(self):
+        if self.primary < 0:
+            self.primary = len(self.paths)
 
 
 def _label_of(folder: str, labels: list[str]) -> int | None:
@@ -50,6 +55,7 @@ def stage_split(data: Path, stage: str, split: str,
     if not split_dir.is_dir():
         raise UserError(f"{split_dir} does not exist: run 'waste-vision data split' first")
     files = class_folders(split_dir, labels)
+    files.primary = len(files.paths)
     for extra in extra_recyclable:
         extra_dir = Path(extra) / split
         for folder in sorted(p for p in extra_dir.iterdir() if p.is_dir()):

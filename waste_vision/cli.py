@@ -62,6 +62,14 @@ def _cmd_bench(args) -> int:
     return run_bench(args)
 
 
+def _cmd_cameras(args) -> int:
+    from waste_vision.sources import list_cameras
+
+    found = list_cameras(args.max_index)
+    print("\n".join(f"camera {i}" for i in found) if found else "no camera opens")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="waste-vision",
@@ -150,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip-original", action="store_true")
     bench.add_argument("--json", type=Path, default=None, help="also write the figures here")
     bench.set_defaults(func=_cmd_bench)
+
+    cameras = sub.add_parser("cameras", help="list the camera indices that open and deliver")
+    cameras.add_argument("--max-index", type=int, default=5)
+    cameras.set_defaults(func=_cmd_cameras)
     return parser
 
 

@@ -70,6 +70,12 @@ def _cmd_cameras(args) -> int:
     return 0
 
 
+def _cmd_app(args) -> int:
+    from waste_vision.app.main import run_app
+
+    return run_app(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="waste-vision",
@@ -162,6 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
     cameras = sub.add_parser("cameras", help="list the camera indices that open and deliver")
     cameras.add_argument("--max-index", type=int, default=5)
     cameras.set_defaults(func=_cmd_cameras)
+
+    app = sub.add_parser("app", help="the live window: camera, video, stream or image folder")
+    app.add_argument("--source", default=None, metavar="SPEC",
+                     help="camera index, video file, image folder or rtsp:// / http(s):// URL "
+                          "(default: the last source, else the first camera, else the demo clip)")
+    app.add_argument("--kiosk", action="store_true",
+                     help="full screen, no controls, restarts itself; leave with Ctrl+Shift+Q")
+    app.add_argument("--exit-after", type=float, default=None, metavar="S",
+                     help="close cleanly after S seconds")
+    app.add_argument("--stats-json", type=Path, default=None, metavar="PATH",
+                     help="on exit, write frame counts, rates and latency here")
+    app.add_argument("--screenshot", type=Path, default=None, metavar="PATH",
+                     help="save the window as a PNG just before exit")
+    app.set_defaults(func=_cmd_app)
     return parser
 
 

@@ -50,6 +50,7 @@ class RecordingSink:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.error: str | None = None
         self.output: Path | None = None
+        self._closed = False
         self._thread = threading.Thread(target=self._work, name="recorder", daemon=True)
         self._thread.start()
 
@@ -58,7 +59,8 @@ class RecordingSink:
         return self._recorder.frames_written
 
     def write(self, result: FrameResult, annotated: np.ndarray) -> None:
-        if self.error is None:
+        """Queue a frame; a no-op once the recording failed or was closed."""
+        if self.error is None and not self._closed:
             self._queue.put((annotated, frame_record(result)))
 
     def _work(self) -> None:
@@ -75,6 +77,9 @@ class RecordingSink:
 
     def close(self) -> Path | None:
         """Finish writing, join the segments; returns the file (None if nothing was written)."""
+        if self._closed:
+            return self.output
+        self._closed = True
         self._queue.put(self._DONE)
         self._thread.join()
         try:

@@ -1,0 +1,460 @@
+"""The live window (pytest-qt, offscreen): sources, start/stop, recording, regions, thresholds,
+tally, errors and kiosk mode, each on the real engine and the bundled demo clip."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import cv2
+import pytest
+from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtTest import QTest
+
+from tests.conftest import ROOT
+from waste_vision.app import kiosk as kiosk_module
+from waste_vision.app import window as window_module
+from waste_vision.app.settings import AppSettings
+from waste_vision.app.tuning import set_stage1_threshold, set_uncertain_below
+from waste_vision.app.window import DEMO_NOTICE, MainWindow
+from waste_vision.cascade import Cascade
+from waste_vision.images import read_rgb
+from waste_vision.sources import SourceStatus, StatusEvent
+
+DEMO = ROOT / "assets" / "demo.mp4"
+SAMPLES = ROOT / "assets" / "samples"
+FRAME_WAIT_MS = 15_000  # first frame: generous, the CPU is shared with training jobs
+
+
+class Dialogs:
+    """Stands in for QMessageBox so nothing blocks; records what would have been shown."""
+
+    shown: list[tuple[str, str, str]] = []
+
+    @classmethod
+    def _record(cls, kind, parent, title, text, *args, **kwargs):
+        cls.shown.append((kind, title, text))
+        return 0
+
+    @classmethod
+    def warning(cls, *a, **k):
+        return cls._record("warning", *a, **k)
+
+    @classmethod
+    def information(cls, *a, **k):
+        return cls._record("information", *a, **k)
+
+    @classmethod
+    def critical(cls, *a, **k):
+        return cls._record("critical", *a, **k)
+
+
+@pytest.fixture(scope="module")
+def cascade(models_dir):
+    return Cascade(models_dir, backend="litert", threads=1)
+
+
+@pytest.fixture
+def dialogs(monkeypatch):
+    Dialogs.shown = []
+    monkeypatch.setattr(window_module, "QMessageBox", Dialogs)
+    return Dialogs.shown
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """A throw-away settings file: tests never touch the user's settings."""
+    qsettings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    app_settings = AppSettings(qsettings)
+    app_settings.recording_folder = tmp_path / "videos"
+    return app_settings
+
+
+@pytest.fixture
+def make_window(qtbot, cascade, settings, dialogs):
+    model = (cascade.stage1.threshold, cascade.uncertain_below)
+    made = []
+
+    def make(**kwargs):
+        kwargs.setdefault("camera_probe", lambda: [])
+        window = MainWindow(cascade, settings, **kwargs)
+        qtbot.addWidget(window)
+        if window.kiosk_controller is not None:
+            window.kiosk_controller.apply()
+        else:
+            window.show()
+        made.append(window)
+        return window
+
+    yield make
+    for window in made:
+        window.quit_app()
+    set_stage1_threshold(cascade, model[0])
+    set_uncertain_below(cascade, model[1])
+
+
+def wait_frames(qtbot, window, n=3, timeout=FRAME_WAIT_MS):
+    """Wait for a frame of the current run on screen, then for ``n`` more to be painted."""
+    qtbot.waitUntil(lambda: window.video.delivery is not None
+                    and window.video.delivery.run_id == window.session.current_id,
+                    timeout=timeout)
+    displayed = window.video.delivery.stats.displayed
+    start = displayed.count
+    qtbot.waitUntil(lambda: displayed.count >= start + n, timeout=timeout)
+
+
+def playable_frames(path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    frames = 0
+    while cap.isOpened():
+        ok, _ = cap.read()
+        if not ok:
+            break
+        frames += 1
+    cap.release()
+    return frames
+
+
+def test_no_camera_falls_back_to_the_looping_demo_with_a_notice(make_window, qtbot):
+    window = make_window(camera_probe=None)  # the real probe: this machine has no camera
+    window.start_initial(None)
+    wait_frames(qtbot, window)
+    assert window.cameras == []
+    assert window._is_demo(window.current_spec)
+    assert window.notice.isVisible() and window.notice.text() == DEMO_NOTICE
+    assert [a.text() for a in window.camera_menu.actions()] == ["No camera found"]
+    assert window.session._run.source.loop is True
+    assert window.settings.last_source is None  # the fallback is not remembered as a choice
+
+
+def test_start_stop_and_the_space_shortcut(make_window, qtbot):
+    window = make_window()
+    window.open_source(str(DEMO))
+    wait_frames(qtbot, window)
+    assert window.act_start.text() == "Stop"
+    assert window.panel.verdict.text() not in ("", "—")
+    with qtbot.waitSignal(window.session.stopped, timeout=10_000):
+        window.act_start.trigger()
+    assert not window.session.active and window.act_start.text() == "Start"
+    shown = window.session.stats.runs[-1].displayed.count
+    qtbot.wait(300)
+    assert window.session.stats.runs[-1].displayed.count == shown  # nothing after the stop
+    window.activateWindow()
+    window.setFocus()
+    with qtbot.waitSignal(window.session.started, timeout=10_000):
+        QTest.keyClick(window, Qt.Key.Key_Space)  # the shortcut starts it again
+    wait_frames(qtbot, window)
+    assert window.session.active and window.settings.last_source == str(DEMO)
+    assert "Space" in window.act_start.toolTip()
+
+
+def test_record_toggle_writes_a_playable_file(make_window, qtbot, settings):
+    window = make_window()
+    window.open_source(str(DEMO))
+    wait_frames(qtbot, window)
+    with qtbot.waitSignal(window.session.recordingStarted, timeout=10_000) as started:
+        window.act_record.trigger()
+    path = started.args[0]
+    assert path.startswith(str(settings.recording_folder)) and path.endswith(".mp4")
+    assert window.recording_label.isVisible() and path in window.recording_label.text()
+    qtbot.wait(1200)
+    with qtbot.waitSignal(window.session.recordingFinished, timeout=20_000) as finished:
+        window.act_record.trigger()
+    saved, error = finished.args
+    assert (saved, error) == (path, "")
+    assert not window.recording_label.isVisible() and not window.act_record.isChecked()
+    assert "Recording saved to" in window.statusBar().currentMessage()
+    assert playable_frames(saved) >= 10
+    assert (settings.recording_folder / (settings.recording_folder / saved).with_suffix(
+        ".jsonl").name).is_file()
+    assert window.session.active  # recording stopped, playback goes on
+
+
+def test_closing_the_window_while_recording_leaves_a_playable_file(make_window, qtbot):
+    window = make_window()
+    window.open_source(str(DEMO))
+    wait_frames(qtbot, window)
+    with qtbot.waitSignal(window.session.recordingStarted, timeout=10_000) as started:
+        window.act_record.trigger()
+    qtbot.wait(1000)
+    window.close()
+    assert started.args[0] in window.session.saved_recordings
+    assert playable_frames(started.args[0]) >= 10
+
+
+def test_a_recording_that_cannot_start_shows_a_dialog_and_the_app_goes_on(
+        make_window, qtbot, settings, tmp_path, dialogs):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the recording folder should be")
+    settings.recording_folder = blocker
+    window = make_window()
+    window.open_source(str(DEMO))
+    wait_frames(qtbot, window)
+    window.act_record.trigger()
+    qtbot.waitUntil(lambda: len(dialogs) > 0, timeout=10_000)
+    kind, title, text = dialogs[0]
+    assert title == "Recording failed"
+    assert str(blocker) in text and "choose another folder" in text
+    assert not window.act_record.isChecked() and window.recording_path is None
+    wait_frames(qtbot, window)  # still playing
+
+
+def test_a_recording_that_fails_midway_is_stopped_with_a_dialog(make_window, qtbot, dialogs):
+    window = make_window()
+    window.open_source(str(DEMO))
+    wait_frames(qtbot, window)
+    with qtbot.waitSignal(window.session.recordingStarted, timeout=10_000) as started:
+        window.act_record.trigger()
+    qtbot.wait(500)
+    window.session._run.recording.error = f"cannot record {started.args[0]}: disk full"
+    qtbot.waitUntil(lambda: len(dialogs) > 0, timeout=10_000)  # noticed within a tick
+    kind, title, text = dialogs[0]
+    assert title == "Recording failed" and "disk full" in text
+    assert "What was recorded before that is in" in text
+    assert window.recording_path is None and window.session.active
+
+
+def test_files_loop_on_request_and_end_otherwise(make_window, qtbot, tmp_path):
+    clip = tmp_path / "short.avi"
+    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240))
+    for i in range(10):
+        out.write(np_frame(i))
+    out.release()
+    window = make_window()
+    window.act_loop.trigger()
+    assert window.act_loop.isChecked() and window.settings.loop_files
+    window.open_source(str(clip))
+    wait_frames(qtbot, window, n=15)  # more frames than the file has: it looped
+    with qtbot.waitSignal(window.session.stopped, timeout=5000) as stopped:
+        window.act_loop.trigger()  # off while playing: this pass is the last
+    assert stopped.args[1] == "ended" and "end of file" in stopped.args[2]
+    assert "Press Space to play it again" in window.statusBar().currentMessage()
+    assert not window.session.active
+
+
+def np_frame(i):
+    import numpy as np
+
+    frame = np.full((240, 320, 3), 40, np.uint8)
+    cv2.putText(frame, str(i), (100, 150), cv2.FONT_HERSHEY_SIMPLEX, 3, (255, 255, 255), 5)
+    return frame
+
+
+def test_lost_camera_and_classification_errors_reach_the_user(make_window, qtbot, cascade,
+                                                               dialogs, monkeypatch):
+    window = make_window()
+    window.open_source(str(DEMO))
+    wait_frames(qtbot, window)
+    window.current_spec = "0"  # as if a camera played: its reconnect events look like this
+    window.session.sourceStatus.emit(window.session.current_id, StatusEvent(
+        SourceStatus.RECONNECTING, "camera 0: read failed; reconnecting in 0.10 s (attempt 1)",
+        0.0))
+    assert window.statusBar().currentMessage().startswith("Camera lost, reconnecting: camera 0")
+    window.session.sourceStatus.emit(window.session.current_id, StatusEvent(
+        SourceStatus.RUNNING, "camera 0: running, 640x480 at 30 fps", 0.0))
+    assert window.statusBar().currentMessage().startswith("Reconnected")
+    window.current_spec = str(DEMO)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("interpreter exploded")
+
+    monkeypatch.setattr(cascade, "classify", broken)
+    qtbot.waitUntil(lambda: len(dialogs) > 0, timeout=10_000)
+    kind, title, text = dialogs[0]
+    assert title == "Classification stopped"
+    assert "RuntimeError: interpreter exploded" in text and "start again with Space" in text
+    assert not window.session.active and window.isVisible()
+
+
+def test_threshold_sliders_change_what_the_cascade_does(make_window, cascade, settings):
+    window = make_window()
+
+    def p_recyclable(image):
+        return cascade.classify(image).stage1.probabilities[1]
+
+    # the sample nearest the fence, so the slider (0.001 steps) can move it either side
+    images = [read_rgb(path) for path in sorted(SAMPLES.iterdir())]
+    image = min(images, key=lambda im: abs(p_recyclable(im) - 0.5))
+    p = p_recyclable(image)
+    step = min(0.02, p / 2, (1 - p) / 2)
+    assert step >= 0.002, f"no sample has P(recyclable) away from 0 and 1 (closest {p})"
+    window.panel.stage1_slider.set_value(p + step)
+    assert cascade.stage1.threshold == pytest.approx(p + step, abs=1e-3)
+    assert cascade.classify(image).stage1.label == "organic"
+    window.panel.stage1_slider.set_value(p - step)
+    result = cascade.classify(image)
+    assert result.stage1.label == "recyclable" and result.stage2 is not None
+    window.panel.uncertain_slider.set_value(min(result.score + 0.01, 0.999))
+    assert cascade.classify(image).label == "uncertain"
+    window.panel.uncertain_slider.set_value(max(result.score / 2, 0.001))
+    assert cascade.classify(image).label == result.stage2.label
+    assert settings.threshold("stage1") == pytest.approx(p - step, abs=1e-3)  # remembered
+    before = window.panel.stage1_slider.value()
+    window.act_s1_up.trigger()  # the "]" shortcut's action
+    assert window.panel.stage1_slider.value() == pytest.approx(before + 0.01)
+    window.act_reset_thresholds.trigger()
+    assert cascade.stage1.threshold == window.model_thresholds[0]
+    assert cascade.uncertain_below == window.model_thresholds[1]
+    assert settings.threshold("stage1") is None
+
+
+def test_drawing_and_removing_regions_with_the_mouse(make_window, qtbot):
+    window = make_window()
+    window.open_source(str(DEMO))
+    wait_frames(qtbot, window)
+    video = window.video
+    target = video.target_rect()
+    fw, fh = video.frame_size
+
+    def at(fx, fy):  # a frame position as a widget point
+        return QPoint(round(target.x() + fx * target.width()),
+                      round(target.y() + fy * target.height()))
+
+    QTest.mousePress(video, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     at(0.25, 0.25))
+    QTest.mouseMove(video, at(0.5, 0.5))
+    QTest.mouseRelease(video, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       at(0.75, 0.75))
+    qtbot.waitUntil(lambda: len(window.regions.regions) == 1, timeout=5000)
+    x, y, w, h = window.regions.regions[0].box
+    tol = 2 + fw / target.width()  # a widget pixel in frame pixels, plus rounding
+    assert abs(x - fw / 4) <= tol and abs(y - fh / 4) <= tol
+    assert abs(w - fw / 2) <= 2 * tol and abs(h - fh / 2) <= 2 * tol
+    # the next frames are classified on that region, not the whole frame
+    qtbot.waitUntil(lambda: video.delivery.result.regions[0].box != (0, 0, fw, fh), timeout=5000)
+    with qtbot.waitSignal(window.session.stopped, timeout=10_000):
+        window.act_start.trigger()  # stopped: the tracked box stays where it is
+    bx, by, bw, bh = window.regions.regions[0].box
+    QTest.mouseClick(video, Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier,
+                     at((bx + bw / 2) / fw, (by + bh / 2) / fh))
+    assert window.regions.regions == []
+    QTest.mouseClick(video, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     at(0.5, 0.5))  # a click is not a drag: no region
+    assert window.regions.regions == []
+    window.regions.add((10, 10, 100, 100))
+    window.regions.add((200, 200, 100, 100))
+    window.act_remove_region.trigger()
+    assert [r.box for r in window.regions.regions] == [(10, 10, 100, 100)]
+    window.act_clear_regions.trigger()
+    assert window.regions.regions == []
+
+
+def test_switching_sources_from_the_menu_actions(make_window, qtbot, tmp_path, monkeypatch):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("glass101.jpg", "plastic1.jpg"):
+        shutil.copy(SAMPLES / name, folder / name)
+    window = make_window()
+    monkeypatch.setattr(window_module.QFileDialog, "getOpenFileName",
+                        lambda *a, **k: (str(DEMO), ""))
+    monkeypatch.setattr(window_module.QFileDialog, "getExistingDirectory",
+                        lambda *a, **k: str(folder))
+    window.act_open_video.trigger()
+    wait_frames(qtbot, window)
+    assert window.video.frame_size == (1280, 720)
+    demo_run = window.session.current_id
+    window.act_open_folder.trigger()
+    wait_frames(qtbot, window, n=0)  # a slideshow: the next image comes 2 s later
+    assert window.session.current_id == demo_run + 1
+    glass = read_rgb(folder / "glass101.jpg")
+    assert (window.video.delivery.result.frame.image == glass).all()
+    assert window.video.delivery.result.regions[0].result.label == "glass"
+    assert window.source_name == str(folder)
+    assert window.settings.last_source == str(folder)
+    assert len(window.session.stats.runs) == 2
+
+
+def test_a_bad_source_names_the_problem_and_the_app_stays_up(make_window, qtbot, tmp_path,
+                                                             dialogs, monkeypatch):
+    window = make_window()
+    window.open_source(str(tmp_path / "missing.mp4"))
+    qtbot.waitUntil(lambda: len(dialogs) > 0, timeout=10_000)
+    kind, title, text = dialogs.pop()
+    assert (kind, title) == ("warning", "Cannot play this source")
+    assert "missing.mp4: no such file or folder" in text and "check the path" in text
+    assert "Traceback" not in text and not window.session.active
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("not a video")
+    window.open_source(str(fake))
+    qtbot.waitUntil(lambda: len(dialogs) > 0, timeout=10_000)
+    assert "OpenCV cannot open this video" in dialogs.pop()[2]
+    monkeypatch.setattr(window_module.QInputDialog, "getText",
+                        lambda *a, **k: ("ftp://camera.local/live", True))
+    window.act_open_stream.trigger()
+    assert dialogs.pop()[1] == "Not a stream URL"
+    window.open_source(str(DEMO))  # still works afterwards
+    wait_frames(qtbot, window)
+
+
+def test_tally_counts_stable_verdicts_and_exports_csv(make_window, qtbot, tmp_path,
+                                                      monkeypatch):
+    window = make_window()
+    out = tmp_path / "tally.csv"
+    monkeypatch.setattr(window_module.QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(out), ""))
+    for t, label in enumerate(["glass"] * 20 + ["organic"] * 20 + ["glass"] * 2
+                              + ["organic"] * 20):
+        window.tally.update(label, t / 30)
+    assert dict(window.tally.counts) == {"glass": 1, "organic": 1}
+    window.panel.show_tally(window.tally.rows(), window.tally.total)
+    assert window.panel.tally_counts["glass"].text() == "1"
+    window.act_export_tally.trigger()
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ["class", "count"]
+    assert dict(rows[1:]) == {"organic": "1", "cardboard": "0", "glass": "1", "metal": "0",
+                              "paper": "0", "plastic": "0"}
+    window.act_reset_tally.trigger()
+    assert window.tally.total == 0 and window.panel.tally_total.text() == "total 0"
+
+
+def test_tally_counts_items_of_the_playing_demo(make_window, qtbot):
+    window = make_window()
+    window.open_source(str(DEMO))
+    qtbot.waitUntil(lambda: window.tally.total >= 2, timeout=FRAME_WAIT_MS)
+    assert window.tally.counts["glass"] == 1  # the clip opens with 1.5 s of glass
+    assert window.panel.tally_total.text() == f"total {window.tally.total}"
+
+
+def test_snapshot_saves_the_annotated_frame(make_window, qtbot, settings):
+    window = make_window()
+    window.open_source(str(DEMO))
+    wait_frames(qtbot, window)
+    with qtbot.waitSignal(window.session.snapshotSaved, timeout=10_000) as saved:
+        window.act_snapshot.trigger()
+    path, error = saved.args
+    assert error == "" and path.endswith(".png")
+    image = cv2.imread(path)
+    assert image.shape == (720, 1280, 3)
+
+
+def test_kiosk_hides_the_chrome_restarts_after_failures_and_leaves_only_by_key(
+        make_window, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr(kiosk_module, "FIRST_DELAY_S", 0.2)
+    window = make_window(kiosk=True)
+    assert window.isFullScreen() or window.windowState() & Qt.WindowState.WindowFullScreen
+    assert not window.menuBar().isVisible() and not window.toolbar.isVisible()
+    assert not window.statusBar().isVisible() and not window.panel.thresholds_box.isVisible()
+    assert window.panel.verdict.font().pointSize() >= 48
+    window.panel.show_result(None)
+    window.panel._set_verdict("CARDBOARD", (150, 100, 50), "")  # the longest class name fits
+    from PySide6.QtGui import QFontMetrics
+
+    verdict = window.panel.verdict
+    assert QFontMetrics(verdict.font()).horizontalAdvance("CARDBOARD") < verdict.width()
+    assert not window.act_start.isEnabled() and window.act_quit_kiosk.isEnabled()
+    from PySide6.QtWidgets import QApplication
+
+    assert QApplication.overrideCursor().shape() == Qt.CursorShape.BlankCursor
+    window.open_source(str(tmp_path / "gone.mp4"))  # fails: a notice, then retries
+    qtbot.waitUntil(lambda: window.kiosk_controller.restarts >= 2, timeout=10_000)
+    assert "no such file" in window.notice.text() and window.notice.isVisible()
+    window.current_spec = str(DEMO)  # as if the file came back: the next retry plays
+    qtbot.waitUntil(lambda: window.video.delivery is not None, timeout=FRAME_WAIT_MS)
+    wait_frames(qtbot, window)
+    assert not window.notice.isVisible()  # frames flow: the problem notice goes
+    assert window.session._run.source.loop is True  # kiosk files always loop
+    window.close()  # an ordinary close request is refused
+    assert window.isVisible()
+    window.act_quit_kiosk.trigger()  # Ctrl+Shift+Q
+    assert not window.isVisible()
+    assert QApplication.overrideCursor() is None

@@ -1,0 +1,114 @@
+"""``waste-vision app``: arguments, the QApplication, and leaving cleanly with the figures.
+
+``--exit-after S`` closes the window after S seconds the same way a user would (pipeline
+stopped, recording finished, then quit); ``--screenshot`` grabs the window just before it
+closes; ``--stats-json`` is written once the event loop has ended. SIGINT and SIGTERM close
+the window cleanly too, so a kiosk stopped by its service manager keeps its recording.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from waste_vision.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def _check_output(path: Path | None, flag: str) -> None:
+    if path is not None and not Path(path).expanduser().parent.is_dir():
+        raise UserError(f"{flag} {path}: folder {Path(path).expanduser().parent} does not exist")
+
+
+def save_screenshot(window, path: Path) -> bool:
+    """The whole window as a PNG (QWidget.grab renders it, so it works off screen too)."""
+    ok = window.grab().save(str(path), "PNG")
+    if not ok:
+        print(f"waste-vision: could not write the screenshot {path}", file=sys.stderr)
+    return ok
+
+
+def check_qt_binding() -> None:
+    """PySide6 6.12's abi3 wheel loses references to None and True on Python 3.11 (immortal
+    only from 3.12): the window would abort a few minutes in, so refuse to start."""
+    import PySide6
+
+    if sys.version_info < (3, 12) and tuple(PySide6.__version_info__[:2]) == (6, 12):
+        raise UserError(f"PySide6 {PySide6.__version__} crashes on Python "
+                        f"{sys.version.split()[0]}; install an earlier one: "
+                        "pip install 'pyside6-essentials<6.12' (or use Python 3.12+)")
+
+
+def run_app(args) -> int:
+    check_qt_binding()
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from waste_vision.app.settings import APPLICATION, ORGANIZATION, AppSettings
+    from waste_vision.app.window import MainWindow, apply_theme
+    from waste_vision.cascade import Cascade
+    from waste_vision.resources import default_models_dir
+
+    logging.basicConfig(level=logging.WARNING, format="waste-vision: %(message)s")
+    if args.exit_after is not None and not args.exit_after > 0:
+        raise UserError(f"--exit-after {args.exit_after}: give a number of seconds above 0")
+    _check_output(args.stats_json, "--stats-json")
+    _check_output(args.screenshot, "--screenshot")
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "waste-vision"])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("waste-vision")
+    apply_theme(app)
+    try:
+        cascade = Cascade(default_models_dir(), backend="litert", threads=2)
+    except UserError as exc:
+        if args.exit_after is None:
+            QMessageBox.critical(None, "waste-vision cannot start", str(exc))
+        raise
+
+    import numpy as np
+
+    cascade.classify(np.zeros((64, 64, 3), np.uint8))  # warm-up: the first call sets up XNNPACK
+    window = MainWindow(cascade, AppSettings(), kiosk=args.kiosk)
+    if args.screenshot is not None:
+        shot = Path(args.screenshot).expanduser()
+        window.closing.connect(lambda: save_screenshot(window, shot))
+    if window.kiosk_controller is not None:
+        window.kiosk_controller.apply()
+    else:
+        window.show()
+    window.start_initial(args.source)
+    if args.exit_after is not None:
+        QTimer.singleShot(int(args.exit_after * 1000), window.quit_app)
+
+    def on_signal(signum, frame):
+        QTimer.singleShot(0, window.quit_app)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    wake = QTimer()  # lets Python run signal handlers while Qt's loop has the thread
+    wake.start(200)
+    wake.timeout.connect(lambda: None)
+    try:
+        app.exec()
+    finally:
+        wake.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        window.session.shutdown()  # no-op when the window closed normally
+
+    stats = window.session.stats.as_json()
+    if args.stats_json is not None:
+        Path(args.stats_json).expanduser().write_text(json.dumps(stats, indent=2) + "\n")
+    p50, p95 = stats["latency_ms_p50"], stats["latency_ms_p95"]
+    print(f"waste-vision: displayed {stats['frames_displayed']} frames at "
+          f"{stats['display_fps']:.1f} FPS, classified {stats['frames_classified']} at "
+          f"{stats['classified_fps']:.1f} FPS, latency p50 {p50} ms p95 {p95} ms, "
+          f"longest GUI stall {window.stall_meter.max_stall_ms:.0f} ms", file=sys.stderr)
+    for path in window.session.saved_recordings:
+        print(f"waste-vision: recording saved to {path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,344 @@
+"""The engine's life cycle behind the window: start, stop and switch sources, record, snapshot.
+
+Anything that can take long — opening a camera or a stream (seconds), stopping a source (it
+joins the capture thread), closing a recording (joins its segments) — runs on one control
+thread, in the order asked, so the GUI thread never waits for it; results come back as
+queued signals. Each run's pipeline loops in its own thread through ``Pipeline.run`` (rather
+than ``Pipeline.start``) so that the end of a run — a file that ended, a source that failed,
+an error in classification — is reported the moment it happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal
+
+from waste_vision.annotators import Overlay
+from waste_vision.app.bridge import FrameBridge
+from waste_vision.app.stats import RunStats, SessionStats, steady_rate
+from waste_vision.cascade import Cascade
+from waste_vision.errors import UserError
+from waste_vision.pipeline import FrameClassifier, Pipeline
+from waste_vision.regions import RegionSet
+from waste_vision.sinks import RecordingSink
+from waste_vision.sources import Buffering, SourceStatus, StatusEvent, list_cameras, open_source
+
+log = logging.getLogger(__name__)
+
+PIPELINE_JOIN_S = 3.0  # a pipeline step takes milliseconds; longer means a stuck sink
+SHUTDOWN_TIMEOUT_S = 30.0
+FOLDER_HINT = "choose another folder (Record > Recording folder…) or free some disk space"
+
+
+class ControlThread:
+    """One worker thread that runs submitted calls in order; a stuck call blocks only it."""
+
+    def __init__(self, name: str = "waste-vision control"):
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable, *args) -> Future:
+        future: Future = Future()
+        self._queue.put((future, fn, args))
+        return future
+
+    def close(self) -> None:
+        self._queue.put(None)
+
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:
+                log.warning("%s failed: %s: %s", getattr(fn, "__name__", fn),
+                            type(exc).__name__, exc)
+                future.set_exception(exc)
+
+
+@dataclass
+class Run:
+    """One source from start to stop; owned by the control thread."""
+
+    id: int
+    spec: str
+    source: object
+    pipeline: Pipeline
+    thread: threading.Thread
+    stats: RunStats
+    last_status: list = field(default_factory=lambda: [""])  # latest status message
+    recording: RecordingSink | None = None
+
+
+def unique_path(folder: Path, stem: str, suffix: str) -> Path:
+    """``folder/stem-YYYYmmdd-HHMMSS.suffix``, with -2, -3 ... if that name is taken."""
+    base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1, 1000):
+        path = folder / (base + (f"-{n}" if n > 1 else "") + suffix)
+        if not path.exists() and not path.with_name(path.stem + ".parts").exists():
+            return path
+    raise OSError(f"too many files named {base}* in {folder}")
+
+
+class LiveSession(QObject):
+    """Source -> pipeline -> bridge for one window; every public method returns at once."""
+
+    started = Signal(int, str)  # run id, source name
+    # run id, why, message. why: "stopped" (asked to), "ended" (end of a file or slideshow),
+    # "failed" (the source did not open or broke), "error" (classification raised)
+    stopped = Signal(int, str, str)
+    sourceStatus = Signal(int, object)  # run id, StatusEvent (sent from the capture thread)
+    recordingStarted = Signal(str)  # the file being written
+    recordingFinished = Signal(str, str)  # the file written ("" if none), error ("" if none)
+    snapshotSaved = Signal(str, str)  # the file written ("" if none), error ("" if none)
+    camerasFound = Signal(list)
+    _pipelineEnded = Signal(int)
+
+    def __init__(self, cascade: Cascade, regions: RegionSet, overlay: Overlay | None = None,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self.cascade = cascade
+        self.regions = regions
+        self.overlay = overlay or Overlay.default()
+        self.bridge = FrameBridge(self)
+        self.stats = SessionStats()
+        self.saved_recordings: list[str] = []
+        self.current_id = 0  # the latest run asked for (GUI thread's view)
+        self.active = False  # that run is starting or running (GUI thread's view)
+        self._run: Run | None = None  # control thread's
+        self._control = ControlThread()
+        self._closed = False
+        self.stopped.connect(self._on_stopped)
+        self._pipelineEnded.connect(self._on_pipeline_ended, Qt.ConnectionType.QueuedConnection)
+
+    # -- GUI thread API ---------------------------------------------------------------------
+
+    def start(self, spec: str, loop: bool = False) -> int:
+        """Stop whatever plays and start ``spec`` (camera index, path or URL); the run's id."""
+        self.current_id += 1
+        self.active = True
+        self.bridge.run_id = self.current_id  # frames of the old run stop reaching the screen
+        self._control.submit(self._start, self.current_id, str(spec), loop)
+        return self.current_id
+
+    def stop(self) -> None:
+        self.active = False
+        self._control.submit(self._stop)
+
+    def start_recording(self, folder: Path) -> None:
+        self._control.submit(self._start_recording, Path(folder).expanduser())
+
+    def stop_recording(self) -> None:
+        self._control.submit(self._stop_recording)
+
+    def recording_error(self) -> str | None:
+        """A recording that has failed since it started (polled by the window)."""
+        run = self._run
+        sink = run.recording if run is not None else None
+        return sink.error if sink is not None else None
+
+    def set_loop(self, loop: bool) -> None:
+        """Files and folders read ``loop`` at the end of each pass, so this applies live."""
+        run = self._run
+        if run is not None and hasattr(run.source, "loop"):
+            run.source.loop = bool(loop)
+
+    def save_snapshot(self, annotated: np.ndarray, folder: Path) -> None:
+        folder = Path(folder).expanduser()
+
+        def save():
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                path = unique_path(folder, "waste-vision-snapshot", ".png")
+                if not cv2.imwrite(str(path), cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR)):
+                    raise OSError(f"OpenCV could not write {path}")
+            except OSError as exc:
+                self._emit(self.snapshotSaved, "", f"cannot save a snapshot in {folder} "
+                           f"({exc.strerror or exc}); {FOLDER_HINT}")
+                return
+            self._emit(self.snapshotSaved, str(path), "")
+
+        threading.Thread(target=save, name="waste-vision snapshot", daemon=True).start()
+
+    def probe_cameras(self, probe: Callable[[], list[int]] | None = None) -> None:
+        """Find working cameras in the background; the answer comes as ``camerasFound``."""
+        def work():
+            try:
+                found = list((probe or (lambda: list_cameras(4)))())
+            except Exception as exc:  # a broken driver must not take the app down
+                log.warning("camera probe failed: %s", exc)
+                found = []
+            self._emit(self.camerasFound, found)
+
+        threading.Thread(target=work, name="waste-vision camera probe", daemon=True).start()
+
+    def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT_S) -> None:
+        """Stop the pipeline and the source and finish any recording, then return (at exit)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.active = False
+        future = self._control.submit(self._stop)
+        try:
+            future.result(timeout)
+        except Exception as exc:
+            log.warning("shutting down: %s", exc)
+        self._control.close()
+        self.bridge.run_id = -1
+
+    # -- control thread ---------------------------------------------------------------------
+
+    def _emit(self, signal, *args) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the window was destroyed while this thread worked
+            pass
+
+    def _start(self, run_id: int, spec: str, loop: bool) -> None:
+        self._finish(self._run, "stopped", "")
+        if run_id != self.current_id:  # another source was asked for meanwhile
+            self._emit(self.stopped, run_id, "stopped", "")
+            return
+        last_status = [""]
+
+        def on_status(event: StatusEvent) -> None:  # capture thread: keep it quick
+            last_status[0] = event.message
+            self._emit(self.sourceStatus, run_id, event)
+
+        try:
+            source = open_source(spec, buffering=Buffering.LATEST, paced=True, loop=loop,
+                                 on_status=on_status)
+            source.start()
+        except UserError as exc:
+            self._emit(self.stopped, run_id, "failed", str(exc))
+            return
+        except Exception as exc:  # OpenCV errors and the like: still one line for the user
+            self._emit(self.stopped, run_id, "failed",
+                       f"{spec}: cannot be played ({type(exc).__name__}: {exc}); check it "
+                       "plays in another player, or pick another source from the Source menu")
+            return
+        stats = self.stats.new_run(source)
+        classifier = FrameClassifier(self.cascade, self.regions)
+        pipeline = Pipeline(source, classifier, self.overlay, [self.bridge.sink(run_id, stats)])
+        thread = threading.Thread(target=self._work, args=(run_id, pipeline),
+                                  name="waste-vision pipeline", daemon=True)
+        self._run = Run(run_id, spec, source, pipeline, thread, stats, last_status)
+        thread.start()
+        self._emit(self.started, run_id, source.name)
+
+    def _work(self, run_id: int, pipeline: Pipeline) -> None:
+        """The pipeline thread."""
+        try:
+            pipeline.run()
+        except Exception as exc:
+            log.warning("pipeline stopped: %s: %s", type(exc).__name__, exc)
+            pipeline.error = exc
+        finally:
+            self._emit(self._pipelineEnded, run_id)
+
+    def _stop(self) -> None:
+        self._finish(self._run, "stopped", "")
+
+    def _ended(self, run_id: int) -> None:
+        """The pipeline thread of ``run_id`` finished on its own: say why, clean up."""
+        run = self._run
+        if run is None or run.id != run_id:
+            return  # already stopped or switched
+        error = run.pipeline.error
+        message = run.last_status[0]
+        if error is not None:
+            self._finish(run, "error", f"classification stopped ({type(error).__name__}: "
+                         f"{error}); start again with Space, and if it happens again restore "
+                         "the models folder")
+        elif run.source.status is SourceStatus.FAILED:
+            self._finish(run, "failed", f"{message}; check the source (cable, network, "
+                         "file) and start it again, or pick another from the Source menu")
+        else:
+            self._finish(run, "ended", message or f"{run.source.name}: ended")
+
+    def _finish(self, run: Run | None, kind: str, message: str) -> None:
+        if run is None:
+            return
+        if self._run is run:
+            self._run = None
+        run.pipeline.stop(timeout=0)  # run via our own thread: this only sets the flag
+        run.thread.join(PIPELINE_JOIN_S)
+        if run.thread.is_alive():
+            log.warning("the pipeline thread is still busy after %.0f s", PIPELINE_JOIN_S)
+        run.source.stop()
+        if run.recording is not None:
+            self._close_recording(run)
+        self._emit(self.stopped, run.id, kind, message)
+
+    def _start_recording(self, folder: Path) -> None:
+        run = self._run
+        if run is None:
+            self._emit(self.recordingFinished, "", "nothing is playing, so there is nothing "
+                       "to record; start a source first (Space)")
+            return
+        if run.recording is not None:
+            return
+        size = run.source.size or run.stats.frame_size
+        if not size:
+            self._emit(self.recordingFinished, "", "no picture has arrived yet; "
+                       "wait for the video to show, then record again")
+            return
+        measured = steady_rate([run.stats.classified])
+        fps = (measured if run.source.is_live and measured >= 1 else None) or run.source.fps \
+            or measured or 30.0
+        if folder.exists() and not folder.is_dir():
+            self._emit(self.recordingFinished, "", f"cannot record in {folder}: it is a file, "
+                       "not a folder; choose another folder (Record > Recording folder…)")
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = unique_path(folder, "waste-vision", ".mp4")
+            sink = RecordingSink(path, fps, size, jsonl_path=path.with_suffix(".jsonl"))
+        except UserError as exc:
+            self._emit(self.recordingFinished, "", f"{exc}; {FOLDER_HINT}")
+            return
+        except OSError as exc:
+            self._emit(self.recordingFinished, "", f"cannot record in {folder} "
+                       f"({exc.strerror or exc}); {FOLDER_HINT}")
+            return
+        run.recording = sink
+        run.pipeline.sinks.append(sink)
+        self._emit(self.recordingStarted, str(path))
+
+    def _stop_recording(self) -> None:
+        run = self._run
+        if run is not None and run.recording is not None:
+            self._close_recording(run)
+
+    def _close_recording(self, run: Run) -> None:
+        sink, run.recording = run.recording, None
+        if sink in run.pipeline.sinks:
+            run.pipeline.sinks.remove(sink)  # the pipeline copies the list per frame
+        output = sink.close()
+        error = sink.error or ""
+        if output is not None:
+            self.saved_recordings.append(str(output))
+        self._emit(self.recordingFinished, str(output) if output else "", error)
+
+    # -- GUI thread, internal -----------------------------------------------------------------
+
+    def _on_pipeline_ended(self, run_id: int) -> None:
+        if not self._closed:
+            self._control.submit(self._ended, run_id)
+
+    def _on_stopped(self, run_id: int, kind: str, message: str) -> None:
+        if run_id == self.current_id:
+            self.active = False

@@ -1,0 +1,735 @@
+"""The main window: menus, toolbar, actions and shortcuts, status bar, recording control.
+
+It subscribes to the session (frames through the bridge, run and recording events) and
+turns user actions into session calls that return at once. Every error a user can meet
+(a source that will not open, a recording that fails) ends in ``show_problem``: a dialog
+naming the problem and what to do (a notice on screen in kiosk mode), never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections import deque
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QColor, QKeySequence, QPalette
+from PySide6.QtWidgets import (QApplication, QDialog, QFileDialog, QHBoxLayout, QInputDialog,
+                               QLabel, QMainWindow, QMenu, QMessageBox, QToolBar, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from waste_vision.app.bridge import Delivery
+from waste_vision.app.panel import Panel
+from waste_vision.app.region_edits import LiveRegionSet
+from waste_vision.app.session import LiveSession
+from waste_vision.app.settings import AppSettings
+from waste_vision.app.stats import StallMeter
+from waste_vision.app.tally import Tally
+from waste_vision.app.tuning import (backend_text, set_stage1_threshold, set_uncertain_below,
+                                     stage1_threshold)
+from waste_vision.app.video_widget import VideoWidget
+from waste_vision.cascade import Cascade
+from waste_vision.resources import default_assets_dir
+from waste_vision.sources import STREAM_PREFIXES, SourceStatus
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZE = QSize(1280, 800)
+VIDEO_FILTER = ("Videos (*.mp4 *.m4v *.mov *.avi *.mkv *.webm *.mpg *.mpeg *.wmv *.ts);;"
+                "All files (*)")
+DEMO_NOTICE = ("No camera found: playing the bundled demo clip (looping). Pick a camera, a "
+               "video, a stream or an image folder from the Source menu.")
+KIOSK_DEMO_NOTICE = "No camera found: playing the bundled demo clip (looping)."
+NO_SOURCE = "No video. Open a camera, a video, a stream or an image folder from the Source menu."
+RECORD_TICK_MS = 250
+
+
+def apply_theme(app: QApplication) -> None:
+    """A dark Fusion palette, so the chrome matches the video and the panel."""
+    app.setStyle("Fusion")
+    palette = QPalette()
+    role = QPalette.ColorRole
+    text = (232, 234, 237)
+    colours = {
+        role.Window: (32, 33, 36), role.WindowText: text, role.Base: (24, 24, 26),
+        role.AlternateBase: (40, 41, 44), role.ToolTipBase: (48, 49, 52), role.ToolTipText: text,
+        role.Text: text, role.Button: (48, 49, 52), role.ButtonText: text,
+        role.BrightText: (255, 80, 80), role.Highlight: (66, 133, 244),
+        role.HighlightedText: (255, 255, 255), role.Link: (138, 180, 248),
+    }
+    for which, rgb in colours.items():
+        palette.setColor(which, QColor(*rgb))
+    for which in (role.Text, role.ButtonText, role.WindowText):
+        palette.setColor(QPalette.ColorGroup.Disabled, which, QColor(128, 128, 128))
+    app.setPalette(palette)
+
+
+def is_camera(spec: str | None) -> bool:
+    return spec is not None and spec.strip().isdigit()
+
+
+def is_stream(spec: str | None) -> bool:
+    return spec is not None and spec.strip().lower().startswith(STREAM_PREFIXES)
+
+
+class MainWindow(QMainWindow):
+    closing = Signal()  # emitted first thing in closeEvent, while the video still shows
+
+    def __init__(self, cascade: Cascade, settings: AppSettings | None = None, *,
+                 kiosk: bool = False, camera_probe=None, demo_path: Path | None = None,
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.cascade = cascade
+        self.settings = settings or AppSettings()
+        self.kiosk = kiosk
+        self.demo_path = Path(demo_path or default_assets_dir() / "demo.mp4")
+        self.model_thresholds = (stage1_threshold(cascade), cascade.uncertain_below)
+        self.regions = LiveRegionSet()
+        self.session = LiveSession(cascade, self.regions, parent=self)
+        self.bridge = self.session.bridge
+        stage1_labels, stage2_labels = (s.labels for s in cascade.manifest.stages)
+        self.tally = Tally([l for l in stage1_labels if l != "recyclable"] + stage2_labels)
+        self.stall_meter = StallMeter(self)
+        self.cameras: list[int] | None = None  # None until the probe answers
+        self.current_spec: str | None = None
+        self.source_name = ""
+        self.notice_text = ""
+        self.notice_error = False
+        self._camera_probe = camera_probe
+        self._initial: tuple[str | None] | None = None  # a start waiting for the camera probe
+        self._recording_path: str | None = None
+        self._recording_since = 0.0
+        self._recording_asked = False
+        self._reconnecting = False
+        self._closing = False
+        self._allow_close = not kiosk
+        self.kiosk_controller = None
+        self._paint_times: deque[float] = deque(maxlen=31)
+        self.last_recording: str | None = None
+        self.last_snapshot: str | None = None
+        self._recent_latency: deque[float] = deque(maxlen=30)
+        self._last_classify_fps = 0.0
+
+        self.setWindowTitle("waste-vision")
+        self._build_widgets(stage1_labels, stage2_labels)
+        self._build_actions()
+        self._build_menus_and_toolbar()
+        self._build_status_bar()
+        self._connect()
+        self._load_settings()
+        self._update_run_actions()
+        if kiosk:
+            from waste_vision.app.kiosk import Kiosk
+
+            self.kiosk_controller = Kiosk(self)
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _build_widgets(self, stage1_labels, stage2_labels) -> None:
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        left = QVBoxLayout()
+        left.setContentsMargins(0, 0, 0, 0)
+        left.setSpacing(0)
+        self.notice = QLabel()
+        self.notice.setObjectName("notice")
+        self.notice.setWordWrap(True)
+        self.notice.setVisible(False)
+        self.video = VideoWidget()
+        self.video.placeholder = "Looking for cameras…"
+        left.addWidget(self.notice)
+        left.addWidget(self.video, 1)
+        layout.addLayout(left, 1)
+        self.panel = Panel(stage1_labels, stage2_labels)
+        layout.addWidget(self.panel)
+        self.setCentralWidget(central)
+        self.setStyleSheet(
+            "QMainWindow, #panel { background: #202124; color: #e8eaed; }"
+            "#panel QLabel, #panel QGroupBox { color: #e8eaed; }"
+            "#panel QGroupBox { font-weight: bold; border: 1px solid #3c4043; border-radius: 4px;"
+            " margin-top: 8px; padding-top: 6px; }"
+            "#panel QGroupBox::title { subcontrol-origin: margin; left: 6px; padding: 0 3px; }"
+            "#notice { background: #fff3cd; color: #3a2d00; padding: 6px 10px; }"
+            "#notice[error=\"true\"] { background: #f8d7da; color: #58151c; }"
+            "#tallyTotal { font-weight: bold; }")
+        self.resize(DEFAULT_SIZE)
+        self.panel.show_backend(backend_text(self.cascade))
+
+    def _action(self, text: str, shortcut: str | QKeySequence | None = None, slot=None, *,
+                checkable: bool = False, tip: str | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.setCheckable(checkable)
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(f"{tip} ({action.shortcut().toString()})" if shortcut else tip)
+        if slot is not None:
+            action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts work with the menu bar hidden (kiosk)
+        self.all_actions.append(action)
+        return action
+
+    def _build_actions(self) -> None:
+        self.all_actions: list[QAction] = []
+        a = self._action
+        self.act_start = a("Start", "Space", self.toggle_running,
+                           tip="Start or stop the current source")
+        self.act_record = a("Record", "Ctrl+R", self.toggle_recording, checkable=True,
+                            tip="Record the annotated video (and a JSONL log) to the "
+                                "recording folder")
+        self.act_snapshot = a("Snapshot", "Ctrl+S", self.snapshot,
+                              tip="Save the annotated frame as a PNG in the recording folder")
+        self.act_open_video = a("Open video…", "Ctrl+O", self.ask_video, tip="Play a video file")
+        self.act_open_stream = a("Open stream URL…", "Ctrl+U", self.ask_stream,
+                                 tip="Play an rtsp://, http:// or https:// stream")
+        self.act_open_folder = a("Open image folder…", "Ctrl+Shift+O", self.ask_folder,
+                                 tip="Show a folder's images as a slideshow")
+        self.act_demo = a("Play demo clip", "Ctrl+D", self.play_demo,
+                          tip="Play the bundled demo clip")
+        self.act_loop = a("Loop files", "Ctrl+L", self.set_loop, checkable=True,
+                          tip="Start video files and folders again when they end")
+        self.act_rescan = a("Rescan cameras", "F5", self.rescan_cameras,
+                            tip="Look for cameras again")
+        self.act_rec_folder = a("Recording folder…", None, self.ask_recording_folder,
+                                tip="Where recordings and snapshots go")
+        self.act_remove_region = a("Remove last region", "Backspace",
+                                   self.regions_remove_last, tip="Remove the region drawn last")
+        self.act_clear_regions = a("Clear regions", "Delete", self.regions_clear,
+                                   tip="Remove all regions: the whole frame is classified")
+        self.act_s1_down = a("Stage-1 threshold −0.01", "[",
+                             lambda: self.panel.stage1_slider.step(-1))
+        self.act_s1_up = a("Stage-1 threshold +0.01", "]",
+                           lambda: self.panel.stage1_slider.step(1))
+        self.act_unc_down = a("Uncertain threshold −0.01", "-",
+                              lambda: self.panel.uncertain_slider.step(-1))
+        self.act_unc_up = a("Uncertain threshold +0.01", "=",
+                            lambda: self.panel.uncertain_slider.step(1))
+        self.act_reset_thresholds = a("Reset thresholds", "Ctrl+0", self.reset_thresholds,
+                                      tip="Back to the model's calibrated thresholds")
+        self.act_reset_tally = a("Reset tally", "Ctrl+Shift+T", self.reset_tally,
+                                 tip="Set every count back to zero")
+        self.act_export_tally = a("Export tally…", "Ctrl+E", self.export_tally,
+                                  tip="Save the counts as a CSV file")
+        self.act_fullscreen = a("Full screen", "F11", self.toggle_fullscreen, checkable=True)
+        self.act_shortcuts = a("Keyboard shortcuts", "F1", self.show_shortcuts)
+        self.act_quit = a("Quit", "Ctrl+Q", self.quit_app)
+        # the one way out of kiosk mode; works in the normal window too
+        self.act_quit_kiosk = a("Quit (kiosk)", "Ctrl+Shift+Q", self.quit_app)
+        self.panel.set_actions(self.act_reset_tally, self.act_export_tally)
+
+    def _build_menus_and_toolbar(self) -> None:
+        bar = self.menuBar()
+        source = bar.addMenu("&Source")
+        self.camera_menu = QMenu("Camera", self)
+        self.camera_menu.addAction("Looking for cameras…").setEnabled(False)
+        source.addMenu(self.camera_menu)
+        for act in (self.act_open_video, self.act_open_stream, self.act_open_folder,
+                    self.act_demo):
+            source.addAction(act)
+        source.addSeparator()
+        source.addAction(self.act_loop)
+        source.addAction(self.act_rescan)
+        source.addSeparator()
+        source.addAction(self.act_quit)
+        run = bar.addMenu("&Run")
+        for act in (self.act_start, self.act_record, self.act_snapshot):
+            run.addAction(act)
+        run.addSeparator()
+        run.addAction(self.act_rec_folder)
+        regions = bar.addMenu("Re&gions")
+        regions.addAction(self.act_remove_region)
+        regions.addAction(self.act_clear_regions)
+        thresholds = bar.addMenu("&Thresholds")
+        for act in (self.act_s1_down, self.act_s1_up, self.act_unc_down, self.act_unc_up,
+                    self.act_reset_thresholds):
+            thresholds.addAction(act)
+        tally = bar.addMenu("T&ally")
+        tally.addAction(self.act_reset_tally)
+        tally.addAction(self.act_export_tally)
+        view = bar.addMenu("&View")
+        view.addAction(self.act_fullscreen)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.act_shortcuts)
+
+        self.toolbar = QToolBar("Controls")
+        self.toolbar.setObjectName("controls")
+        self.toolbar.setMovable(False)
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.toolbar.addAction(self.act_start)
+        self.toolbar.addAction(self.act_record)
+        self.toolbar.addAction(self.act_snapshot)
+        self.toolbar.addSeparator()
+        camera_button = QToolButton()
+        camera_button.setText("Camera")
+        camera_button.setMenu(self.camera_menu)
+        camera_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.toolbar.addWidget(camera_button)
+        for act in (self.act_open_video, self.act_open_stream, self.act_open_folder,
+                    self.act_demo, self.act_loop):
+            self.toolbar.addAction(act)
+        self.toolbar.addSeparator()
+        self.toolbar.addAction(self.act_clear_regions)
+        self.addToolBar(self.toolbar)
+
+    def _build_status_bar(self) -> None:
+        status = self.statusBar()
+        self.recording_label = QLabel()
+        self.recording_label.setStyleSheet("color: #d93025; font-weight: bold;")
+        self.recording_label.setVisible(False)
+        self.regions_label = QLabel()
+        self.regions_label.setContentsMargins(12, 0, 12, 0)
+        self.backend_label = QLabel(f"backend: {backend_text(self.cascade)}")
+        status.addPermanentWidget(self.recording_label)
+        status.addPermanentWidget(self.regions_label)
+        status.addPermanentWidget(self.backend_label)
+
+    def _connect(self) -> None:
+        s = self.session
+        self.bridge.frameReady.connect(self._on_frame_ready, Qt.ConnectionType.QueuedConnection)
+        s.started.connect(self._on_started)
+        s.stopped.connect(self._on_stopped)
+        s.sourceStatus.connect(self._on_source_status)
+        s.recordingStarted.connect(self._on_recording_started)
+        s.recordingFinished.connect(self._on_recording_finished)
+        s.snapshotSaved.connect(self._on_snapshot_saved)
+        s.camerasFound.connect(self._on_cameras_found)
+        self.video.on_painted = self._on_painted
+        self.video.on_resized = self._on_video_resized
+        self.video.regionDrawn.connect(self._on_region_drawn)
+        self.video.regionRemoveRequested.connect(self._on_region_remove)
+        self.panel.stage1_slider.valueChanged.connect(self._on_stage1_threshold)
+        self.panel.uncertain_slider.valueChanged.connect(self._on_uncertain_threshold)
+        self.ui_timer = QTimer(self)
+        self.ui_timer.setInterval(RECORD_TICK_MS)
+        self.ui_timer.timeout.connect(self._tick)
+        self.ui_timer.start()
+
+    def _load_settings(self) -> None:
+        s1, unc = self.model_thresholds
+        stored_s1 = self.settings.threshold("stage1")
+        stored_unc = self.settings.threshold("uncertain")
+        if stored_s1 is not None:
+            set_stage1_threshold(self.cascade, stored_s1)
+        if stored_unc is not None:
+            set_uncertain_below(self.cascade, stored_unc)
+        self.panel.stage1_slider.set_value(stage1_threshold(self.cascade), emit=False)
+        self.panel.uncertain_slider.set_value(self.cascade.uncertain_below, emit=False)
+        self.panel.set_stage1_marker(stage1_threshold(self.cascade))
+        self.act_loop.setChecked(self.settings.loop_files)
+        geometry = self.settings.geometry
+        if geometry is not None and not self.kiosk:
+            self.restoreGeometry(geometry)
+
+    # -- sources ------------------------------------------------------------------------------
+
+    def start_initial(self, spec: str | None = None) -> None:
+        """What plays at launch: ``spec``; else the last source; else a camera; else the demo.
+
+        Cameras are probed in the background first (a camera start waits for the probe, so
+        the two never open the same device at once).
+        """
+        self.session.probe_cameras(self._camera_probe)
+        if spec is None:
+            last = self.settings.last_source
+            reachable = last and (is_stream(last) or Path(last).expanduser().exists())
+            if last and not is_camera(last) and reachable:
+                spec = last
+            elif last and is_camera(last):
+                self._initial = (last,)
+                return
+        if spec is not None and not is_camera(spec):
+            self.open_source(spec)
+        else:
+            self._initial = (spec,)
+
+    def open_source(self, spec, *, notice: str = "", remember: bool = True,
+                    notice_error: bool = False) -> None:
+        """Switch to ``spec`` (camera index, path or URL); errors come back as a dialog.
+
+        ``remember``: the next launch starts with it (not for the no-camera fallback, so a
+        camera plugged in later wins).
+        """
+        spec = str(spec).strip()
+        demo = self._is_demo(spec)
+        if spec != self.current_spec:
+            self.regions.clear()  # boxes drawn on another picture mean nothing here
+            self.tally.break_item()
+        self.current_spec = spec
+        self.set_notice(notice, error=notice_error)
+        if remember and not self.kiosk:
+            self.settings.last_source = spec
+        loop = self.act_loop.isChecked() or demo or self.kiosk
+        self._reconnecting = False
+        if self.kiosk_controller is not None:
+            self.kiosk_controller.cancel_restart()
+        self.session.start(spec, loop=loop)
+        self.video.placeholder = f"Opening {spec}…"
+        self.statusBar().showMessage(f"Opening {spec}…")
+        self._update_run_actions()
+
+    def play_demo(self, *, notice: str = "", remember: bool = True) -> None:
+        self.open_source(str(self.demo_path), notice=notice, remember=remember)
+
+    def _is_demo(self, spec: str) -> bool:
+        try:
+            return Path(spec).resolve() == self.demo_path.resolve()
+        except OSError:
+            return False
+
+    def restart_source(self) -> None:
+        """The kiosk's retry: the same source again, or the launch choice if none."""
+        if self.current_spec is None:
+            self.start_initial(None)
+        else:
+            # the notice (why it is retrying) stays until frames flow again
+            self.open_source(self.current_spec, remember=False, notice=self.notice_text,
+                             notice_error=self.notice_error)
+
+    def toggle_running(self) -> None:
+        if self.session.active:
+            self.session.stop()
+            self.statusBar().showMessage("Stopping…")
+        elif self.current_spec is not None:
+            self.open_source(self.current_spec, notice=self.notice_text, remember=False,
+                             notice_error=self.notice_error)
+        else:
+            self.start_initial(None)
+        self._update_run_actions()
+
+    def ask_video(self) -> None:
+        start = str(Path(self.current_spec).parent) if self.current_spec and \
+            Path(self.current_spec).exists() else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open video", start, VIDEO_FILTER)
+        if path:
+            self.open_source(path)
+
+    def ask_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open image folder", str(Path.home()))
+        if path:
+            self.open_source(path)
+
+    def ask_stream(self) -> None:
+        url, ok = QInputDialog.getText(self, "Open stream URL",
+                                       "Stream URL (rtsp://, http:// or https://):")
+        url = url.strip()
+        if not ok or not url:
+            return
+        if not is_stream(url):
+            self.show_problem("Not a stream URL", f"{url!r} does not start with rtsp://, "
+                              "http:// or https://. For a file use Open video…, for a folder "
+                              "Open image folder….")
+            return
+        self.open_source(url)
+
+    def set_loop(self, checked: bool) -> None:
+        self.settings.loop_files = checked
+        self.session.set_loop(checked or self._is_demo(self.current_spec or "") or self.kiosk)
+
+    def rescan_cameras(self) -> None:
+        self.camera_menu.clear()
+        self.camera_menu.addAction("Looking for cameras…").setEnabled(False)
+        self.session.probe_cameras(self._camera_probe)
+
+    def _on_cameras_found(self, found: list) -> None:
+        if is_camera(self.current_spec) and self.session.active \
+                and int(self.current_spec) not in found:
+            found = sorted([*found, int(self.current_spec)])  # busy with us, so not probed
+        self.cameras = list(found)
+        self.camera_menu.clear()
+        for index in self.cameras:
+            act = self.camera_menu.addAction(f"Camera {index}")
+            if index < 10:
+                act.setShortcut(QKeySequence(f"Alt+{index}"))
+            act.triggered.connect(lambda _=False, i=index: self.open_source(str(i)))
+        if not self.cameras:
+            self.camera_menu.addAction("No camera found").setEnabled(False)
+        if self._initial is not None:
+            (spec,) = self._initial
+            self._initial = None
+            if spec is not None:
+                self.open_source(spec)
+            elif self.cameras:
+                self.open_source(str(self.cameras[0]))
+            else:
+                self.play_demo(notice=KIOSK_DEMO_NOTICE if self.kiosk else DEMO_NOTICE,
+                               remember=False)
+                self.statusBar().showMessage("No camera found: playing the demo clip", 10000)
+
+    # -- run events -----------------------------------------------------------------------------
+
+    def _on_started(self, run_id: int, name: str) -> None:
+        if run_id != self.session.current_id:
+            return
+        self.source_name = name
+        self.video.placeholder = f"Waiting for {name}…"
+        self.statusBar().showMessage(f"Playing {name}", 5000)
+        self.setWindowTitle(f"waste-vision — {name}")
+        self._update_run_actions()
+
+    def _on_stopped(self, run_id: int, kind: str, message: str) -> None:
+        if run_id != self.session.current_id or self._closing:
+            return
+        self._update_run_actions()
+        if self.video.delivery is None:
+            self.video.clear(NO_SOURCE)
+        if kind in ("failed", "error"):
+            self.statusBar().showMessage(message)
+            self.show_problem("Cannot play this source" if kind == "failed"
+                              else "Classification stopped", message)
+        elif kind == "ended":
+            self.statusBar().showMessage(f"{message}. Press Space to play it again.")
+        else:
+            self.statusBar().showMessage("Stopped. Press Space to start.")
+
+    def _on_source_status(self, run_id: int, event) -> None:
+        if run_id != self.session.current_id or self._closing:
+            return
+        status = event.status
+        if status is SourceStatus.RECONNECTING:
+            what = "Camera" if is_camera(self.current_spec) else "Stream" \
+                if is_stream(self.current_spec) else "Source"
+            self._reconnecting = True
+            self.statusBar().showMessage(f"{what} lost, reconnecting: {event.message}")
+            if self.kiosk:
+                self.set_notice(f"{what} lost, reconnecting…", error=True)
+        elif status is SourceStatus.RUNNING and self._reconnecting:
+            self._reconnecting = False
+            self.statusBar().showMessage(f"Reconnected: {event.message}", 10000)
+            if self.kiosk:
+                self.set_notice("")
+        elif status not in (SourceStatus.ENDED, SourceStatus.FAILED):
+            self.statusBar().showMessage(event.message, 10000)
+
+    def _on_frame_ready(self) -> None:
+        delivery = self.bridge.take()
+        if delivery is None or delivery.run_id != self.session.current_id or self._closing:
+            return
+        self.video.set_delivery(delivery)
+        result = delivery.result
+        primary = result.regions[0].result if result.regions else None
+        self.panel.show_result(primary, len(result.regions))
+        self._last_classify_fps = result.classify_fps
+        if self.tally.update(primary.label if primary else None, result.frame.timestamp):
+            self.panel.show_tally(self.tally.rows(), self.tally.total)
+        if self.kiosk_controller is not None:
+            self.kiosk_controller.frame_arrived()
+
+    def _on_painted(self, delivery: Delivery, now: float) -> None:
+        self.session.stats.painted(delivery.stats, delivery.result.frame.timestamp, now)
+        self._paint_times.append(now)
+        self._recent_latency.append((now - delivery.result.frame.timestamp) * 1000.0)
+        if delivery.stats.displayed.count == 1 and len(self.session.stats.runs) == 1:
+            self.stall_meter.start()  # from the first frame on: start-up is not a stall
+
+    def _on_video_resized(self, size: tuple[int, int]) -> None:
+        self.bridge.display_size = size
+
+    def _tick(self) -> None:
+        """4 times a second: rates, recording time, a recording that failed meanwhile."""
+        now = time.monotonic()
+        times = self._paint_times
+        recent = len(times) > 1 and now - times[-1] < 1.0
+        display_fps = (len(times) - 1) / (times[-1] - times[0]) if recent else 0.0
+        latency = statistics.median(self._recent_latency) if self._recent_latency else None
+        self.panel.show_rates(display_fps, self._last_classify_fps if recent else 0.0, latency)
+        if self._recording_path is not None:
+            seconds = int(now - self._recording_since)
+            self.recording_label.setText(f"● REC {seconds // 60:02d}:{seconds % 60:02d} → "
+                                         f"{self._recording_path}")
+            if self.session.recording_error():
+                self.session.stop_recording()  # recordingFinished brings the error
+        self.regions_label.setText(f"regions: {len(self.regions.regions) or 'whole frame'}")
+
+    def _update_run_actions(self) -> None:
+        active = self.session.active
+        self.act_start.setText("Stop" if active else "Start")
+        self.act_record.setEnabled(active or self._recording_path is not None)
+        self.act_snapshot.setEnabled(self.video.delivery is not None or active)
+
+    # -- recording and snapshots --------------------------------------------------------------
+
+    def toggle_recording(self) -> None:
+        if self._recording_path is not None or self._recording_asked:
+            self._recording_asked = False
+            self.session.stop_recording()
+            self.statusBar().showMessage("Finishing the recording…")
+        else:
+            self._recording_asked = True
+            folder = self.settings.recording_folder
+            self.session.start_recording(folder)
+            self.statusBar().showMessage(f"Starting a recording in {folder}…")
+        self.act_record.setChecked(self._recording_asked)
+
+    @property
+    def recording_path(self) -> str | None:
+        return self._recording_path
+
+    def _on_recording_started(self, path: str) -> None:
+        self._recording_path = path
+        self._recording_since = time.monotonic()
+        self.act_record.setChecked(True)
+        self.act_record.setText("Stop recording")
+        self.recording_label.setVisible(True)
+        self.recording_label.setText(f"● REC 00:00 → {path}")
+        self.statusBar().showMessage(f"Recording to {path}", 5000)
+
+    def _on_recording_finished(self, path: str, error: str) -> None:
+        self._recording_path = None
+        self._recording_asked = False
+        self.act_record.setChecked(False)
+        self.act_record.setText("Record")
+        self.recording_label.setVisible(False)
+        self._update_run_actions()
+        if error:
+            kept = f"\n\nWhat was recorded before that is in {path}." if path else ""
+            self.show_problem("Recording failed", f"{error}{kept}")
+        elif path:
+            self.statusBar().showMessage(f"Recording saved to {path}", 15000)
+        self.last_recording = path or None
+
+    def ask_recording_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Recording folder",
+                                                  str(self.settings.recording_folder))
+        if folder:
+            self.settings.recording_folder = Path(folder)
+            self.statusBar().showMessage(f"Recordings and snapshots go to {folder}", 5000)
+
+    def snapshot(self) -> None:
+        delivery = self.video.delivery
+        if delivery is None:
+            self.statusBar().showMessage("No picture to save yet", 5000)
+            return
+        self.session.save_snapshot(delivery.annotated, self.settings.recording_folder)
+
+    def _on_snapshot_saved(self, path: str, error: str) -> None:
+        if error:
+            self.show_problem("Snapshot not saved", error)
+        else:
+            self.last_snapshot = path
+            self.statusBar().showMessage(f"Snapshot saved to {path}", 10000)
+
+    # -- regions, thresholds, tally -----------------------------------------------------------
+
+    def _on_region_drawn(self, box: tuple) -> None:
+        self.regions.add(tuple(int(v) for v in box))
+        self.tally.break_item()
+        self.statusBar().showMessage(f"Region added at {box} (right-click it to remove)", 5000)
+
+    def _on_region_remove(self, x: float, y: float) -> None:
+        self.regions.remove_at(x, y)
+        self.tally.break_item()
+
+    def regions_remove_last(self) -> None:
+        self.regions.remove_last()
+        self.tally.break_item()
+
+    def regions_clear(self) -> None:
+        self.regions.clear()
+        self.tally.break_item()
+        self.statusBar().showMessage("Regions cleared: the whole frame is classified", 5000)
+
+    def _on_stage1_threshold(self, value: float) -> None:
+        set_stage1_threshold(self.cascade, value)
+        self.settings.set_threshold("stage1", value)
+        self.panel.set_stage1_marker(value)
+
+    def _on_uncertain_threshold(self, value: float) -> None:
+        set_uncertain_below(self.cascade, value)
+        self.settings.set_threshold("uncertain", value)
+
+    def reset_thresholds(self) -> None:
+        s1, unc = self.model_thresholds
+        set_stage1_threshold(self.cascade, s1)
+        set_uncertain_below(self.cascade, unc)
+        self.settings.set_threshold("stage1", None)
+        self.settings.set_threshold("uncertain", None)
+        self.panel.stage1_slider.set_value(s1, emit=False)
+        self.panel.uncertain_slider.set_value(unc, emit=False)
+        self.panel.set_stage1_marker(s1)
+        self.statusBar().showMessage("Thresholds back to the model's", 5000)
+
+    def reset_tally(self) -> None:
+        self.tally.reset()
+        self.panel.show_tally(self.tally.rows(), self.tally.total)
+
+    def export_tally(self) -> None:
+        suggested = self.settings.recording_folder / \
+            f"waste-vision-tally-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+        path, _ = QFileDialog.getSaveFileName(self, "Export tally", str(suggested),
+                                              "CSV files (*.csv)")
+        if not path:
+            return
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.tally.export_csv(Path(path))
+        except OSError as exc:
+            self.show_problem("Tally not exported", f"cannot write {path} "
+                              f"({exc.strerror or exc}); choose another file or folder")
+            return
+        self.statusBar().showMessage(f"Tally saved to {path}", 10000)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def set_notice(self, text: str, error: bool = False) -> None:
+        self.notice_text, self.notice_error = text, error
+        self.notice.setText(text)
+        self.notice.setProperty("error", error)
+        self.notice.style().unpolish(self.notice)
+        self.notice.style().polish(self.notice)
+        self.notice.setVisible(bool(text))
+
+    def show_problem(self, title: str, message: str) -> None:
+        """A problem the user can act on: a dialog (kiosk: a notice), never a traceback."""
+        log.warning("%s: %s", title, message)
+        if self._closing:
+            return
+        if self.kiosk:
+            self.set_notice(f"{title}: {message}", error=True)
+            return
+        QMessageBox.warning(self, title, message)
+
+    def show_shortcuts(self) -> None:
+        rows = [(act.text().replace("&", ""), act.shortcut().toString())
+                for act in self.all_actions if not act.shortcut().isEmpty()]
+        rows.append(("Add a region", "drag on the video"))
+        rows.append(("Remove a region", "right-click it"))
+        text = "".join(f"<tr><td>{name}</td><td><b>{keys}</b></td></tr>" for name, keys in rows)
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{text}</table>")
+
+    def toggle_fullscreen(self, checked: bool) -> None:
+        self.showFullScreen() if checked else self.showNormal()
+
+    # -- leaving --------------------------------------------------------------------------------
+
+    def quit_app(self) -> None:
+        """Close for good: dialogs, pipeline, recording (kiosk included)."""
+        self._allow_close = True
+        for widget in QApplication.topLevelWidgets():
+            if isinstance(widget, QDialog) and widget.isVisible():
+                widget.reject()
+        self.close()
+
+    def closeEvent(self, event) -> None:
+        if not self._allow_close:  # kiosk: only the deliberate key combination leaves
+            event.ignore()
+            return
+        if self._closing:
+            event.accept()
+            return
+        self.closing.emit()
+        self._closing = True
+        self.ui_timer.stop()
+        self.stall_meter.stop()
+        if not self.kiosk:
+            self.settings.geometry = self.saveGeometry()
+        self.settings.sync()
+        self.session.shutdown()  # stops the pipeline and the source, finishes the recording
+        if self.kiosk_controller is not None:
+            self.kiosk_controller.release()
+        event.accept()

@@ -30,15 +30,32 @@ def _cmd_data_split(args) -> int:
     return 0
 
 
+def _training_missing(exc: ModuleNotFoundError) -> UserError:
+    """train/evaluate in an installation without the training code (the frozen bundle)."""
+    return UserError(f"this installation has no training support ({exc.name} is missing; the "
+                     "kiosk bundle leaves TensorFlow out): run train and evaluate from a source "
+                     "install, pip install -e '.[train]'")
+
+
 def _cmd_train(args) -> int:
-    from waste_vision.training.train import train_stage
+    try:
+        from waste_vision.training.train import train_stage
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("waste_vision", "tensorflow", "keras"):
+            raise _training_missing(exc) from None
+        raise
 
     train_stage(args)
     return 0
 
 
 def _cmd_evaluate(args) -> int:
-    from waste_vision.training.evaluate import evaluate_stage
+    try:
+        from waste_vision.training.evaluate import evaluate_stage
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("waste_vision", "tensorflow", "keras"):
+            raise _training_missing(exc) from None
+        raise
 
     evaluate_stage(args)
     return 0
@@ -57,7 +74,15 @@ def _cmd_annotate(args) -> int:
 
 
 def _cmd_bench(args) -> int:
+    import importlib.util
+
     from waste_vision.bench import run_bench
+
+    if not args.skip_original and importlib.util.find_spec("keras") is None:
+        # the original loop runs the .keras models (absent from the frozen bundle)
+        print("waste-vision: Keras is not installed (or not in this bundle): "
+              "skipping the original loop", file=sys.stderr)
+        args.skip_original = True
 
     return run_bench(args)
 
@@ -80,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="waste-vision",
         description="Tell organic from recyclable waste, and the recyclable's material.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--self-test", action="store_true",
+                        help="check the models, the sample photos and the demo clip, then exit "
+                             "(0 all passed, 1 a check failed); takes no sub-command")
+    sub = parser.add_subparsers(dest="command")
 
     data = sub.add_parser("data", help="prepare data sets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -185,9 +213,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cmd_self_test(args) -> int:
+    from waste_vision.selftest import run_selftest
+
+    return run_selftest()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the sub-command is required unless --self-test is given (and then none is allowed)
+    if args.self_test:
+        if args.command is not None:
+            parser.error(f"--self-test takes no sub-command (got {args.command!r})")
+        args.func = _cmd_self_test
+    elif args.command is None:
+        parser.error("the following arguments are required: command")
     try:
         return args.func(args)
     except UserError as exc:

@@ -1,0 +1,109 @@
+"""The frozen bundle, end to end: build it from build.spec, then run its commands from /tmp.
+
+Slow (a PyInstaller build: about 20 s with PyInstaller's cache, a minute or two without), and
+part of the default run (CI included): the dev extra brings PyInstaller. To leave it out of a
+quick local run: ``WASTE_VISION_SKIP_BUNDLE=1 python -m pytest``; alone: ``python -m pytest -m slow``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "assets" / "samples"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("WASTE_VISION_SKIP_BUNDLE") == "1",
+                       reason="WASTE_VISION_SKIP_BUNDLE=1 asked to leave the bundle test out"),
+]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pyinstaller")
+    subprocess.run([sys.executable, "-m", "PyInstaller", str(ROOT / "build.spec"), "--noconfirm",
+                    "--distpath", str(out / "dist"), "--workpath", str(out / "work")],
+                   cwd=ROOT, check=True, capture_output=True, timeout=1800)
+    exe = out / "dist" / "waste-vision" / "waste-vision"
+    assert exe.is_file()
+    return exe
+
+
+def _run(exe: Path, *args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(cwd / "config"))
+    env.pop("WASTE_VISION_MODELS", None)
+    env.pop("WASTE_VISION_ASSETS", None)
+    return subprocess.run([str(exe), *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_contents(bundle):
+    root = bundle.parent
+    assert not [p for p in root.rglob("*") if "tensorflow" in p.name.lower()]
+    assert not list(root.rglob("*.keras"))
+    internal = root / "_internal"
+    assert (internal / "models" / "cascade.json").is_file()
+    assert len(list((internal / "models").glob("*.tflite"))) == 3
+    assert (internal / "assets" / "demo.mp4").is_file()
+    assert not list(root.rglob("*.qm")) and not list(root.rglob("libQt6Qml*"))
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+    assert size <= 400 * 2**20, f"bundle is {size / 2**20:.0f} MB"
+
+
+def test_self_test(bundle, tmp_path):
+    r = _run(bundle, "--self-test", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "frozen bundle" in r.stdout and "all passed" in r.stdout
+
+
+def test_classify(bundle, tmp_path):
+    photos = sorted(SAMPLES.glob("*.jpg"))[:4]
+    r = _run(bundle, "classify", "--format", "jsonl", *photos, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [Path(x["path"]).name for x in records] == [p.name for p in photos]
+    for rec, photo in zip(records, photos):
+        assert photo.stem.lower().startswith(rec["label"]), rec
+
+
+def test_keras_backend_says_it_is_unavailable(bundle, tmp_path):
+    r = _run(bundle, "classify", "--backend", "keras", SAMPLES / "glass101.jpg", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "--backend litert" in r.stderr
+
+
+def test_annotate_demo_clip(bundle, tmp_path):
+    import cv2
+
+    clip = ROOT / "assets" / "demo.mp4"
+    r = _run(bundle, "annotate", clip, "-o", tmp_path / "out.mp4", "--jsonl",
+             tmp_path / "out.jsonl", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    cap = cv2.VideoCapture(str(clip))
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == frames
+    out = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert int(out.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+    out.release()
+
+
+def test_app_kiosk_offscreen(bundle, tmp_path):
+    stats = tmp_path / "stats.json"
+    r = _run(bundle, "app", "--kiosk", "--exit-after", "2", "--stats-json", stats, cwd=tmp_path,
+             timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(stats.read_text())["frames_classified"] > 0
+
+
+def test_train_says_it_is_not_in_the_bundle(bundle, tmp_path):
+    r = _run(bundle, "train", "--stage", "material", "--data", tmp_path, "--out", tmp_path / "m",
+             cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "training" in r.stderr

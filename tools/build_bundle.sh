@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Build the one-folder bundle dist/waste-vision/ from build.spec, then print its size and
+# run its self-test from another folder. Needs the build extra: pip install -e '.[build]'.
+# Exit code: PyInstaller's if the build fails, else the self-test's (0 all passed, 1 not).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
+
+if ! "$PYTHON" -c "import PyInstaller" 2>/dev/null; then
+    echo "build_bundle: PyInstaller is missing; run: $PYTHON -m pip install -e '.[build]'" >&2
+    exit 2
+fi
+echo "==> building dist/waste-vision with PyInstaller (its log follows)"
+start=$(date +%s)
+"$PYTHON" -m PyInstaller build.spec --noconfirm
+echo "==> built in $(( $(date +%s) - start )) s"
+echo "==> bundle size: $(du -sh dist/waste-vision | cut -f1)"
+tf=$(find dist/waste-vision -iname '*tensorflow*' | head -5)
+if [ -n "$tf" ]; then
+    echo "build_bundle: TensorFlow files found in the bundle:" >&2
+    echo "$tf" >&2
+    exit 1
+fi
+echo "==> no TensorFlow file in the bundle"
+bundle="$PWD/dist/waste-vision/waste-vision"
+echo "==> self-test (from /tmp)"
+cd /tmp && "$bundle" --self-test

@@ -108,3 +108,19 @@ def test_unwritable_output_folder_exits_2(tmp_path, capsys):
     code = main(["annotate", str(DEMO), "-o", str(tmp_path / "missing" / "o.mp4")])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_recording_failure_mid_way_stops_recording_not_classification(tmp_path, capsys):
+    """The output becomes unwritable after 1 s: every frame is still classified, the video
+    keeps its playable first second, and the exit code and message say what happened."""
+    out, log = tmp_path / "v.mp4", tmp_path / "v.jsonl"
+    parts = tmp_path / "v.parts"
+    parts.mkdir()
+    (parts / "v.part0001.mp4").mkdir()  # the second segment cannot be created
+    code = main(["annotate", str(DEMO), "-o", str(out), "--jsonl", str(log)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "recording stopped" in err and "v.part0001.mp4" in err
+    assert "annotated 360 frames" in err  # classification went on to the end
+    frames, fps, w, h = _props(out)
+    assert frames == 30 and (w, h) == (1280, 720)  # the first whole second, playable

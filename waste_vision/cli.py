@@ -30,34 +30,29 @@ def _cmd_data_split(args) -> int:
     return 0
 
 
-def _training_missing(exc: ModuleNotFoundError) -> UserError:
-    """train/evaluate in an installation without the training code (the frozen bundle)."""
-    return UserError(f"this installation has no training support ({exc.name} is missing; the "
-                     "kiosk bundle leaves TensorFlow out): run train and evaluate from a source "
-                     "install, pip install -e '.[train]'")
+def _training_function(module: str, name: str):
+    """A function of ``waste_vision.training``; one clear line where it is not installed
+    (the kiosk bundle leaves TensorFlow and the training code out)."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(f"waste_vision.training.{module}"), name)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("waste_vision", "tensorflow", "keras"):
+            raise UserError(
+                f"this installation has no training support ({exc.name} is missing; the "
+                "kiosk bundle leaves TensorFlow out): run train and evaluate from a source "
+                "install, pip install -e '.[train]'") from None
+        raise
 
 
 def _cmd_train(args) -> int:
-    try:
-        from waste_vision.training.train import train_stage
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("waste_vision", "tensorflow", "keras"):
-            raise _training_missing(exc) from None
-        raise
-
-    train_stage(args)
+    _training_function("train", "train_stage")(args)
     return 0
 
 
 def _cmd_evaluate(args) -> int:
-    try:
-        from waste_vision.training.evaluate import evaluate_stage
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("waste_vision", "tensorflow", "keras"):
-            raise _training_missing(exc) from None
-        raise
-
-    evaluate_stage(args)
+    _training_function("evaluate", "evaluate_stage")(args)
     return 0
 
 

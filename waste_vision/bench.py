@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import resource
@@ -148,6 +149,11 @@ def run_bench(args) -> int:
     clip = Path(args.clip or default_assets_dir() / "demo.mp4")
     if not clip.is_file():
         raise UserError(f"bench clip {clip} does not exist; pass --clip VIDEO")
+    if not args.skip_original and importlib.util.find_spec("keras") is None:
+        # the original loop runs the .keras models (absent from the frozen bundle)
+        print("waste-vision: Keras is not installed (or not in this bundle): "
+              "skipping the original loop", file=sys.stderr)
+        args.skip_original = True
     results: dict = {"cpu_count": os.cpu_count(), "threads": args.threads}
     print("annotate end to end ...", file=sys.stderr)
     results["annotate"] = bench_annotate(clip, models, args.threads)

@@ -69,15 +69,7 @@ def _cmd_annotate(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    import importlib.util
-
     from waste_vision.bench import run_bench
-
-    if not args.skip_original and importlib.util.find_spec("keras") is None:
-        # the original loop runs the .keras models (absent from the frozen bundle)
-        print("waste-vision: Keras is not installed (or not in this bundle): "
-              "skipping the original loop", file=sys.stderr)
-        args.skip_original = True
 
     return run_bench(args)
 

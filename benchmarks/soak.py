@@ -17,19 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from waste_vision.annotators import Overlay  # noqa: E402
+from waste_vision.bench import rss_mb  # noqa: E402
 from waste_vision.cascade import Cascade  # noqa: E402
 from waste_vision.pipeline import FrameClassifier, Pipeline  # noqa: E402
 from waste_vision.resources import default_assets_dir, default_models_dir  # noqa: E402
 from waste_vision.sinks import RecordingSink  # noqa: E402
 from waste_vision.sources import Buffering, FileSource  # noqa: E402
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ import os
 import resource
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 from waste_vision.cascade import Cascade, _KerasModel, _LiteRTModel
 from waste_vision.errors import UserError
 from waste_vision.images import resize_for_model
+from waste_vision.manifest import load_manifest
 from waste_vision.resources import default_assets_dir, default_models_dir
 
 
@@ -46,8 +46,7 @@ def _time_calls(fn, x: np.ndarray, runs: int) -> dict:
 
 
 def bench_stages(models: Path, threads: int, runs: int) -> dict:
-    cascade = Cascade(models, backend="litert", threads=threads)
-    manifest = cascade.manifest
+    manifest = load_manifest(models)
     x = np.random.default_rng(0).uniform(0, 255, (*manifest.stages[0].input_size, 3)
                                          ).astype(np.float32)
     out = {"litert": {s.name: _time_calls(_LiteRTModel(s.tflite, threads), x, runs)
@@ -101,8 +100,7 @@ def bench_original_loop(clip: Path, models: Path, frames: int) -> dict:
     """The original project's display loop, headless: predict() per frame per stage."""
     import keras
 
-    cascade = Cascade(models, backend="litert")
-    s1, s2 = cascade.manifest.stages
+    s1, s2 = load_manifest(models).stages
     stage1 = keras.models.load_model(s1.keras, compile=False)
     stage2 = keras.models.load_model(s2.keras, compile=False)
     cap = cv2.VideoCapture(str(clip))
@@ -132,7 +130,7 @@ def bench_original_loop(clip: Path, models: Path, frames: int) -> dict:
     return {"frames": done, "seconds": round(seconds, 3), "fps": round(done / seconds, 2)}
 
 
-def _rss_mb() -> float:
+def rss_mb() -> float:
     """Current resident memory of this process (Linux; 0 where /proc is missing)."""
     try:
         with open("/proc/self/status") as f:
@@ -160,7 +158,7 @@ def run_bench(args) -> int:
     print(f"live, {args.live_seconds:.0f} s ...", file=sys.stderr)
     results["live"] = bench_live(clip, models, args.threads, args.live_seconds)
     # before anything imports TensorFlow: what the app and annotate need
-    results["rss_before_tensorflow_mb"] = _rss_mb()
+    results["rss_before_tensorflow_mb"] = rss_mb()
     print("per-stage inference ...", file=sys.stderr)
     results["stages"] = bench_stages(models, args.threads, args.runs)
     if not args.skip_original:

@@ -172,12 +172,12 @@ class Cascade:
         if self._fused is not None:
             out1, out2 = self._fused(resize_for_model(rgb, self.stage1.input_size))
             s1 = _stage_result(self.stage1, out1)
-            recyclable = s1.label == "recyclable"
-            s2 = _stage_result(self.stage2, out2) if (recyclable or all_stages) else None
+            stage2 = lambda: _stage_result(self.stage2, out2)  # noqa: E731
         else:
             s1 = self.run_stage(0, rgb)
-            recyclable = s1.label == "recyclable"
-            s2 = self.run_stage(1, rgb) if (recyclable or all_stages) else None
+            stage2 = lambda: self.run_stage(1, rgb)  # noqa: E731
+        recyclable = s1.label == "recyclable"
+        s2 = stage2() if (recyclable or all_stages) else None
         if recyclable:
             label, score = s2.label, s1.score * s2.score
         else:

@@ -140,20 +140,10 @@ class Panel(QWidget):
         outer.addWidget(self.verdict)
         outer.addWidget(self.detail)
 
-        self.stage1_box = QGroupBox("Stage 1: organic or recyclable")
-        s1 = QVBoxLayout(self.stage1_box)
-        s1.setSpacing(3)
-        self.stage1_bars = {label: ProbabilityBar(label) for label in self.stage1_labels}
-        for bar in self.stage1_bars.values():
-            s1.addWidget(bar)
+        self.stage1_box, self.stage1_bars = _bar_group("Stage 1: organic or recyclable",
+                                                       self.stage1_labels)
         outer.addWidget(self.stage1_box)
-
-        self.stage2_box = QGroupBox("Stage 2: material")
-        s2 = QVBoxLayout(self.stage2_box)
-        s2.setSpacing(3)
-        self.stage2_bars = {label: ProbabilityBar(label) for label in self.stage2_labels}
-        for bar in self.stage2_bars.values():
-            s2.addWidget(bar)
+        self.stage2_box, self.stage2_bars = _bar_group("Stage 2: material", self.stage2_labels)
         outer.addWidget(self.stage2_box)
 
         self.thresholds_box = QGroupBox("Thresholds")
@@ -309,3 +299,14 @@ class Panel(QWidget):
 
     def show_backend(self, text: str) -> None:
         self.backend.setText(f"backend {text}")
+
+
+def _bar_group(title: str, labels) -> tuple[QGroupBox, dict[str, "ProbabilityBar"]]:
+    """A titled box with one probability bar per label, in the labels' order."""
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    layout.setSpacing(3)
+    bars = {label: ProbabilityBar(label) for label in labels}
+    for bar in bars.values():
+        layout.addWidget(bar)
+    return box, bars

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,30 +39,45 @@ def main() -> None:
     pipeline = Pipeline(source, FrameClassifier(Cascade(default_models_dir())), Overlay.default())
     done = [0]
     rows = []
+    closes: list[float] = []  # seconds each finished recording took to close and join
+
+    def close_in_background(old: RecordingSink) -> None:
+        """As the window does: joining a finished recording never holds up the live loop."""
+
+        def work():
+            t0 = time.monotonic()
+            old.close()
+            closes.append(time.monotonic() - t0)
+            old.path.unlink(missing_ok=True)  # keep the disk from filling over an hour
+
+        threading.Thread(target=work, name="soak close", daemon=True).start()
+
     with source:
         pipeline.start(lambda _r: done.__setitem__(0, done[0] + 1))
-        start = last_rotate = time.monotonic()
-        n = 0
+        start = last_rotate = last_t = time.monotonic()
+        n, last_done = 0, 0
         sink = RecordingSink(args.out / f"soak{n}.mp4", source.fps, source.size)
         pipeline.sinks.append(sink)
-        last_done, last_t = 0, start
-        while time.monotonic() - start < args.minutes * 60:
-            time.sleep(args.every)
+        while last_t - start < args.minutes * 60:
+            # A fixed schedule, so a late sample cannot make the next interval look slow.
+            time.sleep(max(0.0, last_t + args.every - time.monotonic()))
             now = time.monotonic()
+            fps = (done[0] - last_done) / (now - last_t)
+            last_done, last_t = done[0], now
+            row = {"t_s": round(now - start, 1), "rss_mb": round(rss_mb(), 1),
+                   "record_queue": sink._queue.qsize(),
+                   "source_buffer": len(source._buffer._items),
+                   "classified_fps": round(fps, 2), "dropped": source.dropped,
+                   "recordings": n + 1, "last_close_s": round(closes[-1], 2) if closes else "",
+                   "error": pipeline.error or sink.error}
+            rows.append(row)
+            print(row, flush=True)
             if now - last_rotate > args.segment_minutes * 60:
                 n += 1
                 new = RecordingSink(args.out / f"soak{n}.mp4", source.fps, source.size)
                 pipeline.sinks[:] = [new]
-                sink.close()
-                (args.out / f"soak{n - 1}.mp4").unlink(missing_ok=True)
+                close_in_background(sink)
                 sink, last_rotate = new, now
-            fps = (done[0] - last_done) / (now - last_t)
-            last_done, last_t = done[0], now
-            row = {"t_s": round(now - start, 1), "rss_mb": round(rss_mb(), 1),
-                   "record_queue": sink._queue.qsize(), "classified_fps": round(fps, 2),
-                   "dropped": source.dropped, "error": pipeline.error or sink.error}
-            rows.append(row)
-            print(row, flush=True)
         pipeline.stop()
         sink.close()
     with open(args.out / "soak.csv", "w", newline="") as f:
@@ -73,7 +89,9 @@ def main() -> None:
     print(f"RSS after warm-up {warm:.0f} MB, at the end {rows[-1]['rss_mb']:.0f} MB "
           f"({growth:+.1f}%), max {max(r['rss_mb'] for r in rows):.0f} MB; "
           f"FPS min {min(r['classified_fps'] for r in rows):.1f}, max record queue "
-          f"{max(r['record_queue'] for r in rows)}")
+          f"{max(r['record_queue'] for r in rows)}, max source buffer "
+          f"{max(r['source_buffer'] for r in rows)}; {len(closes)} recordings closed in "
+          f"{min(closes, default=0):.2f}-{max(closes, default=0):.2f} s")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -23,8 +23,8 @@ def _parts(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     return trunk, tail
 
 
-def export_fused(stage1_keras: Path, stage2_keras: Path, out: Path) -> Path | None:
-    """Write the fused ``.tflite``; None when the stages' trunks differ (nothing to share)."""
+def fused_model(stage1_keras: Path, stage2_keras: Path) -> keras.Model | None:
+    """Both stages on one trunk, in float32; None when their trunks differ (nothing to share)."""
     s1 = keras.models.load_model(stage1_keras, compile=False)
     s2 = keras.models.load_model(stage2_keras, compile=False)
     (trunk1, tail1), (trunk2, tail2) = _parts(s1), _parts(s2)
@@ -36,9 +36,14 @@ def export_fused(stage1_keras: Path, stage2_keras: Path, out: Path) -> Path | No
     features = trunk1(inputs)
     out1 = keras.layers.Activation("sigmoid", dtype="float32", name="stage1")(tail1(features))
     out2 = keras.layers.Activation("softmax", dtype="float32", name="stage2")(tail2(features))
-    fused = keras.Model(inputs, [out1, out2], name="cascade_fused")
-    # export in float32 compute; the .tflite stores float16 weights either way
-    return export_tflite(_as_float32(fused), out / FUSED_FILE)
+    # float32 compute for export; the .tflite stores float16 (or int8) weights either way
+    return _as_float32(keras.Model(inputs, [out1, out2], name="cascade_fused"))
+
+
+def export_fused(stage1_keras: Path, stage2_keras: Path, out: Path) -> Path | None:
+    """Write the fused ``.tflite``; None when the stages' trunks differ."""
+    fused = fused_model(stage1_keras, stage2_keras)
+    return None if fused is None else export_tflite(fused, out / FUSED_FILE)
 
 
 def _as_float32(model: keras.Model) -> keras.Model:

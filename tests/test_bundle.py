@@ -49,7 +49,9 @@ def test_contents(bundle):
     assert not list(root.rglob("*.keras"))
     internal = root / "_internal"
     assert (internal / "models" / "cascade.json").is_file()
-    assert len(list((internal / "models").glob("*.tflite"))) == 3
+    names = {p.name for p in (internal / "models").glob("*.tflite")}
+    assert names == {"stage1_organic_recyclable.tflite", "stage2_material.tflite",
+                     "cascade_fused.tflite", "cascade_fused_int8.tflite"}
     assert (internal / "assets" / "demo.mp4").is_file()
     assert not list(root.rglob("*.qm")) and not list(root.rglob("libQt6Qml*"))
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
@@ -62,9 +64,10 @@ def test_self_test(bundle, tmp_path):
     assert "frozen bundle" in r.stdout and "all passed" in r.stdout
 
 
-def test_classify(bundle, tmp_path):
+@pytest.mark.parametrize("flags", [[], ["--int8"]], ids=["float16", "int8"])
+def test_classify(bundle, tmp_path, flags):
     photos = sorted(SAMPLES.glob("*.jpg"))[:4]
-    r = _run(bundle, "classify", "--format", "jsonl", *photos, cwd=tmp_path)
+    r = _run(bundle, "classify", "--format", "jsonl", *flags, *photos, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     records = [json.loads(line) for line in r.stdout.splitlines()]
     assert [Path(x["path"]).name for x in records] == [p.name for p in photos]

@@ -22,6 +22,7 @@ def models_copy(tmp_path, models_dir):
         shutil.copy(models_dir / stage["tflite"], dst / stage["tflite"])
         stage["keras"] = None
     manifest.pop("fused", None)
+    manifest.pop("fused_int8", None)
     (dst / "cascade.json").write_text(json.dumps(manifest))
     return dst
 
@@ -96,3 +97,12 @@ def test_corrupt_model_file(models_copy):
     (models_copy / name).write_bytes(b"garbage" * 100)
     with pytest.raises(UserError, match="not a valid .tflite model"):
         Cascade(models_copy, backend="litert")
+
+
+def test_fused_int8_entry_is_checked(models_copy):
+    _edit(models_copy, lambda d: d.update(fused_int8="cascade_fused_int8.tflite"))
+    with pytest.raises(UserError, match="'fused_int8' must be an object"):
+        load_manifest(models_copy)
+    _edit(models_copy, lambda d: d.update(fused_int8={"tflite": "gone.tflite"}))
+    with pytest.raises(UserError, match="gone.tflite"):
+        load_manifest(models_copy)

@@ -64,6 +64,9 @@ def test_bench_runs_and_reports(tmp_path, capsys):
     r = json.loads(out.read_text())
     assert r["annotate"]["frames"] == 360
     assert r["original_loop"]["frames"] == 3
-    assert set(r["stages"]["litert"]) == {"organic-recyclable", "material", "fused"}
-    assert r["speedup_vs_original"] > 1
-    assert "original loop" in capsys.readouterr().out
+    assert set(r["stages"]["litert"]) == {"organic-recyclable", "material", "fused",
+                                          "fused int8"}
+    assert r["annotate_int8"]["frames"] == 360
+    assert r["annotate_vs_original"] > 1 and r["annotate_int8_vs_original"] > 1
+    printed = capsys.readouterr().out
+    assert "original loop" in printed and "annotate --int8" in printed

@@ -76,27 +76,29 @@ def test_tflite_matches_keras_export(trained, shared_datasets):
                                expected, atol=1e-2)
 
 
-def test_int8_fused_model_is_measured_and_adopted(trained, tmp_path, shared_datasets):
-    """quantize writes its report; forced adoption (any drop allowed) swaps the manifest's
-    fused model for the int8 one and removes the float16 file; the cascade then runs on it."""
+def test_int8_fused_model_is_measured_and_listed(trained, tmp_path, shared_datasets):
+    """quantize writes its report and lists the int8 model under 'fused_int8', keeping the
+    float16 fused model as the default; the cascade runs on it with int8=True."""
     import shutil
 
     from waste_vision.training import quantize
 
     models = shutil.copytree(trained, tmp_path / "models")
     splits = trained.parent
-    quantize.main(["--models", str(models), "--count", "6",
+    quantize.main(["--models", str(models), "--count", "6", "--agreement", "10",
+                   "--float-layers", "2",
                    "--calibration", str(splits / "materials" / "TRAIN"), str(splits / "or" / "TRAIN"),
                    "--stage1-val", str(splits / "or" / "VALIDATION"),
-                   "--stage2-val", str(splits / "materials" / "VALIDATION"), "--max-drop", "100"])
+                   "--stage2-val", str(splits / "materials" / "VALIDATION")])
     report = json.loads((models / "reports" / "fused_int8.json").read_text())
-    assert report["adopted"] and report["calibration_photos"] == 6
-    assert report["validation_photos"] == {"stage1": 4, "stage2": 10}
-    assert 0 <= report["int8"]["stage1"] <= 1 and report["int8"]["ms_per_call"] > 0
-    assert json.loads((models / "cascade.json").read_text())["fused"]["tflite"] == \
-        quantize.INT8_FILE
-    assert not (models / "cascade_fused.tflite").exists()
-    cascade = Cascade(models, backend="litert")
+    assert report["calibration_photos"] == 6 and len(report["kept_float"]) == 2
+    assert report["agreement_photos"] == 10 + 4 + 10  # further train photos + validation
+    assert 0 <= report["stage1_flips"] <= report["agreement_photos"]
+    assert 0 <= report["int8"]["stage1_val_accuracy"] <= 1 and report["int8"]["ms_per_call"] > 0
+    manifest = json.loads((models / "cascade.json").read_text())
+    assert manifest["fused_int8"]["tflite"] == quantize.INT8_FILE
+    assert manifest["fused"]["tflite"] == "cascade_fused.tflite"
+    cascade = Cascade(models, backend="litert", int8=True)
     assert cascade.uses_fused
     rgb = read_rgb(shared_datasets / "trashnet" / "glass" / "glass10.jpg")
     result = cascade.classify(rgb, all_stages=True)

@@ -38,13 +38,14 @@ class AnnotateReport:
 
 def annotate_video(input_path: Path, output: Path, *, jsonl: Path | None = None,
                    rois: list[str] = (), models: Path | None = None, backend: str = "auto",
-                   threads: int = 2, progress: bool = False) -> AnnotateReport:
+                   threads: int = 2, progress: bool = False, int8: bool = False) -> AnnotateReport:
     if not Path(input_path).is_file():
         raise UserError(f"input video {input_path} does not exist; give a video file")
     regions = RegionSet()
     for text in rois:
         regions.add(parse_box(text))
-    cascade = Cascade(models or default_models_dir(), backend=backend, threads=threads)
+    cascade = Cascade(models or default_models_dir(), backend=backend, threads=threads,
+                      int8=int8)
     source = FileSource(input_path, buffering=Buffering.EVERY_FRAME)
     if not source.fps or not source.size:
         raise UserError(f"{input_path}: cannot tell the video's frame rate or size; "
@@ -83,7 +84,7 @@ def annotate_video(input_path: Path, output: Path, *, jsonl: Path | None = None,
 def run_annotate(args) -> int:
     report = annotate_video(args.input, args.output, jsonl=args.jsonl, rois=args.roi,
                             models=args.models, backend=args.backend, threads=args.threads,
-                            progress=sys.stderr.isatty() or args.progress)
+                            progress=sys.stderr.isatty() or args.progress, int8=args.int8)
     print(f"annotated {report.frames} frames in {report.seconds:.1f} s "
           f"({report.fps:.1f} FPS) -> {report.output}", file=sys.stderr)
     if report.problem:

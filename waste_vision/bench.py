@@ -51,9 +51,9 @@ def bench_stages(models: Path, threads: int, runs: int) -> dict:
                                          ).astype(np.float32)
     out = {"litert": {s.name: _time_calls(_LiteRTModel(s.tflite, threads), x, runs)
                       for s in manifest.stages}}
-    if manifest.fused_tflite:
-        out["litert"]["fused"] = _time_calls(_LiteRTModel(manifest.fused_tflite, threads), x,
-                                             runs)
+    for name, path in (("fused", manifest.fused_tflite), ("fused int8", manifest.fused_int8_tflite)):
+        if path:
+            out["litert"][name] = _time_calls(_LiteRTModel(path, threads), x, runs)
     try:
         keras_models = {s.name: _KerasModel(s.keras) for s in manifest.stages}
     except UserError as exc:
@@ -64,11 +64,12 @@ def bench_stages(models: Path, threads: int, runs: int) -> dict:
     return out
 
 
-def bench_annotate(clip: Path, models: Path, threads: int) -> dict:
+def bench_annotate(clip: Path, models: Path, threads: int, int8: bool = False) -> dict:
     from waste_vision.annotate import annotate_video
 
     with tempfile.TemporaryDirectory() as tmp:
-        report = annotate_video(clip, Path(tmp) / "out.mp4", models=models, threads=threads)
+        report = annotate_video(clip, Path(tmp) / "out.mp4", models=models, threads=threads,
+                                int8=int8)
     return {"frames": report.frames, "seconds": round(report.seconds, 3),
             "fps": round(report.fps, 2)}
 
@@ -155,6 +156,8 @@ def run_bench(args) -> int:
     results: dict = {"cpu_count": os.cpu_count(), "threads": args.threads}
     print("annotate end to end ...", file=sys.stderr)
     results["annotate"] = bench_annotate(clip, models, args.threads)
+    if load_manifest(models).fused_int8_tflite:
+        results["annotate_int8"] = bench_annotate(clip, models, args.threads, int8=True)
     print(f"live, {args.live_seconds:.0f} s ...", file=sys.stderr)
     results["live"] = bench_live(clip, models, args.threads, args.live_seconds)
     # before anything imports TensorFlow: what the app and annotate need
@@ -164,8 +167,10 @@ def run_bench(args) -> int:
     if not args.skip_original:
         print(f"original loop, {args.original_frames} frames ...", file=sys.stderr)
         results["original_loop"] = bench_original_loop(clip, models, args.original_frames)
-        results["speedup_vs_original"] = round(
-            results["annotate"]["fps"] / results["original_loop"]["fps"], 1)
+        for key in ("annotate", "annotate_int8"):
+            if key in results:
+                results[f"{key}_vs_original"] = round(
+                    results[key]["fps"] / results["original_loop"]["fps"], 1)
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(format_results(results))
     if args.json:
@@ -184,6 +189,10 @@ def format_results(r: dict) -> str:
                              f"p95 {t['p95_ms']:7.2f} ms")
     a, live = r["annotate"], r["live"]
     lines.append(f"  annotate  {a['frames']} frames in {a['seconds']:.2f} s = {a['fps']:.1f} FPS")
+    if "annotate_int8" in r:
+        a8 = r["annotate_int8"]
+        lines.append(f"  annotate --int8  {a8['frames']} frames in {a8['seconds']:.2f} s = "
+                     f"{a8['fps']:.1f} FPS")
     lines.append(f"  live      {live['classified_fps']:.1f} classified FPS from a "
                  f"{live['source_fps']:.0f} FPS source, latency p50 "
                  f"{live['latency']['p50_ms']:.1f} ms p95 {live['latency']['p95_ms']:.1f} ms, "
@@ -192,7 +201,9 @@ def format_results(r: dict) -> str:
         o = r["original_loop"]
         lines.append(f"  original  {o['frames']} frames in {o['seconds']:.2f} s = "
                      f"{o['fps']:.2f} FPS (model.predict per frame, one thread)")
-        lines.append(f"  annotate is {r['speedup_vs_original']}x the original loop")
+        lines.append(f"  annotate is {r['annotate_vs_original']}x the original loop"
+                     + (f", annotate --int8 {r['annotate_int8_vs_original']}x"
+                        if "annotate_int8_vs_original" in r else ""))
     lines.append(f"  RSS {r['rss_before_tensorflow_mb']:.0f} MB before TensorFlow is imported "
                  f"(LiteRT pipeline), peak {r['peak_rss_mb']:.0f} MB with the Keras runs")
     return "\n".join(lines)

@@ -124,7 +124,7 @@ class Cascade:
     """Runs the manifest's stages on RGB frames; build once, call per frame."""
 
     def __init__(self, models_dir: Path, backend: str = "auto", threads: int = 2,
-                 uncertain_below: float | None = None, fused: bool = True):
+                 uncertain_below: float | None = None, fused: bool = True, int8: bool = False):
         self.manifest: Manifest = load_manifest(models_dir)
         self.backend = choose_backend(backend)
         self.uncertain_below = (DEFAULT_UNCERTAIN_BELOW if uncertain_below is None
@@ -139,13 +139,20 @@ class Cascade:
                     f"{len(spec.labels)} labels but its model has {model.output_sizes[0]} "
                     "outputs; fix the labels or restore the model file")
         # One pass through the shared trunk gives both stages (LiteRT only).
+        # int8 trades a little agreement with the float models for speed (--int8).
         self._fused = None
-        if (fused and self.backend == "litert" and self.manifest.fused_tflite
+        fused_file = self.manifest.fused_int8_tflite if int8 else self.manifest.fused_tflite
+        if int8 and (fused_file is None or self.backend != "litert"):
+            raise UserError(
+                f"--int8 needs the LiteRT backend and a 'fused_int8' model in "
+                f"{self.manifest.root / 'cascade.json'}; make one with "
+                "'python -m waste_vision.training.quantize' or leave out --int8")
+        if (fused and self.backend == "litert" and fused_file
                 and self.stage1.input_size == self.stage2.input_size):
-            self._fused = _LiteRTModel(self.manifest.fused_tflite, threads)
+            self._fused = _LiteRTModel(fused_file, threads)
             if self._fused.output_sizes != [m.output_sizes[0] for m in self._models]:
-                raise UserError(f"{self.manifest.fused_tflite}: its outputs do not match the "
-                                "two stages; restore the models folder or pass --no-fused")
+                raise UserError(f"{fused_file}: its outputs do not match the two stages; "
+                                "restore the models folder")
 
     @property
     def uses_fused(self) -> bool:

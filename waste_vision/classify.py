@@ -97,7 +97,8 @@ WRITERS = {"table": _TableWriter, "jsonl": _JsonlWriter, "csv": _CsvWriter}
 def run_classify(args, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     models = args.models or default_models_dir()
-    cascade = Cascade(models, backend=args.backend, uncertain_below=args.uncertain_below)
+    cascade = Cascade(models, backend=args.backend, uncertain_below=args.uncertain_below,
+                      int8=getattr(args, "int8", False))
     inputs = list(expand_inputs(args.paths))
     if not inputs:
         raise UserError("no images found in " + ", ".join(str(p) for p in args.paths)

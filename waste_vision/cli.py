@@ -15,6 +15,9 @@ from waste_vision.errors import UserError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+INT8_HELP = ("use the int8 fused model: faster, and it disagrees with the float models on "
+             "about 1 in 100 material decisions (README, Speed)")
+
 
 def _cmd_data_split(args) -> int:
     from tqdm import tqdm
@@ -122,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--cache", type=Path, default=Path("work/cache"),
                        help="where frozen-backbone features are cached")
     train.add_argument("--views", type=int, default=5, help="augmented views per train image")
+    train.add_argument("--on-board", type=float, default=0.0, metavar="P",
+                       help="chance that an augmented view lies on a plain light board "
+                            "(against the white-board shortcut of stage 1)")
     train.add_argument("--warmup-epochs", type=int, default=8)
     train.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs (at most)")
     train.add_argument("--backbone", default="lite0",
@@ -152,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--backend", choices=["auto", "litert", "keras"], default="auto")
     classify.add_argument("--uncertain-below", type=float, default=None,
                           help="final score below which the label is 'uncertain'")
+    classify.add_argument("--int8", action="store_true", help=INT8_HELP)
     classify.set_defaults(func=_cmd_classify)
 
     annotate = sub.add_parser("annotate", help="annotate every frame of a video file")
@@ -164,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     annotate.add_argument("--models", type=Path, default=None, help="models folder")
     annotate.add_argument("--backend", choices=["auto", "litert", "keras"], default="auto")
     annotate.add_argument("--threads", type=int, default=2, help="inference threads (2)")
+    annotate.add_argument("--int8", action="store_true", help=INT8_HELP)
     annotate.add_argument("--progress", action="store_true",
                           help="show a progress bar even when not on a terminal")
     annotate.set_defaults(func=_cmd_annotate)
@@ -188,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--source", default=None, metavar="SPEC",
                      help="camera index, video file, image folder or rtsp:// / http(s):// URL "
                           "(default: the last source, else the first camera, else the demo clip)")
+    app.add_argument("--int8", action="store_true", help=INT8_HELP)
     app.add_argument("--kiosk", action="store_true",
                      help="full screen, no controls, restarts itself; leave with Ctrl+Shift+Q")
     app.add_argument("--exit-after", type=float, default=None, metavar="S",

@@ -33,6 +33,7 @@ class Manifest:
     root: Path
     stages: list[StageSpec]
     fused_tflite: Path | None = None
+    fused_int8_tflite: Path | None = None  # the same, quantized to int8 (used with --int8)
 
     def stage(self, name: str) -> StageSpec:
         return next(s for s in self.stages if s.name == name)
@@ -98,10 +99,11 @@ def load_manifest(models_dir: Path) -> Manifest:
     if not isinstance(stages, list) or len(stages) != len(STAGE_NAMES):
         raise UserError(f"{path}: 'stages' must list the {len(STAGE_NAMES)} stages in order")
     specs = [_stage(models_dir, s, i, path) for i, s in enumerate(stages)]
-    fused = raw.get("fused")
-    fused_tflite = None
-    if fused is not None:
-        if not isinstance(fused, dict):
-            raise UserError(f"{path}: 'fused' must be an object")
-        fused_tflite = _file(models_dir, fused.get("tflite"), "fused tflite", path)
-    return Manifest(models_dir, specs, fused_tflite)
+    fused = {}
+    for key in ("fused", "fused_int8"):
+        entry = raw.get(key)
+        if entry is not None:
+            if not isinstance(entry, dict):
+                raise UserError(f"{path}: '{key}' must be an object")
+            fused[key] = _file(models_dir, entry.get("tflite"), f"{key} tflite", path)
+    return Manifest(models_dir, specs, fused.get("fused"), fused.get("fused_int8"))

@@ -65,7 +65,8 @@ def run_app(args) -> int:
     app.setApplicationDisplayName("waste-vision")
     apply_theme(app)
     try:
-        cascade = Cascade(default_models_dir(), backend="litert", threads=2)
+        cascade = Cascade(default_models_dir(), backend="litert", threads=2,
+                          int8=getattr(args, "int8", False))
     except UserError as exc:
         if args.exit_after is None:
             QMessageBox.critical(None, "waste-vision cannot start", str(exc))

@@ -17,8 +17,31 @@ from tqdm import tqdm
 from waste_vision.images import read_rgb, resize_for_model
 
 
-def augment(rgb: np.ndarray, rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
-    """A random view: flips, rotation, zoom/crop, brightness and contrast."""
+def on_board(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The photo, shrunk, lying on a plain light board with uneven light and a little noise.
+
+    TrashNet's recyclable items all lie on white board; showing organic photos the same way
+    keeps stage 1 from learning "plain light background = recyclable".
+    """
+    h, w = rgb.shape[:2]
+    side = int(max(h, w) * rng.uniform(1.3, 2.0))
+    grey = rng.uniform(185, 250)
+    tint = rng.uniform(-8, 8, 3)
+    ramp = np.linspace(-1, 1, side, dtype=np.float32)
+    light = rng.uniform(-15, 15) * ramp[None, :] + rng.uniform(-15, 15) * ramp[:, None]
+    board = grey + tint[None, None, :] + light[..., None] + rng.normal(0, 3, (side, side, 1))
+    board = np.clip(board, 0, 255).astype(np.uint8)
+    y, x = rng.integers(0, side - h + 1), rng.integers(0, side - w + 1)
+    board[y:y + h, x:x + w] = rgb
+    return board
+
+
+def augment(rgb: np.ndarray, rng: np.random.Generator, size: tuple[int, int],
+            board: float = 0.0) -> np.ndarray:
+    """A random view: flips, rotation, zoom/crop, brightness and contrast; with probability
+    ``board`` the photo is first laid on a plain light board (see ``on_board``)."""
+    if board and rng.random() < board:
+        rgb = on_board(rgb, rng)
     h, w = rgb.shape[:2]
     if rng.random() < 0.5:
         rgb = rgb[:, ::-1]
@@ -37,16 +60,24 @@ def augment(rgb: np.ndarray, rng: np.random.Generator, size: tuple[int, int]) ->
     return np.clip(x, 0, 255)
 
 
-def _cache_key(paths: list[Path], views: int, trunk_name: str, seed: int) -> str:
-    h = hashlib.sha256(json.dumps([trunk_name, views, seed, [str(p) for p in paths]]).encode())
+def _cache_key(paths: list[Path], views: int, trunk_name: str, seed: int,
+               board: float = 0.0) -> str:
+    parts = [trunk_name, views, seed, [str(p) for p in paths]] + ([board] if board else [])
+    h = hashlib.sha256(json.dumps(parts).encode())
     return h.hexdigest()[:16]
 
 
 def trunk_features(trunk, paths: list[Path], size: tuple[int, int], views: int,
-                   cache_dir: Path, seed: int, desc: str, batch: int = 32) -> np.ndarray:
-    """Trunk outputs, shape (views, n, ...): view 0 is the plain image, the rest augmented."""
+                   cache_dir: Path, seed: int, desc: str, batch: int = 32,
+                   board: float = 0.0, only_board: bool = False) -> np.ndarray:
+    """Trunk outputs, shape (views, n, ...): view 0 is the plain image, the rest augmented.
+
+    ``board``: chance that an augmented view lies on a plain board; ``only_board``: every
+    view (view 0 included) is the plain image on a board, for the shortcut check.
+    """
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = _cache_key(paths, views, f"{trunk.name}{len(trunk.layers)}{trunk.output.shape}", seed)
+    key = _cache_key(paths, views, f"{trunk.name}{len(trunk.layers)}{trunk.output.shape}", seed,
+                     "only" if only_board else board)
     cached = cache_dir / f"{desc}-{key}.npy"
     if cached.exists():
         return np.load(cached)
@@ -57,8 +88,11 @@ def trunk_features(trunk, paths: list[Path], size: tuple[int, int], views: int,
         for start in tqdm(range(0, len(paths), batch), desc=f"{desc}: view {v + 1}/{views}",
                           unit="batch"):
             chunk = images[start:start + batch]
-            x = np.stack([resize_for_model(im, size) if v == 0 else augment(im, rng, size)
-                          for im in chunk])
+            if only_board:
+                x = np.stack([resize_for_model(on_board(im, rng), size) for im in chunk])
+            else:
+                x = np.stack([resize_for_model(im, size) if v == 0
+                              else augment(im, rng, size, board) for im in chunk])
             out[v, start:start + len(chunk)] = np.asarray(trunk(x, training=False))
     np.save(cached, out)
     return out

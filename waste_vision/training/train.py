@@ -110,7 +110,7 @@ def train_stage(args) -> None:
     trunk = trunk_model(args.backbone, args.split_block, INPUT_SIZE[0])
     trunk.trainable = False
     x_train = trunk_features(trunk, train.paths, INPUT_SIZE, args.views, args.cache,
-                             args.seed, f"{stage}-train")
+                             args.seed, f"{stage}-train", board=args.on_board)
     x_val = trunk_features(trunk, val.paths, INPUT_SIZE, 1, args.cache, args.seed,
                            f"{stage}-val")[0].astype(np.float32)
     y_train = np.tile(np.asarray(train.labels), args.views)
@@ -152,6 +152,7 @@ def train_stage(args) -> None:
                "backbone": args.backbone, "split_block": args.split_block,
                "input_size": list(INPUT_SIZE),
                "train_images": len(train.paths), "views": args.views,
+               "on_board": args.on_board,
                "extra_recyclable": [str(p) for p in args.extra_recyclable]}
     if n == 2:
         # The threshold comes from the stage's own validation photos: the extra recyclable
@@ -163,9 +164,21 @@ def train_stage(args) -> None:
         if val.primary < len(y_val):
             summary["val_accuracy_extra_recyclable"] = float(
                 np.mean(p[val.primary:] >= summary["threshold"]))
+        # The shortcut check on validation: the stage's own photos laid on a plain light board
+        # must keep their label (organic ones above all), as they do without the board.
+        x_board = trunk_features(trunk, val.paths[own], INPUT_SIZE, 1, args.cache, args.seed,
+                                 f"{stage}-val-board", only_board=True)[0].astype(np.float32)
+        board_logits = np.asarray(tail.predict(x_board, batch_size=128, verbose=0))
+        pb = 1 / (1 + np.exp(-board_logits[:, 0] / temperature))
+        said = pb >= summary["threshold"]
+        summary["val_on_board_accuracy"] = float(np.mean(said == y_val[own]))
+        summary["val_on_board_organic"] = float(np.mean(~said[y_val[own] == 0]))
     else:
         summary["val_accuracy"] = float(np.mean(scaled.argmax(1) == y_val))
-    print(f"{stage}: validation accuracy {summary['val_accuracy']:.4f}, T={temperature:.3f}")
+    print(f"{stage}: validation accuracy {summary['val_accuracy']:.4f}, T={temperature:.3f}"
+          + (f", on a plain board {summary['val_on_board_accuracy']:.4f} (organic kept "
+             f"{summary['val_on_board_organic']:.4f})" if "val_on_board_accuracy" in summary
+             else ""))
 
     # --- export the whole stage: .keras and .tflite, plus the tail alone for fusing
     base = out / STAGE_FILES[stage]

@@ -124,3 +124,72 @@ def test_recording_failure_mid_way_stops_recording_not_classification(tmp_path, 
     assert "annotated 360 frames" in err  # classification went on to the end
     frames, fps, w, h = _props(out)
     assert frames == 30 and (w, h) == (1280, 720)  # the first whole second, playable
+
+
+DISK_FULL_SCRIPT = r"""
+set -u
+mount -t tmpfs -o size=2m tmpfs "$DISK"
+"$PY" -m waste_vision.cli annotate "$CLIP" -o "$DISK/out.mp4" --jsonl "$DISK/out.jsonl" \
+    2> "$OUT/annotate.err"
+echo $? > "$OUT/annotate.rc"
+ls "$DISK/out.parts" > "$OUT/parts.txt" 2>&1
+mount -o remount,size=64m "$DISK"   # the user frees some space
+"$PY" -m waste_vision.cli recover "$DISK/out.parts" > "$OUT/recover.out" 2> "$OUT/recover.err"
+echo $? > "$OUT/recover.rc"
+cp "$DISK/out.mp4" "$DISK/out.jsonl" "$OUT/" 2>/dev/null
+"""
+
+
+def _disk_full_run(tmp_path):
+    """Annotate the demo clip onto a 2 MB disk (a tmpfs in a private mount namespace), then
+    make room and recover. Where no mount namespace can be made, a per-process file-size
+    limit makes the writes fail the same way (EFBIG instead of ENOSPC)."""
+    out, disk = tmp_path / "out", tmp_path / "disk"
+    out.mkdir()
+    disk.mkdir()
+    env = {**__import__("os").environ, "DISK": str(disk), "OUT": str(out), "PY": sys.executable,
+           "CLIP": str(DEMO), "PYTHONPATH": str(ROOT)}
+    unshare = shutil.which("unshare")
+    for flags in (["-m"], ["-rm"]):
+        if unshare and subprocess.run([unshare, *flags, "mount", "-t", "tmpfs", "tmpfs",
+                                       str(disk)], capture_output=True).returncode == 0:
+            subprocess.run([unshare, *flags, "sh", "-c", DISK_FULL_SCRIPT], env=env,
+                           timeout=300, check=True)
+            return out, "No space left on device"
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
+
+    cli = [sys.executable, "-m", "waste_vision.cli"]
+    r = subprocess.run([*cli, "annotate", str(DEMO), "-o", str(out / "out.mp4"), "--jsonl",
+                        str(out / "out.jsonl")], env=env, preexec_fn=limit, timeout=300,
+                       capture_output=True, text=True)
+    (out / "annotate.err").write_text(r.stderr)
+    (out / "annotate.rc").write_text(str(r.returncode))
+    r = subprocess.run([*cli, "recover", str(out / "out.parts")], env=env, timeout=300,
+                       capture_output=True, text=True)
+    (out / "recover.rc").write_text(str(r.returncode))
+    (out / "recover.err").write_text(r.stderr)
+    return out, "disk full"  # the encoder cannot say why its segment came out short
+
+
+def test_disk_full_mid_recording_keeps_what_was_written(tmp_path):
+    """The disk fills after a few seconds: classification still reaches the last frame, the
+    message names the problem and the folder that holds the recording and says how to get it
+    back; after making room, 'waste-vision recover' gives a playable video of whole seconds."""
+    out, reason = _disk_full_run(tmp_path)
+    err = (out / "annotate.err").read_text()
+    assert (out / "annotate.rc").read_text().strip() == "1", err
+    assert "annotated 360 frames" in err  # classification went on to the end
+    assert reason in err and "out.parts" in err and "waste-vision recover" in err
+    assert "Traceback" not in err and "WARN" not in err
+    assert (out / "recover.rc").read_text().strip() == "0", (out / "recover.err").read_text()
+    frames, fps, w, h = _props(out / "out.mp4")
+    assert (fps, w, h) == (30, 1280, 720)
+    assert 30 <= frames < 360 and frames % 30 == 0  # whole 1-s segments, nothing half-written
+    cap = cv2.VideoCapture(str(out / "out.mp4"))
+    decoded = 0
+    while cap.read()[0]:
+        decoded += 1
+    assert decoded == frames

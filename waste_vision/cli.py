@@ -14,9 +14,18 @@ from pathlib import Path
 from waste_vision.errors import UserError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # our own messages say what went wrong
 
 INT8_HELP = ("use the int8 fused model: faster, and it disagrees with the float models on "
              "about 1 in 100 material decisions (README, Speed)")
+
+
+def _cmd_recover(args) -> int:
+    from waste_vision.recorder import recover
+
+    target = recover(args.parts)
+    print(f"recovered {target}")
+    return 0
 
 
 def _cmd_data_split(args) -> int:
@@ -187,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip-original", action="store_true")
     bench.add_argument("--json", type=Path, default=None, help="also write the figures here")
     bench.set_defaults(func=_cmd_bench)
+
+    recover = sub.add_parser("recover", help="join the segments a stopped or killed "
+                             "recording left (its .parts folder) into its video file")
+    recover.add_argument("parts", type=Path, metavar="PARTS",
+                         help="the .parts folder, or the video file it belongs to")
+    recover.set_defaults(func=_cmd_recover)
 
     cameras = sub.add_parser("cameras", help="list the camera indices that open and deliver")
     cameras.add_argument("--max-index", type=int, default=5)

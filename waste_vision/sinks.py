@@ -86,4 +86,9 @@ class RecordingSink:
             self.output = self._recorder.close()
         except RecordingError as exc:
             self.error = self.error or str(exc)
+        parts = self._recorder.parts_dir
+        if self.output is None and parts.is_dir():  # e.g. no room left to join the segments
+            self.error = (f"{self.error or 'the recording could not be joined'}; what was "
+                          f"recorded is kept in {parts}: free some space, then run "
+                          f"'waste-vision recover {parts}'")
         return self.output

@@ -137,6 +137,7 @@ def test_start_stop_and_the_space_shortcut(make_window, qtbot):
     with qtbot.waitSignal(window.session.stopped, timeout=10_000):
         window.act_start.trigger()
     assert not window.session.active and window.act_start.text() == "Start"
+    qtbot.wait(100)  # a frame delivered before the stop may still be painting
     shown = window.session.stats.runs[-1].displayed.count
     qtbot.wait(300)
     assert window.session.stats.runs[-1].displayed.count == shown  # nothing after the stop
@@ -273,10 +274,18 @@ def test_threshold_sliders_change_what_the_cascade_does(make_window, cascade, se
     def p_recyclable(image):
         return cascade.classify(image).stage1.probabilities[1]
 
-    # the sample nearest the fence, so the slider (0.001 steps) can move it either side
-    images = [read_rgb(path) for path in sorted(SAMPLES.iterdir())]
-    image = min(images, key=lambda im: abs(p_recyclable(im) - 0.5))
-    p = p_recyclable(image)
+    # a blend of an organic and a recyclable sample photo, mixed (by bisection) until stage 1
+    # is unsure, so the slider (0.001 steps) can move it either side of the fence
+    organic = read_rgb(SAMPLES / "organic_O_104.jpg")
+    recyclable = cv2.resize(read_rgb(SAMPLES / "cardboard100.jpg"), organic.shape[1::-1])
+    low, high = 0.0, 1.0
+    for _ in range(20):
+        alpha = (low + high) / 2
+        image = cv2.addWeighted(recyclable, alpha, organic, 1 - alpha, 0)
+        p = p_recyclable(image)
+        if 0.1 < p < 0.9:
+            break
+        low, high = (alpha, high) if p <= 0.1 else (low, alpha)
     step = min(0.02, p / 2, (1 - p) / 2)
     assert step >= 0.002, f"no sample has P(recyclable) away from 0 and 1 (closest {p})"
     window.panel.stage1_slider.set_value(p + step)

@@ -116,19 +116,19 @@ def _outputs(tflite: Path, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.nda
 def compare(float16: Path, int8: Path, threshold: float, photos: list[Path],
             stage1: tuple[list, list], stage2: tuple[list, list], size) -> dict:
     """Disagreements on ``photos`` (no labels needed) and validation accuracy of both."""
-    report = {"agreement_photos": 0, "float16": {}, "int8": {}}
     x = [v for _p, v in _inputs(photos, size)]
     (a1, a2, _), (b1, b2, _) = _outputs(float16, x), _outputs(int8, x)
-    report["agreement_photos"] = len(x)
+    report = {"agreement_photos": len(x), "float16": {}, "int8": {}}
     report["stage1_flips"] = int(np.sum((a1 >= threshold) != (b1 >= threshold)))
     # stage 2 only matters where stage 1 says recyclable
     recyclable = a1 >= threshold
     report["stage2_flips_on_recyclable"] = int(np.sum(
         (a2.argmax(1) != b2.argmax(1)) & recyclable))
     report["recyclable_photos"] = int(recyclable.sum())
+    val = {stage: ([v for _p, v in _inputs(paths, size)], labels)  # decoded once for both
+           for stage, (paths, labels) in (("stage1", stage1), ("stage2", stage2))}
     for name, path in (("float16", float16), ("int8", int8)):
-        for stage, (paths, labels) in (("stage1", stage1), ("stage2", stage2)):
-            xs = [v for _p, v in _inputs(paths, size)]
+        for stage, (xs, labels) in val.items():
             p1, p2, ms = _outputs(path, xs)
             guess = (p1 >= threshold).astype(int) if stage == "stage1" else p2.argmax(1)
             report[name][f"{stage}_val_accuracy"] = round(float(np.mean(guess == labels)), 4)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import ROOT, SHARED
 from waste_vision.images import read_rgb, resize_for_model
-from waste_vision.pth import PthFormatError, load_state_dict
+from waste_vision.training.pth import PthFormatError, load_state_dict
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,47 @@ def test_pth_reader_rejects_other_files(tmp_path):
     bad.write_bytes(b"not a pickle at all")
     with pytest.raises(PthFormatError):
         load_state_dict(bad)
+
+
+_boom_calls: list = []
+
+
+def _boom(what):
+    """Stands for os.system: a crafted file's pickle calls it by name when unpickled."""
+    _boom_calls.append(what)
+
+
+class _Boom:
+    def __reduce__(self):
+        return (_boom, ("called",))
+
+
+@pytest.mark.parametrize("where", ["magic", "protocol", "sys_info", "keys"])
+def test_pth_reader_never_runs_code_from_any_pickle(tmp_path, where):
+    import pickle
+
+    from waste_vision.training.pth import MAGIC_NUMBER, PROTOCOL_VERSION
+
+    parts = {"magic": MAGIC_NUMBER, "protocol": PROTOCOL_VERSION,
+             "sys_info": {"little_endian": True}, "state": {}, "keys": []}
+    parts[where] = _Boom()
+    crafted = tmp_path / "crafted.pth"
+    crafted.write_bytes(b"".join(pickle.dumps(parts[k], protocol=2) for k in
+                                 ("magic", "protocol", "sys_info", "state", "keys")))
+    _boom_calls.clear()
+    with pytest.raises(PthFormatError, match="unsupported object"):
+        load_state_dict(crafted)
+    assert _boom_calls == []
+
+
+def test_pth_reader_rejects_a_truncated_file(tmp_path):
+    from waste_vision.training.backbone import default_weights_path
+
+    raw = default_weights_path().read_bytes()
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(PthFormatError, match="truncated"):
+        load_state_dict(cut)
 
 
 def test_port_matches_pytorch_reference_logits(imagenet_model, shared_datasets):

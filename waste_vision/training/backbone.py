@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from waste_vision.pth import load_state_dict
+from waste_vision.training.pth import load_state_dict
 
 # (kernel, stride, expand ratio, input filters, output filters, repeats) — EfficientNet-B0.
 BLOCK_ARGS = [

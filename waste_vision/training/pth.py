@@ -4,6 +4,11 @@ The EfficientNet-Lite0 ImageNet weights ship in that format; reading them oursel
 PyTorch out of the project's dependencies. Layout of the file: five pickles (magic number,
 protocol version, system info, the object whose tensors refer to storages by key, the list
 of storage keys) followed by each storage as an int64 element count and its raw bytes.
+
+Every one of the five pickles is read with a restricted unpickler: the header pickles and the
+key list may hold only plain values (numbers, strings, tuples, lists, dicts), and the object
+pickle only the three torch names a state dict needs. A crafted file cannot make the reader
+import or call anything else; it gets ``PthFormatError``.
 """
 
 from __future__ import annotations
@@ -68,6 +73,20 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *_unused):
     return _LazyTensor(storage, storage_offset, tuple(size), tuple(stride))
 
 
+class _PlainUnpickler(pickle.Unpickler):
+    """Plain values only: any global (class, function) or persistent id is refused."""
+
+    def find_class(self, module, name):
+        raise PthFormatError(f"unsupported object in .pth file: {module}.{name}")
+
+    def persistent_load(self, pid):
+        raise PthFormatError("unexpected persistent id in a .pth header pickle")
+
+
+def _plain_load(f):
+    return _PlainUnpickler(f).load()
+
+
 class _Unpickler(pickle.Unpickler):
     def __init__(self, file, storages: dict[str, _Storage]):
         super().__init__(file)
@@ -96,20 +115,33 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     raw = Path(path).read_bytes()
     f = io.BytesIO(raw)
     try:
-        magic = pickle.load(f)
+        magic = _plain_load(f)
         if magic != MAGIC_NUMBER:
             raise PthFormatError("not a legacy PyTorch file (bad magic number)")
-        if pickle.load(f) != PROTOCOL_VERSION:
+        if _plain_load(f) != PROTOCOL_VERSION:
             raise PthFormatError("unsupported PyTorch protocol version")
-        pickle.load(f)  # system info: endianness and type sizes
+        _plain_load(f)  # system info: endianness and type sizes
         storages: dict[str, _Storage] = {}
         obj = _Unpickler(f, storages).load()
-        keys = pickle.load(f)
-    except (pickle.UnpicklingError, EOFError) as exc:
+        keys = _plain_load(f)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError,
+            AttributeError) as exc:
+        if isinstance(exc, PthFormatError):
+            raise
         raise PthFormatError(f"not a readable .pth file ({exc})") from None
+    if not isinstance(obj, dict) or not isinstance(keys, (list, tuple)):
+        raise PthFormatError("not a state dict (.pth holds no name -> tensor mapping)")
+    missing = [k for k in keys if k not in storages]
+    if missing:
+        raise PthFormatError(f"storage key {missing[0]!r} is listed but never used")
     for key in keys:
-        (numel,) = struct.unpack("<q", f.read(8))
+        header = f.read(8)
+        if len(header) != 8:
+            raise PthFormatError("file is truncated")
+        (numel,) = struct.unpack("<q", header)
         storage = storages[key]
+        if numel < 0:
+            raise PthFormatError(f"storage {key!r} has a negative size")
         nbytes = numel * storage.dtype.itemsize
         buf = f.read(nbytes)
         if len(buf) != nbytes:

@@ -73,8 +73,9 @@ class _KerasModel:
         try:
             import keras
         except ImportError:
-            raise UserError("the Keras backend needs TensorFlow, which is not installed "
-                            "(or not in this bundle); use --backend litert") from None
+            raise UserError("--backend keras needs TensorFlow, which is not installed; "
+                            "install it (pip install tensorflow, or from a checkout the gpu "
+                            "extra: pip install -e '.[gpu]') or use --backend litert") from None
         try:
             self._model = keras.models.load_model(path, compile=False)
         except Exception as exc:  # keras raises many types for a bad file
@@ -126,7 +127,9 @@ class Cascade:
     def __init__(self, models_dir: Path, backend: str = "auto", threads: int = 2,
                  uncertain_below: float | None = None, fused: bool = True, int8: bool = False):
         self.manifest: Manifest = load_manifest(models_dir)
-        self.backend = choose_backend(backend)
+        # auto: LiteRT where the .keras models are absent (a wheel install ships none)
+        self.backend = (choose_backend(backend) if backend != "auto" or all(
+            s.keras for s in self.manifest.stages) else "litert")
         self.uncertain_below = (DEFAULT_UNCERTAIN_BELOW if uncertain_below is None
                                 else uncertain_below)
         self.stage1, self.stage2 = self.manifest.stages

@@ -59,6 +59,11 @@ def run_app(args) -> int:
     _check_output(args.stats_json, "--stats-json")
     _check_output(args.screenshot, "--screenshot")
 
+    if QApplication.instance() is None:
+        # Qt aborts the process (exit 134) where its platform plug-in cannot load; say why
+        from waste_vision.app.platform_check import check_platform
+
+        check_platform()
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "waste-vision"])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)

@@ -17,8 +17,14 @@ SHARED = ROOT.parent / "shared"
 
 @pytest.fixture(scope="session")
 def shared_datasets() -> Path:
+    """The shared photos; tests that need them skip where they are absent, except in CI
+    (``WASTE_VISION_REQUIRE_SHARED=1``, set by ``.ci/run``), where their absence fails."""
     path = SHARED / "datasets"
-    assert path.is_dir(), f"../shared/datasets is missing beside the repo ({path})"
+    if not path.is_dir():
+        message = f"../shared/datasets is missing beside the repo ({path})"
+        if os.environ.get("WASTE_VISION_REQUIRE_SHARED") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
     return path
 
 

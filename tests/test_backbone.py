@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, SHARED
+from tests.conftest import ROOT
 from waste_vision.images import read_rgb, resize_for_model
 from waste_vision.training.pth import PthFormatError, load_state_dict
 
@@ -20,8 +20,8 @@ def imagenet_model():
 
 
 @pytest.fixture(scope="module")
-def class_names():
-    with open(SHARED / "weights" / "imagenet_class_index.json") as f:
+def class_names(shared_datasets):
+    with open(shared_datasets.parent / "weights" / "imagenet_class_index.json") as f:
         index = json.load(f)
     return {int(k): v[1] if isinstance(v, list) else v for k, v in index.items()}
 

@@ -8,12 +8,14 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
 from waste_vision.cli import main
 from waste_vision.manifest import load_manifest
+from waste_vision.selftest import expected_label
 
 SAMPLES = ROOT / "assets" / "samples"
 
@@ -51,24 +53,25 @@ def test_jsonl_schema_and_labels_on_samples(capsys):
             assert rec["label"] in ("organic", "uncertain")
 
 
-def test_shipped_models_give_right_labels(capsys):
-    """Held-out test photos (not trained on) of every class come out right."""
+def test_shipped_models_clear_a_floor_on_the_rule_picked_samples(capsys):
+    """The samples are picked by a rule (tools/pick_samples.py: the first photo by name of
+    each class in two test splits), not by what a model gets right; at least 10 of the 12
+    must come out right (a model guessing among six labels gets about 2)."""
     _, recs, _ = jsonl([SAMPLES], capsys)
-    for rec in recs:
-        name = os.path.basename(rec["path"])
-        expected = "organic" if name.startswith("organic") else name.rstrip("0123456789.jpg")
-        assert rec["label"] == expected, rec
+    assert len(recs) == 12
+    right = [rec["label"] == expected_label(Path(rec["path"])) for rec in recs]
+    assert sum(right) >= 10, [(r["path"], r["label"]) for r in recs]
 
 
-def test_more_shared_photos(shared_datasets, capsys):
-    photos = [shared_datasets / "kaggle-or-subset" / "TEST" / "O" / f"O_{i}.jpg"
-              for i in (1, 10, 100, 104)]  # any organic photos; most must come out organic
-    photos += [shared_datasets / "trashnet" / "glass" / "glass10.jpg",
-               shared_datasets / "trashnet" / "cardboard" / "cardboard10.jpg"]
+def test_stage1_clears_a_floor_on_kaggle_test_photos(shared_datasets, capsys):
+    """The first 25 organic and 25 recyclable Kaggle TEST photos by name (never trained or
+    tuned on): at least 44 of 50 right on stage 1 (the whole set scores ~95%)."""
+    test = shared_datasets / "kaggle-or" / "TEST"
+    photos = sorted((test / "O").iterdir())[:25] + sorted((test / "R").iterdir())[:25]
     _, recs, _ = jsonl(photos, capsys)
-    labels = [r["label"] for r in recs]
-    assert labels[:4].count("organic") >= 3, labels
-    assert labels[4:] == ["glass", "cardboard"], labels
+    said = [r["stage1"]["label"] for r in recs]
+    right = sum(s == "organic" for s in said[:25]) + sum(s == "recyclable" for s in said[25:])
+    assert right >= 44, said
 
 
 def test_all_stages_runs_stage2_everywhere(capsys):
@@ -80,7 +83,7 @@ def test_all_stages_runs_stage2_everywhere(capsys):
 def test_bad_inputs_get_an_error_line_and_exit_1(tmp_path, capsys):
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "text.jpg").write_text("hello")
-    good = SAMPLES / "glass101.jpg"
+    good = SAMPLES / "glass_trashnet_glass102.jpg"
     code, recs, err = jsonl([good, tmp_path / "empty.jpg", tmp_path / "text.jpg",
                              tmp_path / "missing.jpg"], capsys)
     assert code == 1
@@ -114,7 +117,7 @@ def test_csv_and_table_formats(capsys):
 def test_hidden_files_and_checkpoints_skipped(tmp_path, capsys):
     import shutil
 
-    shutil.copy(SAMPLES / "glass101.jpg", tmp_path / "a.jpg")
+    shutil.copy(SAMPLES / "glass_trashnet_glass102.jpg", tmp_path / "a.jpg")
     (tmp_path / ".hidden.jpg").write_bytes(b"x")
     (tmp_path / ".ipynb_checkpoints").mkdir()
     (tmp_path / ".ipynb_checkpoints" / "b.jpg").write_bytes(b"x")

@@ -190,9 +190,8 @@ def test_user_errors(tmp_path):
     assert split_dataset(src, tmp_path / "emptydst").counts["TRAIN"]["O"] >= 1
 
 
-def test_real_kaggle_subset(tmp_path):
+def test_real_kaggle_subset(tmp_path, shared_datasets):
     """The shared subset has TRAIN and TEST; TEST stays whole, VALIDATION comes from TRAIN."""
-    assert SHARED.is_dir(), f"shared dataset missing: {SHARED}"
     report = split_dataset(SHARED, tmp_path / "dst", val=0.15, seed=0, link=True)
     dst = tmp_path / "dst"
     assert report.counts["TEST"] == {"O": 500, "R": 500}

@@ -26,7 +26,7 @@ SAMPLES = ROOT / "assets" / "samples"
 
 def _hostile_folder(root):
     root.mkdir()
-    good = SAMPLES / "glass101.jpg"
+    good = SAMPLES / "glass_trashnet_glass102.jpg"
     shutil.copy(good, root / "good.jpg")
     (root / "empty.jpg").write_bytes(b"")
     data = good.read_bytes()
@@ -67,7 +67,7 @@ def test_classify_hostile_folder(tmp_path, capsys):
 
 def test_unreadable_permissions(tmp_path, capsys):
     path = tmp_path / "locked.jpg"
-    shutil.copy(SAMPLES / "glass101.jpg", path)
+    shutil.copy(SAMPLES / "glass_trashnet_glass102.jpg", path)
     path.chmod(0)
     try:
         readable = os.access(path, os.R_OK)  # root reads anything: then it is just classified
@@ -109,7 +109,7 @@ def test_video_cut_in_half_is_a_clear_error(tmp_path, capsys):
 @given(st.binary(max_size=2048), st.integers(0, 3000), st.binary(max_size=16))
 def test_fuzz_image_decoding(tmp_path, junk, cut, patch):
     """Random bytes, and a real JPEG cut and patched at random: an image or ImageReadError."""
-    real = (SAMPLES / "glass101.jpg").read_bytes()
+    real = (SAMPLES / "glass_trashnet_glass102.jpg").read_bytes()
     mutated = real[:cut] + patch + real[cut + len(patch):]
     for i, data in enumerate((junk, mutated)):
         path = tmp_path / f"fuzz{i}.jpg"

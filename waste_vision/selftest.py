@@ -1,14 +1,17 @@
 """``waste-vision --self-test``: is this installation (or frozen bundle) able to do its job?
 
 Loads the shipped models with LiteRT, classifies the sample photos in ``assets/samples/``
-(each file name starts with its class: ``glass101.jpg`` is glass, ``organic_O_104.jpg`` is
-organic) and reads a few frames of the demo clip. One line per check, with a tick or a cross
+(each file name starts with its class: ``glass_trashnet_glass102.jpg`` is glass; chosen by
+the rule in ``tools/pick_samples.py``, not by what a model gets right) and reads a few
+frames of the demo clip. The samples pass when at least ``SAMPLE_FLOOR`` of them come out
+right: a working model misses one now and then, a broken one misses most. One line per check, with a tick or a cross
 and its time, then a summary line; exit code 0 when every check passed, else 1.
 Every step is a plain function so it can be tested without a bundle.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from waste_vision.errors import UserError
 
 CLASSES = ("organic", "cardboard", "glass", "metal", "paper", "plastic")
 DEMO_FRAMES = 10
+SAMPLE_FLOOR = 0.75  # fraction of the sample photos that must come out right
 
 
 @dataclass
@@ -69,31 +73,37 @@ def check_models(models_dir: Path, threads: int = 2):
     return _timed("models load", load), holder.get("cascade")
 
 
-def check_sample(cascade, path: Path) -> Check:
-    """One sample photo classified; passes when the label matches its file name."""
+def classify_sample(cascade, path: Path) -> str | None:
+    """Why the sample is not right ("said glass, expected metal"), or None when it is."""
+    from waste_vision.images import read_rgb
 
-    def run():
-        from waste_vision.images import read_rgb
-
-        expected = expected_label(path)
-        if expected is None:
-            return False, f"file name names no class ({', '.join(CLASSES)})"
+    expected = expected_label(path)
+    if expected is None:
+        return f"{Path(path).name}: file name names no class ({', '.join(CLASSES)})"
+    try:
         result = cascade.classify(read_rgb(path))
-        if result.label != expected:
-            return False, f"got {result.label} ({result.score:.2f}), expected {expected}"
-        return True, f"{result.label} ({result.score:.2f})"
+    except UserError as exc:
+        return str(exc)
+    if result.label != expected:
+        return f"{Path(path).name} said {result.label} ({result.score:.2f}), expected {expected}"
+    return None
 
-    return _timed(f"sample {Path(path).name}", run)
 
-
-def check_samples(cascade, samples_dir: Path) -> list[Check]:
+def check_samples(cascade, samples_dir: Path) -> Check:
+    """The sample photos classified; passes when at least ``SAMPLE_FLOOR`` are right."""
     from waste_vision.images import iter_image_files
 
-    samples_dir = Path(samples_dir)
-    files = list(iter_image_files(samples_dir)) if samples_dir.is_dir() else []
-    if not files:
-        return [Check("samples", False, 0.0, f"no sample photos in {samples_dir}")]
-    return [check_sample(cascade, f) for f in files]
+    def run():
+        folder = Path(samples_dir)
+        files = list(iter_image_files(folder)) if folder.is_dir() else []
+        if not files:
+            return False, f"no sample photos in {folder}"
+        misses = [m for m in (classify_sample(cascade, f) for f in files) if m]
+        right, floor = len(files) - len(misses), math.ceil(SAMPLE_FLOOR * len(files))
+        detail = f"{right} of {len(files)} photos right (floor {floor})"
+        return right >= floor, "; ".join([detail, *misses])
+
+    return _timed("samples", run)
 
 
 def check_video(path: Path, cascade=None, frames: int = DEMO_FRAMES) -> Check:
@@ -132,7 +142,7 @@ def run_checks(models_dir: Path, assets_dir: Path) -> list[Check]:
     if cascade is None:
         checks.append(Check("samples", False, 0.0, "skipped: the models did not load"))
     else:
-        checks.extend(check_samples(cascade, Path(assets_dir) / "samples"))
+        checks.append(check_samples(cascade, Path(assets_dir) / "samples"))
     checks.append(check_video(Path(assets_dir) / "demo.mp4", cascade))
     return checks
 

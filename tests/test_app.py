@@ -16,7 +16,6 @@ from tests.conftest import ROOT
 from waste_vision.app import kiosk as kiosk_module
 from waste_vision.app import window as window_module
 from waste_vision.app.settings import AppSettings
-from waste_vision.app.tuning import set_stage1_threshold, set_uncertain_below
 from waste_vision.app.window import DEMO_NOTICE, MainWindow
 from waste_vision.cascade import Cascade
 from waste_vision.images import read_rgb
@@ -73,7 +72,6 @@ def settings(tmp_path):
 
 @pytest.fixture
 def make_window(qtbot, cascade, settings, dialogs):
-    model = (cascade.stage1.threshold, cascade.uncertain_below)
     made = []
 
     def make(**kwargs):
@@ -90,8 +88,7 @@ def make_window(qtbot, cascade, settings, dialogs):
     yield make
     for window in made:
         window.quit_app()
-    set_stage1_threshold(cascade, model[0])
-    set_uncertain_below(cascade, model[1])
+    cascade.reset_thresholds()
 
 
 def wait_frames(qtbot, window, n=3, timeout=FRAME_WAIT_MS):
@@ -276,8 +273,8 @@ def test_threshold_sliders_change_what_the_cascade_does(make_window, cascade, se
 
     # a blend of an organic and a recyclable sample photo, mixed (by bisection) until stage 1
     # is unsure, so the slider (0.001 steps) can move it either side of the fence
-    organic = read_rgb(SAMPLES / "organic_O_104.jpg")
-    recyclable = cv2.resize(read_rgb(SAMPLES / "cardboard100.jpg"), organic.shape[1::-1])
+    organic = read_rgb(SAMPLES / "organic_kaggle_O_10211.jpg")
+    recyclable = cv2.resize(read_rgb(SAMPLES / "cardboard_trashnet_cardboard1.jpg"), organic.shape[1::-1])
     low, high = 0.0, 1.0
     for _ in range(20):
         alpha = (low + high) / 2
@@ -289,7 +286,7 @@ def test_threshold_sliders_change_what_the_cascade_does(make_window, cascade, se
     step = min(0.02, p / 2, (1 - p) / 2)
     assert step >= 0.002, f"no sample has P(recyclable) away from 0 and 1 (closest {p})"
     window.panel.stage1_slider.set_value(p + step)
-    assert cascade.stage1.threshold == pytest.approx(p + step, abs=1e-3)
+    assert cascade.rule.stage1_threshold == pytest.approx(p + step, abs=1e-3)
     assert cascade.classify(image).stage1.label == "organic"
     window.panel.stage1_slider.set_value(p - step)
     result = cascade.classify(image)
@@ -303,8 +300,7 @@ def test_threshold_sliders_change_what_the_cascade_does(make_window, cascade, se
     window.act_s1_up.trigger()  # the "]" shortcut's action
     assert window.panel.stage1_slider.value() == pytest.approx(before + 0.01)
     window.act_reset_thresholds.trigger()
-    assert cascade.stage1.threshold == window.model_thresholds[0]
-    assert cascade.uncertain_below == window.model_thresholds[1]
+    assert cascade.rule == cascade.model_rule
     assert settings.threshold("stage1") is None
 
 
@@ -352,7 +348,7 @@ def test_drawing_and_removing_regions_with_the_mouse(make_window, qtbot):
 def test_switching_sources_from_the_menu_actions(make_window, qtbot, tmp_path, monkeypatch):
     folder = tmp_path / "photos"
     folder.mkdir()
-    for name in ("glass101.jpg", "plastic1.jpg"):
+    for name in ("glass_trashnet_glass102.jpg", "plastic_trashnet_plastic1.jpg"):
         shutil.copy(SAMPLES / name, folder / name)
     window = make_window()
     monkeypatch.setattr(window_module.QFileDialog, "getOpenFileName",
@@ -366,7 +362,7 @@ def test_switching_sources_from_the_menu_actions(make_window, qtbot, tmp_path, m
     window.act_open_folder.trigger()
     wait_frames(qtbot, window, n=0)  # a slideshow: the next image comes 2 s later
     assert window.session.current_id == demo_run + 1
-    glass = read_rgb(folder / "glass101.jpg")
+    glass = read_rgb(folder / "glass_trashnet_glass102.jpg")
     assert (window.video.delivery.result.frame.image == glass).all()
     assert window.video.delivery.result.regions[0].result.label == "glass"
     assert window.source_name == str(folder)

@@ -34,6 +34,7 @@ class Manifest:
     stages: list[StageSpec]
     fused_tflite: Path | None = None
     fused_int8_tflite: Path | None = None  # the same, quantized to int8 (used with --int8)
+    min_confidence: float = 0.5  # below it the final label is "uncertain" (see DecisionRule)
 
     def stage(self, name: str) -> StageSpec:
         return next(s for s in self.stages if s.name == name)
@@ -106,4 +107,10 @@ def load_manifest(models_dir: Path) -> Manifest:
             if not isinstance(entry, dict):
                 raise UserError(f"{path}: '{key}' must be an object")
             fused[key] = _file(models_dir, entry.get("tflite"), f"{key} tflite", path)
-    return Manifest(models_dir, specs, fused.get("fused"), fused.get("fused_int8"))
+    decision = raw.get("decision", {})
+    min_confidence = decision.get("min_confidence", 0.5) if isinstance(decision, dict) else None
+    if (not isinstance(min_confidence, (int, float)) or isinstance(min_confidence, bool)
+            or not math.isfinite(min_confidence) or not 0.0 <= min_confidence < 1.0):
+        raise UserError(f"{path}: 'decision' must be an object with min_confidence in [0, 1)")
+    return Manifest(models_dir, specs, fused.get("fused"), fused.get("fused_int8"),
+                    float(min_confidence))

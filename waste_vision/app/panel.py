@@ -153,8 +153,8 @@ class Panel(QWidget):
             "Recyclable if stage 1 ≥", "stage 1 says recyclable at or above this probability "
             "(the model's calibrated value is the default)  [ and ] change it")
         self.uncertain_slider = ThresholdSlider(
-            "Uncertain below", "a final probability below this shows as 'uncertain'  "
-            "- and = change it")
+            "Uncertain below", "when the label's weaker decision (stage 1, or the material) "
+            "has a probability below this, it shows as 'uncertain'  - and = change it")
         th.addWidget(self.stage1_slider)
         th.addWidget(self.uncertain_slider)
         outer.addWidget(self.thresholds_box)

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from waste_vision.cascade import Cascade  # noqa: E402
+from waste_vision.cascade import UNCERTAIN, Cascade  # noqa: E402
 from waste_vision.errors import UserError  # noqa: E402
 from waste_vision.images import read_rgb, resize_for_model  # noqa: E402
 from waste_vision.manifest import MANIFEST_NAME  # noqa: E402
@@ -120,19 +120,22 @@ def evaluate_stage(args) -> dict:
     index = 0 if stage == "organic-recyclable" else 1
     models = Path(args.models or default_models_dir())
     cascade = Cascade(models, backend="litert")
-    spec = cascade.manifest.stages[index]
     data = Path(args.data)
     folder = data / "TEST" if (data / "TEST").is_dir() else data
-    files = class_folders(folder, labels)
+    files = class_folders(folder, stage)
     if not files.paths:
         raise UserError(f"no images of {labels} under {folder}")
     y = np.asarray(files.labels)
-    probs = []
+    # The shipped path (the fused model where there is one) gives both stages' outputs and
+    # the final label under the cascade's decision rule, as a user sees it.
+    probs, finals = [], []
     for path in tqdm(files.paths, desc=f"evaluate {stage}", unit="img"):
-        probs.append(cascade.run_stage(index, read_rgb(path)).probabilities)
+        result = cascade.classify(read_rgb(path), all_stages=True)
+        probs.append((result.stage1, result.stage2)[index].probabilities)
+        finals.append(result.label)
     probs = np.asarray(probs)
     if len(labels) == 2:
-        pred = (probs[:, 1] >= spec.threshold).astype(int)
+        pred = (probs[:, 1] >= cascade.rule.stage1_threshold).astype(int)
     else:
         pred = probs.argmax(1)
     confidence = probs[np.arange(len(pred)), pred]
@@ -145,13 +148,14 @@ def evaluate_stage(args) -> dict:
         "accuracy": round(float(np.mean(pred == y)), 4), "per_class": per_class,
         "confusion_matrix": {"labels": labels, "rows_true_cols_predicted": confusion},
         "expected_calibration_error": round(expected_calibration_error(confidence, pred == y), 4),
+        "final_label": final_label_metrics(stage, labels, y, finals, cascade),
     }
     if len(labels) == 2:
-        metrics["threshold"] = spec.threshold
+        metrics["threshold"] = cascade.rule.stage1_threshold
         if len(set(y.tolist())) == 2:
             metrics["roc_auc"] = round(roc_auc(y, probs[:, 1]), 4)
-            plot_roc(y, probs[:, 1], spec.threshold, out / "roc.png")
-            metrics["threshold_sweep"] = plot_threshold_sweep(y, probs[:, 1], spec.threshold,
+            plot_roc(y, probs[:, 1], cascade.rule.stage1_threshold, out / "roc.png")
+            metrics["threshold_sweep"] = plot_threshold_sweep(y, probs[:, 1], cascade.rule.stage1_threshold,
                                                               out / "threshold_sweep.png")
     plot_confusion(confusion, labels, f"{name}: accuracy {metrics['accuracy']:.3f}",
                    out / "confusion.png")
@@ -165,9 +169,31 @@ def evaluate_stage(args) -> dict:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if name == stage:
         record_in_manifest(models, index, metrics)
+    final = metrics["final_label"]
     print(f"{name}: accuracy {metrics['accuracy']:.4f} on {len(y)} images, "
-          f"ECE {metrics['expected_calibration_error']:.4f}; report in {out}")
+          f"ECE {metrics['expected_calibration_error']:.4f}; final label: coverage "
+          f"{final['coverage']:.4f}, accuracy where labelled {final['accuracy_labelled']:.4f}, "
+          f"right of all {final['right_of_all']:.4f}; report in {out}")
     return metrics
+
+
+def final_label_metrics(stage: str, labels: list[str], y: np.ndarray, finals: list[str],
+                        cascade: Cascade) -> dict:
+    """What the user sees: how often a label is given (coverage) and how often it is right.
+
+    For stage-1 test sets a material counts as "recyclable" (they carry no material truth);
+    for material sets the truth is the material (a photo called organic is wrong).
+    """
+    truth = [labels[i] for i in y]
+    said = np.asarray([("recyclable" if f not in ("organic", UNCERTAIN) else f)
+                       if stage == "organic-recyclable" else f for f in finals])
+    labelled = said != UNCERTAIN
+    right = said == np.asarray(truth)
+    return {"min_confidence": cascade.rule.min_confidence,
+            "stage1_threshold": cascade.rule.stage1_threshold,
+            "coverage": round(float(labelled.mean()), 4),
+            "accuracy_labelled": round(float(right[labelled].mean()) if labelled.any() else 0.0, 4),
+            "right_of_all": round(float(right.mean()), 4)}
 
 
 def record_in_manifest(models: Path, index: int, metrics: dict) -> None:
@@ -178,6 +204,7 @@ def record_in_manifest(models: Path, index: int, metrics: dict) -> None:
     entry["test_accuracy"] = metrics["accuracy"]
     entry["test_images"] = metrics["images"]
     entry["expected_calibration_error"] = metrics["expected_calibration_error"]
+    entry["final_label"] = metrics["final_label"]
     if "roc_auc" in metrics:
         entry["roc_auc"] = metrics["roc_auc"]
     path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -167,8 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     scratch = Path(tempfile.mkdtemp())
     try:
         reference = export_tflite(model, scratch / FUSED_FILE)  # float16, as shipped
-        val1 = class_folders(args.stage1_val, STAGE_LABELS["organic-recyclable"])
-        val2 = class_folders(args.stage2_val, STAGE_LABELS["material"])
+        val1 = class_folders(args.stage1_val, "organic-recyclable")
+        val2 = class_folders(args.stage2_val, "material")
         report = compare(reference, out, s1.threshold, agreement + val1.paths + val2.paths,
                          (val1.paths, np.asarray(val1.labels)),
                          (val2.paths, np.asarray(val2.labels)), size)

@@ -105,8 +105,9 @@ def train_stage(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     # --- data: cached trunk features of the train views and the plain validation images
-    train = stage_split(args.data, stage, "TRAIN", args.extra_recyclable)
-    val = stage_split(args.data, stage, "VALIDATION", args.extra_recyclable)
+    extras = [*args.extra_recyclable, *args.extra]
+    train = stage_split(args.data, stage, "TRAIN", extras)
+    val = stage_split(args.data, stage, "VALIDATION", extras)
     trunk = trunk_model(args.backbone, args.split_block, INPUT_SIZE[0])
     trunk.trainable = False
     x_train = trunk_features(trunk, train.paths, INPUT_SIZE, args.views, args.cache,
@@ -117,7 +118,9 @@ def train_stage(args) -> None:
     x_train = x_train.reshape(-1, *x_train.shape[2:]).astype(np.float32)
     y_val = np.asarray(val.labels)
     print(f"{stage}: {len(train.paths)} train images x {args.views} views, "
-          f"{len(val.paths)} validation images")
+          f"{len(val.paths)} validation images; per source: "
+          + ", ".join(f"{s} {train.sources.count(s)}/{val.sources.count(s)}"
+                      for s in dict.fromkeys(train.sources)))
 
     # --- model
     tail = build_tail(stage, n, args.backbone, args.split_block)
@@ -139,7 +142,7 @@ def train_stage(args) -> None:
         keras.callbacks.CSVLogger(str(run_dir / "finetune_log.csv")),
         keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True,
                                         save_weights_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=4,
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience,
                                       restore_best_weights=True),
     ], **fit)
     tail.load_weights(str(best))
@@ -153,17 +156,17 @@ def train_stage(args) -> None:
                "input_size": list(INPUT_SIZE),
                "train_images": len(train.paths), "views": args.views,
                "on_board": args.on_board,
-               "extra_recyclable": [str(p) for p in args.extra_recyclable]}
+               "extra": [str(p) for p in extras]}
+    sources = np.asarray(val.sources)
     if n == 2:
-        # The threshold comes from the stage's own validation photos: the extra recyclable
-        # ones (TrashNet) are nearly all far above any threshold and would pull it off.
+        # One symmetric rule (see Cascade): after temperature scaling the calibrated
+        # probability is cut at 0.5. Youden's point is recorded to show how far off it is.
         p = 1 / (1 + np.exp(-scaled[:, 0]))
         own = slice(0, val.primary)
-        summary["threshold"] = roc_threshold(y_val[own], p[own])
-        summary["val_accuracy"] = float(np.mean((p[own] >= summary["threshold"]) == y_val[own]))
-        if val.primary < len(y_val):
-            summary["val_accuracy_extra_recyclable"] = float(
-                np.mean(p[val.primary:] >= summary["threshold"]))
+        summary["threshold"] = 0.5
+        summary["youden_threshold"] = roc_threshold(y_val[own], p[own])
+        predicted = (p >= 0.5).astype(int)
+        summary["val_accuracy"] = float(np.mean(predicted[own] == y_val[own]))
         # The shortcut check on validation: the stage's own photos laid on a plain light board
         # must keep their label (organic ones above all), as they do without the board.
         x_board = trunk_features(trunk, val.paths[own], INPUT_SIZE, 1, args.cache, args.seed,
@@ -174,8 +177,13 @@ def train_stage(args) -> None:
         summary["val_on_board_accuracy"] = float(np.mean(said == y_val[own]))
         summary["val_on_board_organic"] = float(np.mean(~said[y_val[own] == 0]))
     else:
-        summary["val_accuracy"] = float(np.mean(scaled.argmax(1) == y_val))
+        predicted = scaled.argmax(1)
+        summary["val_accuracy"] = float(np.mean(predicted == y_val))
+    summary["val_accuracy_per_source"] = {
+        s: float(np.mean(predicted[sources == s] == y_val[sources == s]))
+        for s in dict.fromkeys(val.sources)}
     print(f"{stage}: validation accuracy {summary['val_accuracy']:.4f}, T={temperature:.3f}"
+          + f" (per source {summary['val_accuracy_per_source']})"
           + (f", on a plain board {summary['val_on_board_accuracy']:.4f} (organic kept "
              f"{summary['val_on_board_organic']:.4f})" if "val_on_board_accuracy" in summary
              else ""))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,28 @@ from waste_vision.images import resize_for_model
 from waste_vision.manifest import Manifest, StageSpec, load_manifest
 
 UNCERTAIN = "uncertain"
-DEFAULT_UNCERTAIN_BELOW = 0.5
+DEFAULT_MIN_CONFIDENCE = 0.5
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """The one rule that turns the stages' probabilities into the label a user sees.
+
+    Stage 1 says recyclable when P(recyclable) >= ``stage1_threshold`` (0.5 for calibrated
+    models), else organic. Each decision the label rests on (stage 1's, and the material's
+    when recyclable) has a confidence: the probability of the label it chose. The final
+    label is ``uncertain`` when the weaker of those confidences is below ``min_confidence``
+    — the same cut for organic, recyclable and every material.
+    """
+
+    stage1_threshold: float = 0.5
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+
+    def __post_init__(self):
+        for name in ("stage1_threshold", "min_confidence"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+                raise UserError(f"{name} must be a number in [0, 1], not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -36,7 +57,7 @@ class StageResult:
 @dataclass(frozen=True)
 class CascadeResult:
     label: str  # "organic", a material, or "uncertain"
-    score: float  # probability of the final label before the "uncertain" cut
+    score: float  # confidence of the final label: the weaker of its decisions' probabilities
     stage1: StageResult
     stage2: StageResult | None
 
@@ -65,6 +86,32 @@ class _LiteRTModel:
         self._interp.set_tensor(self._input, x[None])
         self._interp.invoke()
         return [self._interp.get_tensor(i)[0].copy() for i in self._outputs]
+
+
+class _LiteRTBatches:
+    """One ``.tflite`` run on several images in one call (the regions of a frame).
+
+    Resizing an interpreter's input re-plans it (milliseconds), so each batch size gets
+    its own interpreter, made the first time that many regions appear.
+    """
+
+    def __init__(self, path: Path, threads: int):
+        self._path, self._threads = path, threads
+        self._by_size: dict[int, _LiteRTModel] = {}
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        n = len(batch)
+        model = self._by_size.get(n)
+        if model is None:
+            model = _LiteRTModel(self._path, self._threads)
+            interp = model._interp
+            interp.resize_tensor_input(model._input, [n, *batch.shape[1:]])
+            interp.allocate_tensors()
+            self._by_size[n] = model
+        interp = model._interp
+        interp.set_tensor(model._input, np.ascontiguousarray(batch, np.float32))
+        interp.invoke()
+        return [interp.get_tensor(i).copy() for i in model._outputs]
 
 
 class _KerasModel:
@@ -109,12 +156,12 @@ def choose_backend(requested: str) -> str:
     return requested
 
 
-def _stage_result(spec: StageSpec, out: np.ndarray) -> StageResult:
+def _stage_result(spec: StageSpec, out: np.ndarray, threshold: float = 0.5) -> StageResult:
     out = np.asarray(out, dtype=np.float64).reshape(-1)
     if out.size == 1:  # one sigmoid unit = P(second label)
         p = float(out[0])
         probs = (1.0 - p, p)
-        index = 1 if p >= spec.threshold else 0
+        index = 1 if p >= threshold else 0
     else:
         probs = tuple(float(v) for v in out)
         index = int(np.argmax(out))
@@ -130,9 +177,11 @@ class Cascade:
         # auto: LiteRT where the .keras models are absent (a wheel install ships none)
         self.backend = (choose_backend(backend) if backend != "auto" or all(
             s.keras for s in self.manifest.stages) else "litert")
-        self.uncertain_below = (DEFAULT_UNCERTAIN_BELOW if uncertain_below is None
-                                else uncertain_below)
         self.stage1, self.stage2 = self.manifest.stages
+        self.model_rule = DecisionRule(
+            self.stage1.threshold,
+            self.manifest.min_confidence if uncertain_below is None else uncertain_below)
+        self.rule = self.model_rule
         self._models = [self._load(spec, threads) for spec in self.manifest.stages]
         for spec, model in zip(self.manifest.stages, self._models):
             expected = 1 if len(spec.labels) == 2 and model.output_sizes[0] == 1 else len(spec.labels)
@@ -153,9 +202,30 @@ class Cascade:
         if (fused and self.backend == "litert" and fused_file
                 and self.stage1.input_size == self.stage2.input_size):
             self._fused = _LiteRTModel(fused_file, threads)
+            self._fused_batches = _LiteRTBatches(fused_file, threads)
             if self._fused.output_sizes != [m.output_sizes[0] for m in self._models]:
                 raise UserError(f"{fused_file}: its outputs do not match the two stages; "
                                 "restore the models folder")
+
+    def set_thresholds(self, stage1: float | None = None,
+                       min_confidence: float | None = None) -> DecisionRule:
+        """Change the decision rule while frames are classified (the window's sliders).
+
+        Values are clamped into range; the new rule replaces the old one in one assignment,
+        so a frame being classified sees either rule, never half of each.
+        """
+        rule = self.rule
+        if stage1 is not None:
+            rule = replace(rule, stage1_threshold=min(max(float(stage1), 0.001), 0.999))
+        if min_confidence is not None:
+            rule = replace(rule, min_confidence=min(max(float(min_confidence), 0.0), 1.0))
+        self.rule = rule
+        return rule
+
+    def reset_thresholds(self) -> DecisionRule:
+        """Back to the rule the models were calibrated for (the manifest's)."""
+        self.rule = self.model_rule
+        return self.rule
 
     @property
     def uses_fused(self) -> bool:
@@ -172,26 +242,48 @@ class Cascade:
             return _KerasModel(spec.keras)
         raise UserError(f"unknown backend {self.backend!r}; use auto, litert or keras")
 
-    def run_stage(self, index: int, rgb: np.ndarray) -> StageResult:
+    def run_stage(self, index: int, rgb: np.ndarray, rule: DecisionRule | None = None
+                  ) -> StageResult:
         spec = self.manifest.stages[index]
         x = resize_for_model(rgb, spec.input_size)
-        return _stage_result(spec, self._models[index](x)[0])
+        return _stage_result(spec, self._models[index](x)[0],
+                             (rule or self.rule).stage1_threshold)
 
     def classify(self, rgb: np.ndarray, all_stages: bool = False) -> CascadeResult:
-        """Classify one RGB image (H, W, 3, uint8)."""
+        """Classify one RGB image (H, W, 3, uint8) under the current ``DecisionRule``."""
+        rule = self.rule  # one rule for the whole frame, even if a slider moves meanwhile
         if self._fused is not None:
             out1, out2 = self._fused(resize_for_model(rgb, self.stage1.input_size))
-            s1 = _stage_result(self.stage1, out1)
+            s1 = _stage_result(self.stage1, out1, rule.stage1_threshold)
             stage2 = lambda: _stage_result(self.stage2, out2)  # noqa: E731
         else:
-            s1 = self.run_stage(0, rgb)
-            stage2 = lambda: self.run_stage(1, rgb)  # noqa: E731
-        recyclable = s1.label == "recyclable"
-        s2 = stage2() if (recyclable or all_stages) else None
-        if recyclable:
-            label, score = s2.label, s1.score * s2.score
-        else:
-            label, score = s1.label, s1.score
-        if score < self.uncertain_below:
-            label = UNCERTAIN
-        return CascadeResult(label, score, s1, s2)
+            s1 = self.run_stage(0, rgb, rule)
+            stage2 = lambda: self.run_stage(1, rgb, rule)  # noqa: E731
+        return decide(rule, s1, stage2() if (s1.label == "recyclable" or all_stages) else None)
+
+    def classify_many(self, images: list[np.ndarray], all_stages: bool = False
+                      ) -> list[CascadeResult]:
+        """Classify several RGB images (a frame's regions) in one batched model call where
+        the fused model is used; otherwise one after another. Same results as ``classify``."""
+        if self._fused is None or len(images) < 2:
+            return [self.classify(im, all_stages) for im in images]
+        rule = self.rule
+        batch = np.stack([resize_for_model(im, self.stage1.input_size) for im in images])
+        out1, out2 = self._fused_batches(batch)
+        results = []
+        for o1, o2 in zip(out1, out2):
+            s1 = _stage_result(self.stage1, o1, rule.stage1_threshold)
+            wanted = s1.label == "recyclable" or all_stages
+            results.append(decide(rule, s1, _stage_result(self.stage2, o2) if wanted else None))
+        return results
+
+
+def decide(rule: DecisionRule, s1: StageResult, s2: StageResult | None) -> CascadeResult:
+    """The final label from both stages' results under ``rule`` (see ``DecisionRule``)."""
+    if s1.label == "recyclable":
+        label, score = s2.label, min(s1.score, s2.score)
+    else:
+        label, score = s1.label, s1.score
+    if score < rule.min_confidence:
+        label = UNCERTAIN
+    return CascadeResult(label, score, s1, s2)

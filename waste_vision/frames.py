@@ -7,10 +7,12 @@ Both are plain, immutable data so they can cross threads without locks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from waste_vision.cascade import CascadeResult
+if TYPE_CHECKING:  # records only carry results; they never run the cascade
+    from waste_vision.cascade import CascadeResult
 
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 
@@ -26,10 +28,15 @@ class Frame:
     position_s: float | None = None  # position in a file, when the source is a file
 
 
+EMPTY = "empty"  # the verdict when item finding sees nothing on the table
+
+
 @dataclass(frozen=True)
 class RegionResult:
     box: Box  # the region classified, clamped to the frame
-    result: CascadeResult
+    result: "CascadeResult"
+    kind: str = "frame"  # "item" (found), "zone" (drawn) or "frame" (the whole frame)
+    item_id: int | None = None  # found items: the same id while the item stays
 
 
 @dataclass(frozen=True)
@@ -39,3 +46,14 @@ class FrameResult:
     latency_ms: float = 0.0  # capture -> classification done
     capture_fps: float = 0.0
     classify_fps: float = 0.0
+    mode: str = "frame"  # what was classified: "items", "zones" or "frame"
+    learning: bool = False  # item finding is still learning the empty scene
+    counted: tuple[str, ...] = ()  # labels of the items counted at this frame
+
+    @property
+    def verdict(self) -> str:
+        """``empty`` when nothing is found, else the label of the largest region."""
+        if not self.regions:
+            return EMPTY
+        largest = max(self.regions, key=lambda r: r.box[2] * r.box[3])
+        return largest.result.label

@@ -27,8 +27,7 @@ from waste_vision.app.session import LiveSession
 from waste_vision.app.settings import AppSettings
 from waste_vision.app.stats import StallMeter
 from waste_vision.app.tally import Tally
-from waste_vision.app.tuning import (backend_text, set_stage1_threshold, set_uncertain_below,
-                                     stage1_threshold)
+from waste_vision.app.tuning import backend_text
 from waste_vision.app.video_widget import VideoWidget
 from waste_vision.cascade import Cascade
 from waste_vision.resources import default_assets_dir
@@ -85,7 +84,6 @@ class MainWindow(QMainWindow):
         self.settings = settings or AppSettings()
         self.kiosk = kiosk
         self.demo_path = Path(demo_path or default_assets_dir() / "demo.mp4")
-        self.model_thresholds = (stage1_threshold(cascade), cascade.uncertain_below)
         self.regions = LiveRegionSet()
         self.session = LiveSession(cascade, self.regions, parent=self)
         self.bridge = self.session.bridge
@@ -311,16 +309,9 @@ class MainWindow(QMainWindow):
         self.ui_timer.start()
 
     def _load_settings(self) -> None:
-        s1, unc = self.model_thresholds
-        stored_s1 = self.settings.threshold("stage1")
-        stored_unc = self.settings.threshold("uncertain")
-        if stored_s1 is not None:
-            set_stage1_threshold(self.cascade, stored_s1)
-        if stored_unc is not None:
-            set_uncertain_below(self.cascade, stored_unc)
-        self.panel.stage1_slider.set_value(stage1_threshold(self.cascade), emit=False)
-        self.panel.uncertain_slider.set_value(self.cascade.uncertain_below, emit=False)
-        self.panel.set_stage1_marker(stage1_threshold(self.cascade))
+        rule = self.cascade.set_thresholds(self.settings.threshold("stage1"),
+                                           self.settings.threshold("uncertain"))
+        self._show_rule(rule)
         self.act_loop.setChecked(self.settings.loop_files)
         geometry = self.settings.geometry
         if geometry is not None and not self.kiosk:
@@ -634,24 +625,24 @@ class MainWindow(QMainWindow):
         self.tally.break_item()
         self.statusBar().showMessage("Regions cleared: the whole frame is classified", 5000)
 
+    def _show_rule(self, rule) -> None:
+        self.panel.stage1_slider.set_value(rule.stage1_threshold, emit=False)
+        self.panel.uncertain_slider.set_value(rule.min_confidence, emit=False)
+        self.panel.set_stage1_marker(rule.stage1_threshold)
+
     def _on_stage1_threshold(self, value: float) -> None:
-        set_stage1_threshold(self.cascade, value)
-        self.settings.set_threshold("stage1", value)
-        self.panel.set_stage1_marker(value)
+        rule = self.cascade.set_thresholds(stage1=value)
+        self.settings.set_threshold("stage1", rule.stage1_threshold)
+        self.panel.set_stage1_marker(rule.stage1_threshold)
 
     def _on_uncertain_threshold(self, value: float) -> None:
-        set_uncertain_below(self.cascade, value)
-        self.settings.set_threshold("uncertain", value)
+        rule = self.cascade.set_thresholds(min_confidence=value)
+        self.settings.set_threshold("uncertain", rule.min_confidence)
 
     def reset_thresholds(self) -> None:
-        s1, unc = self.model_thresholds
-        set_stage1_threshold(self.cascade, s1)
-        set_uncertain_below(self.cascade, unc)
+        self._show_rule(self.cascade.reset_thresholds())
         self.settings.set_threshold("stage1", None)
         self.settings.set_threshold("uncertain", None)
-        self.panel.stage1_slider.set_value(s1, emit=False)
-        self.panel.uncertain_slider.set_value(unc, emit=False)
-        self.panel.set_stage1_marker(s1)
         self.statusBar().showMessage("Thresholds back to the model's", 5000)
 
     def reset_tally(self) -> None:

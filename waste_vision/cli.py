@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="where the stage's model goes")
     train.add_argument("--extra-recyclable", type=Path, action="append", default=[],
                        help="split folder whose images all count as recyclable (stage 1)")
+    train.add_argument("--extra", type=Path, action="append", default=[],
+                       help="another source's split folder: its materials (recyclable for "
+                            "stage 1) and organic photos; reported per source")
     train.add_argument("--cache", type=Path, default=Path("work/cache"),
                        help="where frozen-backbone features are cached")
     train.add_argument("--views", type=int, default=5, help="augmented views per train image")
@@ -139,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(against the white-board shortcut of stage 1)")
     train.add_argument("--warmup-epochs", type=int, default=8)
     train.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs (at most)")
+    train.add_argument("--patience", type=int, default=4,
+                       help="stop fine-tuning after this many epochs without a better val loss")
     train.add_argument("--backbone", default="lite0",
                        help="lite0 (default), mobilenet-0.75 (../shared/weights) or "
                             "keras:<Name> for a keras.applications model (needs internet)")

@@ -18,7 +18,9 @@ import numpy as np
 
 from waste_vision.cascade import Cascade
 from waste_vision.frames import Frame, FrameResult, RegionResult
+from waste_vision.items import ItemTracker
 from waste_vision.regions import RegionSet, crop
+from waste_vision.scene import EmptyScene
 
 
 class RateMeter:
@@ -40,25 +42,67 @@ class RateMeter:
         return (len(self._times) - 1) / (self._times[-1] - self._times[0])
 
 
+MODES = ("items", "frame")  # what is classified when no region is drawn
+
+
 class FrameClassifier:
-    """Frame -> FrameResult: every region's crop through the cascade, with rates measured."""
+    """Frame -> FrameResult: what to classify, each crop through the cascade, items counted.
+
+    What is classified: the regions drawn by hand when there are any (zones); else, in
+    ``items`` mode, each item found against the learnt empty scene (``scene.EmptyScene``;
+    nothing found -> verdict ``empty``), counted once by ``items.ItemTracker``; else, in
+    ``frame`` mode, the whole frame (a camera that always sees one item close up). All crops
+    of a frame go through the cascade in one batched call.
+    """
 
     def __init__(self, cascade: Cascade, regions: RegionSet | None = None,
-                 all_stages: bool = False):
+                 all_stages: bool = False, mode: str = "frame",
+                 scene: EmptyScene | None = None, tracker: ItemTracker | None = None):
         self.cascade = cascade
         self.regions = regions or RegionSet()
         self.all_stages = all_stages
+        self.scene = scene or EmptyScene()
+        self.tracker = tracker or ItemTracker()
+        self.mode = mode
         self._capture_rate = RateMeter()
         self._classify_rate = RateMeter()
 
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        if value not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {value!r}")
+        self._mode = value
+
     def __call__(self, frame: Frame) -> FrameResult:
         image = frame.image
-        regions = [RegionResult(box, self.cascade.classify(crop(image, box), self.all_stages))
-                   for box in self.regions.boxes(image)]
+        learning, ids = False, []
+        if self.regions.regions:
+            mode, kind, boxes = "zones", "zone", self.regions.boxes(image)
+        elif self._mode == "items":
+            mode, kind = "items", "item"
+            found = self.scene.find(image)
+            learning = found is None
+            boxes = sorted(found or [], key=lambda b: (b[0], b[1]))
+        else:
+            mode, kind, boxes = "frame", "frame", self.regions.boxes(image)
+        results = self.cascade.classify_many([crop(image, b) for b in boxes], self.all_stages)
+        counted: list[str] = []
+        if mode == "items":
+            # a file's own clock, so a clip counts the same at any processing speed
+            t = frame.position_s if frame.position_s is not None else frame.timestamp
+            ids, counted = self.tracker.update(
+                t, [(b, r.label) for b, r in zip(boxes, results)])
+        regions = [RegionResult(b, r, kind, ids[i] if ids else None)
+                   for i, (b, r) in enumerate(zip(boxes, results))]
         now = time.monotonic()
         return FrameResult(frame, regions, latency_ms=(now - frame.timestamp) * 1000,
                            capture_fps=self._capture_rate.tick(frame.timestamp),
-                           classify_fps=self._classify_rate.tick(now))
+                           classify_fps=self._classify_rate.tick(now), mode=mode,
+                           learning=learning, counted=tuple(counted))
 
 
 class Sink(Protocol):

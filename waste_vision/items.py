@@ -1,0 +1,110 @@
+"""Items over time: found boxes followed from frame to frame, each counted once.
+
+A box found in one frame is matched to the item whose last box overlaps it most (IoU),
+otherwise it starts a new item. An item is **counted** once it has been present and steady
+(its box moving less than ``steady_iou`` between frames) for ``steady_s`` seconds of capture
+time, under the label most of its steady frames had (``uncertain`` frames abstain; an item
+whose frames were all uncertain is not counted). It stays counted however long it stays;
+it ends when it has not been seen for ``gone_s``, so the same item put back later counts
+again. Two items side by side are two items. The rule works on capture timestamps, so it
+behaves the same live and in ``annotate``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from waste_vision.frames import Box
+
+UNCERTAIN = "uncertain"  # the cascade's abstention label (same string as cascade.UNCERTAIN)
+
+
+def iou(a: Box, b: Box) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Item:
+    id: int
+    box: Box
+    first_t: float
+    last_t: float
+    steady_since: float
+    votes: Counter = field(default_factory=Counter)  # labels seen while steady
+    label: str | None = None  # the label it was counted under, once counted
+
+    @property
+    def counted(self) -> bool:
+        return self.label is not None
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "label": self.label, "first_s": round(self.first_t, 3),
+                "last_s": round(self.last_t, 3), "box": list(self.box)}
+
+
+class ItemTracker:
+    """Matches found boxes to items, counts each item once; ``update`` once per frame."""
+
+    def __init__(self, steady_s: float = 0.5, gone_s: float = 0.6, match_iou: float = 0.25,
+                 steady_iou: float = 0.8):
+        self.steady_s, self.gone_s = steady_s, gone_s
+        self.match_iou, self.steady_iou = match_iou, steady_iou
+        self.present: list[Item] = []
+        self.finished: list[Item] = []  # items that left (counted or not)
+        self.tally: Counter[str] = Counter()
+        self._next_id = 1
+
+    def update(self, t: float, found: list[tuple[Box, str]]) -> tuple[list[int], list[str]]:
+        """Feed a frame's (box, label) pairs at capture time ``t``.
+
+        Returns each pair's item id (in the order given) and the labels counted now.
+        """
+        ids: list[int] = []
+        counted: list[str] = []
+        unmatched = list(self.present)
+        for box, label in found:
+            best = max(unmatched, key=lambda it: iou(it.box, box), default=None)
+            if best is None or iou(best.box, box) < self.match_iou:
+                best = Item(self._next_id, box, t, t, t)
+                self._next_id += 1
+                self.present.append(best)
+            else:
+                unmatched.remove(best)
+                if iou(best.box, box) < self.steady_iou:  # moving: steadiness starts again
+                    best.steady_since = t
+                    if not best.counted:
+                        best.votes.clear()
+                best.box, best.last_t = box, t
+            ids.append(best.id)
+            if not best.counted:
+                if label != UNCERTAIN:
+                    best.votes[label] += 1
+                if t - best.steady_since >= self.steady_s and best.votes:
+                    best.label = best.votes.most_common(1)[0][0]
+                    self.tally[best.label] += 1
+                    counted.append(best.label)
+        for item in list(self.present):
+            if t - item.last_t > self.gone_s:
+                self.present.remove(item)
+                self.finished.append(item)
+        return ids, counted
+
+    def items(self) -> list[Item]:
+        """Every item seen so far that was counted, in the order they appeared."""
+        return sorted((i for i in self.finished + self.present if i.counted),
+                      key=lambda i: i.id)
+
+    def summary(self) -> dict:
+        return {"tally": dict(self.tally), "items": [i.as_dict() for i in self.items()]}
+
+    def reset(self) -> None:
+        self.present.clear()
+        self.finished.clear()
+        self.tally.clear()

@@ -1,10 +1,11 @@
-"""Recordings have exactly the frames written, survive kill -9 and report unwritable paths."""
+"""Recordings are H.264 in fragmented MP4 with exactly the frames written, are playable at
+their own path after kill -9 (at most a second lost), and report failures in one line."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,12 +13,13 @@ import textwrap
 import time
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
 
 from waste_vision import recorder as recorder_module
-from waste_vision.recorder import Recorder, RecordingError, read_jsonl, recover
+from waste_vision.recorder import Recorder, RecordingError, probe, read_jsonl, recover
 
 ROOT = Path(__file__).resolve().parents[1]
 W, H, FPS = 64, 48, 15
@@ -46,6 +48,20 @@ def read_video(path: Path) -> tuple[list[np.ndarray], float, tuple[int, int], in
     return frames, *meta
 
 
+def pyav_frames(path: Path) -> list[tuple[float, bool]]:
+    """(time in s, keyframe) of every frame PyAV decodes, up to the first that does not
+    (a fragment torn by a kill mid-write), as a player shows them."""
+    out = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        try:
+            for packet in container.demux(stream):
+                out += [(float(f.pts * f.time_base), f.key_frame) for f in packet.decode()]
+        except av.error.InvalidDataError:
+            pass
+    return out
+
+
 def index_of(bgr: np.ndarray) -> int:
     stripes = bgr.reshape(bgr.shape[0], 8, -1, 3).mean(axis=(0, 2, 3))
     return int(sum(1 << k for k, v in enumerate(stripes) if v > 128))
@@ -64,7 +80,6 @@ def test_frames_fps_and_size_are_exact(tmp_path):
     assert (len(frames), count, size) == (45, 45, (W, H))
     assert fps == pytest.approx(FPS, abs=0.01)
     assert_in_order(frames)
-    assert not (tmp_path / "clip.parts").exists()
     lines = log.read_text().splitlines()
     assert len(lines) == 45
     records = [json.loads(line) for line in lines]
@@ -72,31 +87,38 @@ def test_frames_fps_and_size_are_exact(tmp_path):
     assert records[30]["video_s"] == pytest.approx(2.0) and records[0]["p"] == 0.5
 
 
-def test_join_copies_segments_losslessly(tmp_path, monkeypatch):
-    target = tmp_path / "a.mp4"
+def test_h264_fragmented_with_a_keyframe_every_second(tmp_path):
+    """What a browser needs (H.264 High, yuv420p) and what makes a crash cost at most a
+    second: one fragment (moof) per second, each opening on a keyframe."""
+    target = tmp_path / "v.mp4"
     rng = np.random.default_rng(0)
-    images = [cv2.GaussianBlur(rng.integers(0, 255, (H, W, 3), np.uint8), (9, 9), 3)
-              for _ in range(20)]
-    with Recorder(target, 10, (W, H), segment_seconds=0.5) as rec:
-        for image in images:
-            rec.write(image)
-        shutil.copytree(rec.parts_dir, tmp_path / "copy")  # four closed five-frame segments
-    segments = [f for seg in sorted((tmp_path / "copy").glob("*.part*"))
-                for f in read_video(seg)[0]]
-    joined = read_video(target)[0]
-    assert len(joined) == len(segments) == 20
-    assert all(np.array_equal(a, b) for a, b in zip(joined, segments))
+    with Recorder(target, 10, (W, H)) as rec:
+        for _ in range(35):
+            rec.write(cv2.GaussianBlur(rng.integers(0, 255, (H, W, 3), np.uint8), (9, 9), 3))
+    info = probe(target)
+    assert (info["codec"], info["pix_fmt"], info["frames"]) == ("h264", "yuv420p", 35)
+    assert info["profile"] in ("High", "Main", "Constrained Baseline")
+    assert (info["width"], info["height"], info["fps"]) == (W, H, 10)
+    decoded = pyav_frames(target)
+    assert [t for t, _ in decoded] == pytest.approx([k / 10 for k in range(35)])
+    assert [k for k, (_, key) in enumerate(decoded) if key] == [0, 10, 20, 30]
+    data = target.read_bytes()
+    assert data[4:8] == b"ftyp" and data.count(b"moof") == 4 and b"mfra" in data
 
-    def unsupported(*args):
-        raise recorder_module._Unsupported("forced by the test")
 
-    # the fallback (decode and re-encode) gives the same frame count, fps and size
-    monkeypatch.setattr(recorder_module, "_concat_mp4", unsupported)
-    with Recorder(tmp_path / "b.mp4", 10, (W, H), segment_seconds=0.5) as rec:
-        for image in images:
-            rec.write(image)
-    frames, fps, size, count = read_video(tmp_path / "b.mp4")
-    assert (len(frames), count, size, round(fps, 2)) == (20, 20, (W, H), 10)
+def test_real_time_frames_keep_their_capture_times(tmp_path):
+    """A live recording: frames written when they came, with gaps (a dropped stream)."""
+    times = [0.0, 0.04, 0.07, 0.13, 0.5, 0.52, 2.9, 2.95, 3.0, 3.1]
+    target, log = tmp_path / "live.mp4", tmp_path / "live.jsonl"
+    with Recorder(target, 25, (W, H), real_time=True, jsonl_path=log) as rec:
+        for i, t in enumerate(times):
+            rec.write(frame(i), {"i": i}, timestamp=1000.0 + t)
+    decoded = pyav_frames(target)
+    assert [t for t, _ in decoded] == pytest.approx(times, abs=1e-3)
+    assert [key for _, key in decoded] == [True, False, False, False, False, False, True,
+                                           False, True, False]
+    assert [r["video_s"] for r in read_jsonl(log)] == pytest.approx(times, abs=1e-3)
+    assert_in_order(read_video(target)[0])
 
 
 CHILD = textwrap.dedent("""
@@ -105,8 +127,7 @@ CHILD = textwrap.dedent("""
     from waste_vision.recorder import Recorder
     from tests.test_recorder import frame
     out = Path(sys.argv[1])
-    rec = Recorder(out / "crash.mp4", {fps}, ({w}, {h}), segment_seconds=1.0,
-                   jsonl_path=out / "crash.jsonl")
+    rec = Recorder(out / "crash.mp4", {fps}, ({w}, {h}), jsonl_path=out / "crash.jsonl")
     start, i = time.monotonic(), 0
     while True:
         rec.write(frame(i), {{"i": i, "pad": "x" * 200}})
@@ -115,31 +136,36 @@ CHILD = textwrap.dedent("""
 """).format(fps=FPS, w=W, h=H)
 
 
-def test_kill_9_loses_at_most_two_seconds(tmp_path):
-    log = tmp_path / "crash.jsonl"
+def test_kill_9_leaves_a_playable_file_that_lost_at_most_one_second(tmp_path):
+    """A writer process killed mid-recording: the file at its own path plays, in order,
+    and holds every frame handed to the encoder except at most the last second."""
+    log, video = tmp_path / "crash.jsonl", tmp_path / "crash.mp4"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], env=env,
                              stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline and child.poll() is None:
             if log.exists() and log.read_bytes().count(b"\n") >= 3 * FPS + FPS // 2:  # ~3.5 s
                 break
-            time.sleep(0.05)
+            time.sleep(0.05)  # polling a file another process writes: no event to wait on
         assert child.poll() is None, child.stderr.read().decode()
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         child.stderr.close()
-    records = read_jsonl(log)
+    assert not list(tmp_path.glob("*.parts"))  # nothing to recover
+    records = read_jsonl(log)  # every frame the encoder took, in order
     assert [r["i"] for r in records] == list(range(len(records)))
     assert len(records) >= 3 * FPS
-    out = recover(tmp_path / "crash.parts")
-    assert out == tmp_path / "crash.mp4" and not (tmp_path / "crash.parts").exists()
-    frames, fps, size, count = read_video(out)
-    assert len(frames) == count >= len(records) - 2 * FPS
-    assert count % FPS == 0 and size == (W, H) and fps == pytest.approx(FPS, abs=0.01)
+    frames, fps, size, _ = read_video(video)  # OpenCV plays it as it is
+    assert size == (W, H) and fps == pytest.approx(FPS, abs=0.01)
     assert_in_order(frames)
+    lost = len(records) - len(frames)
+    assert 0 <= lost <= FPS, f"{lost} frames lost, more than one second"
+    decoded = pyav_frames(video)  # PyAV too (one frame fewer if the kill tore a fragment)
+    assert len(frames) - 1 <= len(decoded) <= len(frames)
+    assert decoded[-1][0] == pytest.approx((len(decoded) - 1) / FPS, abs=1e-3)
 
 
 def test_read_jsonl_skips_only_a_torn_last_line(tmp_path):
@@ -159,58 +185,124 @@ def test_appending_to_a_torn_log_drops_the_torn_line(tmp_path):
     assert [json.loads(line)["run"] for line in log.read_text().splitlines()] == [1, 2]
 
 
-def test_unwritable_directory_is_a_one_line_error(tmp_path):
-    out_dir = tmp_path / "locked"
-    out_dir.mkdir()
-    out_dir.chmod(0o500)
+def test_outputs_that_cannot_be_written_are_one_line_errors(tmp_path):
+    folder = tmp_path / "a-folder.mp4"
+    folder.mkdir()
+    with pytest.raises(RecordingError, match="it is a folder") as err:
+        Recorder(folder, FPS, (W, H))
+    with pytest.raises(RecordingError, match="does not exist") as err:
+        Recorder(tmp_path / "missing" / "v.mp4", FPS, (W, H))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(RecordingError, match="is a file, not a folder") as err:
+        Recorder(blocker / "v.mp4", FPS, (W, H))
+    assert "\n" not in str(err.value) and str(blocker) in str(err.value)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
     try:
-        if not os.access(out_dir, os.W_OK):
-            with pytest.raises(RecordingError, match=str(out_dir)) as err:
-                Recorder(out_dir / "v.mp4", FPS, (W, H))
-            assert "\n" not in str(err.value)
+        if not os.access(locked, os.W_OK):  # root ignores chmod
+            with pytest.raises(RecordingError, match="not writable"):
+                Recorder(locked / "v.mp4", FPS, (W, H))
     finally:
-        out_dir.chmod(0o700)
-    # root ignores chmod; a file where the parts folder must go fails the same way
-    (out_dir / "v.parts").write_text("")
-    with pytest.raises(RecordingError, match=str(out_dir / "v.mp4")) as err:
-        Recorder(out_dir / "v.mp4", FPS, (W, H))
-    assert "\n" not in str(err.value)
+        locked.chmod(0o700)
 
 
-def test_failure_mid_recording_keeps_what_was_written(tmp_path):
+class FailingFile:
+    """A file that fails with ``code`` once ``limit`` bytes were written (a full disk)."""
+
+    def __init__(self, path, code: int, limit: int):
+        self._f = open(path, "wb", buffering=0)
+        self.code, self.limit, self.written = code, limit, 0
+
+    def write(self, data):
+        if self.written + len(data) > self.limit:
+            raise OSError(self.code, os.strerror(self.code))
+        self.written += len(data)
+        return self._f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def failing_open(code: int, limit: int):
+    """An ``open`` for the recorder module whose video file fails (the log opens normally)."""
+    import builtins
+
+    def opener(path, mode="r", *args, **kwargs):
+        if mode == "wb":
+            return FailingFile(path, code, limit)
+        return builtins.open(path, mode, *args, **kwargs)
+
+    return opener
+
+
+@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "disk full"),
+                                         (errno.EIO, os.strerror(errno.EIO))])
+def test_failure_mid_recording_names_the_cause_and_keeps_what_was_written(
+        tmp_path, monkeypatch, code, words):
     target = tmp_path / "v.mp4"
+    rng = np.random.default_rng(1)
+    images = [cv2.GaussianBlur(rng.integers(0, 255, (H, W, 3), np.uint8), (5, 5), 2)
+              for _ in range(6 * FPS)]
+    with Recorder(tmp_path / "probe.mp4", FPS, (W, H)) as rec:  # how big 2.5 s come out
+        for image in images[:int(2.5 * FPS)]:
+            rec.write(image)
+    limit = (tmp_path / "probe.mp4").stat().st_size
+    monkeypatch.setattr(recorder_module, "open", failing_open(code, limit), raising=False)
     rec = Recorder(target, FPS, (W, H))
-    (rec.parts_dir / "v.part0001.mp4").mkdir()  # the second segment cannot be created
-    for i in range(FPS):
-        rec.write(frame(i))
-    with pytest.raises(RecordingError, match="v.part0001.mp4") as err:
-        rec.write(frame(FPS))
-    assert "\n" not in str(err.value)
+    with pytest.raises(RecordingError) as err:
+        for image in images:
+            rec.write(image)
+    message = str(err.value)
+    assert words in message and str(target) in message and "\n" not in message
+    if code != errno.ENOSPC:
+        assert "disk full" not in message
     with pytest.raises(RecordingError):  # stays failed
-        rec.write(frame(FPS + 1))
+        rec.write(images[0])
     assert rec.close() == target
-    frames, _, _, count = read_video(target)
-    assert len(frames) == count == FPS
+    frames = read_video(target)[0]
+    assert 2 * FPS <= len(frames) < rec.frames_written  # the whole seconds before the failure
+    assert len(pyav_frames(target)) == len(frames)
 
 
 def test_log_write_error_is_a_recording_error(tmp_path):
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full to simulate a full disk")
     rec = Recorder(tmp_path / "v.mp4", FPS, (W, H), jsonl_path=Path("/dev/full"))
-    with pytest.raises(RecordingError, match="/dev/full"):
+    with pytest.raises(RecordingError, match="/dev/full.*disk full"):
         rec.write(frame(0), {"i": 0})
     rec.close()
     assert read_video(tmp_path / "v.mp4")[3] == 1
 
 
-def test_unfinished_recording_must_be_recovered_first(tmp_path):
-    target = tmp_path / "v.mp4"
-    rec = Recorder(target, FPS, (W, H))
-    for i in range(FPS):
-        rec.write(frame(i))
-    with pytest.raises(RecordingError, match="recover"):
-        Recorder(target, FPS, (W, H))
-    assert read_video(recover(target))[3] == FPS
+def write_old_parts(parts: Path, segments: int, per_segment: int) -> None:
+    """A .parts folder as the previous version left it after a kill: mp4v segments of a
+    second each, its recording.json, and a last segment without an index."""
+    parts.mkdir()
+    (parts / "recording.json").write_text(json.dumps(
+        {"target": "old.mp4", "fps": FPS, "size": [W, H]}))
+    for s in range(segments):
+        path = parts / f"old.part{s:04d}.mp4"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (W, H))
+        for i in range(per_segment):
+            writer.write(frame(s * per_segment + i)[:, :, ::-1])
+        writer.release()
+    torn = parts / f"old.part{segments:04d}.mp4"
+    torn.write_bytes((parts / "old.part0000.mp4").read_bytes()[:300])
+
+
+def test_recover_turns_an_old_parts_folder_into_an_h264_video(tmp_path):
+    parts = tmp_path / "old.parts"
+    write_old_parts(parts, 3, FPS)
+    out = recover(parts)
+    assert out == tmp_path / "old.mp4" and not parts.exists()
+    frames, fps, size, count = read_video(out)
+    assert (len(frames), count, size) == (3 * FPS, 3 * FPS, (W, H))
+    assert_in_order(frames)
+    assert probe(out)["codec"] == "h264"
+    with pytest.raises(RecordingError, match="playable at their own path"):
+        recover(tmp_path / "nothing.parts")
 
 
 def test_odd_and_tiny_sizes(tmp_path):
@@ -223,4 +315,4 @@ def test_odd_and_tiny_sizes(tmp_path):
     with pytest.raises(RecordingError, match="1x1"):
         Recorder(tmp_path / "tiny.mp4", FPS, (1, 1))
     assert Recorder(tmp_path / "empty.mp4", FPS, (W, H)).close() is None
-    assert not (tmp_path / "empty.parts").exists()
+    assert not (tmp_path / "empty.mp4").exists()

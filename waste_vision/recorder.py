@@ -1,16 +1,22 @@
-"""Crash-safe recording of the annotated video and a JSONL log of the results.
+"""Crash-safe H.264 recording of the annotated video, and a JSONL log of the results.
 
-An .mp4 is playable only once its index (the ``moov`` box) is written at close, so a killed
-process would lose the whole file. The recorder therefore writes short segments
-(``<stem>.parts/<stem>.partNNNN.mp4``), each closed after ``segment_seconds`` and so a complete
-file; ``close()`` (or ``recover()`` after a crash) joins them into the target by copying the
-compressed samples into one new index: no re-encode, no quality loss, quick for long
-recordings. Segments in a layout the joiner does not know are decoded and re-encoded instead.
-A ``kill -9`` loses only the segment being written (at most ``segment_seconds`` of video).
+The video is written with PyAV (FFmpeg's libx264) as *fragmented* MP4: an empty index up
+front, then one fragment (``moof`` + ``mdat``) per second, each starting on a keyframe. Every
+fragment reaches the operating system as soon as it is complete, so the file at its own path
+is playable at any moment: a ``kill -9`` (or a full disk) loses at most the fragment being
+filled, about ``fragment_seconds``, and no recover step is needed. H.264 in yuv420p plays in
+web browsers. ``+faststart`` cannot go with fragments; players do not need it for a file.
+
+Timing: by default frame ``k`` lasts ``1 / fps`` (``annotate`` of a file: the input's frame
+count, size and rate). With ``real_time=True`` each frame carries its capture time instead,
+so a live recording plays at the speed it happened even when frames were skipped.
 
 The log gets one ``json.dumps`` line per frame, with ``video_frame`` and ``video_s`` added so
-a line can be matched to its frame; it is fsynced with every segment. ``read_jsonl`` reads it
-back, tolerating the torn last line a crash can leave.
+a line can be matched to its frame; it is line-buffered and fsynced at close. ``read_jsonl``
+reads it back, tolerating the torn last line a crash can leave.
+
+Recordings made before this format (a ``<stem>.parts`` folder of 1-second MPEG-4 segments
+left by a killed process) are turned into a video by ``recover``, which re-encodes them.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import json
 import os
 import re
 import shutil
-import struct
+import time
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -29,17 +36,25 @@ import numpy as np
 
 from waste_vision.errors import UserError
 
-FOURCC = "mp4v"
-META = "recording.json"  # in the parts folder: what recover() needs to rebuild the target
+# Chosen by measurement (benchmarks/record_cost.py; figures in docs/live-recording.md):
+# superfast with zerolatency (no lookahead, no B-frames: a packet comes out for every frame
+# put in, so nothing waits in the encoder when the process dies) keeps High profile and
+# costs about 9 ms of CPU per 720p frame (mp4v: 6 ms), one thread.
+ENCODERS = ("libx264", "libopenh264")  # the first one this FFmpeg build has is used
+PRESET = "superfast"
+ENCODER_THREADS = 1
+CRF = 23
+TIMESCALE = 90_000  # ticks per second of the video's timestamps
+MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+# cv2's RGB->I420 is BT.601 limited range: say so in the stream, or browsers assume BT.709
+# for HD sizes and shift the colours.
+X264_COLOUR = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:range=tv"
+
+LEGACY_META = "recording.json"  # in an old .parts folder: the target's name, fps and size
 
 
 class RecordingError(UserError):
     """Recording cannot go on (or cannot start); the message is one line and names the path."""
-
-
-def parts_dir_for(target: Path) -> Path:
-    target = Path(target)
-    return target.with_name(target.stem + ".parts")
 
 
 def _fsync(path_or_fd) -> None:
@@ -58,55 +73,126 @@ def _fsync(path_or_fd) -> None:
             raise
 
 
-def _why(exc: OSError) -> str:
-    return exc.strerror or str(exc)
+def why(exc: BaseException) -> str:
+    """The real cause in a few words: "disk full" only for ENOSPC."""
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC:
+        return "disk full (no space left on device)"
+    if code == errno.EDQUOT:
+        return "disk quota exceeded"
+    if code == errno.EFBIG:
+        return "file too large (a file-size limit or the file system's maximum)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def h264_encoder() -> str:
+    """The name of the H.264 encoder PyAV's FFmpeg has; RecordingError when there is none."""
+    try:
+        import av
+    except ImportError:
+        raise RecordingError("recording needs PyAV, which is not installed: "
+                             "pip install av") from None
+    for name in ENCODERS:
+        if name in av.codecs_available:
+            return name
+    raise RecordingError(f"this PyAV build (FFmpeg {av.library_versions.get('libavcodec')}) "
+                         f"has no H.264 encoder ({', '.join(ENCODERS)}); install the PyPI "
+                         "wheel: pip install --force-reinstall av")
+
+
+def check_output(path: Path) -> Path:
+    """Refuse, before any work, an output that cannot be a video file; one-line errors."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise RecordingError(f"cannot record {path}: it is a folder; give a file name, e.g. "
+                             f"{path / 'recording.mp4'}")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise RecordingError(f"cannot write {path}: folder {parent} {what}; create it or "
+                             "choose another output path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RecordingError(f"cannot write {path}: folder {parent} is not writable; choose "
+                             "another output path")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise RecordingError(f"cannot write {path}: the file exists and is read-only")
+    return path
 
 
 class Recorder:
     """Writes RGB frames (and optional records) to ``path``; use as a context manager.
 
-    mp4v needs even sizes, so an odd width or height loses its last column or row; frames of
-    another size are resized. ``close()`` returns the final file (None if no frame came).
+    yuv420p needs even sizes, so an odd width or height loses its last column or row; frames
+    of another size are resized. ``close()`` returns the file (None if no frame came).
     """
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int], *,
-                 segment_seconds: float = 1.0, jsonl_path: Path | None = None):
+                 fragment_seconds: float = 1.0, jsonl_path: Path | None = None,
+                 real_time: bool = False, segment_seconds: float | None = None):
         self.path = Path(path)
         self.fps = float(fps)
         w, h = (int(v) for v in size)
         if w < 2 or h < 2 or not self.fps > 0:
             raise RecordingError(f"cannot record {self.path}: size {w}x{h} at {fps} fps "
                                  "is not a video (need at least 2x2 and fps > 0)")
+        if segment_seconds is not None:  # the name before fragments replaced segments
+            fragment_seconds = segment_seconds
         self._requested = (w, h)
         self.size = (w - w % 2, h - h % 2)
-        self.parts_dir = parts_dir_for(self.path)
         self.jsonl_path = Path(jsonl_path) if jsonl_path is not None else None
+        self.real_time = real_time
+        self.fragment_seconds = float(fragment_seconds)
         self.frames_written = 0
-        self._per_segment = max(1, round(segment_seconds * self.fps))
-        self._segment, self._in_segment, self._writer = 0, 0, None
-        self._log = None
+        self.seconds_written = 0.0  # timestamp of the last frame written
+        self._first_t: float | None = None
+        self._last_pts = -1
+        self._next_key = 0.0
         self._failed: str | None = None
         self._closed = False
-        if _segments(self.parts_dir):
-            raise RecordingError(f"{self.parts_dir} holds an unfinished recording; recover it "
-                                 "first (waste_vision.recorder.recover) or delete it")
+        self._file = self._container = self._stream = self._log = None
+        self._good_size = 0  # bytes of the file that hold whole fragments
+        self._video_failed = False  # the video (not only the log) could not be written
+        check_output(self.path)
+        encoder = h264_encoder()
+        import av
+
         try:
-            self.parts_dir.mkdir(parents=True, exist_ok=True)
-            meta = {"target": self.path.name, "fps": self.fps, "size": list(self.size)}
-            (self.parts_dir / META).write_text(json.dumps(meta))
+            self._file = open(self.path, "wb", buffering=0)  # PyAV's own buffer flushes
         except OSError as exc:
-            raise RecordingError(f"cannot record {self.path}: cannot create "
-                                 f"{self.parts_dir} ({_why(exc)})") from None
+            raise RecordingError(f"cannot record {self.path} ({why(exc)})") from None
         try:
-            self._open_segment()  # fails now, not after the first second, if mp4v is missing
-            if self.jsonl_path is not None:
+            self._container = av.open(self._file, "w", format="mp4", options={
+                "movflags": MOVFLAGS, "flush_packets": "1"})
+            rate = Fraction(self.fps).limit_denominator(10_000)
+            stream = self._container.add_stream(encoder, rate=rate)
+            stream.width, stream.height = self.size
+            stream.pix_fmt = "yuv420p"
+            stream.codec_context.time_base = Fraction(1, TIMESCALE)
+            # keyframes are forced once per fragment_seconds of video time (write()); this
+            # is only the longest gap the encoder may leave on its own
+            stream.codec_context.gop_size = max(1, round(2 * self.fps * self.fragment_seconds))
+            stream.codec_context.thread_count = ENCODER_THREADS
+            if encoder == "libx264":
+                # scenecut off: keyframes (and so fragments) exactly once a second
+                stream.options = {"preset": PRESET, "tune": "zerolatency", "crf": str(CRF),
+                                  "x264-params": f"scenecut=0:{X264_COLOUR}"}
+            self._stream = stream
+            self._container.start_encoding()  # header now: a failure shows before frame 1
+            self._good_size = self._file.tell()
+        except Exception as exc:  # FFmpegError, or OSError from writing the header
+            self._abandon()
+            raise RecordingError(f"cannot record {self.path}: the H.264 encoder does not "
+                                 f"start ({why(exc)})") from None
+        if self.jsonl_path is not None:
+            try:
                 self._log = _open_log(self.jsonl_path)
-        except OSError as exc:
-            self._abandon()
-            raise RecordingError(f"cannot open the log {self.jsonl_path} ({_why(exc)})") from None
-        except RecordingError:
-            self._abandon()
-            raise
+            except OSError as exc:
+                self._abandon()
+                raise RecordingError(f"cannot open the log {self.jsonl_path} "
+                                     f"({why(exc)})") from None
 
     def __enter__(self) -> Recorder:
         return self
@@ -114,109 +200,156 @@ class Recorder:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def _segment_path(self, index: int) -> Path:
-        return self.parts_dir / f"{self.path.stem}.part{index:04d}{self.path.suffix}"
+    @property
+    def failed(self) -> str | None:
+        return self._failed
 
-    def _open_segment(self) -> None:
-        path = self._segment_path(self._segment)
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*FOURCC), self.fps,
-                                       self.size)
-        if not self._writer.isOpened():
-            self._writer = None
-            raise RecordingError(f"cannot record {self.path}: cv2.VideoWriter cannot write "
-                                 f"{FOURCC} video to {path}")
-
-    def _close_segment(self) -> None:
-        """Finish the segment and make it (and the log so far) durable; check it is whole."""
-        writer, self._writer = self._writer, None
-        written, self._in_segment = self._in_segment, 0
-        path = self._segment_path(self._segment)
-        self._segment += 1
-        writer.release()
-        if written == 0:
-            path.unlink(missing_ok=True)
-            return
-        _fsync(path)
-        if self._log is not None:
-            self._sync_log()
-        if _sample_count(path) != written:
-            raise RecordingError(f"cannot write {path}: the segment came out incomplete "
-                                 "(disk full or removed?)")
-
-    def write(self, frame_rgb: np.ndarray, record: dict | None = None) -> None:
-        """Append one frame (and its log line). Raises RecordingError once writing fails."""
+    def write(self, frame_rgb: np.ndarray, record: dict | None = None,
+              timestamp: float | None = None) -> None:
+        """Append one frame (and its log line). ``timestamp`` (seconds, any origin) is used
+        with ``real_time``; otherwise frame k is at k / fps. Raises RecordingError once
+        writing fails, and from then on."""
         if self._closed:
             raise RecordingError(f"the recording {self.path} is closed")
         if self._failed:
             raise RecordingError(self._failed)
-        line = json.dumps({"video_frame": self.frames_written,
-                           "video_s": round(self.frames_written / self.fps, 6),
-                           **(record or {})}, default=_plain) if self._log else None
+        try:
+            self._write(frame_rgb, record, timestamp)
+        except RecordingError as exc:
+            self._failed = str(exc)
+        except Exception as exc:  # OSError from the file, FFmpegError, anything: one line
+            self._failed = f"cannot record {self.path}: {why(exc)}"
+            self._video_failed = True
+        if self._failed:
+            raise RecordingError(self._failed)
+
+    def _write(self, frame_rgb, record, timestamp) -> None:
+        import av
+
+        if self.real_time:
+            now = time.monotonic() if timestamp is None else float(timestamp)
+            if self._first_t is None:
+                self._first_t = now
+            pts = round((now - self._first_t) * TIMESCALE)
+        else:
+            pts = round(self.frames_written * TIMESCALE / self.fps)
+        pts = max(pts, self._last_pts + 1)  # strictly increasing, whatever the clock did
+        seconds = pts / TIMESCALE
         frame = np.asarray(frame_rgb)
         if (frame.shape[1], frame.shape[0]) != self._requested:
             frame = cv2.resize(frame, self._requested, interpolation=cv2.INTER_AREA)
-        frame = frame[:self.size[1], :self.size[0]]
-        try:
-            if self._writer is None:
-                self._open_segment()
-            self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            self._in_segment += 1
-            self.frames_written += 1
-            if line is not None:
-                with self._log_errors():
-                    self._log.write(line + "\n")
-            if self._in_segment >= self._per_segment:
-                self._close_segment()
-        except OSError as exc:
-            self._failed = f"cannot record {self.path}: {_why(exc)}"
-        except RecordingError as exc:
-            self._failed = str(exc)
-        if self._failed:
-            raise RecordingError(self._failed)
+        frame = np.ascontiguousarray(frame[:self.size[1], :self.size[0]])
+        # OpenCV's conversion is ~20x faster than swscale's here (0.8 vs 18 ms at 720p)
+        video_frame = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420),
+                                                 format="yuv420p")
+        video_frame.pts = pts
+        video_frame.time_base = Fraction(1, TIMESCALE)
+        if seconds >= self._next_key:  # a keyframe starts each fragment
+            video_frame.pict_type = av.video.frame.PictureType.I
+            self._next_key = (seconds // self.fragment_seconds + 1) * self.fragment_seconds
+        for packet in self._stream.encode(video_frame):
+            self._container.mux(packet)
+        # every mux ends on a box boundary (flush_packets): a failure later is cut back
+        # to here, so a full disk never leaves a torn fragment at the end of the file
+        self._good_size = self._file.tell()
+        self._last_pts = pts
+        self.frames_written += 1
+        self.seconds_written = seconds
+        if self._log is not None:
+            line = json.dumps({"video_frame": self.frames_written - 1,
+                               "video_s": round(seconds, 6), **(record or {})}, default=_plain)
+            with self._log_errors():
+                self._log.write(line + "\n")
 
     @contextlib.contextmanager
     def _log_errors(self):
         try:
             yield
         except OSError as exc:
-            raise RecordingError(f"cannot write the log {self.jsonl_path} ({_why(exc)})") from None
-
-    def _sync_log(self) -> None:
-        with self._log_errors():
-            self._log.flush()
-            _fsync(self._log.fileno())
+            raise RecordingError(f"cannot write the log {self.jsonl_path} ({why(exc)})") from None
 
     def close(self) -> Path | None:
-        """Finish the last segment and join all segments into ``path`` (even after an error)."""
+        """Flush the encoder, finish the file and the log (also after an error)."""
         if self._closed:
-            return self.path if self.path.exists() else None
+            return self.path if self.frames_written and self.path.exists() else None
         self._closed = True
         errors = []
-        if self._writer is not None:
+        if self._container is not None:
             try:
-                self._close_segment()
-            except (OSError, RecordingError) as exc:
-                errors.append(str(exc))
+                if not self._video_failed:
+                    for packet in self._stream.encode():
+                        self._container.mux(packet)
+                    self._good_size = self._file.tell()
+            except Exception as exc:
+                self._video_failed = True
+                errors.append(f"cannot finish {self.path}: {why(exc)}")
+            try:
+                self._container.close()  # the trailer: an index of the fragments, for seeking
+            except Exception as exc:
+                if not self._video_failed:
+                    self._video_failed = True
+                    errors.append(f"cannot finish {self.path}: {why(exc)}")
+        if self._file is not None:
+            try:
+                if self._video_failed:
+                    os.ftruncate(self._file.fileno(), self._good_size)
+                else:
+                    _fsync(self._file.fileno())
+            except OSError as exc:
+                errors.append(f"cannot finish {self.path}: {why(exc)}")
+            finally:
+                with contextlib.suppress(OSError):
+                    self._file.close()
         if self._log is not None:
             try:
-                self._sync_log()
+                with self._log_errors():
+                    self._log.flush()
+                    _fsync(self._log.fileno())
             except RecordingError as exc:
                 errors.append(str(exc))
             finally:
                 with contextlib.suppress(OSError):
                     self._log.close()
-        if not _segments(self.parts_dir):
-            shutil.rmtree(self.parts_dir, ignore_errors=True)
+        if self.frames_written == 0:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
             return None
-        out = recover(self.parts_dir)
         if errors and not self._failed:
+            self._failed = errors[0]
             raise RecordingError(errors[0])
-        return out
+        return self.path
 
     def _abandon(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            if self._container is not None:
+                self._container.close()
+        for f in (self._log, self._file):
+            with contextlib.suppress(Exception):
+                if f is not None:
+                    f.close()
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        self._closed = True
+
+
+def probe(path: Path) -> dict:
+    """What a player sees in a video: codec, profile, size, pixel format, frames, seconds."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        frames, last = 0, None
+        for frame in container.decode(stream):
+            frames += 1
+            last = frame
+        duration = float(last.pts * last.time_base) if last is not None and last.pts is not None \
+            else 0.0
+        return {"codec": ctx.name, "profile": ctx.profile, "width": ctx.width,
+                "height": ctx.height, "pix_fmt": ctx.pix_fmt, "frames": frames,
+                "last_frame_s": round(duration, 6),
+                "fps": float(stream.average_rate) if stream.average_rate else None}
 
 
 def _plain(value):
@@ -260,8 +393,10 @@ def read_jsonl(path: Path) -> list:
     return records
 
 
-def _segments(parts_dir: Path) -> list[Path]:
-    """Segment files in recording order (numbers may outgrow four digits)."""
+# --- recordings made before fragmented MP4 ------------------------------------------------
+
+def _legacy_segments(parts_dir: Path) -> list[Path]:
+    """An old .parts folder's segment files in recording order."""
     found = []
     for p in Path(parts_dir).glob("*.part*"):
         m = re.search(r"\.part(\d+)\.[^.]+$", p.name)
@@ -271,297 +406,55 @@ def _segments(parts_dir: Path) -> list[Path]:
 
 
 def recover(parts_dir_or_target: Path) -> Path:
-    """Join the segments a recording left (after a crash, or at close) into its target file.
+    """Turn the ``.parts`` folder an older version left (a stopped or killed recording of
+    1-second segments) into its video file, re-encoded as H.264; returns the file.
 
-    Accepts the ``.parts`` folder or the target path; returns the target. The segment being
-    written when the process died has no index and is skipped. The parts folder is removed.
+    Recordings made now need no recovery: the file at its own path is always playable.
+    The segment being written when the old process died has no index and is skipped; the
+    folder is removed once the video is written.
     """
     given = Path(parts_dir_or_target)
-    parts = given if given.is_dir() else parts_dir_for(given)
+    parts = given if given.is_dir() else given.with_name(given.stem + ".parts")
+    if not parts.is_dir():
+        raise RecordingError(f"nothing to recover: {parts} is not a folder; recordings made "
+                             "by this version are playable at their own path as they are")
     try:
-        meta = json.loads((parts / META).read_text())
+        meta = json.loads((parts / LEGACY_META).read_text())
     except (OSError, ValueError):
-        if not parts.is_dir():
-            raise RecordingError(f"nothing to recover: {parts} does not exist") from None
         meta = {}
     target = parts.with_name(meta.get("target", parts.name.removesuffix(".parts") + ".mp4"))
-    segments = _segments(parts)
-    tmp = parts / f"joining{target.suffix}"
+    tmp = parts / f"joining{target.suffix or '.mp4'}"
+    recorder = None
     try:
-        try:
-            frames = _concat_mp4(segments, tmp)
-        except _Unsupported:
-            frames = _reencode(segments, tmp, meta.get("fps"), meta.get("size"))
-        if frames == 0:
+        for segment in _legacy_segments(parts):
+            cap = cv2.VideoCapture(str(segment))
+            while cap.isOpened():
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                if recorder is None:
+                    fps = meta.get("fps") or cap.get(cv2.CAP_PROP_FPS) or 15.0
+                    size = tuple(meta.get("size") or bgr.shape[1::-1])
+                    recorder = Recorder(tmp, fps, size)
+                recorder.write(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            cap.release()
+        if recorder is None:
             shutil.rmtree(parts, ignore_errors=True)
             raise RecordingError(f"nothing to recover in {parts}: no segment was complete "
                                  "(the recording stopped within its first segment); removed it")
-        _fsync(tmp)
+        recorder.close()
         os.replace(tmp, target)
+    except RecordingError:
+        if recorder is not None:
+            with contextlib.suppress(RecordingError):
+                recorder.close()
+            tmp.unlink(missing_ok=True)
+            raise RecordingError(f"cannot write {target} ({recorder.failed or 'see above'}); "
+                                 f"the segments stay in {parts}") from None
+        raise
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise RecordingError(f"cannot write {target} ({_why(exc)}); the segments stay in "
+        raise RecordingError(f"cannot write {target} ({why(exc)}); the segments stay in "
                              f"{parts}") from None
     shutil.rmtree(parts, ignore_errors=True)
     return target
-
-
-# --- joining: decode + re-encode (any container cv2 reads) -----------------------------------
-
-def _reencode(segments: list[Path], out: Path, fps: float | None, size) -> int:
-    writer, frames = None, 0
-    for seg in segments:
-        cap = cv2.VideoCapture(str(seg))
-        while cap.isOpened():
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            if writer is None:
-                fps = fps or cap.get(cv2.CAP_PROP_FPS) or 15.0
-                size = tuple(size or bgr.shape[1::-1])
-                writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*FOURCC), fps, size)
-                if not writer.isOpened():
-                    raise RecordingError(f"cv2.VideoWriter cannot write {FOURCC} video to {out}")
-            if bgr.shape[1::-1] != size:
-                bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-            writer.write(bgr)
-            frames += 1
-        cap.release()
-    if writer is not None:
-        writer.release()
-    return frames
-
-
-# --- joining: copy samples into one new MP4 index (lossless) ---------------------------------
-
-class _Unsupported(Exception):
-    """A segment layout the MP4 joiner does not handle; fall back to re-encoding."""
-
-
-class _Incomplete(Exception):
-    """A segment without a whole index: the one being written when the process died."""
-
-
-_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"}
-_KNOWN_TABLES = {b"stsd", b"stts", b"stss", b"stsc", b"stsz", b"stco", b"co64"}  # no reordering
-
-
-def _boxes(data: bytes, start: int = 0, end: int | None = None):
-    """(type, payload start, end) of each box in data[start:end]."""
-    end = len(data) if end is None else end
-    while start + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, start)
-        head = 8
-        if size == 1:
-            size, head = struct.unpack_from(">Q", data, start + 8)[0], 16
-        elif size == 0:
-            size = end - start
-        if size < head or start + size > end:
-            raise _Incomplete
-        yield kind, start + head, start + size
-        start += size
-
-
-def _find(data: bytes, path: list[bytes], start: int = 0, end: int | None = None):
-    """(payload start, end) of the first box along ``path``, or None."""
-    for kind, s, e in _boxes(data, start, end):
-        if kind == path[0]:
-            return (s, e) if len(path) == 1 else _find(data, path[1:], s, e)
-    return None
-
-
-def _table(data: bytes, box: tuple[int, int] | None, fmt: str) -> list:
-    """Entries of a counted-list full box (stts, stss, stsc, stco, co64, elst)."""
-    if box is None:
-        return []
-    (count,) = struct.unpack_from(">I", data, box[0] + 4)
-    size = struct.calcsize(">" + fmt)
-    return [struct.unpack_from(">" + fmt, data, box[0] + 8 + i * size) for i in range(count)]
-
-
-def _read_segment(path: Path, data: bytes) -> dict:
-    """The index of a one-track MP4 segment, with every sample's offset and size."""
-    try:
-        moov = _find(data, [b"moov"])
-        if moov is None:
-            raise _Incomplete
-        traks = [(s, e) for kind, s, e in _boxes(data, *moov) if kind == b"trak"]
-        if len(traks) != 1:
-            raise _Unsupported(f"{path} has {len(traks)} tracks")
-        stbl = _find(data, [b"mdia", b"minf", b"stbl"], *traks[0])
-        mdhd = _find(data, [b"mdia", b"mdhd"], *traks[0])
-        elst = _find(data, [b"edts", b"elst"], *traks[0])
-        box = {kind: (s, e) for kind, s, e in _boxes(data, *stbl)} if stbl else {}
-        if mdhd is None or not {b"stsd", b"stsz"} <= set(box) <= _KNOWN_TABLES:
-            raise _Unsupported(f"{path} has sample tables the joiner does not rebuild")
-        edits = _table(data, elst, "QqI" if elst and data[elst[0]] else "IiI")
-        if len(edits) > 1 or any(media_time != 0 for _, media_time, _ in edits):
-            raise _Unsupported(f"{path} has an edit list that shifts the media")
-        uniform, count = struct.unpack_from(">II", data, box[b"stsz"][0] + 4)
-        sizes = ([uniform] * count if uniform else
-                 list(struct.unpack_from(f">{count}I", data, box[b"stsz"][0] + 12)))
-        chunks = ([c for (c,) in _table(data, box.get(b"stco"), "I")]
-                  or [c for (c,) in _table(data, box.get(b"co64"), "Q")])
-        stsc = _table(data, box.get(b"stsc"), "III")
-        offsets = []
-        for i, (first, per_chunk, _) in enumerate(stsc):
-            last = stsc[i + 1][0] - 1 if i + 1 < len(stsc) else len(chunks)
-            for chunk in range(first - 1, last):
-                offset = chunks[chunk]
-                for _ in range(per_chunk):
-                    if len(offsets) < count:
-                        offsets.append(offset)
-                        offset += sizes[len(offsets) - 1]
-        timescale = struct.unpack_from(">I", data, mdhd[0] + (20 if data[mdhd[0]] else 12))[0]
-        stss = box.get(b"stss")
-    except (struct.error, IndexError):
-        raise _Incomplete from None
-    if count == 0 or len(offsets) != count or offsets[-1] + sizes[-1] > len(data):
-        raise _Incomplete
-    return {"path": path, "moov": data[slice(*moov)], "sizes": sizes, "offsets": offsets,
-            "stsd": data[slice(*box[b"stsd"])], "timescale": timescale,
-            "stts": _table(data, box.get(b"stts"), "II"),
-            "sync": None if stss is None else [n for (n,) in _table(data, stss, "I")],
-            "ftyp": data[:struct.unpack_from(">I", data)[0]] if data[4:8] == b"ftyp" else b""}
-
-
-def _sample_count(path: Path) -> int | None:
-    """Frames in a finished segment, or None if it has no readable index."""
-    try:
-        data = path.read_bytes()
-        if data[4:8] == b"ftyp":  # MP4/MOV: the sample count in the index
-            stsz = _find(data, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsz"])
-            return struct.unpack_from(">I", data, stsz[0] + 8)[0] if stsz else None
-    except (_Incomplete, struct.error, OSError):
-        return None
-    cap = cv2.VideoCapture(str(path))  # another container (.avi, .mkv): ask the demuxer
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else None
-    cap.release()
-    return count
-
-
-def _codec_key(stsd: bytes) -> bytes:
-    """The sample description minus the bitrate fields, which differ from segment to segment."""
-    try:
-        entry = stsd[8:]  # the one sample entry
-        key = [entry[4:86]]  # format and the visual fields: size, depth
-        for kind, s, e in _boxes(entry, 86):
-            if kind == b"esds":
-                key.append(b"esds" + _decoder_info(entry, s + 4, e))
-            elif kind != b"btrt":
-                key.append(kind + entry[s:e])
-        return b"".join(key)
-    except (IndexError, _Incomplete):
-        raise _Unsupported("unreadable sample description") from None
-
-
-def _decoder_info(data: bytes, start: int, end: int) -> bytes:
-    """The MPEG-4 descriptors of an esds box without buffer size and bitrates."""
-    out = b""
-    while start < end:
-        tag, i, length = data[start], start + 1, 0
-        while True:
-            byte, i = data[i], i + 1
-            length = length << 7 | byte & 0x7F
-            if not byte & 0x80:
-                break
-        if tag == 0x03:  # ES descriptor: ES_ID, flags, optional fields, then descriptors
-            flags, body = data[i + 2], i + 3
-            body += 2 if flags & 0x80 else 0
-            body += 1 + data[body] if flags & 0x40 else 0
-            body += 2 if flags & 0x20 else 0
-            out += _decoder_info(data, body, i + length)
-        elif tag == 0x04:  # decoder config: object type, stream type, 11 bytes of rates
-            out += data[i:i + 2] + _decoder_info(data, i + 13, i + length)
-        else:
-            out += bytes([tag]) + data[i:i + length]
-        start = i + length
-    return out
-
-
-def _box(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I4s", 8 + len(payload), kind) + payload
-
-
-def _concat_mp4(segments: list[Path], out: Path) -> int:
-    """Write one MP4 holding every complete segment's samples; returns the frame count."""
-    if out.suffix.lower() not in (".mp4", ".mov", ".m4v"):
-        raise _Unsupported(out.suffix)
-    index = []
-    for path in segments:
-        try:
-            seg = _read_segment(path, path.read_bytes())
-        except _Incomplete:
-            continue  # the segment being written at the crash
-        if index and (_codec_key(seg["stsd"]), seg["timescale"], seg["sync"] is None) != (
-                _codec_key(index[0]["stsd"]), index[0]["timescale"], index[0]["sync"] is None):
-            raise _Unsupported(f"{path} differs in codec settings from {index[0]['path']}")
-        index.append(seg)
-    if not index:
-        return 0
-    sizes = [n for seg in index for n in seg["sizes"]]
-    stts, sync, done = [], [], 0
-    for seg in index:
-        for count, delta in seg["stts"]:
-            if stts and stts[-1][1] == delta:
-                stts[-1][0] += count
-            else:
-                stts.append([count, delta])
-        sync += [done + k for k in seg["sync"] or ()]
-        done += len(seg["sizes"])
-    ftyp = index[0]["ftyp"]
-    tables = {  # payloads of the new sample tables: all samples in one chunk after ftyp
-        b"stts": struct.pack(f">II{2 * len(stts)}I", 0, len(stts), *[v for e in stts for v in e]),
-        b"stss": struct.pack(f">II{len(sync)}I", 0, len(sync), *sync),
-        b"stsc": struct.pack(">IIIII", 0, 1, 1, len(sizes), 1),
-        b"stsz": struct.pack(f">III{len(sizes)}I", 0, 0, len(sizes), *sizes),
-        b"co64": struct.pack(">IIQ", 0, 1, len(ftyp) + 16),
-    }
-    moov = _rebuild_moov(index[0]["moov"], tables, sum(c * d for c, d in stts),
-                         index[0]["timescale"])
-    with open(out, "wb") as f:
-        f.write(ftyp)
-        f.write(struct.pack(">I4sQ", 1, b"mdat", 16 + sum(sizes)))
-        for seg in index:
-            data = seg["path"].read_bytes()
-            for offset, size in zip(seg["offsets"], seg["sizes"]):
-                f.write(data[offset:offset + size])
-        f.write(moov)
-    return len(sizes)
-
-
-def _set_duration(payload: bytes, at_v0: int, at_v1: int, value: int) -> bytes:
-    at, fmt = (at_v1, ">Q") if payload[0] == 1 else (at_v0, ">I")
-    if value >= 1 << (8 * struct.calcsize(fmt)):
-        raise _Unsupported("duration too long for a version-0 box")
-    return payload[:at] + struct.pack(fmt, value) + payload[at + struct.calcsize(fmt):]
-
-
-def _rebuild_moov(moov: bytes, tables: dict, media_duration: int, media_scale: int) -> bytes:
-    """The first segment's moov with the joined durations and sample tables."""
-    mvhd = _find(moov, [b"mvhd"])
-    if mvhd is None:
-        raise _Unsupported("no movie header")
-    movie_scale = struct.unpack_from(">I", moov, mvhd[0] + (20 if moov[mvhd[0]] else 12))[0]
-    movie = round(media_duration * movie_scale / media_scale)
-    durations = {b"mvhd": (16, 24, movie), b"tkhd": (20, 28, movie),
-                 b"mdhd": (16, 24, media_duration)}
-
-    def rebuild(start: int, end: int) -> bytes:
-        out = []
-        for kind, s, e in _boxes(moov, start, end):
-            payload = moov[s:e]
-            if kind in _CONTAINERS:
-                payload = rebuild(s, e)
-            elif kind in (b"stco", b"co64"):
-                kind, payload = b"co64", tables[b"co64"]
-            elif kind in tables:
-                payload = tables[kind]
-            elif kind in durations:
-                payload = _set_duration(payload, *durations[kind])
-            elif kind == b"elst":
-                payload = struct.pack(">IIQqI", 1 << 24, 1, movie, 0, 0x10000)
-            out.append(_box(kind, payload))
-        return b"".join(out)
-
-    return _box(b"moov", rebuild(0, len(moov)))

@@ -389,3 +389,93 @@ def test_list_cameras_keeps_only_cameras_that_deliver():
     assert list_cameras(3, opener=Probe) == [1]
     assert [p.index for p in opened] == [0, 1, 2, 3]
     assert all(p.released for p in opened)
+
+
+# -- a real stream: MJPEG over HTTP from a server in the test ---------------------------------
+
+
+class StatusLog:
+    """Collects status events and lets a test wait for one (no fixed sleeps)."""
+
+    def __init__(self):
+        self.events: list = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def wait_for(self, status: SourceStatus, after: int = 0, timeout: float = 15.0):
+        """The first event with ``status`` at index >= ``after``; fails after ``timeout``."""
+        def found():
+            return next((i for i, e in enumerate(self.events) if i >= after
+                         and e.status is status), None)
+
+        with self._cond:
+            assert self._cond.wait_for(lambda: found() is not None, timeout), \
+                f"no {status} after event {after}: {[e.message for e in self.events]}"
+            return found()
+
+
+@pytest.fixture
+def mjpeg():
+    from tests.mjpeg_server import MJPEGServer, synthetic_frames
+
+    server = MJPEGServer(synthetic_frames(30, (W, H)), fps=30).start()
+    yield server
+    server.stop()
+
+
+def test_stream_source_plays_a_real_mjpeg_stream_through_a_server_outage(mjpeg):
+    """Frames flow from a real HTTP MJPEG server; the server goes away (every connection
+    closed, the port refuses) and comes back on the same URL: the source reports
+    RECONNECTING, then RUNNING again, and frames flow again, fresh ones."""
+    log = StatusLog()
+    source = StreamSource(mjpeg.url, reconnect=Reconnect(initial_delay=0.05, max_delay=0.3),
+                          on_status=log)
+    assert source.is_live and source.buffering is Buffering.LATEST
+    with source:
+        frames = [source.read(5.0) for _ in range(15)]
+        assert all(f is not None for f in frames)
+        assert frames[0].image.shape == (H, W, 3)
+        rgb = frames[0].image[H - 10, W - 10]
+        assert rgb[0] > 200 and rgb[2] < 60, "stream frames must be RGB (the clip is red)"
+        assert [f.index for f in frames] == sorted(f.index for f in frames)
+        running = log.wait_for(S.RUNNING)
+
+        mjpeg.stop()
+        lost = log.wait_for(S.RECONNECTING, after=running + 1)
+        assert "read failed" in log.events[lost].message or "no new frame" in \
+            log.events[lost].message
+        sent_before = mjpeg.sent
+
+        mjpeg.start()
+        back = log.wait_for(S.RUNNING, after=lost + 1)
+        assert log.events[back].timestamp > log.events[lost].timestamp
+        frame = source.read(5.0)
+        while frame is not None and frame.timestamp < log.events[back].timestamp:
+            frame = source.read(5.0)  # anything captured before the outage is stale
+        assert frame is not None and mjpeg.sent > sent_before
+    assert source.status is S.ENDED and not source_threads()
+
+
+def test_a_stream_that_does_not_answer_is_refused_within_its_timeout():
+    import socket
+
+    from tests.mjpeg_server import free_port
+
+    refused = StreamSource(f"http://127.0.0.1:{free_port()}/none.mjpg", open_timeout=2)
+    start = time.monotonic()
+    with pytest.raises(UserError, match="does not open"):
+        refused.start()
+    assert time.monotonic() - start < 3
+    with socket.socket() as silent:  # accepts the connection, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/stream.mjpg"
+        source = StreamSource(url, open_timeout=1.5)
+        start = time.monotonic()
+        with pytest.raises(UserError, match=r"no answer within 1.5 s"):
+            source.start()
+        assert time.monotonic() - start < 5

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import re
 import threading
 import time
@@ -57,11 +58,16 @@ from waste_vision.errors import UserError
 from waste_vision.frames import Frame
 from waste_vision.images import IMAGE_SUFFIXES, ImageReadError, iter_image_files, read_rgb, to_rgb8
 
+# FFmpeg inside OpenCV prints its own lines ("Stream ends prematurely ...") for what our
+# status events already say in words; keep them off the terminal.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 log = logging.getLogger(__name__)
 
 STREAM_PREFIXES = ("rtsp://", "http://", "https://")
 EVERY_FRAME_QUEUE = 8  # frames buffered ahead of a headless consumer
 JOIN_TIMEOUT_S = 10.0
+STREAM_OPEN_TIMEOUT_S = 10.0  # a stream that has not answered by then does not open
 MAX_DAMAGED_RUN = 10  # failed reads in a row before a file counts as cut short
 MAX_PACE_LAG_S = 0.25  # a paced source held up longer than this resumes from now, no burst
 THREAD_PREFIX = "waste-vision source: "
@@ -229,7 +235,8 @@ class VideoSource(ABC):
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = JOIN_TIMEOUT_S) -> None:
+        """Stop capturing; waits up to ``timeout`` for the capture thread to end."""
         self._stop_event.set()
         self._buffer.close()  # also wakes a capture thread waiting for queue room
         thread = self._thread
@@ -238,10 +245,11 @@ class VideoSource(ABC):
             if self._status not in TERMINAL:
                 self._set_status(SourceStatus.ENDED, f"{self.name}: stopped")
         elif thread is not threading.current_thread():  # stop() from on_status: no self-join
-            thread.join(JOIN_TIMEOUT_S)
-            if thread.is_alive():
-                log.warning("%s: capture thread still blocked in the backend after %.0f s",
-                            self.name, JOIN_TIMEOUT_S)
+            thread.join(timeout)
+            if thread.is_alive():  # a shorter wait is the caller's choice: no warning then
+                (log.warning if timeout >= JOIN_TIMEOUT_S else log.info)(
+                    "%s: capture thread still blocked in the backend after %.0f s",
+                    self.name, timeout)
 
     def read(self, timeout: float | None = None) -> Frame | None:
         if self._thread is None and not self._buffer.closed:
@@ -404,8 +412,8 @@ class CameraSource(LiveCaptureSource):
     def __init__(self, index: int, **kwargs):
         self.index = index
         super().__init__(lambda: cv2.VideoCapture(index), name=f"camera {index}", open_error=(
-            f"camera {index} did not open; check it is connected and not in use by another app, "
-            "or try another index (list_cameras() finds working ones)"), **kwargs)
+            f"camera {index} does not open (not connected, or in use by another app); "
+            "`waste-vision cameras` lists the ones that do"), **kwargs)
 
 
 def _redact(url: str) -> str:
@@ -416,15 +424,18 @@ def _redact(url: str) -> str:
 class StreamSource(LiveCaptureSource):
     """A network stream (RTSP, HTTP MJPEG, HLS...) read through FFmpeg with bounded waits."""
 
-    def __init__(self, url: str, *, reconnect: Reconnect | None = Reconnect(), **kwargs):
+    def __init__(self, url: str, *, reconnect: Reconnect | None = Reconnect(),
+                 open_timeout: float = STREAM_OPEN_TIMEOUT_S, **kwargs):
         self.url = url
         policy = reconnect if reconnect is not None else Reconnect(max_attempts=0)
         read_ms = int(1000 * (policy.stall_timeout or 30.0))  # FFmpeg's own default is 30 s
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 10_000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms]
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(1000 * open_timeout),
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms]
         name = _redact(url)
         super().__init__(
             lambda: cv2.VideoCapture(url, cv2.CAP_FFMPEG, params), name=name, reconnect=policy,
-            open_error=f"{name}: stream did not open; check the URL, credentials and network",
+            open_error=f"{name}: the stream does not open (no answer within {open_timeout:g} s, "
+                       "or not a video stream); check the URL, credentials and network",
             **kwargs)
 
 
@@ -558,20 +569,32 @@ class ImageFolderSource(VideoSource):
         self._set_status(SourceStatus.ENDED, f"{self.name}: slideshow done, {shown} images")
 
 
+def source_kind(spec: str | int | Path) -> str:
+    """What a source spec names: "camera", "stream" or "path" (a video file or images)."""
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
+        return "camera"
+    if isinstance(spec, str) and spec.strip().lower().startswith(STREAM_PREFIXES):
+        return "stream"
+    return "path"
+
+
 def open_source(spec: str | int | Path, *, buffering: Buffering | None = None, paced: bool = False,
                 loop: bool = False, reconnect: Reconnect | None = Reconnect(),
                 on_status: Callable[[StatusEvent], None] | None = None,
-                seconds_per_image: float = 2.0) -> VideoSource:
+                seconds_per_image: float = 2.0,
+                open_timeout: float = STREAM_OPEN_TIMEOUT_S) -> VideoSource:
     """Pick the source for a camera index, a stream URL, a video file or an image folder.
 
     Raises UserError for paths (missing, no images, not a video); cameras and streams are only
-    opened by start(), which raises UserError if they do not open.
+    opened by start(), which raises UserError if they do not open (a stream: within
+    ``open_timeout`` seconds).
     """
     live = dict(buffering=buffering, reconnect=reconnect, on_status=on_status)
-    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
+    kind = source_kind(spec)
+    if kind == "camera":
         return CameraSource(int(spec), **live)
-    if isinstance(spec, str) and spec.strip().lower().startswith(STREAM_PREFIXES):
-        return StreamSource(spec.strip(), **live)
+    if kind == "stream":
+        return StreamSource(str(spec).strip(), open_timeout=open_timeout, **live)
     path = Path(spec).expanduser()
     if not path.exists():
         raise UserError(f"{path}: no such file or folder; check the path, or give a camera "

@@ -1,26 +1,53 @@
-"""``waste-vision annotate``: every frame of a video file through the pipeline, as fast as
-possible, into an annotated video with the input's frame count, size and FPS, plus a log.
+"""``waste-vision annotate``: a source through the pipeline into an annotated H.264 video and a
+JSONL log, headless.
 
-Exit codes: 0 the whole file was annotated; 1 the file is cut or partly unreadable (what
-could be read was annotated, and the message says where it stopped); 2 nothing can work (a
-missing input, models folder or unwritable output).
+The input is any source spec the window takes (``sources.open_source``): a video file, an
+image folder or image, a camera index, an ``rtsp://`` / ``http(s)://`` URL.
+
+* A video file: every frame, as fast as possible; the output has the input's frame count,
+  size and FPS (``--max-frames`` / ``--duration`` cut it short on purpose).
+* A camera or a stream (live): the freshest frame each time (frames the classifier has no
+  time for are dropped at the source), each written with its capture time, so the video
+  plays at the speed things happened. It runs for ``--duration`` seconds, ``--max-frames``
+  frames, or until stopped (Ctrl+C, SIGINT, SIGTERM: the recording and the log are finished
+  within 3 s, exit 0). A stream that drops out is retried with the window's reconnect policy;
+  one still lost when the run ends gives one line saying when it was lost, and exit 1.
+
+Refused before any work (exit 2, one line): an output that is a folder, or in a folder that
+does not exist or cannot be written; a region wholly outside the first frame; a camera that
+does not open; a stream that does not answer within ``open_timeout``.
+
+Exit codes: 0 done (or stopped on request); 1 the input was cut, unreadable part-way or
+lost, or the recording stopped (what came is kept, the message says where it stopped); 2
+nothing can work.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from waste_vision.annotators import Overlay
-from waste_vision.cascade import Cascade
 from waste_vision.errors import UserError
 from waste_vision.pipeline import FrameClassifier, Pipeline
-from waste_vision.regions import RegionSet, parse_box
-from waste_vision.resources import default_models_dir
+from waste_vision.recorder import check_output
+from waste_vision.regions import RegionSet, clamp_box, parse_box
 from waste_vision.sinks import RecordingSink
-from waste_vision.sources import Buffering, FileSource
+from waste_vision.sources import (
+    STREAM_OPEN_TIMEOUT_S,
+    SourceStatus,
+    StatusEvent,
+    VideoSource,
+    open_source,
+)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+FIRST_FRAME_TIMEOUT_S = 10.0  # a file or folder's first frame; live: open_timeout
+SOURCE_STOP_TIMEOUT_S = 1.0  # the recording is finished first; a capture thread still
+# blocked in a network read after this is left to end with the process
 
 
 @dataclass
@@ -29,64 +56,241 @@ class AnnotateReport:
     expected: int | None
     seconds: float
     output: Path | None
-    problem: str | None  # one line when the input was cut or unreadable part-way
+    problem: str | None  # one line when the input was cut, unreadable part-way or lost
+    stopped: bool = False  # stopped on request (signal or stop event)
+    live: bool = False
+    skipped: int = 0  # live frames the encoder had no time for (the video keeps its timing)
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def annotate_video(input_path: Path, output: Path, *, jsonl: Path | None = None,
-                   rois: list[str] = (), models: Path | None = None, backend: str = "auto",
-                   threads: int = 2, progress: bool = False, int8: bool = False) -> AnnotateReport:
-    if not Path(input_path).is_file():
-        raise UserError(f"input video {input_path} does not exist; give a video file")
-    regions = RegionSet()
-    for text in rois:
-        regions.add(parse_box(text))
+# -- the frame stage: what happens to a frame between the source and the recording ----------
+
+def build_frame_stage(*, models: Path | None, backend: str, threads: int, int8: bool,
+                      regions: RegionSet):
+    """The classifier and the overlay every frame goes through (one place, so that what a
+    frame gets — automatic item finding, a summary — is added here)."""
+    from waste_vision.annotators import Overlay
+    from waste_vision.cascade import Cascade
+    from waste_vision.resources import default_models_dir
+
     cascade = Cascade(models or default_models_dir(), backend=backend, threads=threads,
                       int8=int8)
-    source = FileSource(input_path, buffering=Buffering.EVERY_FRAME)
-    if not source.fps or not source.size:
-        raise UserError(f"{input_path}: cannot tell the video's frame rate or size; "
-                        "is it a video file?")
-    output = Path(output)
-    if output.parent and not output.parent.is_dir():
-        raise UserError(f"cannot write {output}: folder {output.parent} does not exist")
-    sink = RecordingSink(output, source.fps, source.size, jsonl_path=jsonl)
-    pipeline = Pipeline(source, FrameClassifier(cascade, regions), Overlay.default(), [sink])
+    return FrameClassifier(cascade, regions), Overlay.default()
+
+
+# -- checks made before any work ------------------------------------------------------------
+
+def _check_outputs(output: Path, jsonl: Path | None) -> Path:
+    output = check_output(output)
+    if jsonl is not None:
+        jsonl = Path(jsonl).expanduser()
+        if jsonl.resolve() == output.resolve():
+            raise UserError(f"--jsonl {jsonl} is the video output too; give the log "
+                            "another name, e.g. " + str(output.with_suffix(".jsonl")))
+        if jsonl.is_dir():
+            raise UserError(f"cannot write the log {jsonl}: it is a folder; give a file name")
+        if not jsonl.parent.is_dir():
+            raise UserError(f"cannot write the log {jsonl}: folder {jsonl.parent} does not "
+                            "exist; create it or choose another path")
+    return output
+
+
+def _check_limits(duration: float | None, max_frames: int | None) -> None:
+    if duration is not None and not duration > 0:
+        raise UserError(f"--duration {duration}: give a number of seconds above 0")
+    if max_frames is not None and max_frames < 1:
+        raise UserError(f"--max-frames {max_frames}: give a number of frames of 1 or more")
+
+
+def _parse_regions(rois) -> tuple[RegionSet, list[tuple[str, tuple]]]:
+    regions = RegionSet()
+    boxes = []
+    for text in rois:
+        box = parse_box(text)
+        regions.add(box)
+        boxes.append((text, box))
+    return regions, boxes
+
+
+def _check_regions(boxes, size: tuple[int, int], name: str) -> None:
+    w, h = size
+    for text, box in boxes:
+        if clamp_box(box, w, h) is None:
+            raise UserError(f"region {text} lies outside the {w}x{h} frame of {name}; give "
+                            f"x,y,w,h inside 0,0,{w},{h}")
+
+
+# -- the run --------------------------------------------------------------------------------
+
+class _LiveWatch:
+    """Status events of a live source: when it was lost and whether it came back."""
+
+    def __init__(self):
+        self.lost_at: float | None = None  # wall clock, while lost
+        self.lost_reason = ""
+        self.losses = 0
+
+    def __call__(self, event: StatusEvent) -> None:  # capture thread: quick
+        if event.status is SourceStatus.RECONNECTING and self.lost_at is None:
+            self.lost_at = time.time()
+            self.lost_reason = event.message.split(";")[0]
+            self.losses += 1
+        elif event.status is SourceStatus.RUNNING:
+            self.lost_at = None
+
+
+def _source_problem(source: VideoSource, name: str) -> str | None:
+    if getattr(source, "truncated_at", None) is not None:
+        return (f"{name}: the file stops being readable at frame {source.truncated_at} of "
+                f"{source.frame_count}; annotated what was readable")
+    if getattr(source, "damaged_frames", 0):
+        return (f"{name}: {source.damaged_frames} damaged frame(s) could not be decoded and "
+                "were left out")
+    return None
+
+
+def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
+                   rois: list[str] = (), models: Path | None = None, backend: str = "auto",
+                   threads: int = 2, progress: bool = False, int8: bool = False,
+                   duration: float | None = None, max_frames: int | None = None,
+                   stop: threading.Event | None = None,
+                   open_timeout: float = STREAM_OPEN_TIMEOUT_S) -> AnnotateReport:
+    """Annotate ``input_path`` (any source spec) into ``output``; see the module docstring.
+
+    ``stop`` (an Event) ends a run early, as a signal does from the command line.
+    """
+    stop = stop or threading.Event()
+    output = _check_outputs(Path(output), jsonl)
+    _check_limits(duration, max_frames)
+    regions, boxes = _parse_regions(rois)
+    spec = str(input_path)
+    watch = _LiveWatch()
+    source = open_source(spec, on_status=watch, open_timeout=open_timeout)
+    live = source.is_live
+    if not live and getattr(source, "frame_count", None) and not source.fps:
+        raise UserError(f"{spec}: cannot tell the video's frame rate; is it a video file?")
+    sink = None
+    try:
+        source.start()  # UserError: a camera or stream that does not open
+        first = source.read(timeout=open_timeout if live else FIRST_FRAME_TIMEOUT_S)
+        if first is None:
+            if stop.is_set():
+                raise UserError(f"{source.name}: stopped before the first frame arrived", 1)
+            wait = open_timeout if live else FIRST_FRAME_TIMEOUT_S
+            raise UserError(f"{source.name}: no frame arrived within {wait:g} s; check that "
+                            "it is a working video source")
+        size = (first.image.shape[1], first.image.shape[0])
+        _check_regions(boxes, size, source.name)
+        # a slideshow read headless shows each image for 2 s, as the window does
+        fps = source.fps or (30.0 if live else 0.5)
+        classifier, overlay = build_frame_stage(models=models, backend=backend,
+                                                threads=threads, int8=int8, regions=regions)
+        sink = RecordingSink(output, fps, size, jsonl_path=jsonl, real_time=live)
+        pipeline = Pipeline(source, classifier, overlay, [sink])
+        # a live source's first frame is stale by the time the models are loaded: start
+        # from a fresh one, so the video does not open on a frozen second
+        report = _run(pipeline, source, None if live else first, live=live, fps=fps,
+                      duration=duration, max_frames=max_frames, stop=stop, progress=progress)
+    finally:
+        if sink is not None:
+            sink.close()  # before the source: a stream's stop may wait for a network read
+        source.stop(timeout=SOURCE_STOP_TIMEOUT_S)
+    report.output = sink.output
+    report.skipped = sink.frames_skipped
+    problem = _source_problem(source, spec)
+    if live and watch.lost_at is not None:
+        lost = time.strftime("%H:%M:%S", time.localtime(watch.lost_at))
+        why = watch.lost_reason.split(": ", 1)[-1]
+        problem = (f"{source.name}: stream lost at {lost} ({why}) and not back when the run "
+                   f"ended; kept the {report.frames} frames recorded before")
+    elif live and source.status is SourceStatus.FAILED:
+        problem = f"{source.name}: the source failed; kept the {report.frames} frames recorded"
+    if sink.error:
+        kept = f"; what was recorded before is in {sink.output}" if sink.output else ""
+        problem = f"recording stopped: {sink.error}{kept}"
+    report.problem = problem
+    return report
+
+
+def _run(pipeline: Pipeline, source: VideoSource, first, *, live: bool, fps: float,
+         duration: float | None, max_frames: int | None, stop: threading.Event,
+         progress: bool) -> AnnotateReport:
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=source.frame_count or None, unit="frame", file=sys.stderr)
+        total = getattr(source, "frame_count", None)
+        if max_frames:
+            total = min(total or max_frames, max_frames)
+        bar = tqdm(total=None if live else total, unit="frame", file=sys.stderr)
+
+    def on_frame(_result) -> None:
+        if bar is not None:
+            bar.update(1)
+        if max_frames is not None and pipeline.frames >= max_frames:
+            pipeline.stop(timeout=0)
+        elif duration is not None and not live and pipeline.frames >= duration * fps - 1e-6:
+            pipeline.stop(timeout=0)
+
+    done = threading.Event()
     start = time.monotonic()
+
+    def watcher() -> None:
+        """Ends the run on a stop request or, for a live source, when the time is up (also
+        while the stream is away and no frame calls on_frame)."""
+        deadline = start + duration if (live and duration is not None) else None
+        while not done.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if stop.is_set() or (left is not None and left <= 0):
+                pipeline.stop(timeout=0)
+                return
+            stop.wait(0.05 if left is None else min(0.05, left))
+
+    thread = threading.Thread(target=watcher, name="annotate stop", daemon=True)
+    thread.start()
     try:
-        with source:
-            pipeline.run(on_frame=(lambda _r: bar.update(1)) if bar else None)
+        if first is not None and not stop.is_set():
+            pipeline.step(first)
+            on_frame(None)
+        pipeline.run(on_frame=on_frame)
     finally:
-        written = sink.close()
-        if bar:
+        done.set()
+        if bar is not None:
             bar.close()
-    seconds = time.monotonic() - start
-    problem = None
-    if source.truncated_at is not None:
-        problem = (f"{input_path}: the file stops being readable at frame "
-                   f"{source.truncated_at} of {source.frame_count}; annotated what was readable")
-    elif getattr(source, "damaged_frames", 0):
-        problem = (f"{input_path}: {source.damaged_frames} damaged frame(s) could not be "
-                   "decoded and were left out")
-    if sink.error:
-        problem = f"recording stopped: {sink.error}"
-    return AnnotateReport(pipeline.frames, source.frame_count, seconds, written, problem)
+    return AnnotateReport(pipeline.frames, getattr(source, "frame_count", None),
+                          time.monotonic() - start, None, None, stopped=stop.is_set(),
+                          live=live)
 
 
 def run_annotate(args) -> int:
-    report = annotate_video(args.input, args.output, jsonl=args.jsonl, rois=args.roi,
-                            models=args.models, backend=args.backend, threads=args.threads,
-                            progress=sys.stderr.isatty() or args.progress, int8=args.int8)
-    print(f"annotated {report.frames} frames in {report.seconds:.1f} s "
-          f"({report.fps:.1f} FPS) -> {report.output}", file=sys.stderr)
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        stop.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
+    try:
+        report = annotate_video(
+            args.input, args.output, jsonl=args.jsonl, rois=args.roi, models=args.models,
+            backend=args.backend, threads=args.threads, int8=args.int8,
+            progress=sys.stderr.isatty() or args.progress,
+            duration=getattr(args, "duration", None), max_frames=getattr(args, "max_frames", None),
+            stop=stop, open_timeout=getattr(args, "open_timeout", STREAM_OPEN_TIMEOUT_S))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    how = "recorded" if report.live else "annotated"
+    if report.stopped:
+        how = f"stopped on request: {how}"
+    skipped = (f"; {report.skipped} frame(s) skipped while the encoder was behind"
+               if report.skipped else "")
+    print(f"{how} {report.frames} frames in {report.seconds:.1f} s "
+          f"({report.fps:.1f} FPS) -> {report.output}{skipped}", file=sys.stderr)
     if report.problem:
         print(f"waste-vision: {report.problem}", file=sys.stderr)
         return 1

@@ -175,13 +175,27 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--int8", action="store_true", help=INT8_HELP)
     classify.set_defaults(func=_cmd_classify)
 
-    annotate = sub.add_parser("annotate", help="annotate every frame of a video file")
-    annotate.add_argument("input", type=Path, metavar="INPUT")
+    annotate = sub.add_parser(
+        "annotate", help="annotate a video file, image folder, camera or stream into an H.264 "
+                         "video (and a JSON line per frame)",
+        description="Every frame of a video file, or a camera / stream (live: the freshest "
+                    "frame, real timing) for --duration S, --max-frames N or until Ctrl+C / "
+                    "SIGTERM, through the cascade into an annotated H.264 video.")
+    annotate.add_argument("input", metavar="INPUT",
+                          help="video file, image folder, camera index (0, 1, ...) or "
+                               "rtsp:// / http(s):// URL")
     annotate.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mp4")
     annotate.add_argument("--jsonl", type=Path, default=None, metavar="LOG",
                           help="also write one JSON line per frame")
     annotate.add_argument("--roi", action="append", default=[], metavar="x,y,w,h",
                           help="a region to track and classify (repeatable)")
+    annotate.add_argument("--duration", type=float, default=None, metavar="S",
+                          help="stop after S seconds (a file: of video; live: of recording)")
+    annotate.add_argument("--max-frames", type=int, default=None, metavar="N",
+                          help="stop after N frames")
+    annotate.add_argument("--open-timeout", type=float, default=10.0, metavar="S",
+                          help="a stream that does not answer (or a camera that delivers no "
+                               "frame) within S seconds is refused (10)")
     annotate.add_argument("--models", type=Path, default=None, help="models folder")
     annotate.add_argument("--backend", choices=["auto", "litert", "keras"], default="auto")
     annotate.add_argument("--threads", type=int, default=2, help="inference threads (2)")
@@ -202,8 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, default=None, help="also write the figures here")
     bench.set_defaults(func=_cmd_bench)
 
-    recover = sub.add_parser("recover", help="join the segments a stopped or killed "
-                             "recording left (its .parts folder) into its video file")
+    recover = sub.add_parser("recover", help="turn the .parts folder an older version left "
+                             "(a stopped or killed recording) into its video file; recordings "
+                             "made now are playable at their own path and need no recovery")
     recover.add_argument("parts", type=Path, metavar="PARTS",
                          help="the .parts folder, or the video file it belongs to")
     recover.set_defaults(func=_cmd_recover)

@@ -105,6 +105,7 @@ class LiveSession(QObject):
     recordingFinished = Signal(str, str)  # the file written ("" if none), error ("" if none)
     snapshotSaved = Signal(str, str)  # the file written ("" if none), error ("" if none)
     camerasFound = Signal(list)
+    shutdownFinished = Signal()  # shutdown_async() is done: pipeline, source, recording
     _pipelineEnded = Signal(int)
 
     def __init__(self, cascade: Cascade, regions: RegionSet, overlay: Overlay | None = None,
@@ -121,6 +122,7 @@ class LiveSession(QObject):
         self._run: Run | None = None  # control thread's
         self._control = ControlThread()
         self._closed = False
+        self._shutdown: Future | None = None
         self.stopped.connect(self._on_stopped)
         self._pipelineEnded.connect(self._on_pipeline_ended, Qt.ConnectionType.QueuedConnection)
 
@@ -185,19 +187,29 @@ class LiveSession(QObject):
 
         threading.Thread(target=work, name="waste-vision camera probe", daemon=True).start()
 
-    def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT_S) -> None:
-        """Stop the pipeline and the source and finish any recording, then return (at exit)."""
-        if self._closed:
-            return
+    def shutdown_async(self) -> Future:
+        """Stop the pipeline and the source and finish any recording on the control thread;
+        returns at once. ``shutdownFinished`` is emitted (and the future done) when all is
+        done, so the window can say "finishing recording…" and quit then."""
+        if self._shutdown is not None:
+            return self._shutdown
         self._closed = True
         self.active = False
+        self.bridge.run_id = -1  # no more frames to the screen
         future = self._control.submit(self._stop)
+        future.add_done_callback(lambda _f: self._emit(self.shutdownFinished))
+        self._control.close()
+        self._shutdown = future
+        return future
+
+    def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT_S) -> None:
+        """``shutdown_async`` and wait for it, up to ``timeout`` (at exit, off the GUI's
+        event loop)."""
+        future = self.shutdown_async()
         try:
             future.result(timeout)
         except Exception as exc:
-            log.warning("shutting down: %s", exc)
-        self._control.close()
-        self.bridge.run_id = -1
+            log.warning("shutting down: %s", exc or type(exc).__name__)
 
     # -- control thread ---------------------------------------------------------------------
 
@@ -306,7 +318,9 @@ class LiveSession(QObject):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             path = unique_path(folder, "waste-vision", ".mp4")
-            sink = RecordingSink(path, fps, size, jsonl_path=path.with_suffix(".jsonl"))
+            # what is shown live is recorded with its capture times: plays at real speed
+            sink = RecordingSink(path, fps, size, jsonl_path=path.with_suffix(".jsonl"),
+                                 real_time=True)
         except UserError as exc:
             self._emit(self.recordingFinished, "", f"{exc}; {FOLDER_HINT}")
             return

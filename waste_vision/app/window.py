@@ -12,6 +12,7 @@ import logging
 import statistics
 import time
 from collections import deque
+from concurrent import futures
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
@@ -43,6 +44,7 @@ DEMO_NOTICE = ("No camera found: playing the bundled demo clip (looping). Pick a
 KIOSK_DEMO_NOTICE = "No camera found: playing the bundled demo clip (looping)."
 NO_SOURCE = "No video. Open a camera, a video, a stream or an image folder from the Source menu."
 RECORD_TICK_MS = 250
+CLOSE_WAIT_S = 0.03  # closing waits this long in the GUI thread, then finishes in the background
 
 
 def apply_theme(app: QApplication) -> None:
@@ -710,7 +712,13 @@ class MainWindow(QMainWindow):
         if not self._allow_close:  # kiosk: only the deliberate key combination leaves
             event.ignore()
             return
-        if self._closing:
+        if self._closing:  # closing already: leave once the session has finished
+            finishing = self.session.shutdown_async()
+            if not finishing.done():
+                event.ignore()
+                return
+            if self.kiosk_controller is not None:
+                self.kiosk_controller.release()
             event.accept()
             return
         self.closing.emit()
@@ -720,7 +728,21 @@ class MainWindow(QMainWindow):
         if not self.kiosk:
             self.settings.geometry = self.saveGeometry()
         self.settings.sync()
-        self.session.shutdown()  # stops the pipeline and the source, finishes the recording
+        # stops the pipeline and the source, finishes the recording, on the session's thread;
+        # the GUI thread waits at most CLOSE_WAIT_S. A recording still finishing keeps the
+        # window up, saying so, until it is done; anything else finishes after the window
+        # has gone (run_app waits for it before the process ends).
+        finishing = self.session.shutdown_async()
+        futures.wait([finishing], timeout=CLOSE_WAIT_S)
+        if not finishing.done() and (self._recording_path or self._recording_asked):
+            event.ignore()
+            self.statusBar().showMessage("Finishing recording…")
+            if self.kiosk:  # no status bar there
+                self.set_notice("Finishing recording…")
+            self.session.shutdownFinished.connect(self.close, Qt.ConnectionType.QueuedConnection)
+            if finishing.done():  # finished before the connection was made
+                QTimer.singleShot(0, self.close)
+            return
         if self.kiosk_controller is not None:
             self.kiosk_controller.release()
         event.accept()

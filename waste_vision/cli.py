@@ -50,7 +50,8 @@ def _training_function(module: str, name: str):
     try:
         return getattr(importlib.import_module(f"waste_vision.training.{module}"), name)
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("waste_vision", "tensorflow", "keras"):
+        if exc.name and exc.name.split(".")[0] in ("waste_vision", "tensorflow", "keras",
+                                                   "matplotlib"):
             raise UserError(
                 f"this installation has no training support ({exc.name} is missing; the "
                 "kiosk bundle leaves TensorFlow out): run train and evaluate from a source "

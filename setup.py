@@ -11,7 +11,9 @@ install. What goes in:
   '.[gpu]'``), so the wheel's ``cascade.json`` is a copy without the ``keras`` entries
   (``manifest.py`` refuses a manifest naming a missing file). Not the per-stage training
   summaries, not ``models/reports/``, nothing else in ``models/``.
-- ``assets/``: every file but hidden ones (the demo clip, the sample photos).
+- the run-time assets, as in the kiosk bundle (build.spec): ``assets/demo.mp4`` (the window's
+  clip where no camera opens, the self-test's clip) and ``assets/samples/`` (the self-test's
+  photos). Other files in ``assets/`` (test and benchmark clips) stay in the repository.
 
 An editable install (``pip install -e .``) copies nothing: it runs from the checkout, and
 ``resources.py`` finds ``models/`` and ``assets/`` beside the package.
@@ -48,9 +50,22 @@ def runtime_manifest(models: Path) -> tuple[dict, list[Path]]:
     return raw, files
 
 
+RUNTIME_ASSETS = ("demo.mp4", "samples")
+
+
 def asset_files(assets: Path) -> list[Path]:
-    return sorted(p for p in assets.rglob("*") if p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(assets).parts))
+    """The run-time assets: demo.mp4 and every file under samples/ but hidden ones."""
+    files = []
+    for name in RUNTIME_ASSETS:
+        path = assets / name
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and not any(
+                part.startswith(".") for part in p.relative_to(assets).parts))
+        else:
+            raise SystemExit(f"setup.py: {path} is missing; the wheel needs it")
+    return files
 
 
 class BuildPyWithData(build_py):

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.mjpeg_server import MJPEGServer, free_port, jpeg_frames
-from tests.test_annotate import probe_frames
+from tests.test_annotate import no_classification, probe_frames  # noqa: F401 (a fixture)
 from tests.test_recorder import pyav_frames
 from waste_vision.cli import main
 from waste_vision.recorder import probe, read_jsonl
@@ -108,16 +108,6 @@ def test_a_stream_lost_mid_run_keeps_what_came_and_exits_1(server, tmp_path):
     frames = probe(out)["frames"]
     assert frames >= 45 and len(read_jsonl(log)) == frames
     assert probe_frames(out) == (frames, frames)
-
-
-@pytest.fixture
-def no_classification(monkeypatch):
-    from waste_vision import annotate as annotate_module
-
-    def refuse(**kwargs):
-        raise AssertionError("the bad call was not refused before classification")
-
-    monkeypatch.setattr(annotate_module, "build_frame_stage", refuse)
 
 
 def refused(capsys, *args) -> str:

@@ -87,23 +87,30 @@ def test_frames_fps_and_size_are_exact(tmp_path):
     assert records[30]["video_s"] == pytest.approx(2.0) and records[0]["p"] == 0.5
 
 
-def test_h264_fragmented_with_a_keyframe_every_second(tmp_path):
-    """What a browser needs (H.264 High, yuv420p) and what makes a crash cost at most a
-    second: one fragment (moof) per second, each opening on a keyframe."""
+def test_h264_fragmented_while_recording_and_plain_once_finished(tmp_path):
+    """What makes a crash cost at most a second: while recording, one fragment (moof) per
+    second, each opening on a keyframe, playable as it is. What a browser needs: H.264 High,
+    yuv420p and, once finished, a plain MP4 with its index first (its length known)."""
     target = tmp_path / "v.mp4"
     rng = np.random.default_rng(0)
     with Recorder(target, 10, (W, H)) as rec:
         for _ in range(35):
             rec.write(cv2.GaussianBlur(rng.integers(0, 255, (H, W, 3), np.uint8), (9, 9), 3))
+        data = target.read_bytes()  # mid-recording: three whole seconds are in the file
+        assert data[4:8] == b"ftyp" and data.count(b"moof") == 3
+        assert len(pyav_frames(target)) == len(read_video(target)[0]) == 30
     info = probe(target)
     assert (info["codec"], info["pix_fmt"], info["frames"]) == ("h264", "yuv420p", 35)
-    assert info["profile"] in ("High", "Main", "Constrained Baseline")
+    assert info["profile"] in ("High", "Main")
     assert (info["width"], info["height"], info["fps"]) == (W, H, 10)
     decoded = pyav_frames(target)
     assert [t for t, _ in decoded] == pytest.approx([k / 10 for k in range(35)])
     assert [k for k, (_, key) in enumerate(decoded) if key] == [0, 10, 20, 30]
     data = target.read_bytes()
-    assert data[4:8] == b"ftyp" and data.count(b"moof") == 4 and b"mfra" in data
+    assert b"moof" not in data and data.index(b"moov") < data.index(b"mdat")  # faststart
+    with av.open(str(target)) as container:
+        assert container.duration / 1e6 == pytest.approx(3.5, abs=0.01)
+    assert not list(tmp_path.glob(".*"))  # no temporary file left
 
 
 def test_real_time_frames_keep_their_capture_times(tmp_path):
@@ -316,3 +323,17 @@ def test_odd_and_tiny_sizes(tmp_path):
         Recorder(tmp_path / "tiny.mp4", FPS, (1, 1))
     assert Recorder(tmp_path / "empty.mp4", FPS, (W, H)).close() is None
     assert not (tmp_path / "empty.mp4").exists()
+
+
+def test_a_finish_that_cannot_rewrite_keeps_the_fragmented_file(tmp_path, monkeypatch):
+    def no_room(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(recorder_module.os, "replace", no_room)
+    with Recorder(tmp_path / "v.mp4", FPS, (W, H)) as rec:
+        for i in range(20):
+            rec.write(frame(i))
+    assert b"moof" in (tmp_path / "v.mp4").read_bytes()  # kept as recorded
+    assert_in_order(read_video(tmp_path / "v.mp4")[0])
+    assert len(pyav_frames(tmp_path / "v.mp4")) == 20
+    assert not list(tmp_path.glob(".*"))

@@ -134,7 +134,7 @@ class _FrameBuffer:
         """Hand over a frame; False once closed (the producer should stop)."""
         with self._cond:
             while not self._overwrite and len(self._items) >= self._capacity and not self.closed:
-                self._cond.wait()
+                self._cond.wait(0.5)  # woken by get() or close(); the bound is a safety net
             if self.closed:
                 return False
             if len(self._items) >= self._capacity:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -50,21 +51,49 @@ def test_demo_clip_is_720p(tmp_path):
 
 def test_output_matches_input_and_log_has_every_frame(short_clip, tmp_path, capsys):
     out, log = tmp_path / "out.mp4", tmp_path / "out.jsonl"
-    assert main(["annotate", str(short_clip), "-o", str(out), "--jsonl", str(log)]) == 0
+    assert main(["annotate", str(short_clip), "-o", str(out), "--jsonl", str(log),
+                 "--find", "frame"]) == 0
     assert _props(out) == (45, 25.0, 642, 362)
     lines = read_jsonl(log)
     assert [line["index"] for line in lines] == list(range(45))
     first = lines[0]
-    assert {"index", "timestamp", "latency_ms", "regions"} <= set(first)
+    assert {"index", "timestamp", "latency_ms", "regions", "verdict"} <= set(first)
     (region,) = first["regions"]
-    assert region["box"] == [0, 0, 642, 362]
+    assert region["box"] == [0, 0, 642, 362] and region["kind"] == "frame"
     assert {"box", "label", "score", "stage1", "stage2"} <= set(region)
     assert region["stage1"]["label"] in ("organic", "recyclable")
+    assert first["verdict"] == region["label"]
+
+
+def test_items_mode_verdicts_regions_and_summary_on_the_scene_clip(tmp_path, capsys):
+    """The default: items found against the empty table; "empty" frames have no region;
+    the summary counts each of the clip's seven items once (file and stdout alike)."""
+    clip = ROOT / "assets" / "scene.mp4"
+    out, log, summary = tmp_path / "s.mp4", tmp_path / "s.jsonl", tmp_path / "sum.json"
+    assert main(["annotate", str(clip), "-o", str(out), "--jsonl", str(log),
+                 "--summary", str(summary), "--max-frames", "330"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    written = json.loads(summary.read_text())
+    assert printed == written and set(written) == {"tally", "items"}
+    lines = read_jsonl(log)
+    assert len(lines) == 330
+    truth = [json.loads(t) for t in (ROOT / "assets" / "scene_truth.jsonl")
+             .read_text().splitlines()[:330]]
+    empty = [line for line, t in zip(lines, truth) if not t["items"]]
+    assert sum(line["verdict"] == "empty" for line in empty) >= 0.97 * len(empty)
+    assert all(line["regions"] == [] for line in lines if line["verdict"] == "empty")
+    busy = [line for line, t in zip(lines, truth) if t["items"]]
+    assert sum(line["verdict"] != "empty" for line in busy) >= 0.9 * len(busy)
+    assert all(r["kind"] == "item" and r["item"] is not None
+               for line in busy for r in line["regions"])
+    # the first 11 s hold two items (organic, glass): each counted once
+    assert sum(written["tally"].values()) == 2 and len(written["items"]) == 2
+    assert sum(len(line["counted"]) for line in lines) == 2
 
 
 def test_output_carries_the_overlay(short_clip, tmp_path):
     out = tmp_path / "out.mp4"
-    assert main(["annotate", str(short_clip), "-o", str(out)]) == 0
+    assert main(["annotate", str(short_clip), "-o", str(out), "--find", "frame"]) == 0
     a, b = cv2.VideoCapture(str(short_clip)), cv2.VideoCapture(str(out))
     _, plain = a.read()
     _, annotated = b.read()

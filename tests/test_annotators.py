@@ -99,3 +99,30 @@ def test_text_grows_with_the_frame():
     assert scales == sorted(scales) and scales[-1] > 4 * scales[0]
     assert sizes[-1].thickness > sizes[0].thickness and sizes[-1].pad > sizes[0].pad
     assert scale_for((1080, 1920, 3)) == scale_for((1920, 1080, 3))  # shorter side decides
+
+
+@pytest.mark.parametrize("shape", [(480, 640, 3), (720, 1280, 3), (240, 320, 3)])
+def test_labels_of_close_regions_never_hide_each_other(shape):
+    """Four items side by side and stacked: every tab is drawn, and no two tabs overlap."""
+    h, w = shape[:2]
+    boxes = [(w // 10, h // 5, w // 4, h // 4), (w // 10 + 8, h // 5 + 6, w // 4, h // 4),
+             (w // 2, h // 5, w // 4, h // 4), (w // 10, h // 2, w // 4, h // 4)]
+    res = result(shape, [glass(b) for b in boxes])
+    rects = LabelAnnotator().rects(shape, res)
+    assert all(r is not None for r in rects)
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            clear = (a[0] + a[2] <= b[0] or b[0] + b[2] <= a[0]
+                     or a[1] + a[3] <= b[1] or b[1] + b[3] <= a[1])
+            assert clear, (a, b)
+
+
+def test_nothing_there_is_written_when_finding_items_sees_none():
+    from waste_vision.annotators import SceneAnnotator
+
+    shape = (360, 640, 3)
+    empty = FrameResult(Frame(0, 0.0, np.full(shape, GREY, np.uint8)), [], mode="items")
+    scene = SceneAnnotator().annotate(empty.frame.image.copy(), empty)
+    assert (scene != GREY).any()  # the caption is drawn
+    whole = FrameResult(Frame(0, 0.0, np.full(shape, GREY, np.uint8)), [], mode="frame")
+    assert (SceneAnnotator().annotate(whole.frame.image.copy(), whole) == GREY).all()

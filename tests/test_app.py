@@ -176,7 +176,8 @@ def test_closing_the_window_while_recording_leaves_a_playable_file(make_window, 
     with qtbot.waitSignal(window.session.recordingStarted, timeout=10_000) as started:
         window.act_record.trigger()
     qtbot.wait(1000)
-    window.close()
+    window.close()  # returns at once; the window goes once the recording is finished
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=20_000)
     assert started.args[0] in window.session.saved_recordings
     assert playable_frames(started.args[0]) >= 10
 
@@ -337,8 +338,11 @@ def test_drawing_and_removing_regions_with_the_mouse(make_window, qtbot):
     QTest.mouseClick(video, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      at(0.5, 0.5))  # a click is not a drag: no region
     assert window.regions.regions == []
+    qtbot.waitUntil(lambda: not window.act_remove_region.isEnabled(), timeout=2000)
+    assert not window.act_clear_regions.isEnabled()  # no region: nothing to remove
     window.regions.add((10, 10, 100, 100))
     window.regions.add((200, 200, 100, 100))
+    qtbot.waitUntil(lambda: window.act_remove_region.isEnabled(), timeout=2000)
     window.act_remove_region.trigger()
     assert [r.box for r in window.regions.regions] == [(10, 10, 100, 100)]
     window.act_clear_regions.trigger()
@@ -453,7 +457,14 @@ def test_kiosk_hides_the_chrome_restarts_after_failures_and_leaves_only_by_key(
     assert QApplication.overrideCursor().shape() == Qt.CursorShape.BlankCursor
     window.open_source(str(tmp_path / "gone.mp4"))  # fails: a notice, then retries
     qtbot.waitUntil(lambda: window.kiosk_controller.restarts >= 2, timeout=10_000)
-    assert "no such file" in window.notice.text() and window.notice.isVisible()
+    # a public screen: plain words in large type, no paths or error codes
+    assert window.notice.text() == "Video not available — retrying"
+    assert window.notice.isVisible() and window.notice.font().pointSize() >= 24
+    assert not window.panel.rates.isVisible() and not window.panel.backend.isVisible()
+    window.act_staff_figures.trigger()  # F12: staff see the figures
+    assert window.panel.rates.isVisible()
+    window.act_staff_figures.trigger()
+    assert not window.panel.rates.isVisible()
     window.current_spec = str(DEMO)  # as if the file came back: the next retry plays
     qtbot.waitUntil(lambda: window.video.delivery is not None, timeout=FRAME_WAIT_MS)
     wait_frames(qtbot, window)
@@ -524,3 +535,36 @@ def test_camera_faults_never_freeze_the_window_and_it_recovers_within_2_s(
     saved, error = finished.args
     assert saved == started.args[0] and error == ""
     assert playable_frames(saved) >= 60
+
+
+def test_a_source_that_never_opened_is_not_remembered_and_clears_the_view(
+        make_window, qtbot, tmp_path, dialogs):
+    window = make_window()
+    window.open_source(str(DEMO))
+    wait_frames(qtbot, window)
+    assert window.settings.last_source == str(DEMO)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    with qtbot.waitSignal(window.session.stopped, timeout=10_000):
+        window.open_source(str(broken))
+    qtbot.waitUntil(lambda: len(dialogs) > 0, timeout=5000)
+    assert window.settings.last_source == str(DEMO)  # the broken file is not remembered
+    assert window.video.delivery is None  # the demo's last picture is gone
+    assert "did not open" in window.video.placeholder
+    assert window.windowTitle() == ""  # no longer says the demo is playing
+    assert window.panel.verdict.text() == "—"
+
+
+def test_scene_clip_finds_items_says_nothing_there_and_counts(make_window, qtbot):
+    """Item finding (the default): the empty table reads "nothing there", items are counted
+    once each as they are found (the scene clip's first item arrives at 2 s)."""
+    window = make_window()
+    assert window.act_find_items.isChecked()
+    window.open_source(str(ROOT / "assets" / "scene.mp4"))
+    qtbot.waitUntil(lambda: window.panel.verdict.text() == "NOTHING THERE", timeout=10_000)
+    qtbot.waitUntil(lambda: window.tally.total >= 1, timeout=15_000)
+    assert window.panel.verdict.text() not in ("NOTHING THERE", "LEARNING")
+    window.act_find_items.trigger()  # off: the whole frame is classified again
+    assert window.session.mode == "frame" and not window.settings.find_items
+    qtbot.waitUntil(lambda: window.panel.verdict.text() not in ("NOTHING THERE", "LEARNING"),
+                    timeout=5000)

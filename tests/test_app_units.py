@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 from waste_vision.app.bridge import FrameBridge, fit_size, scale_for_display
 from waste_vision.app.region_edits import LiveRegionSet
 from waste_vision.app.stats import SessionStats
-from waste_vision.app.tally import Tally
+from waste_vision.tally import Tally
 from waste_vision.app.video_widget import letterbox, widget_to_frame
 from waste_vision.frames import Frame, FrameResult
 
@@ -102,7 +102,7 @@ def test_bridge_keeps_only_the_newest_frame_until_the_gui_takes_it(qtbot):
 
 
 def test_region_edits_wait_for_the_pipeline_instead_of_blocking_the_gui():
-    regions = LiveRegionSet(track=False)
+    regions = LiveRegionSet()
     image = np.zeros((100, 200, 3), np.uint8)
     assert regions.boxes(image) == [(0, 0, 200, 100)]
     regions._lock.acquire()  # the pipeline is inside boxes()

@@ -1,4 +1,4 @@
-"""Region parsing, clamping to any frame size, and tracking a moving patch."""
+"""Region parsing, clamping to any frame size, fixed zones and zones that follow an item."""
 
 from __future__ import annotations
 
@@ -28,26 +28,31 @@ def test_clamp_box(box, size, expected):
     assert clamp_box(box, *size) == expected
 
 
-def _scene(x, y, size=(240, 320)):
-    rng = np.random.default_rng(0)
-    image = np.full((*size, 3), 40, np.uint8)
-    image[y:y + 40, x:x + 40] = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
-    return image
-
-
-def test_tracker_follows_a_moving_patch():
+def test_a_zone_never_moves_whatever_is_found():
     regions = RegionSet()
     regions.add((50, 60, 40, 40))
-    x = 50
-    for step in range(12):
-        x = 50 + 4 * step
-        (box,) = regions.boxes(_scene(x, 60))
-    assert abs(box[0] - x) <= 8, box
-    assert abs(box[1] - 60) <= 8, box
+    image = np.zeros((240, 320, 3), np.uint8)
+    for x in range(0, 200, 10):  # an item passing through, found each frame
+        assert regions.boxes(image, [(x, 60, 40, 40)]) == [(50, 60, 40, 40)]
+
+
+def test_a_tracking_zone_follows_its_item_and_goes_home_when_it_leaves():
+    regions = RegionSet()
+    regions.add((50, 60, 40, 40), track=True)
+    image = np.zeros((240, 320, 3), np.uint8)
+    for step in range(12):  # the item slides right; the zone follows it
+        x = 50 + 8 * step
+        (box,) = regions.boxes(image, [(x, 60, 40, 40), (250, 180, 30, 30)])
+        assert box == (x, 60, 40, 40)
+    for _ in range(regions.regions[0].home_after):  # the item is taken away
+        (box,) = regions.boxes(image, [(250, 180, 30, 30)])
+    assert box == (50, 60, 40, 40)  # back where it was drawn, not drifting
+    regions.set_tracking(False)
+    assert regions.boxes(image, [(120, 60, 40, 40)]) == [(50, 60, 40, 40)]
 
 
 def test_whole_frame_when_no_regions_and_boxes_clamped_to_smaller_frames():
-    regions = RegionSet(track=False)
+    regions = RegionSet()
     assert regions.boxes(np.zeros((10, 20, 3), np.uint8)) == [(0, 0, 20, 10)]
     regions.add((0, 0, 1279, 719))
     assert regions.boxes(np.zeros((100, 200, 3), np.uint8)) == [(0, 0, 200, 100)]

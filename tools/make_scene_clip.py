@@ -122,7 +122,12 @@ def main(shared: Path, trashnet: Path, garbage12: Path,
     items = [(label, entry, t_in, t_out, cx, cy,
               item_image(photo_for(key, folder, shared, trashnet, garbage12), rng))
              for label, key, folder, entry, t_in, t_out, cx, cy in SCHEDULE]
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (W, H))
+    import av  # H.264 (crf 26): a third of mp4v's size at the same look
+
+    container = av.open(str(out), "w")
+    stream = container.add_stream("libx264", rate=FPS)
+    stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+    stream.options = {"crf": "26", "preset": "medium"}
     truth_lines = []
     for i in range(FPS * SECONDS):
         t = i / FPS
@@ -139,9 +144,12 @@ def main(shared: Path, trashnet: Path, garbage12: Path,
         tint = np.array([1 + 0.03 * np.sin(t / 5), 1.0, 1 - 0.03 * np.sin(t / 5)])
         frame = frame * gain * tint + rng.normal(0, 3, frame.shape)
         frame = np.clip(frame, 0, 255).astype(np.uint8)
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            container.mux(packet)
         truth_lines.append(json.dumps({"frame": i, "t": round(t, 4), "items": truth}))
-    writer.release()
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
     out.with_name("scene_truth.jsonl").write_text("\n".join(truth_lines) + "\n")
     print(f"wrote {out} ({FPS * SECONDS} frames) and {out.with_name('scene_truth.jsonl')}")
 

@@ -24,12 +24,15 @@ nothing can work.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from waste_vision.errors import UserError
 from waste_vision.pipeline import FrameClassifier, Pipeline
@@ -38,6 +41,7 @@ from waste_vision.regions import RegionSet, clamp_box, parse_box
 from waste_vision.sinks import RecordingSink
 from waste_vision.sources import (
     STREAM_OPEN_TIMEOUT_S,
+    parse_camera_size,
     SourceStatus,
     StatusEvent,
     VideoSource,
@@ -60,6 +64,7 @@ class AnnotateReport:
     stopped: bool = False  # stopped on request (signal or stop event)
     live: bool = False
     skipped: int = 0  # live frames the encoder had no time for (the video keeps its timing)
+    summary: dict | None = None  # {"tally": {label: n}, "items": [...]}: what was counted
 
     @property
     def fps(self) -> float:
@@ -69,16 +74,39 @@ class AnnotateReport:
 # -- the frame stage: what happens to a frame between the source and the recording ----------
 
 def build_frame_stage(*, models: Path | None, backend: str, threads: int, int8: bool,
-                      regions: RegionSet):
-    """The classifier and the overlay every frame goes through (one place, so that what a
-    frame gets — automatic item finding, a summary — is added here)."""
+                      regions: RegionSet, find: str = "items", explain: bool = False,
+                      empty_scene: np.ndarray | None = None):
+    """The classifier and the overlay every frame goes through: items found against the
+    empty scene (``find="items"``; learnt from ``empty_scene`` when given, else from the
+    first frames) or the whole frame (``find="frame"``); drawn regions take precedence."""
     from waste_vision.annotators import Overlay
     from waste_vision.cascade import Cascade
     from waste_vision.resources import default_models_dir
 
     cascade = Cascade(models or default_models_dir(), backend=backend, threads=threads,
                       int8=int8)
-    return FrameClassifier(cascade, regions), Overlay.default()
+    classifier = FrameClassifier(cascade, regions, mode=find)
+    classifier.explain = explain
+    if empty_scene is not None:
+        classifier.scene.learn_from(empty_scene)
+    return classifier, Overlay.default()
+
+
+def read_empty_scene(path: Path | None, size: tuple[int, int]) -> np.ndarray | None:
+    """The photo of the empty view given with ``--empty-scene``, at the frames' size."""
+    if path is None:
+        return None
+    from waste_vision.images import ImageReadError, read_rgb
+
+    try:
+        rgb = read_rgb(Path(path))
+    except (ImageReadError, OSError) as exc:
+        raise UserError(f"--empty-scene {path}: {exc}; give a photo of the empty view") from None
+    if (rgb.shape[1], rgb.shape[0]) != size:
+        import cv2
+
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return rgb
 
 
 # -- checks made before any work ------------------------------------------------------------
@@ -157,7 +185,11 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
                    threads: int = 2, progress: bool = False, int8: bool = False,
                    duration: float | None = None, max_frames: int | None = None,
                    stop: threading.Event | None = None,
-                   open_timeout: float = STREAM_OPEN_TIMEOUT_S) -> AnnotateReport:
+                   open_timeout: float = STREAM_OPEN_TIMEOUT_S, find: str = "items",
+                   track: bool = False, explain: bool = False,
+                   empty_scene: Path | None = None,
+                   summary: Path | None = None, camera_size: str | None = None,
+                   camera_fps: float | None = None) -> AnnotateReport:
     """Annotate ``input_path`` (any source spec) into ``output``; see the module docstring.
 
     ``stop`` (an Event) ends a run early, as a signal does from the command line.
@@ -166,9 +198,19 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
     output = _check_outputs(Path(output), jsonl)
     _check_limits(duration, max_frames)
     regions, boxes = _parse_regions(rois)
+    regions.set_tracking(track)
+    if summary is not None:
+        summary = Path(summary).expanduser()
+        if summary.is_dir() or not summary.parent.is_dir():
+            raise UserError(f"cannot write the summary {summary}: "
+                            + ("it is a folder; give a file name" if summary.is_dir() else
+                               f"folder {summary.parent} does not exist; create it or "
+                               "choose another path"))
     spec = str(input_path)
     watch = _LiveWatch()
-    source = open_source(spec, on_status=watch, open_timeout=open_timeout)
+    size = parse_camera_size(camera_size) if camera_size else None
+    source = open_source(spec, on_status=watch, open_timeout=open_timeout,
+                         camera_size=size, camera_fps=camera_fps)
     live = source.is_live
     if not live and getattr(source, "frame_count", None) and not source.fps:
         raise UserError(f"{spec}: cannot tell the video's frame rate; is it a video file?")
@@ -186,8 +228,9 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
         _check_regions(boxes, size, source.name)
         # a slideshow read headless shows each image for 2 s, as the window does
         fps = source.fps or (30.0 if live else 0.5)
-        classifier, overlay = build_frame_stage(models=models, backend=backend,
-                                                threads=threads, int8=int8, regions=regions)
+        classifier, overlay = build_frame_stage(
+            models=models, backend=backend, threads=threads, int8=int8, regions=regions,
+            find=find, explain=explain, empty_scene=read_empty_scene(empty_scene, size))
         sink = RecordingSink(output, fps, size, jsonl_path=jsonl, real_time=live)
         pipeline = Pipeline(source, classifier, overlay, [sink])
         # a live source's first frame is stale by the time the models are loaded: start
@@ -200,6 +243,12 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
         source.stop(timeout=SOURCE_STOP_TIMEOUT_S)
     report.output = sink.output
     report.skipped = sink.frames_skipped
+    report.summary = classifier.summary()
+    if summary is not None:
+        try:
+            summary.write_text(json.dumps(report.summary, indent=2) + "\n")
+        except OSError as exc:
+            raise UserError(f"cannot write the summary {summary}: {exc.strerror}") from None
     problem = _source_problem(source, spec)
     if live and watch.lost_at is not None:
         lost = time.strftime("%H:%M:%S", time.localtime(watch.lost_at))
@@ -280,7 +329,10 @@ def run_annotate(args) -> int:
             backend=args.backend, threads=args.threads, int8=args.int8,
             progress=sys.stderr.isatty() or args.progress,
             duration=getattr(args, "duration", None), max_frames=getattr(args, "max_frames", None),
-            stop=stop, open_timeout=getattr(args, "open_timeout", STREAM_OPEN_TIMEOUT_S))
+            stop=stop, open_timeout=getattr(args, "open_timeout", STREAM_OPEN_TIMEOUT_S),
+            find=args.find, track=args.track, explain=args.explain,
+            empty_scene=args.empty_scene, summary=args.summary,
+            camera_size=args.camera_size, camera_fps=args.camera_fps)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -291,6 +343,8 @@ def run_annotate(args) -> int:
                if report.skipped else "")
     print(f"{how} {report.frames} frames in {report.seconds:.1f} s "
           f"({report.fps:.1f} FPS) -> {report.output}{skipped}", file=sys.stderr)
+    if report.summary is not None:
+        print(json.dumps(report.summary))  # stdout: the counts, for a script to read
     if report.problem:
         print(f"waste-vision: {report.problem}", file=sys.stderr)
         return 1

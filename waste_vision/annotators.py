@@ -60,9 +60,10 @@ class Style:
     pad: int  # around text
 
 
-def scale_for(frame_shape: tuple[int, ...]) -> Style:
-    """Sizes for a frame, proportional to its shorter side (720 px = 1.0)."""
-    s = max(min(frame_shape[:2]), 1) / 720
+def scale_for(frame_shape: tuple[int, ...], min_scale: float = 0.0) -> Style:
+    """Sizes for a frame, proportional to its shorter side (720 px = 1.0), at least
+    ``min_scale`` (see ``Overlay.fit_display``)."""
+    s = max(max(min(frame_shape[:2]), 1) / 720, min_scale)
     return Style(font_scale=max(1.1 * s, 0.1), small_scale=max(0.7 * s, 0.1),
                  thickness=max(1, round(2 * s + 0.4)), line=max(1, round(3 * s)),
                  pad=max(1, round(8 * s)))
@@ -107,8 +108,10 @@ class Annotator(Protocol):
 class BoxAnnotator:
     """An outline in the class colour around each region, drawn inside the region."""
 
+    min_scale = 0.0  # raised by Overlay.fit_display for a small window
+
     def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
-        style = scale_for(scene.shape)
+        style = scale_for(scene.shape, self.min_scale)
         for region in result.regions:
             corners = _clip(region.box, scene.shape)
             if corners is None:
@@ -124,12 +127,20 @@ class BoxAnnotator:
         return scene
 
 
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
 class LabelAnnotator:
     """Final label and score in large type, both stages below, on a filled class-colour tab.
 
     The tab sits above the region, or inside its top when there is no room above, and is
-    shifted to stay inside the frame for regions at the frame's edges.
+    shifted to stay inside the frame for regions at the frame's edges. Tabs never hide each
+    other: each region's tab takes the first of above / inside top / below / inside bottom
+    that overlaps no tab placed before it, else it is moved down until it is clear.
     """
+
+    min_scale = 0.0  # raised by Overlay.fit_display for a small window
 
     def __init__(self, show_stages: bool = True):
         self.show_stages = show_stages
@@ -143,20 +154,41 @@ class LabelAnnotator:
                 lines.append((text, style.small_scale))
         return lines
 
-    def rect(self, shape: tuple[int, ...], region: RegionResult) -> Rect | None:
-        """Where ``annotate`` puts the tab for ``region``; None for a region outside the frame."""
+    def rect(self, shape: tuple[int, ...], region: RegionResult,
+             taken: list[Rect] = ()) -> Rect | None:
+        """Where ``annotate`` puts the tab for ``region`` clear of the ``taken`` tabs; None
+        for a region outside the frame."""
         corners = _clip(region.box, shape)
         if corners is None:
             return None
-        style = scale_for(shape)
+        style = scale_for(shape, self.min_scale)
         w, h, _ = _text_block(self.lines(region.result, style), style)
-        x0, y0 = corners[:2]
-        return _place(x0, y0 - h if y0 - h >= 0 else y0, w, h, shape)
+        x0, y0, _, y1 = corners
+        candidates = [_place(x0, y, w, h, shape) for y in (y0 - h, y0, y1 + 1, y1 - h + 1)
+                      if 0 <= y <= shape[0] - h]
+        for rect in candidates or [_place(x0, y0, w, h, shape)]:
+            if not any(_overlaps(rect, t) for t in taken):
+                return rect
+        rect = candidates[0] if candidates else _place(x0, y0, w, h, shape)
+        while any(_overlaps(rect, t) for t in taken) and rect[1] + h < shape[0]:
+            below = max(t[1] + t[3] for t in taken if _overlaps(rect, t))
+            rect = _place(rect[0], below, w, h, shape)
+        return rect
+
+    def rects(self, shape: tuple[int, ...], result: FrameResult) -> list[Rect | None]:
+        """Every region's tab, placed in order so none hides another."""
+        taken: list[Rect] = []
+        out = []
+        for region in result.regions:
+            rect = self.rect(shape, region, taken)
+            if rect is not None:
+                taken.append(rect)
+            out.append(rect)
+        return out
 
     def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
-        style = scale_for(scene.shape)
-        for region in result.regions:
-            rect = self.rect(scene.shape, region)
+        style = scale_for(scene.shape, self.min_scale)
+        for region, rect in zip(result.regions, self.rects(scene.shape, result)):
             if rect is None:
                 continue
             lines = self.lines(region.result, style)
@@ -172,18 +204,20 @@ class StatsAnnotator:
     """Capture and classification rates and latency, white on a darkened bottom-left block
     (the top-left corner is where a whole-frame region's label goes)."""
 
+    min_scale = 0.0  # raised by Overlay.fit_display for a small window
+
     def lines(self, result: FrameResult, style: Style) -> list[tuple[str, float]]:
         text = (f"capture {result.capture_fps:.1f} fps  classify {result.classify_fps:.1f} fps"
                 f"  latency {result.latency_ms:.0f} ms")
         return [(text, style.small_scale)]
 
     def rect(self, shape: tuple[int, ...], result: FrameResult) -> Rect:
-        style = scale_for(shape)
+        style = scale_for(shape, self.min_scale)
         w, h, _ = _text_block(self.lines(result, style), style)
         return _place(0, shape[0] - h, w, h, shape)
 
     def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
-        style = scale_for(scene.shape)
+        style = scale_for(scene.shape, self.min_scale)
         lines = self.lines(result, style)
         x, y, w, h = rect = self.rect(scene.shape, result)
         roi = scene[y:y + h, x:x + w]
@@ -192,15 +226,72 @@ class StatsAnnotator:
         return scene
 
 
+class HeatAnnotator:
+    """Where the model looked (explain on): each region's occlusion map, warm colours over
+    the important parts, blended into the box."""
+
+    def __init__(self, strength: float = 0.45):
+        self.strength = strength
+
+    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
+        for region in result.regions:
+            if region.heat is None:
+                continue
+            corners = _clip(region.box, scene.shape)
+            if corners is None:
+                continue
+            x0, y0, x1, y1 = corners
+            w, h = x1 - x0 + 1, y1 - y0 + 1
+            heat = cv2.resize(region.heat.astype(np.float32), (w, h),
+                              interpolation=cv2.INTER_CUBIC)
+            colours = cv2.applyColorMap(np.clip(heat * 255, 0, 255).astype(np.uint8),
+                                        cv2.COLORMAP_JET)[..., ::-1]  # BGR -> RGB
+            alpha = (self.strength * np.clip(heat, 0, 1))[..., None]
+            roi = scene[y0:y1 + 1, x0:x1 + 1]
+            roi[:] = (roi * (1 - alpha) + colours * alpha).astype(np.uint8)
+        return scene
+
+
+class SceneAnnotator:
+    """With item finding on and nothing found: "nothing there" (or "learning the empty
+    table") top left, so a recording says why there is no label."""
+
+    min_scale = 0.0  # raised by Overlay.fit_display for a small window
+
+    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
+        if result.mode != "items" or result.regions:
+            return scene
+        style = scale_for(scene.shape, self.min_scale)
+        text = "learning the empty table..." if result.learning else "nothing there"
+        lines = [(text, style.font_scale)]
+        w, h, baselines = _text_block(lines, style)
+        rect = _place(0, 0, w, h, scene.shape)
+        x, y = rect[:2]
+        scene[y:y + h, x:x + w] //= 3
+        _draw_text(scene, rect, lines, baselines, style, (255, 255, 255))
+        return scene
+
+
 class Overlay:
-    """Several annotators applied in order; ``default()`` is boxes, labels, then stats."""
+    """Several annotators applied in order; ``default()``: boxes, labels, empty scene, stats."""
 
     def __init__(self, annotators: Iterable[Annotator]):
         self.annotators = list(annotators)
 
     @classmethod
     def default(cls) -> Overlay:
-        return cls([BoxAnnotator(), LabelAnnotator(), StatsAnnotator()])
+        return cls([HeatAnnotator(), BoxAnnotator(), LabelAnnotator(), SceneAnnotator(),
+                    StatsAnnotator()])
+
+    def fit_display(self, frame_short: int | None, display_short: int | None) -> None:
+        """Type readable where the frame is shown smaller than it is (a small window):
+        labels at least ~14 screen pixels tall, whatever the frame's size."""
+        floor = 0.0
+        if frame_short and display_short and display_short < frame_short:
+            floor = 0.58 * frame_short / display_short  # x 1.1 x ~22 px per unit of font
+        for annotator in self.annotators:
+            if hasattr(annotator, "min_scale"):
+                annotator.min_scale = floor
 
     def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
         for annotator in self.annotators:

@@ -64,17 +64,38 @@ def bench_stages(models: Path, threads: int, runs: int) -> dict:
     return out
 
 
-def bench_annotate(clip: Path, models: Path, threads: int, int8: bool = False) -> dict:
+def bench_annotate(clip: Path, models: Path, threads: int, int8: bool = False,
+                   find: str = "frame", rois: list[str] = (), track: bool = False) -> dict:
     from waste_vision.annotate import annotate_video
 
     with tempfile.TemporaryDirectory() as tmp:
         report = annotate_video(clip, Path(tmp) / "out.mp4", models=models, threads=threads,
-                                int8=int8)
+                                int8=int8, find=find, rois=list(rois), track=track)
     return {"frames": report.frames, "seconds": round(report.seconds, 3),
             "fps": round(report.fps, 2)}
 
 
-def bench_live(clip: Path, models: Path, threads: int, seconds: float) -> dict:
+TWO_ZONES = ["160,120,400,400", "720,120,400,400"]  # two 400x400 zones in a 720p frame
+
+
+def bench_regions(clip: Path, scene_clip: Path, models: Path, threads: int) -> dict:
+    """``annotate`` of one 720p clip with no region, two fixed zones and two tracked zones
+    (same run, so the ratios hold on a busy machine), and with item finding on the scene
+    clip (items slide onto a table)."""
+    out = {"no_region": bench_annotate(clip, models, threads),
+           "two_zones": bench_annotate(clip, models, threads, rois=TWO_ZONES),
+           "two_tracked": bench_annotate(clip, models, threads, rois=TWO_ZONES, track=True)}
+    base = out["no_region"]["fps"]
+    for key in ("two_zones", "two_tracked"):
+        out[f"{key}_vs_no_region"] = round(out[key]["fps"] / base, 2) if base else None
+    if scene_clip.is_file():
+        out["scene_no_region"] = bench_annotate(scene_clip, models, threads)
+        out["scene_items"] = bench_annotate(scene_clip, models, threads, find="items")
+    return out
+
+
+def bench_live(clip: Path, models: Path, threads: int, seconds: float,
+               rois: list[str] = (), track: bool = False, find: str = "frame") -> dict:
     from waste_vision.annotators import Overlay
     from waste_vision.pipeline import FrameClassifier, Pipeline
     from waste_vision.sources import Buffering, FileSource
@@ -86,7 +107,12 @@ def bench_live(clip: Path, models: Path, threads: int, seconds: float) -> dict:
     def on_frame(result):
         latencies.append((time.monotonic() - result.frame.timestamp) * 1000)
 
-    pipeline = Pipeline(source, FrameClassifier(cascade), Overlay.default())
+    from waste_vision.regions import RegionSet, parse_box
+
+    regions = RegionSet()
+    for text in rois:
+        regions.add(parse_box(text), track)
+    pipeline = Pipeline(source, FrameClassifier(cascade, regions, mode=find), Overlay.default())
     with source:
         pipeline.start(on_frame)
         time.sleep(seconds)
@@ -160,6 +186,14 @@ def run_bench(args) -> int:
         results["annotate_int8"] = bench_annotate(clip, models, args.threads, int8=True)
     print(f"live, {args.live_seconds:.0f} s ...", file=sys.stderr)
     results["live"] = bench_live(clip, models, args.threads, args.live_seconds)
+    print("regions and item finding ...", file=sys.stderr)
+    scene = clip.with_name("scene.mp4")
+    results["regions"] = bench_regions(clip, scene, models, args.threads)
+    results["live_two_tracked"] = bench_live(clip, models, args.threads, args.live_seconds,
+                                             rois=TWO_ZONES, track=True)
+    if scene.is_file():
+        results["live_items"] = bench_live(scene, models, args.threads, args.live_seconds,
+                                           find="items")
     # before anything imports TensorFlow: what the app and annotate need
     results["rss_before_tensorflow_mb"] = rss_mb()
     print("per-stage inference ...", file=sys.stderr)
@@ -197,6 +231,21 @@ def format_results(r: dict) -> str:
                  f"{live['source_fps']:.0f} FPS source, latency p50 "
                  f"{live['latency']['p50_ms']:.1f} ms p95 {live['latency']['p95_ms']:.1f} ms, "
                  f"{live['dropped_frames']} dropped")
+    if "regions" in r:
+        g = r["regions"]
+        lines.append(f"  regions   no region {g['no_region']['fps']:.1f} FPS, two zones "
+                     f"{g['two_zones']['fps']:.1f} ({g['two_zones_vs_no_region']}x), two "
+                     f"tracked {g['two_tracked']['fps']:.1f} ({g['two_tracked_vs_no_region']}x)")
+        if "scene_items" in g:
+            lines.append(f"  items     scene clip: whole frame {g['scene_no_region']['fps']:.1f}"
+                         f" FPS, finding items {g['scene_items']['fps']:.1f} FPS")
+    for key, what in (("live_two_tracked", "two tracked regions"),
+                      ("live_items", "finding items (scene clip)")):
+        if key in r:
+            lv = r[key]
+            lines.append(f"  live, {what}: {lv['classified_fps']:.1f} classified FPS, latency "
+                         f"p50 {lv['latency']['p50_ms']:.1f} ms p95 "
+                         f"{lv['latency']['p95_ms']:.1f} ms")
     if "original_loop" in r:
         o = r["original_loop"]
         lines.append(f"  original  {o['frames']} frames in {o['seconds']:.2f} s = "

@@ -188,8 +188,26 @@ def build_parser() -> argparse.ArgumentParser:
     annotate.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mp4")
     annotate.add_argument("--jsonl", type=Path, default=None, metavar="LOG",
                           help="also write one JSON line per frame")
+    annotate.add_argument("--camera-size", default=None, metavar="WxH",
+                          help="a camera INPUT: ask for this resolution, e.g. 1280x720")
+    annotate.add_argument("--camera-fps", type=float, default=None, metavar="FPS",
+                          help="a camera INPUT: ask for this frame rate")
+    annotate.add_argument("--find", choices=["items", "frame"], default="items",
+                          help="items (default): find each item against the empty scene, "
+                               "'empty' when there is none; frame: classify the whole frame")
+    annotate.add_argument("--empty-scene", type=Path, default=None, metavar="PHOTO",
+                          help="a photo of the empty view to learn the empty scene from "
+                               "(default: the first half second of the input)")
+    annotate.add_argument("--track", action="store_true",
+                          help="--roi regions follow the item in them (and return where "
+                               "given when it leaves); default: fixed zones")
+    annotate.add_argument("--explain", action="store_true",
+                          help="draw where the model looked on each item (heat map)")
+    annotate.add_argument("--summary", type=Path, default=None, metavar="PATH",
+                          help="write {\"tally\": {class: count}, \"items\": [...]} here at "
+                               "the end (it is printed too)")
     annotate.add_argument("--roi", action="append", default=[], metavar="x,y,w,h",
-                          help="a region to track and classify (repeatable)")
+                          help="a fixed zone to classify (repeatable); see --track")
     annotate.add_argument("--duration", type=float, default=None, metavar="S",
                           help="stop after S seconds (a file: of video; live: of recording)")
     annotate.add_argument("--max-frames", type=int, default=None, metavar="N",
@@ -232,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--source", default=None, metavar="SPEC",
                      help="camera index, video file, image folder or rtsp:// / http(s):// URL "
                           "(default: the last source, else the first camera, else the demo clip)")
+    app.add_argument("--camera-size", default=None, metavar="WxH",
+                     help="ask cameras for this resolution, e.g. 1280x720 (default: the "
+                          "driver's, often 640x480); what was granted shows in the status bar")
+    app.add_argument("--camera-fps", type=float, default=None, metavar="FPS",
+                     help="ask cameras for this frame rate, e.g. 30")
     app.add_argument("--int8", action="store_true", help=INT8_HELP)
     app.add_argument("--kiosk", action="store_true",
                      help="full screen, no controls, restarts itself; leave with Ctrl+Shift+Q")

@@ -37,6 +37,7 @@ class RegionResult:
     result: "CascadeResult"
     kind: str = "frame"  # "item" (found), "zone" (drawn) or "frame" (the whole frame)
     item_id: int | None = None  # found items: the same id while the item stays
+    heat: np.ndarray | None = None  # where the model looked (explain on): grid of 0..1
 
 
 @dataclass(frozen=True)

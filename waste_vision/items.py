@@ -39,6 +39,7 @@ class Item:
     steady_since: float
     votes: Counter = field(default_factory=Counter)  # labels seen while steady
     label: str | None = None  # the label it was counted under, once counted
+    counted_box: Box | None = None  # where it stood when it was counted
 
     @property
     def counted(self) -> bool:
@@ -46,7 +47,7 @@ class Item:
 
     def as_dict(self) -> dict:
         return {"id": self.id, "label": self.label, "first_s": round(self.first_t, 3),
-                "last_s": round(self.last_t, 3), "box": list(self.box)}
+                "last_s": round(self.last_t, 3), "box": list(self.counted_box or self.box)}
 
 
 class ItemTracker:
@@ -88,6 +89,7 @@ class ItemTracker:
                     best.votes[label] += 1
                 if t - best.steady_since >= self.steady_s and best.votes:
                     best.label = best.votes.most_common(1)[0][0]
+                    best.counted_box = box
                     self.tally[best.label] += 1
                     counted.append(best.label)
         for item in list(self.present):

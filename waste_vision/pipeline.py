@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from typing import Callable, Protocol
 
 import numpy as np
 
 from waste_vision.cascade import Cascade
+from waste_vision.explain import OcclusionExplainer
 from waste_vision.frames import Frame, FrameResult, RegionResult
 from waste_vision.items import ItemTracker
 from waste_vision.regions import RegionSet, crop
 from waste_vision.scene import EmptyScene
+from waste_vision.tally import Tally
 
 
 class RateMeter:
@@ -64,8 +67,17 @@ class FrameClassifier:
         self.scene = scene or EmptyScene()
         self.tracker = tracker or ItemTracker()
         self.mode = mode
+        self.verdicts = Tally([])  # the counting rule without items (frame and zone modes)
+        self.counts: Counter[str] = Counter()  # everything counted, in any mode
+        self.explain = False  # heat maps of where the model looked (explain.py)
+        self.explainer = OcclusionExplainer(cascade)
         self._capture_rate = RateMeter()
         self._classify_rate = RateMeter()
+
+    def summary(self) -> dict:
+        """What was counted: ``{"tally": {label: n}, "items": [...]}`` (items: found ones)."""
+        return {"tally": dict(sorted(self.counts.items())),
+                "items": [i.as_dict() for i in self.tracker.items()]}
 
     @property
     def mode(self) -> str:
@@ -81,7 +93,8 @@ class FrameClassifier:
         image = frame.image
         learning, ids = False, []
         if self.regions.regions:
-            mode, kind, boxes = "zones", "zone", self.regions.boxes(image)
+            found = self.scene.find(image) if self.regions.tracking else None
+            mode, kind, boxes = "zones", "zone", self.regions.boxes(image, found)
         elif self._mode == "items":
             mode, kind = "items", "item"
             found = self.scene.find(image)
@@ -89,14 +102,25 @@ class FrameClassifier:
             boxes = sorted(found or [], key=lambda b: (b[0], b[1]))
         else:
             mode, kind, boxes = "frame", "frame", self.regions.boxes(image)
-        results = self.cascade.classify_many([crop(image, b) for b in boxes], self.all_stages)
+        crops = [crop(image, b) for b in boxes]
+        results = self.cascade.classify_many(crops, self.all_stages)
         counted: list[str] = []
         if mode == "items":
             # a file's own clock, so a clip counts the same at any processing speed
             t = frame.position_s if frame.position_s is not None else frame.timestamp
             ids, counted = self.tracker.update(
                 t, [(b, r.label) for b, r in zip(boxes, results)])
-        regions = [RegionResult(b, r, kind, ids[i] if ids else None)
+        else:
+            largest = max(zip(boxes, results), key=lambda br: br[0][2] * br[0][3], default=None)
+            said = self.verdicts.update(largest[1].label if largest else None, frame.timestamp)
+            counted = [said] if said else []
+        self.counts.update(counted)
+        keys = [(kind, ids[i] if ids else i) for i in range(len(boxes))]
+        heat = {}
+        if self.explain:
+            self.explainer.update(list(zip(keys, crops, results)))
+            heat = self.explainer.maps
+        regions = [RegionResult(b, r, kind, ids[i] if ids else None, heat.get(keys[i]))
                    for i, (b, r) in enumerate(zip(boxes, results))]
         now = time.monotonic()
         return FrameResult(frame, regions, latency_ms=(now - frame.timestamp) * 1000,

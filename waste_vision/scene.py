@@ -79,14 +79,29 @@ class EmptyScene:
         self._diffs: list[float] = []
         self._learnt = 0
         self._background_mask: np.ndarray | None = None
+        self._relearn_asked = False
         self.relearns = 0  # how often the empty scene was (re)learnt
 
     @property
     def learning(self) -> bool:
-        return self.background is None
+        return self.background is None or self._relearn_asked
 
     def relearn(self) -> None:
-        """The next ``learn_frames`` frames become the empty scene (the view must be empty)."""
+        """The next ``learn_frames`` frames become the empty scene (the view must be empty).
+
+        Safe to call from another thread (the window's button): it only raises a flag that
+        the next ``find`` acts on, in the thread that runs the pipeline.
+        """
+        self._relearn_asked = True
+
+    def learn_from(self, image: np.ndarray) -> None:
+        """Take ``image`` (a photo of the empty view, the frames' size) as the empty scene."""
+        self._reset()
+        for _ in range(self.settings.learn_frames):
+            self._learn(self._small(image))
+
+    def _reset(self) -> None:
+        self._relearn_asked = False
         self.background = None
         self._sum = None
         self._previous = None
@@ -117,8 +132,9 @@ class EmptyScene:
             self._sum, self._previous, self._diffs = None, None, []
             self.relearns += 1
 
-    def changed(self, small: np.ndarray) -> np.ndarray:
-        """The mask (uint8 0/255) of pixels that differ from the empty scene."""
+    def changed(self, small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The mask (uint8 0/255) of pixels that differ from the empty scene, and the frame
+        with the light drift taken out."""
         bg = self.background
         keep = self._background_mask
         if keep is None or keep.shape != small.shape[:2] or keep.sum() < 0.1 * keep.size:
@@ -134,15 +150,16 @@ class EmptyScene:
         """Boxes (frame pixels) of the items in ``image``; ``None`` while still learning."""
         s = self.settings
         small = self._small(image)
-        if self.background is not None and self.background.shape != small.shape:
-            self.relearn()  # the source's frame size changed
+        if self._relearn_asked or (self.background is not None
+                                   and self.background.shape != small.shape):
+            self._reset()  # asked for, or the source's frame size changed
         if self.background is None:
             self._learn(small)
             return None
         mask, adjusted = self.changed(small)
         h, w = mask.shape
         if np.count_nonzero(mask) > s.scene_change * mask.size:
-            self.relearn()  # the whole view changed (camera moved, lights switched)
+            self._reset()  # the whole view changed (camera moved, lights switched)
             self._learn(small)
             return None
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))

@@ -36,20 +36,27 @@ LIVE_PUT_WAIT_S = 0.1  # a live frame waits at most this long for room in the qu
 
 
 def frame_record(result: FrameResult) -> dict:
-    """One JSONL line: the frame, and per region its box, label and both stages' scores."""
+    """One JSONL line: the frame's verdict (``empty``, ``uncertain`` or a class), and per
+    region (items found, zones drawn, or the whole frame) its box, label and both stages'
+    scores; ``counted`` lists the items counted at this frame."""
     frame = result.frame
     return {
         "index": frame.index,
         "timestamp": round(frame.timestamp, 6),
         "position_s": None if frame.position_s is None else round(frame.position_s, 6),
         "latency_ms": round(result.latency_ms, 3),
+        "verdict": result.verdict,
+        "mode": result.mode,
         "regions": [{
             "box": list(r.box),
             "label": r.result.label,
             "score": round(r.result.score, 6),
             "stage1": r.result.stage1.as_dict(),
             "stage2": r.result.stage2.as_dict() if r.result.stage2 else None,
+            "kind": r.kind,
+            "item": r.item_id,
         } for r in result.regions],
+        "counted": list(result.counted),
     }
 
 

@@ -406,14 +406,49 @@ class LiveCaptureSource(VideoSource):
         return None, flowed
 
 
-class CameraSource(LiveCaptureSource):
-    """A local camera by index (cv2.VideoCapture(index))."""
+def parse_camera_size(text: str) -> tuple[int, int]:
+    """``"1280x720"`` -> (1280, 720); UserError naming the text otherwise."""
+    try:
+        w, h = (int(v) for v in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise UserError(f"camera size {text!r} must be WIDTHxHEIGHT, e.g. 1280x720") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise UserError(f"camera size {text!r} is out of range (16 to 8192 pixels a side)")
+    return w, h
 
-    def __init__(self, index: int, **kwargs):
+
+class CameraSource(LiveCaptureSource):
+    """A local camera by index, asked for a resolution and rate (``size``, ``fps``) instead
+    of the driver's default (often 640x480). Drivers grant what they can: ``granted`` is
+    what the camera delivers, and the source's name says it (the window's status bar)."""
+
+    def __init__(self, index: int, size: tuple[int, int] | None = None,
+                 fps: float | None = None, **kwargs):
         self.index = index
-        super().__init__(lambda: cv2.VideoCapture(index), name=f"camera {index}", open_error=(
+        self.asked = (size, fps)
+        self.granted: tuple[int, int, float] | None = None  # width, height, fps once open
+        super().__init__(self._open_camera, name=f"camera {index}", open_error=(
             f"camera {index} does not open (not connected, or in use by another app); "
             "`waste-vision cameras` lists the ones that do"), **kwargs)
+
+    def _open_camera(self):
+        cap = cv2.VideoCapture(self.index)
+        size, fps = self.asked
+        if cap.isOpened():
+            if size is not None:
+                # most USB cameras deliver large sizes at full rate only as MJPG
+                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+                cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+                cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+            if fps is not None:
+                cap.set(cv2.CAP_PROP_FPS, fps)
+            w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            rate = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            self.granted = (w, h, rate)
+            if w > 0 and h > 0:
+                self.name = (f"camera {self.index} ({w}x{h}"
+                             + (f" @ {rate:g} fps)" if rate > 0 else ")"))
+        return cap
 
 
 def _redact(url: str) -> str:
@@ -582,7 +617,9 @@ def open_source(spec: str | int | Path, *, buffering: Buffering | None = None, p
                 loop: bool = False, reconnect: Reconnect | None = Reconnect(),
                 on_status: Callable[[StatusEvent], None] | None = None,
                 seconds_per_image: float = 2.0,
-                open_timeout: float = STREAM_OPEN_TIMEOUT_S) -> VideoSource:
+                open_timeout: float = STREAM_OPEN_TIMEOUT_S,
+                camera_size: tuple[int, int] | None = None,
+                camera_fps: float | None = None) -> VideoSource:
     """Pick the source for a camera index, a stream URL, a video file or an image folder.
 
     Raises UserError for paths (missing, no images, not a video); cameras and streams are only
@@ -592,7 +629,7 @@ def open_source(spec: str | int | Path, *, buffering: Buffering | None = None, p
     live = dict(buffering=buffering, reconnect=reconnect, on_status=on_status)
     kind = source_kind(spec)
     if kind == "camera":
-        return CameraSource(int(spec), **live)
+        return CameraSource(int(spec), camera_size, camera_fps, **live)
     if kind == "stream":
         return StreamSource(str(spec).strip(), open_timeout=open_timeout, **live)
     path = Path(spec).expanduser()

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from waste_vision.errors import UserError
+from waste_vision.sources import parse_camera_size
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,9 @@ def run_app(args) -> int:
 
     cascade.classify(np.zeros((64, 64, 3), np.uint8))  # warm-up: the first call sets up XNNPACK
     window = MainWindow(cascade, AppSettings(), kiosk=args.kiosk)
+    size = parse_camera_size(args.camera_size) if args.camera_size else None
+    if size is not None or args.camera_fps is not None:
+        window.session.camera = (size or window.session.camera[0], args.camera_fps)
     if args.screenshot is not None:
         shot = Path(args.screenshot).expanduser()
         window.closing.connect(lambda: save_screenshot(window, shot))

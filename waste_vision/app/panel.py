@@ -227,9 +227,24 @@ class Panel(QWidget):
         self.thresholds_box.setVisible(not kiosk)
         self.reset_button.setVisible(not kiosk)
         self.export_button.setVisible(not kiosk)
+        self.show_figures(not kiosk)  # a public screen shows no engineering figures
         self._verdict_key = None
 
+    def show_figures(self, shown: bool) -> None:
+        """Rates, latency and backend: for staff (kiosk: F12 shows them)."""
+        self.rates.setVisible(shown)
+        self.backend.setVisible(shown)
+
     # -- what the window feeds in -------------------------------------------------------------
+
+    def show_empty(self, learning: bool = False) -> None:
+        """Item finding sees nothing on the table (or is still learning what empty is)."""
+        if learning:
+            self._set_verdict("LEARNING", (60, 60, 60), "learning the empty table: keep it clear")
+        else:
+            self._set_verdict("NOTHING THERE", (60, 60, 60), "put an item in view")
+        for bar in (*self.stage1_bars.values(), *self.stage2_bars.values()):
+            bar.set_value(None)
 
     def show_result(self, result: CascadeResult | None, regions: int = 1) -> None:
         if result is None:
@@ -237,12 +252,12 @@ class Panel(QWidget):
             for bar in (*self.stage1_bars.values(), *self.stage2_bars.values()):
                 bar.set_value(None)
             return
-        which = f" · region 1 of {regions}" if regions > 1 else ""
+        which = f" · largest of {regions}" if regions > 1 else ""
         s1, s2 = result.stage1, result.stage2
         if result.label == UNCERTAIN:
             why = f"best guess {s2.label if s2 else s1.label} {result.score:.2f}"
         elif s2 is not None:
-            why = f"{s1.label} {s1.score:.2f} × {s2.label} {s2.score:.2f} = {result.score:.2f}"
+            why = f"{s1.label} {s1.score:.2f} · {s2.label} {s2.score:.2f}"
         else:
             why = f"{s1.label} {s1.score:.2f}"
         self._set_verdict(result.label.upper(), colour_for(result.label), why + which)

@@ -1,9 +1,9 @@
 """A RegionSet the GUI edits while the pipeline thread reads it.
 
-The pipeline calls ``boxes()`` (which also runs the trackers) on its thread; the GUI adds
+The pipeline calls ``boxes()`` (which also moves tracking zones) on its thread; the GUI adds
 and removes regions on its own. Edits are queued and applied under a lock: at once when the
 pipeline is not inside ``boxes()``, else by the pipeline just before its next ``boxes()``.
-So the GUI never waits for a tracker, and the pipeline never sees a list changing under it.
+So the GUI never waits for the pipeline, and the pipeline never sees a list changing under it.
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ class LiveRegionSet(RegionSet):
         self._lock = threading.Lock()
         self._pending: deque = deque()
 
-    def add(self, box: Box) -> None:
-        self._edit(lambda: RegionSet.add(self, box))
+    def add(self, box: Box, track: bool = False) -> None:
+        self._edit(lambda: RegionSet.add(self, box, track))
+
+    def set_tracking(self, on: bool) -> None:
+        self._edit(lambda: RegionSet.set_tracking(self, on))
 
     def remove(self, index: int) -> None:
         self._edit(lambda: RegionSet.remove(self, index))
@@ -40,16 +43,16 @@ class LiveRegionSet(RegionSet):
         """Remove the most recently added region whose current box holds (x, y)."""
         def remove():
             for i in reversed(range(len(self.regions))):
-                bx, by, bw, bh = self.regions[i].box
+                bx, by, bw, bh = self.regions[i].box or self.regions[i].home
                 if bx <= x < bx + bw and by <= y < by + bh:
                     del self.regions[i]
                     return
         self._edit(remove)
 
-    def boxes(self, image: np.ndarray) -> list[Box]:
+    def boxes(self, image: np.ndarray, found: list[Box] | None = None) -> list[Box]:
         with self._lock:
             self._apply()
-            return RegionSet.boxes(self, image)
+            return RegionSet.boxes(self, image, found)
 
     def _edit(self, change) -> None:
         self._pending.append(change)  # deque.append is atomic

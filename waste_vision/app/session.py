@@ -114,6 +114,10 @@ class LiveSession(QObject):
         self.cascade = cascade
         self.regions = regions
         self.overlay = overlay or Overlay.default()
+        self.mode = "items"  # what is classified without drawn regions (pipeline.MODES)
+        self.explain = False  # heat maps of where the model looked
+        self.camera: tuple[tuple[int, int] | None, float | None] = (None, None)  # asked size, fps
+        self._classifier: FrameClassifier | None = None  # the current run's
         self.bridge = FrameBridge(self)
         self.stats = SessionStats()
         self.saved_recordings: list[str] = []
@@ -127,6 +131,36 @@ class LiveSession(QObject):
         self._pipelineEnded.connect(self._on_pipeline_ended, Qt.ConnectionType.QueuedConnection)
 
     # -- GUI thread API ---------------------------------------------------------------------
+
+    def set_mode(self, mode: str) -> None:
+        """``items`` (find each item on the table) or ``frame`` (classify the whole frame);
+        takes effect at the next frame, and for every later source."""
+        self.mode = mode
+        if self._classifier is not None:
+            self._classifier.mode = mode  # one attribute: atomic for the pipeline thread
+
+    def set_overlay_figures(self, shown: bool) -> None:
+        """Rates and latency drawn into the video (and recordings), or not (kiosk)."""
+        from waste_vision.annotators import StatsAnnotator
+
+        kept = [a for a in self.overlay.annotators if not isinstance(a, StatsAnnotator)]
+        self.overlay.annotators = kept + ([StatsAnnotator()] if shown else [])  # one swap
+
+    def set_explain(self, on: bool) -> None:
+        """Show where the model looked on each item (a few extra model calls a frame)."""
+        self.explain = on
+        if self._classifier is not None:
+            self._classifier.explain = on
+
+    def break_item(self) -> None:
+        """Regions changed: the next steady verdict starts a new item (frame/zone modes)."""
+        if self._classifier is not None:
+            self._classifier.verdicts.break_item()
+
+    def relearn_empty_scene(self) -> None:
+        """The next frames (the view must be empty) become the empty scene."""
+        if self._classifier is not None:
+            self._classifier.scene.relearn()  # acted on in the pipeline thread
 
     def start(self, spec: str, loop: bool = False) -> int:
         """Stop whatever plays and start ``spec`` (camera index, path or URL); the run's id."""
@@ -232,6 +266,7 @@ class LiveSession(QObject):
 
         try:
             source = open_source(spec, buffering=Buffering.LATEST, paced=True, loop=loop,
+                                 camera_size=self.camera[0], camera_fps=self.camera[1],
                                  on_status=on_status)
             source.start()
         except UserError as exc:
@@ -243,7 +278,9 @@ class LiveSession(QObject):
                        "plays in another player, or pick another source from the Source menu")
             return
         stats = self.stats.new_run(source)
-        classifier = FrameClassifier(self.cascade, self.regions)
+        classifier = FrameClassifier(self.cascade, self.regions, mode=self.mode)
+        classifier.explain = self.explain
+        self._classifier = classifier
         pipeline = Pipeline(source, classifier, self.overlay, [self.bridge.sink(run_id, stats)])
         thread = threading.Thread(target=self._work, args=(run_id, pipeline),
                                   name="waste-vision pipeline", daemon=True)

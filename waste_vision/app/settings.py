@@ -44,6 +44,29 @@ class AppSettings:
         self.q.setValue("source/loop", bool(value))
 
     @property
+    def camera_size(self) -> tuple[int, int] | None:
+        """The resolution cameras are asked for; None: the driver's default."""
+        text = self._get("camera/size", "", str)
+        try:
+            w, h = (int(v) for v in text.split("x"))
+            return w, h
+        except ValueError:
+            return None
+
+    @camera_size.setter
+    def camera_size(self, size: tuple[int, int] | None) -> None:
+        self.q.setValue("camera/size", f"{size[0]}x{size[1]}" if size else "")
+
+    @property
+    def find_items(self) -> bool:
+        """Find each item on the table (True, the default) or classify the whole frame."""
+        return self._get("view/find_items", True, bool)
+
+    @find_items.setter
+    def find_items(self, value: bool) -> None:
+        self.q.setValue("view/find_items", bool(value))
+
+    @property
     def recording_folder(self) -> Path:
         text = self._get("recording/folder", "", str)
         return Path(text or DEFAULT_RECORDING_FOLDER).expanduser()

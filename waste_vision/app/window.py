@@ -22,12 +22,12 @@ from PySide6.QtWidgets import (QApplication, QDialog, QFileDialog, QHBoxLayout, 
                                QVBoxLayout, QWidget)
 
 from waste_vision.app.bridge import Delivery
-from waste_vision.app.panel import Panel
+from waste_vision.app.panel import PANEL_WIDTH, Panel
 from waste_vision.app.region_edits import LiveRegionSet
 from waste_vision.app.session import LiveSession
 from waste_vision.app.settings import AppSettings
 from waste_vision.app.stats import StallMeter
-from waste_vision.app.tally import Tally
+from waste_vision.tally import Tally
 from waste_vision.app.tuning import backend_text
 from waste_vision.app.video_widget import VideoWidget
 from waste_vision.cascade import Cascade
@@ -112,12 +112,14 @@ class MainWindow(QMainWindow):
         self._recent_latency: deque[float] = deque(maxlen=30)
         self._last_classify_fps = 0.0
 
-        self.setWindowTitle("waste-vision")
+        self.setWindowTitle("")  # the application's display name stands alone
+        self._remember: str | None = None  # the source to remember once it delivers
         self._build_widgets(stage1_labels, stage2_labels)
         self._build_actions()
         self._build_menus_and_toolbar()
         self._build_status_bar()
         self._connect()
+        self.act_staff_figures.setChecked(True)
         self._load_settings()
         self._update_run_actions()
         if kiosk:
@@ -201,7 +203,20 @@ class MainWindow(QMainWindow):
         self.act_remove_region = a("Remove last region", "Backspace",
                                    self.regions_remove_last, tip="Remove the region drawn last")
         self.act_clear_regions = a("Clear regions", "Delete", self.regions_clear,
-                                   tip="Remove all regions: the whole frame is classified")
+                                   tip="Remove all drawn regions: items are found by "
+                                       "themselves again")
+        self.act_track_regions = a("Regions follow items", "T", self.set_track_regions,
+                                   checkable=True,
+                                   tip="Drawn regions follow the item in them and return "
+                                       "where drawn when it leaves; off: fixed zones")
+        self.act_find_items = a("Find items", "I", self.set_find_items, checkable=True,
+                                tip="Find each item on the table and classify it on its own; "
+                                    "off: classify the whole frame (one item close up)")
+        self.act_explain = a("Explain", "X", self.session.set_explain, checkable=True,
+                             tip="Show where the model looked on each item (heat map)")
+        self.act_learn_empty = a("Learn empty table", "E", self.learn_empty_scene,
+                                 tip="Take the view as it is now (clear the table first) as "
+                                     "the empty scene")
         self.act_s1_down = a("Stage-1 threshold −0.01", "[",
                              lambda: self.panel.stage1_slider.step(-1))
         self.act_s1_up = a("Stage-1 threshold +0.01", "]",
@@ -217,6 +232,9 @@ class MainWindow(QMainWindow):
         self.act_export_tally = a("Export tally…", "Ctrl+E", self.export_tally,
                                   tip="Save the counts as a CSV file")
         self.act_fullscreen = a("Full screen", "F11", self.toggle_fullscreen, checkable=True)
+        self.act_staff_figures = a("Show figures", "F12", self.show_staff_figures,
+                                   checkable=True,
+                                   tip="Rates, latency and backend (hidden in kiosk mode)")
         self.act_shortcuts = a("Keyboard shortcuts", "F1", self.show_shortcuts)
         self.act_quit = a("Quit", "Ctrl+Q", self.quit_app)
         # the one way out of kiosk mode; works in the normal window too
@@ -243,6 +261,11 @@ class MainWindow(QMainWindow):
         run.addSeparator()
         run.addAction(self.act_rec_folder)
         regions = bar.addMenu("Re&gions")
+        regions.addAction(self.act_find_items)
+        regions.addAction(self.act_learn_empty)
+        regions.addAction(self.act_explain)
+        regions.addSeparator()
+        regions.addAction(self.act_track_regions)
         regions.addAction(self.act_remove_region)
         regions.addAction(self.act_clear_regions)
         thresholds = bar.addMenu("&Thresholds")
@@ -254,6 +277,7 @@ class MainWindow(QMainWindow):
         tally.addAction(self.act_export_tally)
         view = bar.addMenu("&View")
         view.addAction(self.act_fullscreen)
+        view.addAction(self.act_staff_figures)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.act_shortcuts)
 
@@ -274,6 +298,9 @@ class MainWindow(QMainWindow):
                     self.act_demo, self.act_loop):
             self.toolbar.addAction(act)
         self.toolbar.addSeparator()
+        self.toolbar.addAction(self.act_find_items)
+        self.toolbar.addAction(self.act_learn_empty)
+        self.toolbar.addAction(self.act_explain)
         self.toolbar.addAction(self.act_clear_regions)
         self.addToolBar(self.toolbar)
 
@@ -315,6 +342,10 @@ class MainWindow(QMainWindow):
                                            self.settings.threshold("uncertain"))
         self._show_rule(rule)
         self.act_loop.setChecked(self.settings.loop_files)
+        self.act_find_items.setChecked(self.settings.find_items)
+        if self.session.camera[0] is None:  # --camera-size wins over the remembered one
+            self.session.camera = (self.settings.camera_size, self.session.camera[1])
+        self.session.set_mode("items" if self.settings.find_items else "frame")
         geometry = self.settings.geometry
         if geometry is not None and not self.kiosk:
             self.restoreGeometry(geometry)
@@ -352,11 +383,12 @@ class MainWindow(QMainWindow):
         demo = self._is_demo(spec)
         if spec != self.current_spec:
             self.regions.clear()  # boxes drawn on another picture mean nothing here
-            self.tally.break_item()
+            self.session.break_item()
         self.current_spec = spec
         self.set_notice(notice, error=notice_error)
-        if remember and not self.kiosk:
-            self.settings.last_source = spec
+        # remembered for the next launch only once it delivers a frame (_on_frame_ready):
+        # a broken file or a dead URL must not greet every later start with an error
+        self._remember = spec if remember and not self.kiosk else None
         loop = self.act_loop.isChecked() or demo or self.kiosk
         self._reconnecting = False
         if self.kiosk_controller is not None:
@@ -442,6 +474,14 @@ class MainWindow(QMainWindow):
             act.triggered.connect(lambda _=False, i=index: self.open_source(str(i)))
         if not self.cameras:
             self.camera_menu.addAction("No camera found").setEnabled(False)
+        self.camera_menu.addSeparator()
+        sizes = self.camera_menu.addMenu("Resolution")
+        asked = self.session.camera[0]
+        for size in (None, (640, 480), (1280, 720), (1920, 1080)):
+            act = sizes.addAction("Driver default" if size is None else f"{size[0]}x{size[1]}")
+            act.setCheckable(True)
+            act.setChecked(size == asked)
+            act.triggered.connect(lambda _=False, sz=size: self.set_camera_size(sz))
         if self._initial is not None:
             (spec,) = self._initial
             self._initial = None
@@ -462,14 +502,18 @@ class MainWindow(QMainWindow):
         self.source_name = name
         self.video.placeholder = f"Waiting for {name}…"
         self.statusBar().showMessage(f"Playing {name}", 5000)
-        self.setWindowTitle(f"waste-vision — {name}")
+        self.setWindowTitle(name)  # Qt appends the application's display name
         self._update_run_actions()
 
     def _on_stopped(self, run_id: int, kind: str, message: str) -> None:
         if run_id != self.session.current_id or self._closing:
             return
         self._update_run_actions()
-        if self.video.delivery is None:
+        if kind == "failed":  # nothing of the previous source may stay on screen
+            self.video.clear(f"Not playing: {self.current_spec} did not open")
+            self.setWindowTitle("")
+            self.panel.show_result(None)
+        elif self.video.delivery is None:
             self.video.clear(NO_SOURCE)
         if kind in ("failed", "error"):
             self.statusBar().showMessage(message)
@@ -504,11 +548,17 @@ class MainWindow(QMainWindow):
         if delivery is None or delivery.run_id != self.session.current_id or self._closing:
             return
         self.video.set_delivery(delivery)
+        if self._remember is not None:  # the source works: remember it for the next launch
+            self.settings.last_source, self._remember = self._remember, None
         result = delivery.result
-        primary = result.regions[0].result if result.regions else None
-        self.panel.show_result(primary, len(result.regions))
+        largest = max(result.regions, key=lambda r: r.box[2] * r.box[3], default=None)
+        primary = largest.result if largest else None
+        if result.mode == "items" and primary is None:
+            self.panel.show_empty(result.learning)
+        else:
+            self.panel.show_result(primary, len(result.regions))
         self._last_classify_fps = result.classify_fps
-        if self.tally.update(primary.label if primary else None, result.frame.timestamp):
+        if self.tally.add(result.counted):  # counted in the pipeline (FrameClassifier)
             self.panel.show_tally(self.tally.rows(), self.tally.total)
         if self.kiosk_controller is not None:
             self.kiosk_controller.frame_arrived()
@@ -523,8 +573,27 @@ class MainWindow(QMainWindow):
     def _on_video_resized(self, size: tuple[int, int]) -> None:
         self.bridge.display_size = size
 
+    def _fit_to_window(self) -> None:
+        """A small window: a narrower panel, and overlay type drawn large enough to read
+        at the size the video is shown (not only at the frame's own size)."""
+        if not self.kiosk:
+            wide = self.width() >= 1000
+            width = PANEL_WIDTH if wide else max(200, min(PANEL_WIDTH, self.width() // 3))
+            if self.panel.width() != width:
+                self.panel.setFixedWidth(width)
+        frame = self.video.frame_size
+        if frame:
+            shown = self.video.display_size()
+            k = min(shown[0] / frame[0], shown[1] / frame[1])
+            self.session.overlay.fit_display(min(frame), round(min(frame) * k))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_to_window()
+
     def _tick(self) -> None:
         """4 times a second: rates, recording time, a recording that failed meanwhile."""
+        self._fit_to_window()
         now = time.monotonic()
         times = self._paint_times
         recent = len(times) > 1 and now - times[-1] < 1.0
@@ -537,7 +606,13 @@ class MainWindow(QMainWindow):
                                          f"{self._recording_path}")
             if self.session.recording_error():
                 self.session.stop_recording()  # recordingFinished brings the error
-        self.regions_label.setText(f"regions: {len(self.regions.regions) or 'whole frame'}")
+        drawn = len(self.regions.regions)
+        self.regions_label.setText(
+            f"regions: {drawn}" if drawn else
+            "finding items" if self.session.mode == "items" else "whole frame")
+        if not self.kiosk:  # nothing to remove: the actions say so
+            self.act_remove_region.setEnabled(drawn > 0)
+            self.act_clear_regions.setEnabled(drawn > 0)
 
     def _update_run_actions(self) -> None:
         active = self.session.active
@@ -610,22 +685,59 @@ class MainWindow(QMainWindow):
     # -- regions, thresholds, tally -----------------------------------------------------------
 
     def _on_region_drawn(self, box: tuple) -> None:
-        self.regions.add(tuple(int(v) for v in box))
-        self.tally.break_item()
-        self.statusBar().showMessage(f"Region added at {box} (right-click it to remove)", 5000)
+        track = self.act_track_regions.isChecked()
+        self.regions.add(tuple(int(v) for v in box), track)
+        self.session.break_item()
+        what = "follows its item" if track else "stays where drawn"
+        self.statusBar().showMessage(f"Region added at {box}: it {what} (right-click it to "
+                                     "remove; T switches following)", 5000)
+
+    def set_track_regions(self, checked: bool) -> None:
+        self.regions.set_tracking(checked)
+        self.statusBar().showMessage(
+            "Regions follow their items (and return where drawn when the item leaves)"
+            if checked else "Regions stay where they were drawn", 5000)
 
     def _on_region_remove(self, x: float, y: float) -> None:
         self.regions.remove_at(x, y)
-        self.tally.break_item()
+        self.session.break_item()
 
     def regions_remove_last(self) -> None:
         self.regions.remove_last()
-        self.tally.break_item()
+        self.session.break_item()
 
     def regions_clear(self) -> None:
         self.regions.clear()
-        self.tally.break_item()
-        self.statusBar().showMessage("Regions cleared: the whole frame is classified", 5000)
+        self.session.break_item()
+        what = ("items are found by themselves again" if self.act_find_items.isChecked()
+                else "the whole frame is classified")
+        self.statusBar().showMessage(f"Regions cleared: {what}", 5000)
+
+    def show_staff_figures(self, shown: bool) -> None:
+        self.panel.show_figures(shown)
+        self.session.set_overlay_figures(shown)
+
+    def set_camera_size(self, size: tuple[int, int] | None) -> None:
+        """Ask cameras for this resolution (None: the driver's default); a playing camera
+        restarts with it. What the camera granted shows in the status bar."""
+        self.session.camera = (size, self.session.camera[1])
+        self.settings.camera_size = size
+        if self.cameras is not None:
+            self._on_cameras_found(self.cameras)  # tick the new choice
+        if is_camera(self.current_spec):
+            self.open_source(self.current_spec, remember=False)
+
+    def set_find_items(self, checked: bool) -> None:
+        self.session.set_mode("items" if checked else "frame")
+        self.settings.find_items = checked
+        self.session.break_item()
+        self.statusBar().showMessage(
+            "Finding items on the table" if checked else "Classifying the whole frame", 5000)
+
+    def learn_empty_scene(self) -> None:
+        self.session.relearn_empty_scene()
+        self.statusBar().showMessage("Learning the empty table: keep the view clear for a "
+                                     "moment", 5000)
 
     def _show_rule(self, rule) -> None:
         self.panel.stage1_slider.set_value(rule.stage1_threshold, emit=False)

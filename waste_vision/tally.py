@@ -1,6 +1,12 @@
-"""Counting items seen this session from a stream of per-frame verdicts.
+"""Counts per class, and the counting rule for when there are no items to follow.
 
-A classifier flickers between frames, so a frame is not an item. The rule: a verdict counts
+With item finding on (the default), ``waste_vision.items.ItemTracker`` counts each item
+once however long it stays. Classifying the whole frame or drawn zones, there are no items
+to follow, so ``Tally.update`` counts from the stream of per-frame verdicts. Both run in the
+pipeline (``FrameClassifier``), which reports what it counted per frame; the window and
+``annotate --summary`` only add it up (``add``).
+
+The verdict rule: a classifier flickers between frames, so a frame is not an item. A verdict counts
 as an item once it has stayed the same for ``stable_s`` (0.5 s, by capture time) and differs
 from the last item counted. So one bottle held in view counts once however long it stays,
 a one-frame flicker counts nothing, and glass then plastic counts both. ``uncertain`` held
@@ -15,7 +21,7 @@ import csv
 from collections import Counter
 from pathlib import Path
 
-from waste_vision.cascade import UNCERTAIN
+UNCERTAIN = "uncertain"  # cascade.UNCERTAIN (the records need not import the cascade)
 
 STABLE_S = 0.5
 
@@ -52,6 +58,12 @@ class Tally:
         self.counts[label] += 1
         self.last_counted = label
         return label
+
+    def add(self, labels) -> bool:
+        """Count items the pipeline counted (item finding); True if anything changed."""
+        for label in labels:
+            self.counts[label] += 1
+        return bool(labels)
 
     def break_item(self) -> None:
         """A new source or region: the next stable verdict starts a new item."""

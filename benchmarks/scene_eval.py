@@ -1,14 +1,14 @@
 """Score item finding, labels and the tally against the scene clip's truth.
 
 Runs the same pipeline as ``annotate`` (``FrameClassifier`` in ``items`` mode over every
-frame of ``assets/scene.mp4``) and compares with ``assets/scene_truth.jsonl``:
+frame of ``assets/demo.mp4``) and compares with ``assets/demo_truth.jsonl``:
 
 - empty frames called ``empty``; frames with an item called non-empty;
 - items found: truth boxes of item-frames matched by a found box with IoU >= 0.5;
 - labels: of the found items, how many have the truth label (``uncertain`` is wrong);
 - the tally (each item counted once) against the truth's items.
 
-``python benchmarks/scene_eval.py [--clip assets/scene.mp4] [--json out.json]``.
+``python benchmarks/scene_eval.py [--clip assets/demo.mp4] [--json out.json]``.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def run(clip: Path, truth_path: Path, models: Path | None = None, int8: bool = F
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clip", type=Path, default=ROOT / "assets" / "scene.mp4")
+    parser.add_argument("--clip", type=Path, default=ROOT / "assets" / "demo.mp4")
     parser.add_argument("--truth", type=Path, default=None)
     parser.add_argument("--models", type=Path, default=None)
     parser.add_argument("--int8", action="store_true")

@@ -18,7 +18,7 @@ from tests.conftest import ROOT
 from waste_vision.cli import main
 from waste_vision.recorder import read_jsonl
 
-DEMO = ROOT / "assets" / "demo.mp4"
+DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 frames
 
 
 def _props(path):
@@ -68,7 +68,7 @@ def test_output_matches_input_and_log_has_every_frame(short_clip, tmp_path, caps
 def test_items_mode_verdicts_regions_and_summary_on_the_scene_clip(tmp_path, capsys):
     """The default: items found against the empty table; "empty" frames have no region;
     the summary counts each of the clip's seven items once (file and stdout alike)."""
-    clip = ROOT / "assets" / "scene.mp4"
+    clip = ROOT / "assets" / "demo.mp4"
     out, log, summary = tmp_path / "s.mp4", tmp_path / "s.jsonl", tmp_path / "sum.json"
     assert main(["annotate", str(clip), "-o", str(out), "--jsonl", str(log),
                  "--summary", str(summary), "--max-frames", "330"]) == 0
@@ -77,7 +77,7 @@ def test_items_mode_verdicts_regions_and_summary_on_the_scene_clip(tmp_path, cap
     assert printed == written and set(written) == {"tally", "items"}
     lines = read_jsonl(log)
     assert len(lines) == 330
-    truth = [json.loads(t) for t in (ROOT / "assets" / "scene_truth.jsonl")
+    truth = [json.loads(t) for t in (ROOT / "assets" / "demo_truth.jsonl")
              .read_text().splitlines()[:330]]
     empty = [line for line, t in zip(lines, truth) if not t["items"]]
     assert sum(line["verdict"] == "empty" for line in empty) >= 0.97 * len(empty)

@@ -19,7 +19,7 @@ from tests.test_recorder import pyav_frames
 from waste_vision.cli import main
 from waste_vision.recorder import probe, read_jsonl
 
-DEMO = ROOT / "assets" / "demo.mp4"
+DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 frames
 STREAM_SIZE = (320, 180)
 
 

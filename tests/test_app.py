@@ -21,7 +21,7 @@ from waste_vision.cascade import Cascade
 from waste_vision.images import read_rgb
 from waste_vision.sources import SourceStatus, StatusEvent
 
-DEMO = ROOT / "assets" / "demo.mp4"
+DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 frames
 SAMPLES = ROOT / "assets" / "samples"
 FRAME_WAIT_MS = 15_000  # first frame: generous, the CPU is shared with training jobs
 
@@ -67,6 +67,9 @@ def settings(tmp_path):
     qsettings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     app_settings = AppSettings(qsettings)
     app_settings.recording_folder = tmp_path / "videos"
+    # the slideshow fixture fills the frame with one photo after another: whole-frame
+    # classification (item finding is tested on the demo clip, with it switched on)
+    app_settings.find_items = False
     return app_settings
 
 
@@ -120,7 +123,8 @@ def test_no_camera_falls_back_to_the_looping_demo_with_a_notice(make_window, qtb
     assert window.cameras == []
     assert window._is_demo(window.current_spec)
     assert window.notice.isVisible() and window.notice.text() == DEMO_NOTICE
-    assert [a.text() for a in window.camera_menu.actions()] == ["No camera found"]
+    texts = [a.text() for a in window.camera_menu.actions()]
+    assert texts[0] == "No camera found" and texts[-1] == "Resolution"
     assert window.session._run.source.loop is True
     assert window.settings.last_source is None  # the fallback is not remembered as a choice
 
@@ -559,8 +563,10 @@ def test_scene_clip_finds_items_says_nothing_there_and_counts(make_window, qtbot
     """Item finding (the default): the empty table reads "nothing there", items are counted
     once each as they are found (the scene clip's first item arrives at 2 s)."""
     window = make_window()
-    assert window.act_find_items.isChecked()
-    window.open_source(str(ROOT / "assets" / "scene.mp4"))
+    assert not window.act_find_items.isChecked()  # the fixture's settings
+    window.act_find_items.trigger()
+    assert window.session.mode == "items" and window.settings.find_items
+    window.open_source(str(ROOT / "assets" / "demo.mp4"))
     qtbot.waitUntil(lambda: window.panel.verdict.text() == "NOTHING THERE", timeout=10_000)
     qtbot.waitUntil(lambda: window.tally.total >= 1, timeout=15_000)
     assert window.panel.verdict.text() not in ("NOTHING THERE", "LEARNING")

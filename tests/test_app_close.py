@@ -16,7 +16,7 @@ from waste_vision.app.window import MainWindow
 from waste_vision.cascade import Cascade
 from waste_vision.sinks import RecordingSink
 
-DEMO = ROOT / "assets" / "demo.mp4"
+DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 frames
 GUI_BLOCK_LIMIT_S = 0.1
 
 

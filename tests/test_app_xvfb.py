@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import ROOT
 from waste_vision.annotators import CLASS_COLOURS
 
-DEMO = ROOT / "assets" / "demo.mp4"
+DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 frames
 PANEL_WIDTH = 340  # waste_vision.app.panel.PANEL_WIDTH
 
 

@@ -96,7 +96,7 @@ def test_keras_backend_says_it_is_unavailable(bundle, tmp_path):
 def test_annotate_demo_clip(bundle, tmp_path):
     import cv2
 
-    clip = ROOT / "assets" / "demo.mp4"
+    clip = ROOT / "tests" / "fixtures" / "slideshow.mp4"
     r = _run(bundle, "annotate", clip, "-o", tmp_path / "out.mp4", "--jsonl",
              tmp_path / "out.jsonl", cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -91,14 +91,14 @@ def test_mismatched_and_corrupt_models_exit_2(tmp_path, models_dir, capsys):
     err = capsys.readouterr().err
     assert "lists 3 labels but its model has 5 outputs" in err and len(err.splitlines()) == 1
     (models / "cascade.json").write_text("{]")
-    assert main(["annotate", str(ROOT / "assets" / "demo.mp4"), "-o", str(tmp_path / "o.mp4"),
+    assert main(["annotate", str(ROOT / "tests" / "fixtures" / "slideshow.mp4"), "-o", str(tmp_path / "o.mp4"),
                  "--models", str(models)]) == 2
     assert "not valid JSON" in capsys.readouterr().err
 
 
 def test_video_cut_in_half_is_a_clear_error(tmp_path, capsys):
     cut = tmp_path / "half.mp4"
-    data = (ROOT / "assets" / "demo.mp4").read_bytes()
+    data = (ROOT / "tests" / "fixtures" / "slideshow.mp4").read_bytes()
     cut.write_bytes(data[: len(data) // 2])
     code = main(["annotate", str(cut), "-o", str(tmp_path / "out.mp4")])
     err = capsys.readouterr().err

@@ -12,7 +12,7 @@ from waste_vision.cli import main
 from waste_vision.pipeline import FrameClassifier, Pipeline, RateMeter
 from waste_vision.sources import Buffering, FileSource
 
-DEMO = ROOT / "assets" / "demo.mp4"
+DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 frames
 
 
 class SlowClassifier(FrameClassifier):

@@ -161,8 +161,8 @@ def test_an_item_never_sure_is_not_counted():
 def scene_report():
     from benchmarks.scene_eval import run
 
-    clip = ROOT / "assets" / "scene.mp4"
-    return run(clip, clip.with_name("scene_truth.jsonl"))
+    clip = ROOT / "assets" / "demo.mp4"
+    return run(clip, clip.with_name("demo_truth.jsonl"))
 
 
 def test_scene_clip_empty_and_item_frames(scene_report):

@@ -18,7 +18,7 @@ wide: ~1 ms a frame at 720p). Each later frame is compared with it:
 Why not OpenCV's MOG2/KNN subtractors: they learn everything that stays still long enough
 into the background (an item left for a minute disappears) unless learning is stopped,
 and then they no longer follow the light. The parameters were chosen by measurement on the
-clip with truth (``tools/make_scene_clip.py``; figures in the README).
+clip with truth (``tools/make_demo_clip.py``, ``benchmarks/scene_eval.py``; figures in the README).
 """
 
 from __future__ import annotations

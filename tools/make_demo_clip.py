@@ -55,8 +55,8 @@ SCHEDULE = [
     ("paper", "garbage12", "paper", "left", 12.5, 17.0, 380, 360),
     ("plastic", "trashnet", "plastic", "right", 12.5, 17.0, 900, 380),
     ("metal", "garbage12", "metal", "bottom", 19.0, 22.5, 660, 350),
-    ("cardboard", "trashnet", "cardboard", "right", 24.5, 28.0, 420, 370),
-    ("organic", "garbage12", "organic", "left", 24.8, 28.3, 880, 340),
+    ("cardboard", "trashnet", "cardboard", "left", 24.5, 28.0, 420, 370),
+    ("organic", "garbage12", "organic", "right", 24.8, 28.3, 880, 340),
 ]
 
 
@@ -150,8 +150,9 @@ def main(shared: Path, trashnet: Path, garbage12: Path,
     for packet in stream.encode():
         container.mux(packet)
     container.close()
-    out.with_name(out.stem + "_truth.jsonl").write_text("\n".join(truth_lines) + "\n")
-    print(f"wrote {out} ({FPS * SECONDS} frames) and {out.with_name(out.stem + "_truth.jsonl")}")
+    truth_path = out.with_name(out.stem + "_truth.jsonl")
+    truth_path.write_text("\n".join(truth_lines) + "\n")
+    print(f"wrote {out} ({FPS * SECONDS} frames) and {truth_path}")
 
 
 if __name__ == "__main__":

@@ -222,6 +222,9 @@ def update_manifest(models: Path) -> Path | None:
         manifest["fused"] = {"tflite": fused.name, "outputs": ["stage1", "stage2"]}
     path = models / "cascade.json"
     old = json.loads(path.read_text()) if path.exists() else {}
+    for key in ("decision", "fused_int8"):  # chosen or made after training: kept
+        if key in old and (key != "fused_int8" or (models / old[key]["tflite"]).exists()):
+            manifest[key] = old[key]
     for new, prev in zip(entries, old.get("stages", [])):
         # keep test figures recorded by 'evaluate' for an unchanged model
         if prev.get("metrics", {}).get("val_accuracy") == new["metrics"]["val_accuracy"]:

@@ -60,7 +60,7 @@ def test_rate_meter():
 def test_bench_runs_and_reports(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "--runs", "5", "--live-seconds", "1", "--original-frames", "3",
-                 "--json", str(out)]) == 0
+                 "--clip", str(DEMO), "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["annotate"]["frames"] == 360
     assert r["original_loop"]["frames"] == 3
@@ -70,3 +70,7 @@ def test_bench_runs_and_reports(tmp_path, capsys):
     assert r["annotate_vs_original"] > 1 and r["annotate_int8_vs_original"] > 1
     printed = capsys.readouterr().out
     assert "original loop" in printed and "annotate --int8" in printed
+    regions = r["regions"]
+    assert {"two_zones", "two_tracked", "items"} <= set(regions)
+    assert all(regions[k]["frames"] == 360 for k in ("two_zones", "two_tracked", "items"))
+    assert r["live_items_explain"]["classified_fps"] > 0

@@ -479,3 +479,49 @@ def test_a_stream_that_does_not_answer_is_refused_within_its_timeout():
         with pytest.raises(UserError, match=r"no answer within 1.5 s"):
             source.start()
         assert time.monotonic() - start < 5
+
+
+def test_a_camera_is_asked_for_its_size_and_rate_and_says_what_it_granted(monkeypatch):
+    """The driver's default is often 640x480: the size and rate asked for are set before the
+    first frame, and what the camera granted (here it can only do 1280x720 at 25) is what the
+    source reports (the window's status bar shows its name)."""
+    import cv2
+
+    from waste_vision import sources as sources_module
+    from waste_vision.sources import CameraSource, parse_camera_size
+
+    class FakeCamera:
+        def __init__(self, index):
+            self.index, self.props = index, {cv2.CAP_PROP_FRAME_WIDTH: 640,
+                                             cv2.CAP_PROP_FRAME_HEIGHT: 480,
+                                             cv2.CAP_PROP_FPS: 30.0}
+            self.asked = {}
+
+        def isOpened(self):
+            return True
+
+        def set(self, prop, value):
+            self.asked[prop] = value
+            limits = {cv2.CAP_PROP_FRAME_WIDTH: 1280, cv2.CAP_PROP_FRAME_HEIGHT: 720,
+                      cv2.CAP_PROP_FPS: 25.0}
+            if prop in limits:
+                self.props[prop] = min(value, limits[prop])
+            return True
+
+        def get(self, prop):
+            return self.props.get(prop, 0)
+
+    made = []
+    monkeypatch.setattr(sources_module.cv2, "VideoCapture",
+                        lambda index: made.append(FakeCamera(index)) or made[-1])
+    source = CameraSource(3, parse_camera_size("1920x1080"), 60)
+    cap = source._open_camera()
+    assert cap.index == 3
+    assert cap.asked[cv2.CAP_PROP_FRAME_WIDTH] == 1920 and cap.asked[cv2.CAP_PROP_FPS] == 60
+    assert source.granted == (1280, 720, 25.0)
+    assert source.name == "camera 3 (1280x720 @ 25 fps)"
+    plain = CameraSource(0)
+    plain._open_camera()
+    assert made[-1].asked == {}  # nothing asked: the driver's default stays
+    with pytest.raises(UserError, match="WIDTHxHEIGHT"):
+        parse_camera_size("big")

@@ -112,6 +112,7 @@ def run_app(args) -> int:
         window.session.shutdown()  # no-op when the window closed normally
 
     stats = window.session.stats.as_json()
+    stats["tally"] = dict(sorted(window.tally.counts.items()))  # as annotate --summary counts
     if args.stats_json is not None:
         Path(args.stats_json).expanduser().write_text(json.dumps(stats, indent=2) + "\n")
     p50, p95 = stats["latency_ms_p50"], stats["latency_ms_p95"]

@@ -229,6 +229,10 @@ class MainWindow(QMainWindow):
                                       tip="Back to the model's calibrated thresholds")
         self.act_reset_tally = a("Reset tally", "Ctrl+Shift+T", self.reset_tally,
                                  tip="Set every count back to zero")
+        self.act_undo_reset_tally = a("Undo reset tally", "Ctrl+Z", self.undo_reset_tally,
+                                      tip="Bring back the counts the last reset cleared")
+        self.act_undo_reset_tally.setEnabled(False)
+        self._tally_before_reset: dict = {}
         self.act_export_tally = a("Export tally…", "Ctrl+E", self.export_tally,
                                   tip="Save the counts as a CSV file")
         self.act_fullscreen = a("Full screen", "F11", self.toggle_fullscreen, checkable=True)
@@ -274,6 +278,7 @@ class MainWindow(QMainWindow):
             thresholds.addAction(act)
         tally = bar.addMenu("T&ally")
         tally.addAction(self.act_reset_tally)
+        tally.addAction(self.act_undo_reset_tally)
         tally.addAction(self.act_export_tally)
         view = bar.addMenu("&View")
         view.addAction(self.act_fullscreen)
@@ -760,7 +765,18 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Thresholds back to the model's", 5000)
 
     def reset_tally(self) -> None:
+        self._tally_before_reset = dict(self.tally.counts)
         self.tally.reset()
+        self.panel.show_tally(self.tally.rows(), self.tally.total)
+        self.act_undo_reset_tally.setEnabled(bool(self._tally_before_reset))
+        self.statusBar().showMessage("Tally reset (Ctrl+Z brings the counts back)", 10000)
+
+    def undo_reset_tally(self) -> None:
+        """The counts from before the last reset, plus anything counted since."""
+        for label, n in self._tally_before_reset.items():
+            self.tally.counts[label] += n
+        self._tally_before_reset = {}
+        self.act_undo_reset_tally.setEnabled(False)
         self.panel.show_tally(self.tally.rows(), self.tally.total)
 
     def export_tally(self) -> None:

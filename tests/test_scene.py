@@ -174,3 +174,12 @@ def test_scene_clip_items_found_and_counted(scene_report):
     assert scene_report["items_found_iou50"] >= 0.93, scene_report
     assert scene_report["label_accuracy_of_found"] >= 0.8, scene_report
     assert sum(scene_report["tally"].values()) == sum(scene_report["truth_tally"].values())
+
+
+def test_a_looping_file_starts_its_items_afresh():
+    """A file that loops starts its clock again: items of the last pass are over, and the
+    same item in the next pass is counted again."""
+    tracker = ItemTracker()
+    feed(tracker, 2, [((100, 100, 80, 80), "glass")], t0=10.0)
+    feed(tracker, 2, [((100, 100, 80, 80), "glass")], t0=0.0)  # the file started again
+    assert tracker.tally == {"glass": 2}

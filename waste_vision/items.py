@@ -69,6 +69,9 @@ class ItemTracker:
         """
         ids: list[int] = []
         counted: list[str] = []
+        if any(t < item.last_t for item in self.present):  # the clock went back: a file looped
+            self.finished += self.present
+            self.present = []
         unmatched = list(self.present)
         for box, label in found:
             best = max(unmatched, key=lambda it: iou(it.box, box), default=None)

@@ -105,14 +105,14 @@ class FrameClassifier:
         crops = [crop(image, b) for b in boxes]
         results = self.cascade.classify_many(crops, self.all_stages)
         counted: list[str] = []
+        # a file's own clock, so a clip counts the same at any processing speed
+        t = frame.position_s if frame.position_s is not None else frame.timestamp
         if mode == "items":
-            # a file's own clock, so a clip counts the same at any processing speed
-            t = frame.position_s if frame.position_s is not None else frame.timestamp
             ids, counted = self.tracker.update(
                 t, [(b, r.label) for b, r in zip(boxes, results)])
         else:
             largest = max(zip(boxes, results), key=lambda br: br[0][2] * br[0][3], default=None)
-            said = self.verdicts.update(largest[1].label if largest else None, frame.timestamp)
+            said = self.verdicts.update(largest[1].label if largest else None, t)
             counted = [said] if said else []
         self.counts.update(counted)
         keys = [(kind, ids[i] if ids else i) for i in range(len(boxes))]

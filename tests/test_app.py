@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import shutil
 import time
+from pathlib import Path
 
 import cv2
 import pytest
@@ -159,7 +160,8 @@ def test_record_toggle_writes_a_playable_file(make_window, qtbot, settings):
         window.act_record.trigger()
     path = started.args[0]
     assert path.startswith(str(settings.recording_folder)) and path.endswith(".mp4")
-    assert window.recording_label.isVisible() and path in window.recording_label.text()
+    assert window.recording_label.isVisible() and Path(path).name in window.recording_label.text()
+    assert window.recording_label.toolTip() == path
     qtbot.wait(1200)
     with qtbot.waitSignal(window.session.recordingFinished, timeout=20_000) as finished:
         window.act_record.trigger()

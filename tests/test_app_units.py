@@ -114,6 +114,10 @@ def test_region_edits_wait_for_the_pipeline_instead_of_blocking_the_gui():
     regions.remove_at(120, 30)  # the newest region under the point goes
     assert [r.box for r in regions.regions] == [(10, 10, 50, 50)]
     regions.remove_at(199, 99)  # no region there: nothing happens
+    regions.toggle_tracking_at(20, 20)  # a double-click on it: this region follows its item
+    assert regions.regions[0].track and regions.tracking
+    regions.toggle_tracking_at(20, 20)
+    assert not regions.regions[0].track and not regions.tracking
     regions.clear()
     assert regions.regions == []
 

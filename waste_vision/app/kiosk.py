@@ -22,7 +22,7 @@ MAX_DELAY_S = 30.0
 def public_notice(spec: str | None, kind: str) -> str:
     """What a passer-by reads when the video stops: plain words, no paths or error codes
     (the details stay in the log)."""
-    from waste_vision.app.window import is_camera, is_stream
+    from waste_vision.app.source_policy import is_camera, is_stream
 
     if kind == "ended":
         return "Starting again…"

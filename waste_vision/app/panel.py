@@ -64,13 +64,23 @@ class ProbabilityBar(QWidget):
         font = p.font()
         font.setBold(self.highlight)
         p.setFont(font)
-        on_fill = self.highlight and self.value is not None and self.value > 0.5
-        p.setPen(_qcolour(text_colour_on(colour_for(self.label))) if on_fill
-                 else QColor(250, 250, 250))
+        # text over the filled part takes the fill's contrast colour, over the empty part
+        # white: each character stays readable wherever the bar ends (drawn twice, clipped)
+        filled = r.width() * max(0.0, min(self.value or 0.0, 1.0))
+        fill_colour = colour if self.highlight else colour.darker(160)
+        on_fill_pen = _qcolour(text_colour_on(tuple(fill_colour.getRgb()[:3])))
         text = "—" if self.value is None else f"{self.value:.2f}"
         inner = r.adjusted(6, 0, -6, 0)
-        p.drawText(inner, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, self.label)
-        p.drawText(inner, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, text)
+        for clip, pen in ((QRectF(r.x(), r.y(), filled, r.height()), on_fill_pen),
+                          (QRectF(r.x() + filled, r.y(), r.width() - filled, r.height()),
+                           QColor(250, 250, 250))):
+            if clip.width() <= 0:
+                continue
+            p.setClipRect(clip)
+            p.setPen(pen)
+            p.drawText(inner, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                       self.label)
+            p.drawText(inner, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, text)
         p.end()
 
 
@@ -137,6 +147,7 @@ class Panel(QWidget):
         self.detail = QLabel("waiting for video")
         self.detail.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.detail.setWordWrap(True)
+        self.detail.setFixedHeight(2 * self.detail.fontMetrics().lineSpacing() + 6)
         outer.addWidget(self.verdict)
         outer.addWidget(self.detail)
 
@@ -223,6 +234,8 @@ class Panel(QWidget):
         detail = QFont(self.font())
         detail.setPointSize(16 if kiosk else 10)
         self.detail.setFont(detail)
+        # two lines always reserved: a subtitle that wraps does not make the panel jump
+        self.detail.setFixedHeight(2 * self.detail.fontMetrics().lineSpacing() + 6)
         self._fit_verdict(self.verdict.text())
         self.thresholds_box.setVisible(not kiosk)
         self.reset_button.setVisible(not kiosk)

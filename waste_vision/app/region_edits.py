@@ -49,6 +49,18 @@ class LiveRegionSet(RegionSet):
                     return
         self._edit(remove)
 
+    def toggle_tracking_at(self, x: float, y: float) -> None:
+        """The newest region holding (x, y) starts or stops following its item."""
+        def toggle():
+            for zone in reversed(self.regions):
+                bx, by, bw, bh = zone.box or zone.home
+                if bx <= x < bx + bw and by <= y < by + bh:
+                    zone.track, zone.missing = not zone.track, 0
+                    if not zone.track:
+                        zone.box = zone.home
+                    return
+        self._edit(toggle)
+
     def boxes(self, image: np.ndarray, found: list[Box] | None = None) -> list[Box]:
         with self._lock:
             self._apply()

@@ -43,6 +43,7 @@ def widget_to_frame(point: QPointF, target: QRectF,
 class VideoWidget(QWidget):
     regionDrawn = Signal(tuple)  # (x, y, w, h) in frame pixels
     regionRemoveRequested = Signal(float, float)  # a point in frame pixels
+    regionTrackToggled = Signal(float, float)  # frame pixels: a double-click there
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -142,6 +143,16 @@ class VideoWidget(QWidget):
             self._drag = (pos, pos)
         elif event.button() == Qt.MouseButton.RightButton:
             self.regionRemoveRequested.emit(*widget_to_frame(pos, target, self.frame_size))
+        event.accept()
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        """Double-click a region: it starts or stops following its item."""
+        pos = event.position()
+        target = self._inside(pos)
+        if target is None or event.button() != Qt.MouseButton.LeftButton:
+            return super().mouseDoubleClickEvent(event)
+        self._drag = None
+        self.regionTrackToggled.emit(*widget_to_frame(pos, target, self.frame_size))
         event.accept()
 
     def mouseMoveEvent(self, event) -> None:

@@ -23,7 +23,9 @@ from PySide6.QtWidgets import (QApplication, QDialog, QFileDialog, QHBoxLayout, 
 
 from waste_vision.app.bridge import Delivery
 from waste_vision.app.panel import PANEL_WIDTH, Panel
+from waste_vision.app import source_policy
 from waste_vision.app.region_edits import LiveRegionSet
+from waste_vision.app.source_policy import is_camera, is_stream
 from waste_vision.app.session import LiveSession
 from waste_vision.app.settings import AppSettings
 from waste_vision.app.stats import StallMeter
@@ -32,7 +34,7 @@ from waste_vision.app.tuning import backend_text
 from waste_vision.app.video_widget import VideoWidget
 from waste_vision.cascade import Cascade
 from waste_vision.resources import default_assets_dir
-from waste_vision.sources import STREAM_PREFIXES, SourceStatus
+from waste_vision.sources import SourceStatus
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +67,6 @@ def apply_theme(app: QApplication) -> None:
     for which in (role.Text, role.ButtonText, role.WindowText):
         palette.setColor(QPalette.ColorGroup.Disabled, which, QColor(128, 128, 128))
     app.setPalette(palette)
-
-
-def is_camera(spec: str | None) -> bool:
-    return spec is not None and spec.strip().isdigit()
-
-
-def is_stream(spec: str | None) -> bool:
-    return spec is not None and spec.strip().lower().startswith(STREAM_PREFIXES)
 
 
 class MainWindow(QMainWindow):
@@ -308,6 +302,14 @@ class MainWindow(QMainWindow):
         self.toolbar.addAction(self.act_explain)
         self.toolbar.addAction(self.act_clear_regions)
         self.addToolBar(self.toolbar)
+        # Start/Stop and Record/Stop recording change their text: fixed widths keep the
+        # toolbar from shifting under the pointer
+        metrics = self.toolbar.fontMetrics()
+        for act, texts in ((self.act_start, ("Start", "Stop")),
+                           (self.act_record, ("Record", "Stop recording"))):
+            button = self.toolbar.widgetForAction(act)
+            if button is not None:
+                button.setFixedWidth(max(metrics.horizontalAdvance(t) for t in texts) + 20)
 
     def _build_status_bar(self) -> None:
         status = self.statusBar()
@@ -335,6 +337,7 @@ class MainWindow(QMainWindow):
         self.video.on_resized = self._on_video_resized
         self.video.regionDrawn.connect(self._on_region_drawn)
         self.video.regionRemoveRequested.connect(self._on_region_remove)
+        self.video.regionTrackToggled.connect(self._on_region_track_toggled)
         self.panel.stage1_slider.valueChanged.connect(self._on_stage1_threshold)
         self.panel.uncertain_slider.valueChanged.connect(self._on_uncertain_threshold)
         self.ui_timer = QTimer(self)
@@ -364,18 +367,11 @@ class MainWindow(QMainWindow):
         the two never open the same device at once).
         """
         self.session.probe_cameras(self._camera_probe)
-        if spec is None:
-            last = self.settings.last_source
-            reachable = last and (is_stream(last) or Path(last).expanduser().exists())
-            if last and not is_camera(last) and reachable:
-                spec = last
-            elif last and is_camera(last):
-                self._initial = (last,)
-                return
-        if spec is not None and not is_camera(spec):
-            self.open_source(spec)
+        choice = source_policy.at_launch(spec, self.settings.last_source)
+        if choice.action == "open":
+            self.open_source(choice.spec)
         else:
-            self._initial = (spec,)
+            self._initial = (choice.spec,)
 
     def open_source(self, spec, *, notice: str = "", remember: bool = True,
                     notice_error: bool = False) -> None:
@@ -400,7 +396,7 @@ class MainWindow(QMainWindow):
             self.kiosk_controller.cancel_restart()
         self.session.start(spec, loop=loop)
         self.video.placeholder = f"Opening {spec}…"
-        self.statusBar().showMessage(f"Opening {spec}…")
+        self.show_status(f"Opening {spec}…")
         self._update_run_actions()
 
     def play_demo(self, *, notice: str = "", remember: bool = True) -> None:
@@ -424,7 +420,7 @@ class MainWindow(QMainWindow):
     def toggle_running(self) -> None:
         if self.session.active:
             self.session.stop()
-            self.statusBar().showMessage("Stopping…")
+            self.show_status("Stopping…")
         elif self.current_spec is not None:
             self.open_source(self.current_spec, notice=self.notice_text, remember=False,
                              notice_error=self.notice_error)
@@ -488,16 +484,15 @@ class MainWindow(QMainWindow):
             act.setChecked(size == asked)
             act.triggered.connect(lambda _=False, sz=size: self.set_camera_size(sz))
         if self._initial is not None:
-            (spec,) = self._initial
+            (wanted,) = self._initial
             self._initial = None
+            spec = source_policy.after_probe(wanted, self.cameras)
             if spec is not None:
                 self.open_source(spec)
-            elif self.cameras:
-                self.open_source(str(self.cameras[0]))
             else:
                 self.play_demo(notice=KIOSK_DEMO_NOTICE if self.kiosk else DEMO_NOTICE,
                                remember=False)
-                self.statusBar().showMessage("No camera found: playing the demo clip", 10000)
+                self.show_status("No camera found: playing the demo clip", 10000)
 
     # -- run events -----------------------------------------------------------------------------
 
@@ -506,7 +501,7 @@ class MainWindow(QMainWindow):
             return
         self.source_name = name
         self.video.placeholder = f"Waiting for {name}…"
-        self.statusBar().showMessage(f"Playing {name}", 5000)
+        self.show_status(f"Playing {name}", 5000)
         self.setWindowTitle(name)  # Qt appends the application's display name
         self._update_run_actions()
 
@@ -521,13 +516,13 @@ class MainWindow(QMainWindow):
         elif self.video.delivery is None:
             self.video.clear(NO_SOURCE)
         if kind in ("failed", "error"):
-            self.statusBar().showMessage(message)
+            self.show_status(message)
             self.show_problem("Cannot play this source" if kind == "failed"
                               else "Classification stopped", message)
         elif kind == "ended":
-            self.statusBar().showMessage(f"{message}. Press Space to play it again.")
+            self.show_status(f"{message}. Press Space to play it again.")
         else:
-            self.statusBar().showMessage("Stopped. Press Space to start.")
+            self.show_status("Stopped. Press Space to start.")
 
     def _on_source_status(self, run_id: int, event) -> None:
         if run_id != self.session.current_id or self._closing:
@@ -537,16 +532,16 @@ class MainWindow(QMainWindow):
             what = "Camera" if is_camera(self.current_spec) else "Stream" \
                 if is_stream(self.current_spec) else "Source"
             self._reconnecting = True
-            self.statusBar().showMessage(f"{what} lost, reconnecting: {event.message}")
+            self.show_status(f"{what} lost, reconnecting: {event.message}")
             if self.kiosk:
                 self.set_notice(f"{what} lost, reconnecting…", error=True)
         elif status is SourceStatus.RUNNING and self._reconnecting:
             self._reconnecting = False
-            self.statusBar().showMessage(f"Reconnected: {event.message}", 10000)
+            self.show_status(f"Reconnected: {event.message}", 10000)
             if self.kiosk:
                 self.set_notice("")
         elif status not in (SourceStatus.ENDED, SourceStatus.FAILED):
-            self.statusBar().showMessage(event.message, 10000)
+            self.show_status(event.message, 10000)
 
     def _on_frame_ready(self) -> None:
         delivery = self.bridge.take()
@@ -608,7 +603,7 @@ class MainWindow(QMainWindow):
         if self._recording_path is not None:
             seconds = int(now - self._recording_since)
             self.recording_label.setText(f"● REC {seconds // 60:02d}:{seconds % 60:02d} → "
-                                         f"{self._recording_path}")
+                                         f"{Path(self._recording_path).name}")
             if self.session.recording_error():
                 self.session.stop_recording()  # recordingFinished brings the error
         drawn = len(self.regions.regions)
@@ -631,12 +626,12 @@ class MainWindow(QMainWindow):
         if self._recording_path is not None or self._recording_asked:
             self._recording_asked = False
             self.session.stop_recording()
-            self.statusBar().showMessage("Finishing the recording…")
+            self.show_status("Finishing the recording…")
         else:
             self._recording_asked = True
             folder = self.settings.recording_folder
             self.session.start_recording(folder)
-            self.statusBar().showMessage(f"Starting a recording in {folder}…")
+            self.show_status(f"Starting a recording in {folder}…")
         self.act_record.setChecked(self._recording_asked)
 
     @property
@@ -649,8 +644,9 @@ class MainWindow(QMainWindow):
         self.act_record.setChecked(True)
         self.act_record.setText("Stop recording")
         self.recording_label.setVisible(True)
-        self.recording_label.setText(f"● REC 00:00 → {path}")
-        self.statusBar().showMessage(f"Recording to {path}", 5000)
+        self.recording_label.setText(f"● REC 00:00 → {Path(path).name}")
+        self.recording_label.setToolTip(path)  # the name in the bar, the whole path here
+        self.show_status(f"Recording to {path}", 5000)
 
     def _on_recording_finished(self, path: str, error: str) -> None:
         self._recording_path = None
@@ -663,7 +659,7 @@ class MainWindow(QMainWindow):
             kept = f"\n\nWhat was recorded before that is in {path}." if path else ""
             self.show_problem("Recording failed", f"{error}{kept}")
         elif path:
-            self.statusBar().showMessage(f"Recording saved to {path}", 15000)
+            self.show_status(f"Recording saved to {path}", 15000)
         self.last_recording = path or None
 
     def ask_recording_folder(self) -> None:
@@ -671,12 +667,12 @@ class MainWindow(QMainWindow):
                                                   str(self.settings.recording_folder))
         if folder:
             self.settings.recording_folder = Path(folder)
-            self.statusBar().showMessage(f"Recordings and snapshots go to {folder}", 5000)
+            self.show_status(f"Recordings and snapshots go to {folder}", 5000)
 
     def snapshot(self) -> None:
         delivery = self.video.delivery
         if delivery is None:
-            self.statusBar().showMessage("No picture to save yet", 5000)
+            self.show_status("No picture to save yet", 5000)
             return
         self.session.save_snapshot(delivery.annotated, self.settings.recording_folder)
 
@@ -685,7 +681,7 @@ class MainWindow(QMainWindow):
             self.show_problem("Snapshot not saved", error)
         else:
             self.last_snapshot = path
-            self.statusBar().showMessage(f"Snapshot saved to {path}", 10000)
+            self.show_status(f"Snapshot saved to {path}", 10000)
 
     # -- regions, thresholds, tally -----------------------------------------------------------
 
@@ -694,18 +690,22 @@ class MainWindow(QMainWindow):
         self.regions.add(tuple(int(v) for v in box), track)
         self.session.break_item()
         what = "follows its item" if track else "stays where drawn"
-        self.statusBar().showMessage(f"Region added at {box}: it {what} (right-click it to "
-                                     "remove; T switches following)", 5000)
+        self.show_status(f"Region added at {box}: it {what} (right-click removes it, "
+                         "double-click switches following; T: all regions)", 5000)
 
     def set_track_regions(self, checked: bool) -> None:
         self.regions.set_tracking(checked)
-        self.statusBar().showMessage(
+        self.show_status(
             "Regions follow their items (and return where drawn when the item leaves)"
             if checked else "Regions stay where they were drawn", 5000)
 
     def _on_region_remove(self, x: float, y: float) -> None:
         self.regions.remove_at(x, y)
         self.session.break_item()
+
+    def _on_region_track_toggled(self, x: float, y: float) -> None:
+        self.regions.toggle_tracking_at(x, y)
+        self.show_status("Region switched between following its item and staying put", 5000)
 
     def regions_remove_last(self) -> None:
         self.regions.remove_last()
@@ -716,7 +716,7 @@ class MainWindow(QMainWindow):
         self.session.break_item()
         what = ("items are found by themselves again" if self.act_find_items.isChecked()
                 else "the whole frame is classified")
-        self.statusBar().showMessage(f"Regions cleared: {what}", 5000)
+        self.show_status(f"Regions cleared: {what}", 5000)
 
     def show_staff_figures(self, shown: bool) -> None:
         self.panel.show_figures(shown)
@@ -736,12 +736,12 @@ class MainWindow(QMainWindow):
         self.session.set_mode("items" if checked else "frame")
         self.settings.find_items = checked
         self.session.break_item()
-        self.statusBar().showMessage(
+        self.show_status(
             "Finding items on the table" if checked else "Classifying the whole frame", 5000)
 
     def learn_empty_scene(self) -> None:
         self.session.relearn_empty_scene()
-        self.statusBar().showMessage("Learning the empty table: keep the view clear for a "
+        self.show_status("Learning the empty table: keep the view clear for a "
                                      "moment", 5000)
 
     def _show_rule(self, rule) -> None:
@@ -762,14 +762,14 @@ class MainWindow(QMainWindow):
         self._show_rule(self.cascade.reset_thresholds())
         self.settings.set_threshold("stage1", None)
         self.settings.set_threshold("uncertain", None)
-        self.statusBar().showMessage("Thresholds back to the model's", 5000)
+        self.show_status("Thresholds back to the model's", 5000)
 
     def reset_tally(self) -> None:
         self._tally_before_reset = dict(self.tally.counts)
         self.tally.reset()
         self.panel.show_tally(self.tally.rows(), self.tally.total)
         self.act_undo_reset_tally.setEnabled(bool(self._tally_before_reset))
-        self.statusBar().showMessage("Tally reset (Ctrl+Z brings the counts back)", 10000)
+        self.show_status("Tally reset (Ctrl+Z brings the counts back)", 10000)
 
     def undo_reset_tally(self) -> None:
         """The counts from before the last reset, plus anything counted since."""
@@ -793,9 +793,26 @@ class MainWindow(QMainWindow):
             self.show_problem("Tally not exported", f"cannot write {path} "
                               f"({exc.strerror or exc}); choose another file or folder")
             return
-        self.statusBar().showMessage(f"Tally saved to {path}", 10000)
+        self.show_status(f"Tally saved to {path}", 10000)
 
     # -- messages -----------------------------------------------------------------------------
+
+    def show_status(self, text: str, timeout_ms: int = 0) -> None:
+        """A status-bar message that never ends mid-word: too long for the room left by the
+        permanent labels, it is cut at a word with "…" (the whole text in the tooltip)."""
+        bar = self.statusBar()
+        room = bar.width() - sum(w.width() for w in (self.recording_label, self.regions_label,
+                                                     self.backend_label) if w.isVisible()) - 40
+        room = max(room, 320)  # never fewer words than that: Qt clips the permanent labels
+        metrics = bar.fontMetrics()
+        shown = text
+        if room > 0 and metrics.horizontalAdvance(shown) > room:
+            words = text.split(" ")
+            while len(words) > 1 and metrics.horizontalAdvance(" ".join(words) + " …") > room:
+                words.pop()
+            shown = " ".join(words) + " …"
+        bar.setToolTip(text if shown != text else "")
+        bar.showMessage(shown, timeout_ms)
 
     def set_notice(self, text: str, error: bool = False) -> None:
         self.notice_text, self.notice_error = text, error
@@ -864,7 +881,7 @@ class MainWindow(QMainWindow):
         futures.wait([finishing], timeout=CLOSE_WAIT_S)
         if not finishing.done() and (self._recording_path or self._recording_asked):
             event.ignore()
-            self.statusBar().showMessage("Finishing recording…")
+            self.show_status("Finishing recording…")
             if self.kiosk:  # no status bar there
                 self.set_notice("Finishing recording…")
             self.session.shutdownFinished.connect(self.close, Qt.ConnectionType.QueuedConnection)

@@ -583,3 +583,32 @@ def test_scene_clip_finds_items_says_nothing_there_and_counts(make_window, qtbot
     assert window.session.mode == "frame" and not window.settings.find_items
     qtbot.waitUntil(lambda: window.panel.verdict.text() not in ("NOTHING THERE", "LEARNING"),
                     timeout=5000)
+
+
+def test_a_small_window_narrows_the_panel_and_enlarges_the_overlay_type(make_window, qtbot):
+    window = make_window()
+    window.open_source(str(DEMO))
+    wait_frames(qtbot, window)
+    wide_panel = window.panel.width()
+    labels = window.session.overlay.annotators[2]  # LabelAnnotator
+    assert labels.min_scale == 0.0  # 1280x800: the frame's own sizes read fine
+    window.resize(660, 704)  # the minimum size
+    qtbot.waitUntil(lambda: window.panel.width() < wide_panel, timeout=3000)
+    qtbot.waitUntil(lambda: labels.min_scale > 1.0, timeout=3000)  # type drawn larger
+    shown = window.video.display_size()
+    frame = window.video.frame_size
+    k = min(shown[0] / frame[0], shown[1] / frame[1])
+    assert 1.1 * labels.min_scale * 22 * k >= 13  # label text >= ~13 screen pixels tall
+
+
+def test_long_status_messages_end_at_a_word_with_the_whole_text_in_the_tooltip(make_window):
+    window = make_window()
+    window.resize(700, 704)
+    text = " ".join(f"word{i}" for i in range(80))
+    window.show_status(text)
+    shown = window.statusBar().currentMessage()
+    assert shown.endswith(" …") and text.startswith(shown[:-2]) and len(shown) < len(text)
+    assert shown[:-2].split(" ")[-1] in text.split(" ")  # cut between words, not inside one
+    assert window.statusBar().toolTip() == text
+    window.show_status("short")
+    assert window.statusBar().currentMessage() == "short" and window.statusBar().toolTip() == ""

@@ -578,7 +578,7 @@ class MainWindow(QMainWindow):
         at the size the video is shown (not only at the frame's own size)."""
         if not self.kiosk:
             wide = self.width() >= 1000
-            width = PANEL_WIDTH if wide else max(200, min(PANEL_WIDTH, self.width() // 3))
+            width = PANEL_WIDTH if wide else max(250, min(PANEL_WIDTH, self.width() // 3))
             if self.panel.width() != width:
                 self.panel.setFixedWidth(width)
         frame = self.video.frame_size

@@ -48,7 +48,8 @@ def test_app_on_xvfb_plays_the_demo_and_reports(xvfb, tmp_path):
                XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_RUNTIME_DIR=str(tmp_path))
     stats_path, shot_path = tmp_path / "stats.json", tmp_path / "shot.png"
     done = subprocess.run(
-        [sys.executable, "-m", "waste_vision", "app", "--source", str(DEMO), "--exit-after", "6",
+        [sys.executable, "-m", "waste_vision", "app", "--source", str(DEMO), "--find", "frame",
+         "--exit-after", "6",
          "--stats-json", str(stats_path), "--screenshot", str(shot_path)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr

@@ -250,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--source", default=None, metavar="SPEC",
                      help="camera index, video file, image folder or rtsp:// / http(s):// URL "
                           "(default: the last source, else the first camera, else the demo clip)")
+    app.add_argument("--find", choices=["items", "frame"], default=None,
+                     help="items: find each item on the table; frame: classify the whole "
+                          "frame (default: as last time, items at first)")
     app.add_argument("--camera-size", default=None, metavar="WxH",
                      help="ask cameras for this resolution, e.g. 1280x720 (default: the "
                           "driver's, often 640x480); what was granted shows in the status bar")

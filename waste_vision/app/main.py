@@ -82,6 +82,9 @@ def run_app(args) -> int:
 
     cascade.classify(np.zeros((64, 64, 3), np.uint8))  # warm-up: the first call sets up XNNPACK
     window = MainWindow(cascade, AppSettings(), kiosk=args.kiosk)
+    if args.find is not None:
+        window.act_find_items.setChecked(args.find == "items")
+        window.set_find_items(args.find == "items")
     size = parse_camera_size(args.camera_size) if args.camera_size else None
     if size is not None or args.camera_fps is not None:
         window.session.camera = (size or window.session.camera[0], args.camera_fps)

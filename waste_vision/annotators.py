@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from waste_vision.cascade import UNCERTAIN, CascadeResult
-from waste_vision.frames import Box, FrameResult, RegionResult
+from waste_vision.frames import Box, FrameResult, RegionResult, boxes_overlap
 
 Colour = tuple[int, int, int]  # RGB
 
@@ -127,10 +127,6 @@ class BoxAnnotator:
         return scene
 
 
-def _overlaps(a: Rect, b: Rect) -> bool:
-    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
-
-
 class LabelAnnotator:
     """Final label and score in large type, both stages below, on a filled class-colour tab.
 
@@ -167,11 +163,11 @@ class LabelAnnotator:
         candidates = [_place(x0, y, w, h, shape) for y in (y0 - h, y0, y1 + 1, y1 - h + 1)
                       if 0 <= y <= shape[0] - h]
         for rect in candidates or [_place(x0, y0, w, h, shape)]:
-            if not any(_overlaps(rect, t) for t in taken):
+            if not any(boxes_overlap(rect, t) for t in taken):
                 return rect
         rect = candidates[0] if candidates else _place(x0, y0, w, h, shape)
-        while any(_overlaps(rect, t) for t in taken) and rect[1] + h < shape[0]:
-            below = max(t[1] + t[3] for t in taken if _overlaps(rect, t))
+        while any(boxes_overlap(rect, t) for t in taken) and rect[1] + h < shape[0]:
+            below = max(t[1] + t[3] for t in taken if boxes_overlap(rect, t))
             rect = _place(rect[0], below, w, h, shape)
         return rect
 

@@ -254,12 +254,17 @@ class Cascade:
         rule = self.rule  # one rule for the whole frame, even if a slider moves meanwhile
         if self._fused is not None:
             out1, out2 = self._fused(resize_for_model(rgb, self.stage1.input_size))
-            s1 = _stage_result(self.stage1, out1, rule.stage1_threshold)
-            stage2 = lambda: _stage_result(self.stage2, out2)  # noqa: E731
-        else:
-            s1 = self.run_stage(0, rgb, rule)
-            stage2 = lambda: self.run_stage(1, rgb, rule)  # noqa: E731
-        return decide(rule, s1, stage2() if (s1.label == "recyclable" or all_stages) else None)
+            return self._from_fused(rule, out1, out2, all_stages)
+        s1 = self.run_stage(0, rgb, rule)
+        wanted = s1.label == "recyclable" or all_stages
+        return decide(rule, s1, self.run_stage(1, rgb, rule) if wanted else None)
+
+    def _from_fused(self, rule: DecisionRule, out1: np.ndarray, out2: np.ndarray,
+                    all_stages: bool) -> CascadeResult:
+        """One image's result from the fused model's two outputs."""
+        s1 = _stage_result(self.stage1, out1, rule.stage1_threshold)
+        wanted = s1.label == "recyclable" or all_stages
+        return decide(rule, s1, _stage_result(self.stage2, out2) if wanted else None)
 
     def classify_many(self, images: list[np.ndarray], all_stages: bool = False
                       ) -> list[CascadeResult]:
@@ -270,12 +275,7 @@ class Cascade:
         rule = self.rule
         batch = np.stack([resize_for_model(im, self.stage1.input_size) for im in images])
         out1, out2 = self._fused_batches(batch)
-        results = []
-        for o1, o2 in zip(out1, out2):
-            s1 = _stage_result(self.stage1, o1, rule.stage1_threshold)
-            wanted = s1.label == "recyclable" or all_stages
-            results.append(decide(rule, s1, _stage_result(self.stage2, o2) if wanted else None))
-        return results
+        return [self._from_fused(rule, o1, o2, all_stages) for o1, o2 in zip(out1, out2)]
 
 
 def decide(rule: DecisionRule, s1: StageResult, s2: StageResult | None) -> CascadeResult:

@@ -17,6 +17,11 @@ if TYPE_CHECKING:  # records only carry results; they never run the cascade
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 
 
+def boxes_overlap(a: Box, b: Box) -> bool:
+    """Two x, y, w, h boxes share some area (touching edges do not count)."""
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
 @dataclass(frozen=True)
 class Frame:
     """One captured image. ``index`` counts frames the source produced (dropped ones too)."""

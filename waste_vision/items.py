@@ -105,11 +105,3 @@ class ItemTracker:
         """Every item seen so far that was counted, in the order they appeared."""
         return sorted((i for i in self.finished + self.present if i.counted),
                       key=lambda i: i.id)
-
-    def summary(self) -> dict:
-        return {"tally": dict(self.tally), "items": [i.as_dict() for i in self.items()]}
-
-    def reset(self) -> None:
-        self.present.clear()
-        self.finished.clear()
-        self.tally.clear()

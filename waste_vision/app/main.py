@@ -85,6 +85,7 @@ def run_app(args) -> int:
     if args.find is not None:
         window.act_find_items.setChecked(args.find == "items")
         window.set_find_items(args.find == "items")
+    window.session.reuse = not getattr(args, "classify_every_frame", False)
     size = parse_camera_size(args.camera_size) if args.camera_size else None
     if size is not None or args.camera_fps is not None:
         window.session.camera = (size or window.session.camera[0], args.camera_fps)

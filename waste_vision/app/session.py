@@ -116,6 +116,7 @@ class LiveSession(QObject):
         self.overlay = overlay or Overlay.default()
         self.mode = "items"  # what is classified without drawn regions (pipeline.MODES)
         self.explain = False  # heat maps of where the model looked
+        self.reuse = True  # unchanged regions keep their result (--classify-every-frame: off)
         self.camera: tuple[tuple[int, int] | None, float | None] = (None, None)  # asked size, fps
         self._classifier: FrameClassifier | None = None  # the current run's
         self.bridge = FrameBridge(self)
@@ -278,7 +279,8 @@ class LiveSession(QObject):
                        "plays in another player, or pick another source from the Source menu")
             return
         stats = self.stats.new_run(source)
-        classifier = FrameClassifier(self.cascade, self.regions, mode=self.mode)
+        classifier = FrameClassifier(self.cascade, self.regions, mode=self.mode,
+                                     reuse=self.reuse)
         classifier.explain = self.explain
         self._classifier = classifier
         pipeline = Pipeline(source, classifier, self.overlay, [self.bridge.sink(run_id, stats)])

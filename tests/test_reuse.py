@@ -1,0 +1,133 @@
+"""Reusing a region's result while its picture is unchanged (``reuse.ResultCache``), and the
+pipeline's use of it in every mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from waste_vision.cascade import CascadeResult, DecisionRule, StageResult
+from waste_vision.frames import Frame
+from waste_vision.items import ItemTracker
+from waste_vision.pipeline import FrameClassifier
+from waste_vision.regions import RegionSet
+from waste_vision.reuse import ResultCache, thumbnail
+
+
+class CountingCascade:
+    """Stands in for ``Cascade``: counts the crops it is asked to classify."""
+
+    def __init__(self):
+        self.rule = DecisionRule()
+        self.calls: list[int] = []  # crops per classify_many call
+
+    def classify_many(self, images, all_stages=False):
+        self.calls.append(len(images))
+        s1 = StageResult("organic", 0.9, (0.9, 0.1))
+        return [CascadeResult("organic", 0.9, s1, None) for _ in images]
+
+    @property
+    def crops(self) -> int:
+        return sum(self.calls)
+
+
+def scene(seed: int = 0, noise: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = np.full((240, 320, 3), 120, np.uint8)
+    image[60:180, 80:240] = (40, 160, 200)  # an item
+    if noise:
+        noisy = np.round(image + rng.normal(0, noise, image.shape))
+        image = np.clip(noisy, 0, 255).astype(np.uint8)
+    return image
+
+
+def test_unchanged_content_is_reused():
+    cascade, cache = CountingCascade(), ResultCache()
+    first = cache.classify(cascade, 0.0, ["a"], [scene()])
+    again = cache.classify(cascade, 1 / 30, ["a"], [scene(1, noise=3.0)])  # camera noise
+    assert cascade.crops == 1 and again[0] is first[0]
+    assert (cache.classified, cache.reused) == (1, 1)
+
+
+def test_changed_content_is_classified_again():
+    cascade, cache = CountingCascade(), ResultCache()
+    cache.classify(cascade, 0.0, ["a"], [scene()])
+    moved = scene()
+    moved[60:180, 80:240] = 120
+    moved[60:180, 120:280] = (40, 160, 200)  # the item slid 40 px
+    cache.classify(cascade, 1 / 30, ["a"], [moved])
+    assert cascade.crops == 2
+
+
+def test_max_age_forces_a_refresh_on_the_frame_clock():
+    cascade, cache = CountingCascade(), ResultCache(max_age_s=0.25)
+    for i in range(16):  # 16 frames at 30 FPS of an unchanged picture
+        cache.classify(cascade, i / 30, ["a"], [scene()])
+    assert cascade.crops == 2  # at 0 s and at 8/30 s
+    cache.classify(cascade, 0.0, ["a"], [scene()])  # the clock went back: a file looped
+    assert cascade.crops == 3
+
+
+def test_a_new_decision_rule_or_stage_setting_is_classified_again():
+    cascade, cache = CountingCascade(), ResultCache()
+    cache.classify(cascade, 0.0, ["a"], [scene()])
+    cascade.rule = DecisionRule(min_confidence=0.8)  # a slider moved
+    cache.classify(cascade, 0.01, ["a"], [scene()])
+    cache.classify(cascade, 0.02, ["a"], [scene()], all_stages=True)
+    assert cascade.crops == 3
+
+
+def test_only_changed_regions_go_to_one_batched_call_and_gone_ones_are_forgotten():
+    cascade, cache = CountingCascade(), ResultCache()
+    cache.classify(cascade, 0.0, ["a", "b", "c"], [scene(), scene(), scene()])
+    changed = np.zeros_like(scene())
+    cache.classify(cascade, 0.03, ["a", "b", "c"], [scene(), changed, changed])
+    assert cascade.calls == [3, 2]
+    cache.classify(cascade, 0.06, ["a"], [scene()])  # b and c left
+    cache.classify(cascade, 0.09, ["a", "b"], [scene(), changed])
+    assert cascade.calls == [3, 2, 1]  # b came back: classified again
+
+
+def test_thumbnail_is_small_and_smooths_noise():
+    noisy = thumbnail(scene(2, noise=10.0))  # heavy camera noise
+    assert noisy.shape == (16, 16, 3) and noisy.dtype == np.float32
+    assert float(np.mean(np.abs(noisy - thumbnail(scene())))) < 0.5 * ResultCache().threshold
+
+
+def frame(i: int, image: np.ndarray) -> Frame:
+    return Frame(i, 100.0 + i / 30, image, 30.0, i / 30)
+
+
+@pytest.mark.parametrize("mode, regions", [("frame", []), ("zones", [(0, 0, 160, 240),
+                                                                     (160, 0, 160, 240)])])
+def test_pipeline_reuses_in_frame_and_zone_modes_and_can_classify_every_frame(mode, regions):
+    for reuse, expected in ((True, 2), (False, 16)):
+        cascade = CountingCascade()
+        rs = RegionSet()
+        for box in regions:
+            rs.add(box)
+        classifier = FrameClassifier(cascade, rs, mode="frame", reuse=reuse)
+        for i in range(16):
+            result = classifier(frame(i, scene()))
+        per_frame = max(len(regions), 1)
+        assert cascade.crops == expected * per_frame
+        assert result.mode == mode and len(result.regions) == per_frame
+
+
+class FixedScene:
+    """Stands in for ``EmptyScene``: the same item box every frame."""
+
+    def find(self, image):
+        return [(80, 60, 160, 120)]
+
+
+def test_pipeline_keeps_results_per_item_and_still_counts_it():
+    cascade = CountingCascade()
+    classifier = FrameClassifier(cascade, mode="items", scene=FixedScene(),
+                                 tracker=ItemTracker(steady_s=0.5))
+    counted = []
+    for i in range(30):  # one second of a still item
+        counted += classifier(frame(i, scene())).counted
+    assert cascade.crops == 4  # refreshed every 0.25 s, not 30 times
+    assert counted == ["organic"]
+    assert classifier.summary()["tally"] == {"organic": 1}

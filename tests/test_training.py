@@ -103,3 +103,31 @@ def test_int8_fused_model_is_measured_and_listed(trained, tmp_path, shared_datas
     rgb = read_rgb(shared_datasets / "trashnet" / "glass" / "glass10.jpg")
     result = cascade.classify(rgb, all_stages=True)
     assert abs(sum(result.stage2.probabilities) - 1) < 0.02
+
+
+def test_stages_tuned_to_different_depths_still_share_one_pass(trained, tmp_path,
+                                                               shared_datasets):
+    """Stage 2 fine-tunes three blocks (split 13), stage 1 one (split 15): the fused model
+    runs the shared 13 blocks once, reaches stage 1's split through the frozen blocks in
+    between, and gives each stage's own outputs."""
+    import shutil
+
+    from waste_vision.training.fuse import export_fused
+
+    splits = trained.parent
+    deeper = tmp_path / "models"
+    shutil.copytree(trained, deeper)
+    assert main(["train", "--stage", "material", "--data", str(splits / "materials"),
+                 "--out", str(deeper), "--cache", str(splits / "cache"), "--views", "2",
+                 "--warmup-epochs", "1", "--epochs", "1", "--split-block", "13"]) == 0
+    assert json.loads((deeper / "stage2_material.json").read_text())["split_block"] == 13
+    fused = export_fused(deeper / "stage1_organic_recyclable.keras",
+                         deeper / "stage2_material.keras", tmp_path)
+    assert fused is not None
+    x = resize_for_model(read_rgb(shared_datasets / "trashnet" / "paper" / "paper10.jpg"),
+                         (224, 224))
+    p1, p2 = sorted(tflite_outputs(fused, x), key=lambda o: o.shape[-1])
+    np.testing.assert_allclose(p1, tflite_outputs(deeper / "stage1_organic_recyclable.tflite",
+                                                  x)[0], atol=2e-2)
+    np.testing.assert_allclose(p2, tflite_outputs(deeper / "stage2_material.tflite", x)[0],
+                               atol=2e-2)

@@ -1,8 +1,10 @@
 """The fused cascade: one shared frozen trunk feeding both stages' tails in one model.
 
-Both stages keep the same first blocks of the backbone frozen, so their trunks are
-identical and a frame needs only one trunk pass; the fused ``.tflite`` outputs stage 1's
-P(recyclable) and stage 2's material probabilities together.
+Both stages keep the same first blocks of the backbone frozen, so a frame needs only one
+pass through them; the fused ``.tflite`` outputs stage 1's P(recyclable) and stage 2's
+material probabilities together. When one stage fine-tunes more blocks than the other
+(a shallower split), the shared part is the shallower trunk and the other stage reaches its
+own split through the frozen blocks in between ("bridge"), still computed once.
 """
 
 from __future__ import annotations
@@ -23,19 +25,41 @@ def _parts(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     return trunk, tail
 
 
+def _bridge(shallow: keras.Model, deep: keras.Model) -> keras.Model | bool:
+    """The frozen layers of ``deep`` after ``shallow`` ends, as a model from ``shallow``'s
+    output; True when both trunks are the same; False when their shared layers differ."""
+    names = [l.name for l in shallow.layers]
+    deep_names = [l.name for l in deep.layers]
+    if deep_names[:len(names)] != names:
+        return False
+    for name in names:
+        a, b = shallow.get_layer(name).get_weights(), deep.get_layer(name).get_weights()
+        if len(a) != len(b) or any(x.shape != y.shape or not np.array_equal(x, y)
+                                   for x, y in zip(a, b)):
+            return False
+    if len(deep_names) == len(names):
+        return True
+    joint = deep.get_layer(names[-1]).output
+    return keras.Model(joint, deep.output, name="bridge")
+
+
 def fused_model(stage1_keras: Path, stage2_keras: Path) -> keras.Model | None:
     """Both stages on one trunk, in float32; None when their trunks differ (nothing to share)."""
     s1 = keras.models.load_model(stage1_keras, compile=False)
     s2 = keras.models.load_model(stage2_keras, compile=False)
     (trunk1, tail1), (trunk2, tail2) = _parts(s1), _parts(s2)
-    w1, w2 = trunk1.get_weights(), trunk2.get_weights()
-    if len(w1) != len(w2) or any(a.shape != b.shape or not np.array_equal(a, b)
-                                 for a, b in zip(w1, w2)):
+    if s1.inputs[0].shape != s2.inputs[0].shape:
+        return None
+    shallow, deep = sorted((trunk1, trunk2), key=lambda t: len(t.layers))
+    bridge = _bridge(shallow, deep)
+    if bridge is False:
         return None
     inputs = keras.Input(s1.inputs[0].shape[1:], name="image")
-    features = trunk1(inputs)
-    out1 = keras.layers.Activation("sigmoid", dtype="float32", name="stage1")(tail1(features))
-    out2 = keras.layers.Activation("softmax", dtype="float32", name="stage2")(tail2(features))
+    shared = shallow(inputs)
+    deeper = shared if bridge is True else bridge(shared)
+    f1, f2 = (shared, deeper) if shallow is trunk1 else (deeper, shared)
+    out1 = keras.layers.Activation("sigmoid", dtype="float32", name="stage1")(tail1(f1))
+    out2 = keras.layers.Activation("softmax", dtype="float32", name="stage2")(tail2(f2))
     # float32 compute for export; the .tflite stores float16 (or int8) weights either way
     return _as_float32(keras.Model(inputs, [out1, out2], name="cascade_fused"))
 

@@ -68,6 +68,20 @@ def test_max_age_forces_a_refresh_on_the_frame_clock():
     assert cascade.crops == 3
 
 
+def test_regions_due_for_age_together_are_refreshed_on_different_frames():
+    cascade, cache = CountingCascade(), ResultCache(max_age_s=0.25)
+    refreshed = {"a": [], "b": []}
+    for i in range(40):
+        results = cache.classify(cascade, i / 30, ["a", "b"], [scene(), scene()])
+        for key in refreshed:
+            if cache._entries[key].t == i / 30:
+                refreshed[key].append(i)
+    assert cascade.calls[0] == 2 and set(cascade.calls[1:]) == {1}  # never both again
+    for frames in refreshed.values():  # each still refreshed within max age + one frame
+        assert max(b - a for a, b in zip(frames, frames[1:])) <= 9
+    assert len(results) == 2
+
+
 def test_a_new_decision_rule_or_stage_setting_is_classified_again():
     cascade, cache = CountingCascade(), ResultCache()
     cache.classify(cascade, 0.0, ["a"], [scene()])

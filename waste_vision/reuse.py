@@ -10,7 +10,8 @@ that result. The result is reused while
   difference, 0-255 per channel; camera noise measures ~0.1 on the demo clip, an item sliding
   into view 1.5-5 per frame),
 - the result is younger than ``max_age_s`` on the frame clock (a file's own clock, so a clip
-  gives the same results at any processing speed), so slow changes are caught within that time,
+  gives the same results at any processing speed), so slow changes are caught within that time
+  (one region comes due per frame: the others wait a frame each, so refreshes spread out),
 - and the decision rule is the one it was made under (the window's sliders).
 
 The same rule holds in every mode, so speed comparisons between modes stay fair; with
@@ -66,14 +67,26 @@ class ResultCache:
         one batched ``cascade.classify_many`` call. Regions not in ``keys`` are forgotten."""
         rule = cascade.rule
         thumbs = [thumbnail(c) for c in crops]
-        results: list[CascadeResult | None] = []
-        for key, thumb in zip(keys, thumbs):
+        results: list[CascadeResult | None] = [None] * len(crops)
+        todo, aged = [], []
+        for i, (key, thumb) in enumerate(zip(keys, thumbs)):
             entry = self._entries.get(key)
-            fresh = (entry is not None and 0.0 <= t - entry.t < self.max_age_s
-                     and entry.rule == rule and entry.all_stages == all_stages
-                     and float(np.mean(np.abs(thumb - entry.thumb))) < self.threshold)
-            results.append(entry.result if fresh else None)
-        todo = [i for i, r in enumerate(results) if r is None]
+            same = (entry is not None and t >= entry.t  # (a looped file's clock goes back)
+                    and entry.rule == rule and entry.all_stages == all_stages
+                    and float(np.mean(np.abs(thumb - entry.thumb))) < self.threshold)
+            if not same:
+                todo.append(i)
+            elif t - entry.t < self.max_age_s:
+                results[i] = entry.result
+            else:
+                aged.append(i)
+        # unchanged but old: the oldest is refreshed, the others keep their result one frame
+        # more, so regions classified together do not all come due again on the same frame
+        # (two at once cost twice one: the live latency's tail)
+        aged.sort(key=lambda i: self._entries[keys[i]].t)
+        for i in aged[1:]:
+            results[i] = self._entries[keys[i]].result
+        todo += aged[:1]
         if todo:
             for i, result in zip(todo, cascade.classify_many([crops[i] for i in todo],
                                                              all_stages)):

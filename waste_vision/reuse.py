@@ -15,7 +15,7 @@ that result. The result is reused while
 - and the decision rule is the one it was made under (the window's sliders).
 
 The same rule holds in every mode, so speed comparisons between modes stay fair; with
-``FrameClassifier(reuse=None)`` (``--classify-every-frame``) every crop is classified.
+``FrameClassifier(reuse=False)`` (``--classify-every-frame``) every crop is classified.
 """
 
 from __future__ import annotations

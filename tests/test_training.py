@@ -131,3 +131,38 @@ def test_stages_tuned_to_different_depths_still_share_one_pass(trained, tmp_path
                                                   x)[0], atol=2e-2)
     np.testing.assert_allclose(p2, tflite_outputs(deeper / "stage2_material.tflite", x)[0],
                                atol=2e-2)
+
+
+def test_joint_fine_tuning_keeps_one_shared_trunk(trained, tmp_path, shared_datasets):
+    """Fine-tuning the trunk on both stages at once: blocks from --from-block change, the
+    ones before stay ImageNet's, both stages carry the very same trunk (so the fused model's
+    single pass stays right), and the result loads as a cascade."""
+    import keras
+
+    from waste_vision.training import joint
+    from waste_vision.training.backbone import trunk_model
+
+    splits, out = trained.parent, tmp_path / "joint"
+    joint.main(["--models", str(trained), "--out", str(out), "--run-dir", str(tmp_path / "run"),
+                "--stage1-data", str(splits / "or"),
+                "--stage1-extra", str(splits / "materials"),
+                "--material-data", str(splits / "materials"),
+                "--from-block", "12", "--per-stage", "4", "--epochs", "1",
+                "--steps-per-epoch", "3", "--head-steps", "2", "--lr", "1e-2"])
+    trunks = [keras.models.load_model(out / f"{stem}.keras", compile=False).get_layer("trunk")
+              for stem in ("stage1_organic_recyclable", "stage2_material")]
+    imagenet = trunk_model("lite0", 15)
+    changed = set()
+    for layer in imagenet.layers:
+        for w0, w1, w2 in zip(layer.get_weights(), *(t.get_layer(layer.name).get_weights()
+                                                     for t in trunks)):
+            np.testing.assert_array_equal(w1, w2)
+            # stored as float16: rounding moves a weight by <= 5e-4 of itself
+            if np.any(np.abs(w1.astype(np.float32) - w0) > 1e-2 + 2e-3 * np.abs(w0)):
+                changed.add(layer.name.split("_")[0])
+    assert changed == {"block12", "block13", "block14"}
+    summary = json.loads((out / "stage2_material.json").read_text())
+    assert summary["joint"]["from_block"] == 12 and len(summary["joint"]["history"]) == 2
+    rgb = read_rgb(shared_datasets / "trashnet" / "glass" / "glass10.jpg")
+    result = Cascade(out, backend="litert").classify(rgb, all_stages=True)
+    assert abs(sum(result.stage2.probabilities) - 1) < 1e-4

@@ -42,7 +42,8 @@ def default_split_block(backbone: str) -> int:
 
 def build_tail(stage: str, n_classes: int, backbone: str, split_block: int,
                pretrained: bool = True) -> keras.Model:
-    """Trainable part: last Lite0 blocks + head conv, pooled, dropout, linear logits."""
+    """Trainable part: the backbone's blocks after the split + head conv, pooled, dropout,
+    linear logits."""
     prefix = "s1_" if stage == "organic-recyclable" else "s2_"
     inputs, x = tail_features(backbone, split_block, input_size(backbone), name_prefix=prefix,
                               pretrained=pretrained)
@@ -111,7 +112,7 @@ def train_stage(args) -> None:
     if args.split_block is None:
         args.split_block = default_split_block(args.backbone)
     size = input_size(args.backbone)
-    INPUT_SIZE = (size, size)
+    shape = (size, size)
     stage, labels = args.stage, STAGE_LABELS[args.stage]
     n = len(labels)
     out = Path(args.out)
@@ -125,9 +126,9 @@ def train_stage(args) -> None:
     val = stage_split(args.data, stage, "VALIDATION", extras)
     trunk = trunk_model(args.backbone, args.split_block, size)
     trunk.trainable = False
-    x_train = trunk_features(trunk, train.paths, INPUT_SIZE, args.views, args.cache,
+    x_train = trunk_features(trunk, train.paths, shape, args.views, args.cache,
                              args.seed, f"{stage}-train", board=args.on_board)
-    x_val = trunk_features(trunk, val.paths, INPUT_SIZE, 1, args.cache, args.seed,
+    x_val = trunk_features(trunk, val.paths, shape, 1, args.cache, args.seed,
                            f"{stage}-val")[0].astype(np.float32)
     y_train = np.tile(np.asarray(train.labels), args.views)
     x_train = x_train.reshape(-1, *x_train.shape[2:]).astype(np.float32)
@@ -168,7 +169,7 @@ def train_stage(args) -> None:
     scaled = val_logits / temperature
     summary = {"stage": stage, "labels": labels, "temperature": temperature,
                "backbone": args.backbone, "split_block": args.split_block,
-               "input_size": list(INPUT_SIZE),
+               "input_size": list(shape),
                "train_images": len(train.paths), "views": args.views,
                "on_board": args.on_board,
                "extra": [str(p) for p in extras]}
@@ -184,7 +185,7 @@ def train_stage(args) -> None:
         summary["val_accuracy"] = float(np.mean(predicted[own] == y_val[own]))
         # The shortcut check on validation: the stage's own photos laid on a plain light board
         # must keep their label (organic ones above all), as they do without the board.
-        x_board = trunk_features(trunk, val.paths[own], INPUT_SIZE, 1, args.cache, args.seed,
+        x_board = trunk_features(trunk, val.paths[own], shape, 1, args.cache, args.seed,
                                  f"{stage}-val-board", only_board=True)[0].astype(np.float32)
         board_logits = np.asarray(tail.predict(x_board, batch_size=128, verbose=0))
         pb = 1 / (1 + np.exp(-board_logits[:, 0] / temperature))

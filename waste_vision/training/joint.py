@@ -3,10 +3,12 @@
 ``train`` keeps the trunk frozen so that its output can be cached; that is what fits training
 on 2 CPU cores, and what lets both stages share one trunk pass per frame. Here the trunk's
 later blocks learn too: every batch holds photos of both stages, each seen through a fresh
-augmentation, the stage-1 tail scores the first half and the material tail the second, and
+augmentation, the stage-1 tail scores the first part and the material tail the rest, and
 one loss moves the shared trunk. The fused model keeps its shape (one trunk, two tails), so
-a frame still costs one trunk pass. Both tails start from the shipped stage models, so
-epoch 0 is exactly what ships; an epoch is kept only when validation says it is better.
+a frame still costs one trunk pass. By default everything starts from ImageNet with new
+classifiers (tails that already fit the training photos leave too little to learn from);
+``--start shipped`` continues from a models folder instead, its epoch 0 being that folder.
+The epoch with the lowest mean validation loss is the one written.
 
 Top to bottom: data, model, train (with validation after every epoch), calibrate, export.
 """
@@ -165,7 +167,8 @@ def train_joint(args) -> None:
     for s in STAGES:
         print(f"{s}: {len(train[s].paths)} train, {len(val[s].paths)} validation photos")
 
-    # --- model: the shipped stages, their (identical) trunk shared and partly unfrozen
+    # --- model: the stages' shapes from --models (their weights too with --start shipped),
+    # one trunk shared and partly unfrozen
     trunk, tail1, summary1 = load_stage(models, "organic-recyclable")
     trunk2, tail2, summary2 = load_stage(models, "material")
     if summary1["split_block"] != summary2["split_block"] or summary1["backbone"] != \
@@ -213,20 +216,23 @@ def train_joint(args) -> None:
         features = trunk(x, training=False)
         return (tail1 if which == 0 else tail2)(features, training=False)
 
+    def all_logits(images: np.ndarray, which: int) -> np.ndarray:
+        return np.concatenate([logits_of(tf.constant(images[i:i + 64], tf.float32),
+                                         which).numpy() for i in range(0, len(images), 64)])
+
     x_val = {s: plain_images(val[s].paths, size, f"{s} validation") for s in STAGES}
     y_val = {s: np.asarray(val[s].labels) for s in STAGES}
 
     def validate() -> dict:
         row = {}
         for which, s in enumerate(STAGES):
-            logits = np.concatenate([logits_of(tf.constant(x_val[s][i:i + 64], tf.float32),
-                                               which).numpy()
-                                     for i in range(0, len(x_val[s]), 64)])
+            logits = all_logits(x_val[s], which)
             row[f"{s}_acc"], row[f"{s}_loss"] = _scores(logits, y_val[s])
         row["score"] = (row["organic-recyclable_loss"] + row["material_loss"]) / 2
         return row
 
-    # --- train: validation before (the shipped models) and after every epoch; keep the best
+    # --- train: new classifiers alone first (ImageNet start), then trunk and tails; score
+    # validation before and after every epoch and keep the best epoch's weights
     dense = [v for t in (tail1, tail2) for layer in t.layers
              if isinstance(layer, layers.Dense) for v in layer.trainable_variables]
     head_optimizer = keras.optimizers.Adam(1e-3)
@@ -250,7 +256,6 @@ def train_joint(args) -> None:
     print(f"epoch 0 ({args.start}):", history[0], flush=True)
     best = float("inf")
     best_path = run_dir / "best.weights.npz"
-    save = lambda: np.savez(best_path, *(v.numpy() for v in variables))  # noqa: E731
     for epoch in range(1, args.epochs + 1):
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{args.epochs}", unit="batch")
         run1 = run2 = 0.0
@@ -269,7 +274,7 @@ def train_joint(args) -> None:
             writer.writerows(history)
         if row["score"] < best:
             best = row["score"]
-            save()
+            np.savez(best_path, *(v.numpy() for v in variables))
         minutes = (time.monotonic() - start) / 60
         if minutes * (epoch + 1) / epoch > args.max_minutes:
             print(f"stopping after epoch {epoch}: another would pass {args.max_minutes} min")
@@ -285,9 +290,7 @@ def train_joint(args) -> None:
     # --- calibrate each stage on its validation photos and export both stages and the fusion
     for which, stage in enumerate(STAGES):
         tail = tails[stage]
-        logits = np.concatenate([logits_of(tf.constant(x_val[stage][i:i + 64], tf.float32),
-                                           which).numpy()
-                                 for i in range(0, len(x_val[stage]), 64)])
+        logits = all_logits(x_val[stage], which)
         temperature = fit_temperature(logits, y_val[stage])
         summary = dict(summary1 if which == 0 else summary2)
         earlier = summary.pop("joint", None)  # this run continued an earlier joint run
@@ -310,8 +313,7 @@ def train_joint(args) -> None:
             summary["val_accuracy"] = float(np.mean(predicted[own] == y_val[stage][own]))
             board = plain_images(val[stage].paths[own], size, "validation on a board",
                                  np.random.default_rng(args.seed))
-            zb = np.concatenate([logits_of(tf.constant(board[i:i + 64], tf.float32), 0).numpy()
-                                 for i in range(0, len(board), 64)])[:, 0]
+            zb = all_logits(board, 0)[:, 0]
             said = zb >= 0
             summary["val_on_board_accuracy"] = float(np.mean(said == y_val[stage][own]))
             summary["val_on_board_organic"] = float(np.mean(~said[y_val[stage][own] == 0]))
@@ -337,7 +339,7 @@ def main(argv=None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", type=Path, default=Path("models"),
-                   help="the trained stages to start from")
+                   help="trained stages: their shapes, and with --start shipped their weights")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--stage1-data", type=Path, default=Path("work/kaggle-or-split"))
     p.add_argument("--stage1-extra", type=Path, action="append", default=[],

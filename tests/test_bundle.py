@@ -126,3 +126,7 @@ def test_train_says_it_is_not_in_the_bundle(bundle, tmp_path):
              cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "training" in r.stderr
+    # data split is training-time code too (training/datasplit.py), left out alike
+    r = _run(bundle, "data", "split", tmp_path, tmp_path / "s", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "training" in r.stderr

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from waste_vision.datasplit import SPLITS, SplitReport, split_dataset
+from waste_vision.training.datasplit import SPLITS, SplitReport, split_dataset
 from waste_vision.errors import UserError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared/datasets/kaggle-or-subset"
@@ -236,3 +236,16 @@ def test_near_duplicate_of_kept_test_image_leaves_train(tmp_path):
     assert not any(p.name == "leak.jpg" for p in (tmp_path / "dst").rglob("*"))
     off = split_dataset(src, tmp_path / "dst2", val=0.0, test=0.0, near_dup_bits=-1)
     assert off.counts["TRAIN"]["a"] == 7
+
+
+def test_command_line_splits_and_refuses_a_missing_folder(tmp_path, capsys):
+    """``waste-vision data split`` reaches the training package's splitter; a wrong folder is
+    one line and exit 2."""
+    from waste_vision.cli import main
+
+    make_classes(tmp_path / "src", {"O": 10, "R": 10})
+    assert main(["data", "split", str(tmp_path / "src"), str(tmp_path / "dst")]) == 0
+    assert sum(len(v) for v in listing(tmp_path / "dst").values()) == 20
+    assert main(["data", "split", str(tmp_path / "nowhere"), str(tmp_path / "dst2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("waste-vision: error:") and "nowhere" in err[-1]

@@ -18,6 +18,7 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # our own messages say what 
 
 REUSE_HELP = ("classify every region in every frame; by default a region whose picture has "
               "not changed keeps its last result for up to 0.25 s (less CPU; README, Speed)")
+STAGES = ("organic-recyclable", "material")
 INT8_HELP = ("use the int8 fused model: faster, and it disagrees with the float models on "
              "about 1 in 100 material decisions (README, Speed)")
 
@@ -33,8 +34,7 @@ def _cmd_recover(args) -> int:
 def _cmd_data_split(args) -> int:
     from tqdm import tqdm
 
-    from waste_vision.datasplit import split_dataset
-
+    split_dataset = _training_function("datasplit", "split_dataset")
     report = split_dataset(args.src, args.dst, val=args.val, test=args.test, seed=args.seed,
                            link=args.link, near_dup_bits=args.near_dup_bits,
                            progress=lambda it, total: tqdm(it, total=total, unit="img"))
@@ -56,8 +56,8 @@ def _training_function(module: str, name: str):
                                                    "matplotlib"):
             raise UserError(
                 f"this installation has no training support ({exc.name} is missing; the "
-                "kiosk bundle leaves TensorFlow out): run train and evaluate from a source "
-                "install, pip install -e '.[train]'") from None
+                "kiosk bundle leaves TensorFlow out): run data split, train and evaluate "
+                "from a source install, pip install -e '.[train]'") from None
         raise
 
 
@@ -103,15 +103,7 @@ def _cmd_app(args) -> int:
     return run_app(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="waste-vision",
-        description="Tell organic from recyclable waste, and the recyclable's material.")
-    parser.add_argument("--self-test", action="store_true",
-                        help="check the models, the sample photos and the demo clip, then exit "
-                             "(0 all passed, 1 a check failed); takes no sub-command")
-    sub = parser.add_subparsers(dest="command")
-
+def _add_data(sub) -> None:
     data = sub.add_parser("data", help="prepare data sets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     split = data_sub.add_parser("split", help="split class folders into TRAIN/VALIDATION/TEST")
@@ -126,9 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "bits stay in one split (default 4; -1 turns it off)")
     split.set_defaults(func=_cmd_data_split)
 
-    stages = ["organic-recyclable", "material"]
+
+def _add_train(sub) -> None:
     train = sub.add_parser("train", help="train one stage of the cascade (needs the train extra)")
-    train.add_argument("--stage", choices=stages, required=True)
+    train.add_argument("--stage", choices=STAGES, required=True)
     train.add_argument("--data", type=Path, required=True,
                        help="split folder with TRAIN/ VALIDATION/ TEST/")
     train.add_argument("--out", type=Path, required=True, help="where the stage's model goes")
@@ -158,8 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=1337)
     train.set_defaults(func=_cmd_train)
 
+
+def _add_evaluate(sub) -> None:
     evaluate = sub.add_parser("evaluate", help="evaluate a stage, write models/reports/<stage>/")
-    evaluate.add_argument("--stage", choices=stages, required=True)
+    evaluate.add_argument("--stage", choices=STAGES, required=True)
     evaluate.add_argument("--data", type=Path, required=True,
                           help="split folder (its TEST/) or a folder of class folders")
     evaluate.add_argument("--models", type=Path, default=None, help="models folder")
@@ -169,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="report name (default: the stage name)")
     evaluate.set_defaults(func=_cmd_evaluate)
 
+
+def _add_classify(sub) -> None:
     classify = sub.add_parser("classify", help="classify image files or folders")
     classify.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     classify.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
@@ -181,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--int8", action="store_true", help=INT8_HELP)
     classify.set_defaults(func=_cmd_classify)
 
+
+def _add_annotate(sub) -> None:
     annotate = sub.add_parser(
         "annotate", help="annotate a video file, image folder, camera or stream into an H.264 "
                          "video (and a JSON line per frame)",
@@ -230,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="show a progress bar even when not on a terminal")
     annotate.set_defaults(func=_cmd_annotate)
 
+
+def _add_bench(sub) -> None:
     bench = sub.add_parser("bench", help="measure inference, annotate and live speed")
     bench.add_argument("--models", type=Path, default=None, help="models folder")
     bench.add_argument("--clip", type=Path, default=None, help="video (default: the demo clip)")
@@ -242,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, default=None, help="also write the figures here")
     bench.set_defaults(func=_cmd_bench)
 
+
+def _add_recover(sub) -> None:
     recover = sub.add_parser("recover", help="turn the .parts folder an older version left "
                              "(a stopped or killed recording) into its video file; recordings "
                              "made now are playable at their own path and need no recovery")
@@ -249,10 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the .parts folder, or the video file it belongs to")
     recover.set_defaults(func=_cmd_recover)
 
+
+def _add_cameras(sub) -> None:
     cameras = sub.add_parser("cameras", help="list the camera indices that open and deliver")
     cameras.add_argument("--max-index", type=int, default=5)
     cameras.set_defaults(func=_cmd_cameras)
 
+
+def _add_app(sub) -> None:
     app = sub.add_parser("app", help="the live window: camera, video, stream or image folder")
     app.add_argument("--source", default=None, metavar="SPEC",
                      help="camera index, video file, image folder or rtsp:// / http(s):// URL "
@@ -276,6 +283,26 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--screenshot", type=Path, default=None, metavar="PATH",
                      help="save the window as a PNG just before exit")
     app.set_defaults(func=_cmd_app)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; each sub-command's options live in its own ``_add_*``."""
+    parser = argparse.ArgumentParser(
+        prog="waste-vision",
+        description="Tell organic from recyclable waste, and the recyclable's material.")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check the models, the sample photos and the demo clip, then exit "
+                             "(0 all passed, 1 a check failed); takes no sub-command")
+    sub = parser.add_subparsers(dest="command")
+    _add_data(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_classify(sub)
+    _add_annotate(sub)
+    _add_bench(sub)
+    _add_recover(sub)
+    _add_cameras(sub)
+    _add_app(sub)
     return parser
 
 

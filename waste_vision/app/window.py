@@ -1,4 +1,4 @@
-"""The main window: menus, toolbar, actions and shortcuts, status bar, recording control.
+"""The main window: widgets, status bar, and the slots behind its actions (app/menus.py).
 
 It subscribes to the session (frames through the bridge, run and recording events) and
 turns user actions into session calls that return at once. Every error a user can meet
@@ -16,12 +16,12 @@ from concurrent import futures
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QKeySequence, QPalette
+from PySide6.QtGui import QColor, QKeySequence, QPalette
 from PySide6.QtWidgets import (QApplication, QDialog, QFileDialog, QHBoxLayout, QInputDialog,
-                               QLabel, QMainWindow, QMenu, QMessageBox, QToolBar, QToolButton,
-                               QVBoxLayout, QWidget)
+                               QLabel, QMainWindow, QMessageBox, QVBoxLayout, QWidget)
 
 from waste_vision.app.bridge import Delivery
+from waste_vision.app.menus import build_actions, build_menus_and_toolbar
 from waste_vision.app.panel import PANEL_WIDTH, Panel
 from waste_vision.app import source_policy
 from waste_vision.app.region_edits import LiveRegionSet
@@ -105,12 +105,13 @@ class MainWindow(QMainWindow):
         self.last_snapshot: str | None = None
         self._recent_latency: deque[float] = deque(maxlen=30)
         self._last_classify_fps = 0.0
+        self._tally_before_reset: dict = {}
 
         self.setWindowTitle("")  # the application's display name stands alone
         self._remember: str | None = None  # the source to remember once it delivers
         self._build_widgets(stage1_labels, stage2_labels)
-        self._build_actions()
-        self._build_menus_and_toolbar()
+        build_actions(self)
+        build_menus_and_toolbar(self)
         self._build_status_bar()
         self._connect()
         self.act_staff_figures.setChecked(True)
@@ -154,162 +155,6 @@ class MainWindow(QMainWindow):
             "#tallyTotal { font-weight: bold; }")
         self.resize(DEFAULT_SIZE)
         self.panel.show_backend(backend_text(self.cascade))
-
-    def _action(self, text: str, shortcut: str | QKeySequence | None = None, slot=None, *,
-                checkable: bool = False, tip: str | None = None) -> QAction:
-        action = QAction(text, self)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        action.setCheckable(checkable)
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(f"{tip} ({action.shortcut().toString()})" if shortcut else tip)
-        if slot is not None:
-            action.triggered.connect(slot)
-        self.addAction(action)  # shortcuts work with the menu bar hidden (kiosk)
-        self.all_actions.append(action)
-        return action
-
-    def _build_actions(self) -> None:
-        self.all_actions: list[QAction] = []
-        a = self._action
-        self.act_start = a("Start", "Space", self.toggle_running,
-                           tip="Start or stop the current source")
-        self.act_record = a("Record", "Ctrl+R", self.toggle_recording, checkable=True,
-                            tip="Record the annotated video (and a JSONL log) to the "
-                                "recording folder")
-        self.act_snapshot = a("Snapshot", "Ctrl+S", self.snapshot,
-                              tip="Save the annotated frame as a PNG in the recording folder")
-        self.act_open_video = a("Open video…", "Ctrl+O", self.ask_video, tip="Play a video file")
-        self.act_open_stream = a("Open stream URL…", "Ctrl+U", self.ask_stream,
-                                 tip="Play an rtsp://, http:// or https:// stream")
-        self.act_open_folder = a("Open image folder…", "Ctrl+Shift+O", self.ask_folder,
-                                 tip="Show a folder's images as a slideshow")
-        self.act_demo = a("Play demo clip", "Ctrl+D", self.play_demo,
-                          tip="Play the bundled demo clip")
-        self.act_loop = a("Loop files", "Ctrl+L", self.set_loop, checkable=True,
-                          tip="Start video files and folders again when they end")
-        self.act_rescan = a("Rescan cameras", "F5", self.rescan_cameras,
-                            tip="Look for cameras again")
-        self.act_rec_folder = a("Recording folder…", None, self.ask_recording_folder,
-                                tip="Where recordings and snapshots go")
-        self.act_remove_region = a("Remove last region", "Backspace",
-                                   self.regions_remove_last, tip="Remove the region drawn last")
-        self.act_clear_regions = a("Clear regions", "Delete", self.regions_clear,
-                                   tip="Remove all drawn regions: items are found by "
-                                       "themselves again")
-        self.act_track_regions = a("Regions follow items", "T", self.set_track_regions,
-                                   checkable=True,
-                                   tip="Drawn regions follow the item in them and return "
-                                       "where drawn when it leaves; off: fixed zones")
-        self.act_find_items = a("Find items", "I", self.set_find_items, checkable=True,
-                                tip="Find each item on the table and classify it on its own; "
-                                    "off: classify the whole frame (one item close up)")
-        self.act_explain = a("Explain", "X", self.session.set_explain, checkable=True,
-                             tip="Show where the model looked on each item (heat map)")
-        self.act_learn_empty = a("Learn empty table", "E", self.learn_empty_scene,
-                                 tip="Take the view as it is now (clear the table first) as "
-                                     "the empty scene")
-        self.act_s1_down = a("Stage-1 threshold −0.01", "[",
-                             lambda: self.panel.stage1_slider.step(-1))
-        self.act_s1_up = a("Stage-1 threshold +0.01", "]",
-                           lambda: self.panel.stage1_slider.step(1))
-        self.act_unc_down = a("Uncertain threshold −0.01", "-",
-                              lambda: self.panel.uncertain_slider.step(-1))
-        self.act_unc_up = a("Uncertain threshold +0.01", "=",
-                            lambda: self.panel.uncertain_slider.step(1))
-        self.act_reset_thresholds = a("Reset thresholds", "Ctrl+0", self.reset_thresholds,
-                                      tip="Back to the model's calibrated thresholds")
-        self.act_reset_tally = a("Reset tally", "Ctrl+Shift+T", self.reset_tally,
-                                 tip="Set every count back to zero")
-        self.act_undo_reset_tally = a("Undo reset tally", "Ctrl+Z", self.undo_reset_tally,
-                                      tip="Bring back the counts the last reset cleared")
-        self.act_undo_reset_tally.setEnabled(False)
-        self._tally_before_reset: dict = {}
-        self.act_export_tally = a("Export tally…", "Ctrl+E", self.export_tally,
-                                  tip="Save the counts as a CSV file")
-        self.act_fullscreen = a("Full screen", "F11", self.toggle_fullscreen, checkable=True)
-        self.act_staff_figures = a("Show figures", "F12", self.show_staff_figures,
-                                   checkable=True,
-                                   tip="Rates, latency and backend (hidden in kiosk mode)")
-        self.act_shortcuts = a("Keyboard shortcuts", "F1", self.show_shortcuts)
-        self.act_quit = a("Quit", "Ctrl+Q", self.quit_app)
-        # the one way out of kiosk mode; works in the normal window too
-        self.act_quit_kiosk = a("Quit (kiosk)", "Ctrl+Shift+Q", self.quit_app)
-        self.panel.set_actions(self.act_reset_tally, self.act_export_tally)
-
-    def _build_menus_and_toolbar(self) -> None:
-        bar = self.menuBar()
-        source = bar.addMenu("&Source")
-        self.camera_menu = QMenu("Camera", self)
-        self.camera_menu.addAction("Looking for cameras…").setEnabled(False)
-        source.addMenu(self.camera_menu)
-        for act in (self.act_open_video, self.act_open_stream, self.act_open_folder,
-                    self.act_demo):
-            source.addAction(act)
-        source.addSeparator()
-        source.addAction(self.act_loop)
-        source.addAction(self.act_rescan)
-        source.addSeparator()
-        source.addAction(self.act_quit)
-        run = bar.addMenu("&Run")
-        for act in (self.act_start, self.act_record, self.act_snapshot):
-            run.addAction(act)
-        run.addSeparator()
-        run.addAction(self.act_rec_folder)
-        regions = bar.addMenu("Re&gions")
-        regions.addAction(self.act_find_items)
-        regions.addAction(self.act_learn_empty)
-        regions.addAction(self.act_explain)
-        regions.addSeparator()
-        regions.addAction(self.act_track_regions)
-        regions.addAction(self.act_remove_region)
-        regions.addAction(self.act_clear_regions)
-        thresholds = bar.addMenu("&Thresholds")
-        for act in (self.act_s1_down, self.act_s1_up, self.act_unc_down, self.act_unc_up,
-                    self.act_reset_thresholds):
-            thresholds.addAction(act)
-        tally = bar.addMenu("T&ally")
-        tally.addAction(self.act_reset_tally)
-        tally.addAction(self.act_undo_reset_tally)
-        tally.addAction(self.act_export_tally)
-        view = bar.addMenu("&View")
-        view.addAction(self.act_fullscreen)
-        view.addAction(self.act_staff_figures)
-        help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self.act_shortcuts)
-
-        self.toolbar = QToolBar("Controls")
-        self.toolbar.setObjectName("controls")
-        self.toolbar.setMovable(False)
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.toolbar.addAction(self.act_start)
-        self.toolbar.addAction(self.act_record)
-        self.toolbar.addAction(self.act_snapshot)
-        self.toolbar.addSeparator()
-        camera_button = QToolButton()
-        camera_button.setText("Camera")
-        camera_button.setMenu(self.camera_menu)
-        camera_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.toolbar.addWidget(camera_button)
-        for act in (self.act_open_video, self.act_open_stream, self.act_open_folder,
-                    self.act_demo, self.act_loop):
-            self.toolbar.addAction(act)
-        self.toolbar.addSeparator()
-        self.toolbar.addAction(self.act_find_items)
-        self.toolbar.addAction(self.act_learn_empty)
-        self.toolbar.addAction(self.act_explain)
-        self.toolbar.addAction(self.act_clear_regions)
-        self.addToolBar(self.toolbar)
-        # Start/Stop and Record/Stop recording change their text: fixed widths keep the
-        # toolbar from shifting under the pointer
-        metrics = self.toolbar.fontMetrics()
-        for act, texts in ((self.act_start, ("Start", "Stop")),
-                           (self.act_record, ("Record", "Stop recording"))):
-            button = self.toolbar.widgetForAction(act)
-            if button is not None:
-                button.setFixedWidth(max(metrics.horizontalAdvance(t) for t in texts) + 20)
 
     def _build_status_bar(self) -> None:
         status = self.statusBar()
@@ -741,8 +586,7 @@ class MainWindow(QMainWindow):
 
     def learn_empty_scene(self) -> None:
         self.session.relearn_empty_scene()
-        self.show_status("Learning the empty table: keep the view clear for a "
-                                     "moment", 5000)
+        self.show_status("Learning the empty table: keep the view clear for a moment", 5000)
 
     def _show_rule(self, rule) -> None:
         self.panel.stage1_slider.set_value(rule.stage1_threshold, emit=False)

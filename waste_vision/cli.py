@@ -19,8 +19,9 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # our own messages say what 
 REUSE_HELP = ("classify every region in every frame; by default a region whose picture has "
               "not changed keeps its last result for up to 0.25 s (less CPU; README, Speed)")
 STAGES = ("organic-recyclable", "material")
-INT8_HELP = ("use the int8 fused model: faster, and it disagrees with the float models on "
-             "about 1 in 100 material decisions (README, Speed)")
+INT8_HELP = ("use the int8 fused model: faster on some machines, and it disagrees with the "
+             "float models on about 3 in 100 material and 3 in 1,000 organic/recyclable "
+             "decisions (models/reports/fused_int8.json)")
 
 
 def _cmd_recover(args) -> int:

@@ -160,14 +160,15 @@ def test_record_toggle_writes_a_playable_file(make_window, qtbot, settings):
         window.act_record.trigger()
     path = started.args[0]
     assert path.startswith(str(settings.recording_folder)) and path.endswith(".mp4")
-    assert window.recording_label.isVisible() and Path(path).name in window.recording_label.text()
-    assert window.recording_label.toolTip() == path
+    label = window.recording_controls.label  # "● REC mm:ss → name" in the status bar
+    assert label.isVisible() and Path(path).name in label.text()
+    assert label.toolTip() == path
     qtbot.wait(1200)
     with qtbot.waitSignal(window.session.recordingFinished, timeout=20_000) as finished:
         window.act_record.trigger()
     saved, error = finished.args
     assert (saved, error) == (path, "")
-    assert not window.recording_label.isVisible() and not window.act_record.isChecked()
+    assert not label.isVisible() and not window.act_record.isChecked()
     assert "Recording saved to" in window.statusBar().currentMessage()
     assert playable_frames(saved) >= 10
     assert (settings.recording_folder / (settings.recording_folder / saved).with_suffix(
@@ -201,7 +202,7 @@ def test_a_recording_that_cannot_start_shows_a_dialog_and_the_app_goes_on(
     kind, title, text = dialogs[0]
     assert title == "Recording failed"
     assert str(blocker) in text and "choose another folder" in text
-    assert not window.act_record.isChecked() and window.recording_path is None
+    assert not window.act_record.isChecked() and window.recording_controls.path is None
     wait_frames(qtbot, window)  # still playing
 
 
@@ -217,7 +218,7 @@ def test_a_recording_that_fails_midway_is_stopped_with_a_dialog(make_window, qtb
     kind, title, text = dialogs[0]
     assert title == "Recording failed" and "disk full" in text
     assert "What was recorded before that is in" in text
-    assert window.recording_path is None and window.session.active
+    assert window.recording_controls.path is None and window.session.active
 
 
 def test_files_loop_on_request_and_end_otherwise(make_window, qtbot, tmp_path):

@@ -84,7 +84,7 @@ def run_app(args) -> int:
     window = MainWindow(cascade, AppSettings(), kiosk=args.kiosk)
     if args.find is not None:
         window.act_find_items.setChecked(args.find == "items")
-        window.set_find_items(args.find == "items")
+        window.region_controls.set_find_items(args.find == "items")
     window.session.reuse = not getattr(args, "classify_every_frame", False)
     size = parse_camera_size(args.camera_size) if args.camera_size else None
     if size is not None or args.camera_fps is not None:

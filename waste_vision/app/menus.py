@@ -1,6 +1,7 @@
 """The window's actions, menus and toolbar, laid out in one place (as Qt Designer's
-``setupUi`` would): which command has which shortcut, and where it shows. The slots stay
-on the window; this module only wires them to actions."""
+``setupUi`` would): which command has which shortcut, and where it shows. The slots live
+on the window (sources, view) and its controllers (recording, regions, thresholds, tally);
+this module only wires them to actions."""
 
 from __future__ import annotations
 
@@ -36,10 +37,10 @@ def build_actions(window) -> None:
 
     window.act_start = a("Start", "Space", window.toggle_running,
                          tip="Start or stop the current source")
-    window.act_record = a("Record", "Ctrl+R", window.toggle_recording, checkable=True,
+    window.act_record = a("Record", "Ctrl+R", window.recording_controls.toggle, checkable=True,
                           tip="Record the annotated video (and a JSONL log) to the "
                               "recording folder")
-    window.act_snapshot = a("Snapshot", "Ctrl+S", window.snapshot,
+    window.act_snapshot = a("Snapshot", "Ctrl+S", window.recording_controls.snapshot,
                             tip="Save the annotated frame as a PNG in the recording folder")
     window.act_open_video = a("Open video…", "Ctrl+O", window.ask_video, tip="Play a video file")
     window.act_open_stream = a("Open stream URL…", "Ctrl+U", window.ask_stream,
@@ -52,23 +53,24 @@ def build_actions(window) -> None:
                         tip="Start video files and folders again when they end")
     window.act_rescan = a("Rescan cameras", "F5", window.rescan_cameras,
                           tip="Look for cameras again")
-    window.act_rec_folder = a("Recording folder…", None, window.ask_recording_folder,
+    window.act_rec_folder = a("Recording folder…", None, window.recording_controls.ask_folder,
                               tip="Where recordings and snapshots go")
-    window.act_remove_region = a("Remove last region", "Backspace",
-                                 window.regions_remove_last, tip="Remove the region drawn last")
-    window.act_clear_regions = a("Clear regions", "Delete", window.regions_clear,
+    regions = window.region_controls
+    window.act_remove_region = a("Remove last region", "Backspace", regions.remove_last,
+                                 tip="Remove the region drawn last")
+    window.act_clear_regions = a("Clear regions", "Delete", regions.clear,
                                  tip="Remove all drawn regions: items are found by "
                                      "themselves again")
-    window.act_track_regions = a("Regions follow items", "T", window.set_track_regions,
+    window.act_track_regions = a("Regions follow items", "T", regions.set_tracking,
                                  checkable=True,
                                  tip="Drawn regions follow the item in them and return "
                                      "where drawn when it leaves; off: fixed zones")
-    window.act_find_items = a("Find items", "I", window.set_find_items, checkable=True,
+    window.act_find_items = a("Find items", "I", regions.set_find_items, checkable=True,
                               tip="Find each item on the table and classify it on its own; "
                                   "off: classify the whole frame (one item close up)")
     window.act_explain = a("Explain", "X", window.session.set_explain, checkable=True,
                            tip="Show where the model looked on each item (heat map)")
-    window.act_learn_empty = a("Learn empty table", "E", window.learn_empty_scene,
+    window.act_learn_empty = a("Learn empty table", "E", regions.learn_empty_scene,
                                tip="Take the view as it is now (clear the table first) as "
                                    "the empty scene")
     window.act_s1_down = a("Stage-1 threshold −0.01", "[",
@@ -79,14 +81,14 @@ def build_actions(window) -> None:
                             lambda: window.panel.uncertain_slider.step(-1))
     window.act_unc_up = a("Uncertain threshold +0.01", "=",
                           lambda: window.panel.uncertain_slider.step(1))
-    window.act_reset_thresholds = a("Reset thresholds", "Ctrl+0", window.reset_thresholds,
+    window.act_reset_thresholds = a("Reset thresholds", "Ctrl+0", window.threshold_controls.reset,
                                     tip="Back to the model's calibrated thresholds")
-    window.act_reset_tally = a("Reset tally", "Ctrl+Shift+T", window.reset_tally,
+    window.act_reset_tally = a("Reset tally", "Ctrl+Shift+T", window.tally_controls.reset,
                                tip="Set every count back to zero")
-    window.act_undo_reset_tally = a("Undo reset tally", "Ctrl+Z", window.undo_reset_tally,
+    window.act_undo_reset_tally = a("Undo reset tally", "Ctrl+Z", window.tally_controls.undo_reset,
                                     tip="Bring back the counts the last reset cleared")
     window.act_undo_reset_tally.setEnabled(False)
-    window.act_export_tally = a("Export tally…", "Ctrl+E", window.export_tally,
+    window.act_export_tally = a("Export tally…", "Ctrl+E", window.tally_controls.export,
                                 tip="Save the counts as a CSV file")
     window.act_fullscreen = a("Full screen", "F11", window.toggle_fullscreen, checkable=True)
     window.act_staff_figures = a("Show figures", "F12", window.show_staff_figures,

@@ -1,6 +1,7 @@
-"""What the window shows about the cascade it runs.
+"""The cascade's decision rule as the window shows and changes it.
 
-Thresholds are changed through ``Cascade.set_thresholds`` (the one decision rule).
+Thresholds change only through ``Cascade.set_thresholds`` (the one decision rule); the
+panel's sliders show what the cascade accepted, and the settings remember it.
 """
 
 from __future__ import annotations
@@ -12,3 +13,40 @@ def backend_text(cascade: Cascade) -> str:
     """What the window shows as the backend, e.g. ``LiteRT (fused)``."""
     name = {"litert": "LiteRT", "keras": "Keras"}.get(cascade.backend, cascade.backend)
     return f"{name} (fused)" if getattr(cascade, "uses_fused", False) else name
+
+
+class ThresholdControls:
+    """The panel's two sliders and Reset thresholds, wired to the cascade."""
+
+    def __init__(self, window):
+        self.window = window
+        self.cascade = window.cascade
+        self.settings = window.settings
+        self.panel = window.panel
+        self.panel.stage1_slider.valueChanged.connect(self._on_stage1)
+        self.panel.uncertain_slider.valueChanged.connect(self._on_uncertain)
+
+    def load(self) -> None:
+        """The thresholds remembered from the last run (the model's where none)."""
+        self._show(self.cascade.set_thresholds(self.settings.threshold("stage1"),
+                                               self.settings.threshold("uncertain")))
+
+    def reset(self) -> None:
+        self._show(self.cascade.reset_thresholds())
+        self.settings.set_threshold("stage1", None)
+        self.settings.set_threshold("uncertain", None)
+        self.window.show_status("Thresholds back to the model's", 5000)
+
+    def _show(self, rule) -> None:
+        self.panel.stage1_slider.set_value(rule.stage1_threshold, emit=False)
+        self.panel.uncertain_slider.set_value(rule.min_confidence, emit=False)
+        self.panel.set_stage1_marker(rule.stage1_threshold)
+
+    def _on_stage1(self, value: float) -> None:
+        rule = self.cascade.set_thresholds(stage1=value)
+        self.settings.set_threshold("stage1", rule.stage1_threshold)
+        self.panel.set_stage1_marker(rule.stage1_threshold)
+
+    def _on_uncertain(self, value: float) -> None:
+        rule = self.cascade.set_thresholds(min_confidence=value)
+        self.settings.set_threshold("uncertain", rule.min_confidence)

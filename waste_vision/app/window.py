@@ -23,14 +23,16 @@ from PySide6.QtWidgets import (QApplication, QDialog, QFileDialog, QHBoxLayout, 
 from waste_vision.app.bridge import Delivery
 from waste_vision.app.menus import build_actions, build_menus_and_toolbar
 from waste_vision.app.panel import PANEL_WIDTH, Panel
+from waste_vision.app.recording_controls import RecordingControls
+from waste_vision.app.region_controls import RegionControls
 from waste_vision.app import source_policy
 from waste_vision.app.region_edits import LiveRegionSet
 from waste_vision.app.source_policy import is_camera, is_stream
 from waste_vision.app.session import LiveSession
 from waste_vision.app.settings import AppSettings
 from waste_vision.app.stats import StallMeter
-from waste_vision.tally import Tally
-from waste_vision.app.tuning import backend_text
+from waste_vision.app.tally_controls import TallyControls
+from waste_vision.app.tuning import ThresholdControls, backend_text
 from waste_vision.app.video_widget import VideoWidget
 from waste_vision.cascade import Cascade
 from waste_vision.resources import default_assets_dir
@@ -84,7 +86,6 @@ class MainWindow(QMainWindow):
         self.session = LiveSession(cascade, self.regions, parent=self)
         self.bridge = self.session.bridge
         stage1_labels, stage2_labels = (s.labels for s in cascade.manifest.stages)
-        self.tally = Tally([l for l in stage1_labels if l != "recyclable"] + stage2_labels)
         self.stall_meter = StallMeter(self)
         self.cameras: list[int] | None = None  # None until the probe answers
         self.current_spec: str | None = None
@@ -93,30 +94,31 @@ class MainWindow(QMainWindow):
         self.notice_error = False
         self._camera_probe = camera_probe
         self._initial: tuple[str | None] | None = None  # a start waiting for the camera probe
-        self._recording_path: str | None = None
-        self._recording_since = 0.0
-        self._recording_asked = False
         self._reconnecting = False
         self._closing = False
         self._allow_close = not kiosk
         self.kiosk_controller = None
         self._paint_times: deque[float] = deque(maxlen=31)
-        self.last_recording: str | None = None
-        self.last_snapshot: str | None = None
         self._recent_latency: deque[float] = deque(maxlen=30)
         self._last_classify_fps = 0.0
-        self._tally_before_reset: dict = {}
 
         self.setWindowTitle("")  # the application's display name stands alone
         self._remember: str | None = None  # the source to remember once it delivers
         self._build_widgets(stage1_labels, stage2_labels)
+        # each menu's slots live in a controller of their own; the window keeps the sources
+        self.recording_controls = RecordingControls(self)
+        self.region_controls = RegionControls(self)
+        self.threshold_controls = ThresholdControls(self)
+        self.tally_controls = TallyControls(
+            self, [l for l in stage1_labels if l != "recyclable"] + stage2_labels)
+        self.tally = self.tally_controls.tally
         build_actions(self)
         build_menus_and_toolbar(self)
         self._build_status_bar()
         self._connect()
         self.act_staff_figures.setChecked(True)
         self._load_settings()
-        self._update_run_actions()
+        self.update_run_actions()
         if kiosk:
             from waste_vision.app.kiosk import Kiosk
 
@@ -158,13 +160,10 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         status = self.statusBar()
-        self.recording_label = QLabel()
-        self.recording_label.setStyleSheet("color: #d93025; font-weight: bold;")
-        self.recording_label.setVisible(False)
         self.regions_label = QLabel()
         self.regions_label.setContentsMargins(12, 0, 12, 0)
         self.backend_label = QLabel(f"backend: {backend_text(self.cascade)}")
-        status.addPermanentWidget(self.recording_label)
+        status.addPermanentWidget(self.recording_controls.label)
         status.addPermanentWidget(self.regions_label)
         status.addPermanentWidget(self.backend_label)
 
@@ -174,26 +173,16 @@ class MainWindow(QMainWindow):
         s.started.connect(self._on_started)
         s.stopped.connect(self._on_stopped)
         s.sourceStatus.connect(self._on_source_status)
-        s.recordingStarted.connect(self._on_recording_started)
-        s.recordingFinished.connect(self._on_recording_finished)
-        s.snapshotSaved.connect(self._on_snapshot_saved)
         s.camerasFound.connect(self._on_cameras_found)
         self.video.on_painted = self._on_painted
         self.video.on_resized = self._on_video_resized
-        self.video.regionDrawn.connect(self._on_region_drawn)
-        self.video.regionRemoveRequested.connect(self._on_region_remove)
-        self.video.regionTrackToggled.connect(self._on_region_track_toggled)
-        self.panel.stage1_slider.valueChanged.connect(self._on_stage1_threshold)
-        self.panel.uncertain_slider.valueChanged.connect(self._on_uncertain_threshold)
         self.ui_timer = QTimer(self)
         self.ui_timer.setInterval(RECORD_TICK_MS)
         self.ui_timer.timeout.connect(self._tick)
         self.ui_timer.start()
 
     def _load_settings(self) -> None:
-        rule = self.cascade.set_thresholds(self.settings.threshold("stage1"),
-                                           self.settings.threshold("uncertain"))
-        self._show_rule(rule)
+        self.threshold_controls.load()
         self.act_loop.setChecked(self.settings.loop_files)
         self.act_find_items.setChecked(self.settings.find_items)
         if self.session.camera[0] is None:  # --camera-size wins over the remembered one
@@ -242,7 +231,7 @@ class MainWindow(QMainWindow):
         self.session.start(spec, loop=loop)
         self.video.placeholder = f"Opening {spec}…"
         self.show_status(f"Opening {spec}…")
-        self._update_run_actions()
+        self.update_run_actions()
 
     def play_demo(self, *, notice: str = "", remember: bool = True) -> None:
         self.open_source(str(self.demo_path), notice=notice, remember=remember)
@@ -271,7 +260,7 @@ class MainWindow(QMainWindow):
                              notice_error=self.notice_error)
         else:
             self.start_initial(None)
-        self._update_run_actions()
+        self.update_run_actions()
 
     def ask_video(self) -> None:
         start = str(Path(self.current_spec).parent) if self.current_spec and \
@@ -306,6 +295,16 @@ class MainWindow(QMainWindow):
         self.camera_menu.clear()
         self.camera_menu.addAction("Looking for cameras…").setEnabled(False)
         self.session.probe_cameras(self._camera_probe)
+
+    def set_camera_size(self, size: tuple[int, int] | None) -> None:
+        """Ask cameras for this resolution (None: the driver's default); a playing camera
+        restarts with it. What the camera granted shows in the status bar."""
+        self.session.camera = (size, self.session.camera[1])
+        self.settings.camera_size = size
+        if self.cameras is not None:
+            self._on_cameras_found(self.cameras)  # tick the new choice
+        if is_camera(self.current_spec):
+            self.open_source(self.current_spec, remember=False)
 
     def _on_cameras_found(self, found: list) -> None:
         if is_camera(self.current_spec) and self.session.active \
@@ -348,12 +347,12 @@ class MainWindow(QMainWindow):
         self.video.placeholder = f"Waiting for {name}…"
         self.show_status(f"Playing {name}", 5000)
         self.setWindowTitle(name)  # Qt appends the application's display name
-        self._update_run_actions()
+        self.update_run_actions()
 
     def _on_stopped(self, run_id: int, kind: str, message: str) -> None:
         if run_id != self.session.current_id or self._closing:
             return
-        self._update_run_actions()
+        self.update_run_actions()
         if kind == "failed":  # nothing of the previous source may stay on screen
             self.video.clear(f"Not playing: {self.current_spec} did not open")
             self.setWindowTitle("")
@@ -403,8 +402,7 @@ class MainWindow(QMainWindow):
         else:
             self.panel.show_result(primary, len(result.regions))
         self._last_classify_fps = result.classify_fps
-        if self.tally.add(result.counted):  # counted in the pipeline (FrameClassifier)
-            self.panel.show_tally(self.tally.rows(), self.tally.total)
+        self.tally_controls.add(result.counted)  # counted in the pipeline (FrameClassifier)
         if self.kiosk_controller is not None:
             self.kiosk_controller.frame_arrived()
 
@@ -437,7 +435,7 @@ class MainWindow(QMainWindow):
         self._fit_to_window()
 
     def _tick(self) -> None:
-        """4 times a second: rates, recording time, a recording that failed meanwhile."""
+        """4 times a second: rates, recording time, a recording that failed meanwhile, regions."""
         self._fit_to_window()
         now = time.monotonic()
         times = self._paint_times
@@ -445,199 +443,20 @@ class MainWindow(QMainWindow):
         display_fps = (len(times) - 1) / (times[-1] - times[0]) if recent else 0.0
         latency = statistics.median(self._recent_latency) if self._recent_latency else None
         self.panel.show_rates(display_fps, self._last_classify_fps if recent else 0.0, latency)
-        if self._recording_path is not None:
-            seconds = int(now - self._recording_since)
-            self.recording_label.setText(f"● REC {seconds // 60:02d}:{seconds % 60:02d} → "
-                                         f"{Path(self._recording_path).name}")
-            if self.session.recording_error():
-                self.session.stop_recording()  # recordingFinished brings the error
-        drawn = len(self.regions.regions)
-        self.regions_label.setText(
-            f"regions: {drawn}" if drawn else
-            "finding items" if self.session.mode == "items" else "whole frame")
-        if not self.kiosk:  # nothing to remove: the actions say so
-            self.act_remove_region.setEnabled(drawn > 0)
-            self.act_clear_regions.setEnabled(drawn > 0)
+        self.recording_controls.tick(now)
+        self.region_controls.tick()
 
-    def _update_run_actions(self) -> None:
+    def update_run_actions(self) -> None:
         active = self.session.active
         self.act_start.setText("Stop" if active else "Start")
-        self.act_record.setEnabled(active or self._recording_path is not None)
+        self.act_record.setEnabled(active or self.recording_controls.path is not None)
         self.act_snapshot.setEnabled(self.video.delivery is not None or active)
 
-    # -- recording and snapshots --------------------------------------------------------------
-
-    def toggle_recording(self) -> None:
-        if self._recording_path is not None or self._recording_asked:
-            self._recording_asked = False
-            self.session.stop_recording()
-            self.show_status("Finishing the recording…")
-        else:
-            self._recording_asked = True
-            folder = self.settings.recording_folder
-            self.session.start_recording(folder)
-            self.show_status(f"Starting a recording in {folder}…")
-        self.act_record.setChecked(self._recording_asked)
-
-    @property
-    def recording_path(self) -> str | None:
-        return self._recording_path
-
-    def _on_recording_started(self, path: str) -> None:
-        self._recording_path = path
-        self._recording_since = time.monotonic()
-        self.act_record.setChecked(True)
-        self.act_record.setText("Stop recording")
-        self.recording_label.setVisible(True)
-        self.recording_label.setText(f"● REC 00:00 → {Path(path).name}")
-        self.recording_label.setToolTip(path)  # the name in the bar, the whole path here
-        self.show_status(f"Recording to {path}", 5000)
-
-    def _on_recording_finished(self, path: str, error: str) -> None:
-        self._recording_path = None
-        self._recording_asked = False
-        self.act_record.setChecked(False)
-        self.act_record.setText("Record")
-        self.recording_label.setVisible(False)
-        self._update_run_actions()
-        if error:
-            kept = f"\n\nWhat was recorded before that is in {path}." if path else ""
-            self.show_problem("Recording failed", f"{error}{kept}")
-        elif path:
-            self.show_status(f"Recording saved to {path}", 15000)
-        self.last_recording = path or None
-
-    def ask_recording_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Recording folder",
-                                                  str(self.settings.recording_folder))
-        if folder:
-            self.settings.recording_folder = Path(folder)
-            self.show_status(f"Recordings and snapshots go to {folder}", 5000)
-
-    def snapshot(self) -> None:
-        delivery = self.video.delivery
-        if delivery is None:
-            self.show_status("No picture to save yet", 5000)
-            return
-        self.session.save_snapshot(delivery.annotated, self.settings.recording_folder)
-
-    def _on_snapshot_saved(self, path: str, error: str) -> None:
-        if error:
-            self.show_problem("Snapshot not saved", error)
-        else:
-            self.last_snapshot = path
-            self.show_status(f"Snapshot saved to {path}", 10000)
-
-    # -- regions, thresholds, tally -----------------------------------------------------------
-
-    def _on_region_drawn(self, box: tuple) -> None:
-        track = self.act_track_regions.isChecked()
-        self.regions.add(tuple(int(v) for v in box), track)
-        self.session.break_item()
-        what = "follows its item" if track else "stays where drawn"
-        self.show_status(f"Region added at {box}: it {what} (right-click removes it, "
-                         "double-click switches following; T: all regions)", 5000)
-
-    def set_track_regions(self, checked: bool) -> None:
-        self.regions.set_tracking(checked)
-        self.show_status(
-            "Regions follow their items (and return where drawn when the item leaves)"
-            if checked else "Regions stay where they were drawn", 5000)
-
-    def _on_region_remove(self, x: float, y: float) -> None:
-        self.regions.remove_at(x, y)
-        self.session.break_item()
-
-    def _on_region_track_toggled(self, x: float, y: float) -> None:
-        self.regions.toggle_tracking_at(x, y)
-        self.show_status("Region switched between following its item and staying put", 5000)
-
-    def regions_remove_last(self) -> None:
-        self.regions.remove_last()
-        self.session.break_item()
-
-    def regions_clear(self) -> None:
-        self.regions.clear()
-        self.session.break_item()
-        what = ("items are found by themselves again" if self.act_find_items.isChecked()
-                else "the whole frame is classified")
-        self.show_status(f"Regions cleared: {what}", 5000)
+    # -- view -----------------------------------------------------------------------------------
 
     def show_staff_figures(self, shown: bool) -> None:
         self.panel.show_figures(shown)
         self.session.set_overlay_figures(shown)
-
-    def set_camera_size(self, size: tuple[int, int] | None) -> None:
-        """Ask cameras for this resolution (None: the driver's default); a playing camera
-        restarts with it. What the camera granted shows in the status bar."""
-        self.session.camera = (size, self.session.camera[1])
-        self.settings.camera_size = size
-        if self.cameras is not None:
-            self._on_cameras_found(self.cameras)  # tick the new choice
-        if is_camera(self.current_spec):
-            self.open_source(self.current_spec, remember=False)
-
-    def set_find_items(self, checked: bool) -> None:
-        self.session.set_mode("items" if checked else "frame")
-        self.settings.find_items = checked
-        self.session.break_item()
-        self.show_status(
-            "Finding items on the table" if checked else "Classifying the whole frame", 5000)
-
-    def learn_empty_scene(self) -> None:
-        self.session.relearn_empty_scene()
-        self.show_status("Learning the empty table: keep the view clear for a moment", 5000)
-
-    def _show_rule(self, rule) -> None:
-        self.panel.stage1_slider.set_value(rule.stage1_threshold, emit=False)
-        self.panel.uncertain_slider.set_value(rule.min_confidence, emit=False)
-        self.panel.set_stage1_marker(rule.stage1_threshold)
-
-    def _on_stage1_threshold(self, value: float) -> None:
-        rule = self.cascade.set_thresholds(stage1=value)
-        self.settings.set_threshold("stage1", rule.stage1_threshold)
-        self.panel.set_stage1_marker(rule.stage1_threshold)
-
-    def _on_uncertain_threshold(self, value: float) -> None:
-        rule = self.cascade.set_thresholds(min_confidence=value)
-        self.settings.set_threshold("uncertain", rule.min_confidence)
-
-    def reset_thresholds(self) -> None:
-        self._show_rule(self.cascade.reset_thresholds())
-        self.settings.set_threshold("stage1", None)
-        self.settings.set_threshold("uncertain", None)
-        self.show_status("Thresholds back to the model's", 5000)
-
-    def reset_tally(self) -> None:
-        self._tally_before_reset = dict(self.tally.counts)
-        self.tally.reset()
-        self.panel.show_tally(self.tally.rows(), self.tally.total)
-        self.act_undo_reset_tally.setEnabled(bool(self._tally_before_reset))
-        self.show_status("Tally reset (Ctrl+Z brings the counts back)", 10000)
-
-    def undo_reset_tally(self) -> None:
-        """The counts from before the last reset, plus anything counted since."""
-        for label, n in self._tally_before_reset.items():
-            self.tally.counts[label] += n
-        self._tally_before_reset = {}
-        self.act_undo_reset_tally.setEnabled(False)
-        self.panel.show_tally(self.tally.rows(), self.tally.total)
-
-    def export_tally(self) -> None:
-        suggested = self.settings.recording_folder / \
-            f"waste-vision-tally-{time.strftime('%Y%m%d-%H%M%S')}.csv"
-        path, _ = QFileDialog.getSaveFileName(self, "Export tally", str(suggested),
-                                              "CSV files (*.csv)")
-        if not path:
-            return
-        try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.tally.export_csv(Path(path))
-        except OSError as exc:
-            self.show_problem("Tally not exported", f"cannot write {path} "
-                              f"({exc.strerror or exc}); choose another file or folder")
-            return
-        self.show_status(f"Tally saved to {path}", 10000)
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -645,8 +464,9 @@ class MainWindow(QMainWindow):
         """A status-bar message that never ends mid-word: too long for the room left by the
         permanent labels, it is cut at a word with "…" (the whole text in the tooltip)."""
         bar = self.statusBar()
-        room = bar.width() - sum(w.width() for w in (self.recording_label, self.regions_label,
-                                                     self.backend_label) if w.isVisible()) - 40
+        room = bar.width() - sum(w.width() for w in (self.recording_controls.label,
+                                                     self.regions_label, self.backend_label)
+                                  if w.isVisible()) - 40
         room = max(room, 320)  # never fewer words than that: Qt clips the permanent labels
         metrics = bar.fontMetrics()
         shown = text
@@ -723,7 +543,7 @@ class MainWindow(QMainWindow):
         # has gone (run_app waits for it before the process ends).
         finishing = self.session.shutdown_async()
         futures.wait([finishing], timeout=CLOSE_WAIT_S)
-        if not finishing.done() and (self._recording_path or self._recording_asked):
+        if not finishing.done() and self.recording_controls.busy:
             event.ignore()
             self.show_status("Finishing recording…")
             if self.kiosk:  # no status bar there

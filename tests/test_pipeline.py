@@ -60,23 +60,23 @@ def test_rate_meter():
 def test_bench_runs_and_reports(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "--runs", "5", "--live-seconds", "1", "--original-frames", "3",
-                 "--clip", str(DEMO), "--json", str(out)]) == 0
+                 "--max-frames", "90", "--clip", str(DEMO), "--json", str(out)]) == 0
     r = json.loads(out.read_text())
-    assert r["annotate"]["frames"] == 360
+    assert r["annotate"]["frames"] == 90
     assert r["original_loop"]["frames"] == 3
     assert set(r["stages"]["litert"]) == {"organic-recyclable", "material", "fused",
                                           "fused int8"}
-    assert r["annotate_int8"]["frames"] == 360
+    assert r["annotate_int8"]["frames"] == 90
     assert r["annotate_vs_original"] > 1 and r["annotate_int8_vs_original"] > 1
     printed = capsys.readouterr().out
     assert "original loop" in printed and "annotate --int8" in printed
     regions = r["regions"]
     assert {"two_zones", "two_tracked", "items"} <= set(regions)
-    assert all(regions[k]["frames"] == 360 for k in ("two_zones", "two_tracked", "items"))
+    assert all(regions[k]["frames"] == 90 for k in ("two_zones", "two_tracked", "items"))
     # by default unchanged regions keep their result; the every-frame pass classifies all
     assert all(0 <= regions[k]["crops_reused"] <= 1 for k in ("no_region", "two_zones"))
     every = r["regions_every_frame"]
-    assert every["two_zones"]["frames"] == 360 and "crops_reused" not in every["two_zones"]
+    assert every["two_zones"]["frames"] == 90 and "crops_reused" not in every["two_zones"]
     assert every["two_zones_vs_no_region"] > 0
     assert r["live_two_tracked_every_frame"]["classified_fps"] > 0
     assert "every frame classified" in printed

@@ -66,14 +66,15 @@ def bench_stages(models: Path, threads: int, runs: int) -> dict:
 
 def bench_annotate(clip: Path, models: Path, threads: int, int8: bool = False,
                    find: str = "frame", rois: list[str] = (), track: bool = False,
-                   every_frame: bool = False) -> dict:
-    """``annotate`` of ``clip``; ``every_frame``: no result reused (--classify-every-frame)."""
+                   every_frame: bool = False, max_frames: int | None = None) -> dict:
+    """``annotate`` of ``clip`` (its first ``max_frames``, None: all); ``every_frame``: no
+    result reused (--classify-every-frame)."""
     from waste_vision.annotate import annotate_video
 
     with tempfile.TemporaryDirectory() as tmp:
         report = annotate_video(clip, Path(tmp) / "out.mp4", models=models, threads=threads,
                                 int8=int8, find=find, rois=list(rois), track=track,
-                                classify_every_frame=every_frame)
+                                classify_every_frame=every_frame, max_frames=max_frames)
     out = {"frames": report.frames, "seconds": round(report.seconds, 3),
            "fps": round(report.fps, 2)}
     crops = report.crops_classified + report.crops_reused
@@ -85,12 +86,14 @@ def bench_annotate(clip: Path, models: Path, threads: int, int8: bool = False,
 TWO_ZONES = ["160,120,400,400", "720,120,400,400"]  # two 400x400 zones in a 720p frame
 
 
-def bench_regions(clip: Path, models: Path, threads: int, every_frame: bool = False) -> dict:
+def bench_regions(clip: Path, models: Path, threads: int, every_frame: bool = False,
+                  max_frames: int | None = None) -> dict:
     """``annotate`` of the 720p demo clip with no region (whole frame), two fixed zones, two
     tracked zones and item finding, in one run, so the ratios hold on a busy machine.
     ``every_frame``: every crop classified (no result reused, as --classify-every-frame)."""
     def run(**kw) -> dict:
-        return bench_annotate(clip, models, threads, every_frame=every_frame, **kw)
+        return bench_annotate(clip, models, threads, every_frame=every_frame,
+                              max_frames=max_frames, **kw)
 
     out = {"no_region": run(), "two_zones": run(rois=TWO_ZONES),
            "two_tracked": run(rois=TWO_ZONES, track=True)}
@@ -192,14 +195,17 @@ def run_bench(args) -> int:
         args.skip_original = True
     results: dict = {"cpu_count": os.cpu_count(), "threads": args.threads}
     print("annotate end to end ...", file=sys.stderr)
-    results["annotate"] = bench_annotate(clip, models, args.threads)
+    frames = args.max_frames
+    results["annotate"] = bench_annotate(clip, models, args.threads, max_frames=frames)
     if load_manifest(models).fused_int8_tflite:
-        results["annotate_int8"] = bench_annotate(clip, models, args.threads, int8=True)
+        results["annotate_int8"] = bench_annotate(clip, models, args.threads, int8=True,
+                                                  max_frames=frames)
     print(f"live, {args.live_seconds:.0f} s ...", file=sys.stderr)
     results["live"] = bench_live(clip, models, args.threads, args.live_seconds)
     print("regions and item finding ...", file=sys.stderr)
-    results["regions"] = bench_regions(clip, models, args.threads)
-    results["regions_every_frame"] = bench_regions(clip, models, args.threads, every_frame=True)
+    results["regions"] = bench_regions(clip, models, args.threads, max_frames=frames)
+    results["regions_every_frame"] = bench_regions(clip, models, args.threads, every_frame=True,
+                                                   max_frames=frames)
     results["live_two_tracked"] = bench_live(clip, models, args.threads, args.live_seconds,
                                              rois=TWO_ZONES, track=True)
     results["live_two_tracked_every_frame"] = bench_live(

@@ -238,6 +238,9 @@ def _add_bench(sub) -> None:
     bench.add_argument("--threads", type=int, default=2)
     bench.add_argument("--runs", type=int, default=200, help="timed calls per model")
     bench.add_argument("--live-seconds", type=float, default=10.0)
+    bench.add_argument("--max-frames", type=int, default=None, metavar="N",
+                       help="annotate passes: only the clip's first N frames (a quick run; "
+                            "default: the whole clip)")
     bench.add_argument("--original-frames", type=int, default=60,
                        help="frames through the original predict() loop")
     bench.add_argument("--skip-original", action="store_true")

@@ -21,8 +21,6 @@ class RecordingControls:
         self.path: str | None = None  # the file being written, once the session says so
         self.since = 0.0
         self.asked = False  # Record pressed, the session has not answered yet
-        self.last_recording: str | None = None
-        self.last_snapshot: str | None = None
         self.label = QLabel()  # "● REC mm:ss → name", in the status bar
         self.label.setStyleSheet("color: #d93025; font-weight: bold;")
         self.label.setVisible(False)
@@ -81,7 +79,6 @@ class RecordingControls:
             self.window.show_problem("Recording failed", f"{error}{kept}")
         elif path:
             self.window.show_status(f"Recording saved to {path}", 15000)
-        self.last_recording = path or None
 
     def ask_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self.window, "Recording folder",
@@ -101,5 +98,4 @@ class RecordingControls:
         if error:
             self.window.show_problem("Snapshot not saved", error)
         else:
-            self.last_snapshot = path
             self.window.show_status(f"Snapshot saved to {path}", 10000)

@@ -11,12 +11,15 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "assets" / "samples"
+# tools/test_latest.sh: the newest allowed packages, not constraints.txt
+UNPINNED = os.environ.get("WASTE_VISION_UNPINNED") == "1"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.environ.get("WASTE_VISION_SKIP_BUNDLE") == "1",
@@ -56,11 +59,21 @@ def test_contents(bundle):
     assert not list(root.rglob("*.qm")) and not list(root.rglob("libQt6Qml*"))
     # one FFmpeg (PyAV's, with H.264), used by cv2 too; no dangling link; no CompiledModel lib
     assert list((internal / "av.libs").glob("libavcodec-*.so*"))
-    assert not list((internal / "opencv_python_headless.libs").glob("libavcodec-*"))
     assert not [p for p in root.rglob("*") if p.is_symlink() and not p.exists()]
     assert not (internal / "ai_edge_litert" / "libLiteRt.so").exists()
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
-    assert size <= 400 * 2**20, f"bundle is {size / 2**20:.0f} MB"
+    size_checks = {
+        "one FFmpeg (OpenCV's left out)":
+            not list((internal / "opencv_python_headless.libs").glob("libavcodec-*")),
+        f"bundle is {size / 2**20:.0f} MB (limit 400)": size <= 400 * 2**20,
+    }
+    failed = [what for what, ok in size_checks.items() if not ok]
+    if failed and UNPINNED:
+        # newer OpenCV/PyAV than the tested set (tools/test_latest.sh): the size is reported,
+        # the bundle still has to work (the tests below)
+        warnings.warn("bundle size with unpinned packages: " + "; ".join(failed))
+    else:
+        assert not failed, failed
 
 
 def test_self_test(bundle, tmp_path):

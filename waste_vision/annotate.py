@@ -13,9 +13,13 @@ image folder or image, a camera index, an ``rtsp://`` / ``http(s)://`` URL.
   within 3 s, exit 0). A stream that drops out is retried with the window's reconnect policy;
   one still lost when the run ends gives one line saying when it was lost, and exit 1.
 
-Refused before any work (exit 2, one line): an output that is a folder, or in a folder that
-does not exist or cannot be written; a region wholly outside the first frame; a camera that
-does not open; a stream that does not answer within ``open_timeout``.
+Refused before any work (exit 2, one line): an output (``-o``, ``--jsonl``, ``--summary``)
+that is the input (or the ``--empty-scene`` photo), two outputs that are one file, an output
+that already exists unless ``--overwrite`` (then the video, the log and the summary are all
+replaced: the log is emptied, not appended to, so its lines match the new video), an output
+that is a folder, or in a folder that does not exist or cannot be written; a region wholly
+outside the first frame; a camera that does not open; a stream that does not answer within
+``open_timeout``. Stream URLs are shown with their password as ``***``.
 
 Exit codes: 0 done (or stopped on request); 1 the input was cut, unreadable part-way or
 lost, or the recording stopped (what came is kept, the message says where it stopped); 2
@@ -35,17 +39,19 @@ from pathlib import Path
 import numpy as np
 
 from waste_vision.errors import UserError
+from waste_vision.outputs import check_outputs
 from waste_vision.pipeline import FrameClassifier, Pipeline
 from waste_vision.recorder import check_output
+from waste_vision.redact import redact_url
 from waste_vision.regions import RegionSet, clamp_box, parse_box
 from waste_vision.sinks import RecordingSink
 from waste_vision.sources import (
     STREAM_OPEN_TIMEOUT_S,
-    parse_camera_size,
     SourceStatus,
     StatusEvent,
     VideoSource,
     open_source,
+    parse_camera_size,
 )
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -115,6 +121,7 @@ def read_empty_scene(path: Path | None, size: tuple[int, int]) -> np.ndarray | N
 # -- checks made before any work ------------------------------------------------------------
 
 def _check_outputs(output: Path, jsonl: Path | None) -> Path:
+    """Each output on its own: a file name in a folder that can be written."""
     output = check_output(output)
     if jsonl is not None:
         jsonl = Path(jsonl).expanduser()
@@ -173,6 +180,24 @@ class _LiveWatch:
             self.lost_at = None
 
 
+def _input_path(spec: str) -> Path | None:
+    """The input as a file or folder, when it is one (not a camera index or a URL)."""
+    if "://" in spec:
+        return None
+    path = Path(spec).expanduser()
+    return path if path.exists() else None
+
+
+def _empty_log(path: Path) -> None:
+    """--overwrite: the recorder appends to a log (a recording that goes on), so a log being
+    replaced is emptied first; its lines then match the new video from frame 0."""
+    try:
+        with open(path, "w", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot replace the log {path}: {exc.strerror}") from None
+
+
 def _source_problem(source: VideoSource, name: str) -> str | None:
     if getattr(source, "truncated_at", None) is not None:
         return (f"{name}: the file stops being readable at frame {source.truncated_at} of "
@@ -193,12 +218,20 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
                    empty_scene: Path | None = None,
                    summary: Path | None = None, camera_size: str | None = None,
                    camera_fps: float | None = None,
-                   classify_every_frame: bool = False) -> AnnotateReport:
+                   classify_every_frame: bool = False,
+                   overwrite: bool = False) -> AnnotateReport:
     """Annotate ``input_path`` (any source spec) into ``output``; see the module docstring.
 
     ``stop`` (an Event) ends a run early, as a signal does from the command line.
+    ``overwrite``: replace existing outputs (never an input) instead of refusing them.
     """
     stop = stop or threading.Event()
+    spec = str(input_path)
+    jsonl = Path(jsonl).expanduser() if jsonl is not None else None
+    # first of all, before any file is opened: nothing the user has is written over
+    check_outputs({"-o": Path(output), "--jsonl": jsonl, "--summary": summary},
+                  {"the input": _input_path(spec), "the --empty-scene photo": empty_scene},
+                  overwrite=overwrite)
     output = _check_outputs(Path(output), jsonl)
     _check_limits(duration, max_frames)
     regions, boxes = _parse_regions(rois)
@@ -210,14 +243,14 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
                             + ("it is a folder; give a file name" if summary.is_dir() else
                                f"folder {summary.parent} does not exist; create it or "
                                "choose another path"))
-    spec = str(input_path)
     watch = _LiveWatch()
     size = parse_camera_size(camera_size) if camera_size else None
     source = open_source(spec, on_status=watch, open_timeout=open_timeout,
                          camera_size=size, camera_fps=camera_fps)
     live = source.is_live
     if not live and getattr(source, "frame_count", None) and not source.fps:
-        raise UserError(f"{spec}: cannot tell the video's frame rate; is it a video file?")
+        raise UserError(f"{redact_url(spec)}: cannot tell the video's frame rate; is it a "
+                        "video file?")
     sink = None
     try:
         source.start()  # UserError: a camera or stream that does not open
@@ -236,6 +269,8 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
             models=models, backend=backend, threads=threads, int8=int8, regions=regions,
             find=find, explain=explain, empty_scene=read_empty_scene(empty_scene, size),
             reuse=not classify_every_frame)
+        if jsonl is not None and jsonl.exists():  # only with overwrite (checked above)
+            _empty_log(jsonl)
         sink = RecordingSink(output, fps, size, jsonl_path=jsonl, real_time=live)
         pipeline = Pipeline(source, classifier, overlay, [sink])
         # a live source's first frame is stale by the time the models are loaded: start
@@ -257,7 +292,7 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
             summary.write_text(json.dumps(report.summary, indent=2) + "\n")
         except OSError as exc:
             raise UserError(f"cannot write the summary {summary}: {exc.strerror}") from None
-    problem = _source_problem(source, spec)
+    problem = _source_problem(source, redact_url(spec))
     if live and watch.lost_at is not None:
         lost = time.strftime("%H:%M:%S", time.localtime(watch.lost_at))
         why = watch.lost_reason.split(": ", 1)[-1]
@@ -323,6 +358,7 @@ def _run(pipeline: Pipeline, source: VideoSource, first, *, live: bool, fps: flo
 
 
 def run_annotate(args) -> int:
+    quiet = getattr(args, "quiet", 0) > 0
     stop = threading.Event()
 
     def on_signal(signum, _frame):
@@ -335,13 +371,14 @@ def run_annotate(args) -> int:
         report = annotate_video(
             args.input, args.output, jsonl=args.jsonl, rois=args.roi, models=args.models,
             backend=args.backend, threads=args.threads, int8=args.int8,
-            progress=sys.stderr.isatty() or args.progress,
+            progress=(sys.stderr.isatty() or args.progress) and not quiet,
             duration=getattr(args, "duration", None), max_frames=getattr(args, "max_frames", None),
             stop=stop, open_timeout=getattr(args, "open_timeout", STREAM_OPEN_TIMEOUT_S),
             find=args.find, track=args.track, explain=args.explain,
             empty_scene=args.empty_scene, summary=args.summary,
             camera_size=args.camera_size, camera_fps=args.camera_fps,
-            classify_every_frame=getattr(args, "classify_every_frame", False))
+            classify_every_frame=getattr(args, "classify_every_frame", False),
+            overwrite=getattr(args, "overwrite", False))
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -350,11 +387,12 @@ def run_annotate(args) -> int:
         how = f"stopped on request: {how}"
     skipped = (f"; {report.skipped} frame(s) skipped while the encoder was behind"
                if report.skipped else "")
-    print(f"{how} {report.frames} frames in {report.seconds:.1f} s "
-          f"({report.fps:.1f} FPS) -> {report.output}{skipped}", file=sys.stderr)
+    if not quiet:
+        print(f"{how} {report.frames} frames in {report.seconds:.1f} s "
+              f"({report.fps:.1f} FPS) -> {report.output}{skipped}", file=sys.stderr)
     if report.summary is not None:
         print(json.dumps(report.summary))  # stdout: the counts, for a script to read
     if report.problem:
-        print(f"waste-vision: {report.problem}", file=sys.stderr)
+        print(f"waste-vision: {redact_url(report.problem)}", file=sys.stderr)
         return 1
     return 0

@@ -188,21 +188,37 @@ def run_bench(args) -> int:
     clip = Path(args.clip or default_assets_dir() / "demo.mp4")
     if not clip.is_file():
         raise UserError(f"bench clip {clip} does not exist; pass --clip VIDEO")
+    if args.json is not None:  # checked now, not after minutes of measuring
+        from waste_vision.outputs import check_outputs
+
+        json_path = Path(args.json).expanduser()
+        check_outputs({"--json": json_path},
+                      {"the --clip video": clip, "the models' manifest": models / "cascade.json"},
+                      overwrite=None)
+        if json_path.is_dir() or not json_path.parent.is_dir():
+            raise UserError(f"cannot write --json {json_path}: " + (
+                "it is a folder; give a file name" if json_path.is_dir() else
+                f"folder {json_path.parent} does not exist; create it or choose another path"))
+    quiet = getattr(args, "quiet", 0) > getattr(args, "verbose", 0)
+
+    def say(line: str) -> None:
+        if not quiet:
+            print(line, file=sys.stderr)
     if not args.skip_original and importlib.util.find_spec("keras") is None:
         # the original loop runs the .keras models (absent from the frozen bundle)
         print("waste-vision: Keras is not installed (or not in this bundle): "
               "skipping the original loop", file=sys.stderr)
         args.skip_original = True
     results: dict = {"cpu_count": os.cpu_count(), "threads": args.threads}
-    print("annotate end to end ...", file=sys.stderr)
+    say("annotate end to end ...")
     frames = args.max_frames
     results["annotate"] = bench_annotate(clip, models, args.threads, max_frames=frames)
     if load_manifest(models).fused_int8_tflite:
         results["annotate_int8"] = bench_annotate(clip, models, args.threads, int8=True,
                                                   max_frames=frames)
-    print(f"live, {args.live_seconds:.0f} s ...", file=sys.stderr)
+    say(f"live, {args.live_seconds:.0f} s ...")
     results["live"] = bench_live(clip, models, args.threads, args.live_seconds)
-    print("regions and item finding ...", file=sys.stderr)
+    say("regions and item finding ...")
     results["regions"] = bench_regions(clip, models, args.threads, max_frames=frames)
     results["regions_every_frame"] = bench_regions(clip, models, args.threads, every_frame=True,
                                                    max_frames=frames)
@@ -217,10 +233,10 @@ def run_bench(args) -> int:
                                                find="items", explain=True)
     # before anything imports TensorFlow: what the app and annotate need
     results["rss_before_tensorflow_mb"] = rss_mb()
-    print("per-stage inference ...", file=sys.stderr)
+    say("per-stage inference ...")
     results["stages"] = bench_stages(models, args.threads, args.runs)
     if not args.skip_original:
-        print(f"original loop, {args.original_frames} frames ...", file=sys.stderr)
+        say(f"original loop, {args.original_frames} frames ...")
         results["original_loop"] = bench_original_loop(clip, models, args.original_frames)
         for key in ("annotate", "annotate_int8"):
             if key in results:

@@ -9,21 +9,30 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import TextIO
 
 from waste_vision.cascade import Cascade, CascadeResult
 from waste_vision.errors import UserError
 from waste_vision.images import ImageReadError, iter_image_files, read_rgb
+from waste_vision.redact import redact_url
 from waste_vision.resources import default_models_dir
 
+URL_INPUT = ("a URL: classify reads image files and folders; for a camera or stream use "
+             "waste-vision annotate URL -o OUT.mp4")
 CSV_FIELDS = ["path", "label", "stage1_label", "stage1_score", "stage2_label", "stage2_score",
               "error"]
 
 
 def expand_inputs(paths: list[Path]) -> Iterator[tuple[str, str | None]]:
-    """(path as given/joined, error) per input image; folders are searched recursively."""
+    """(path as given/joined, error) per input image; folders are searched recursively.
+    A URL is an error shown without its password (``Path`` would turn ``://`` into ``:/``,
+    which ``redact_url`` no longer recognises, so it is checked as given)."""
     for given in paths:
+        if "://" in str(given):
+            yield (redact_url(str(given)), URL_INPUT)
+            continue
         path = Path(given)
         if path.is_dir():
             for found in iter_image_files(path):
@@ -101,13 +110,14 @@ def run_classify(args, out: TextIO | None = None) -> int:
                       int8=getattr(args, "int8", False))
     inputs = list(expand_inputs(args.paths))
     if not inputs:
-        raise UserError("no images found in " + ", ".join(str(p) for p in args.paths)
+        raise UserError("no images found in " + ", ".join(redact_url(str(p)) for p in args.paths)
                         + "; give image files or folders that contain images")
     progress = None
-    if args.format == "table" and len(inputs) > 20 and sys.stderr.isatty():
+    quiet = getattr(args, "quiet", 0) > getattr(args, "verbose", 0)
+    if args.format == "table" and len(inputs) > 20 and sys.stderr.isatty() and not quiet:
         from tqdm import tqdm
 
-        progress = lambda it: tqdm(it, total=len(inputs), unit="img", file=sys.stderr)  # noqa: E731
+        progress = lambda it: tqdm(it, total=len(inputs), unit="img", file=sys.stderr)
     writer = WRITERS[args.format](out)
     failed = 0
     for rec in classify_paths(cascade, inputs, args.all_stages, progress):

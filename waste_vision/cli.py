@@ -1,17 +1,26 @@
 """The ``waste-vision`` command line: one sub-command per job, user errors as one line.
 
 Exit codes, for every command: 0 everything done, 1 some inputs failed (the rest were
-processed), 2 the call cannot work at all (missing models folder, bad arguments, ...).
+processed), 2 the call cannot work at all (missing models folder, bad arguments, an output
+that is an input or already exists, ...), 3 an internal error (a bug: one line on the
+terminal, the traceback in the log file it names), 130 interrupted.
+
+``-v``/``-q`` (more or less on the terminal) and ``--version`` work before or after any
+sub-command. Everything is also logged to a rotating file (``waste_vision.logs``).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 
 from waste_vision.errors import UserError
+from waste_vision.redact import redact_url
+
+INTERNAL_ERROR = 3  # exit code of an unexpected exception (1 and 2 mean other things)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # our own messages say what went wrong
@@ -38,11 +47,16 @@ def _cmd_data_split(args) -> int:
     split_dataset = _training_function("datasplit", "split_dataset")
     report = split_dataset(args.src, args.dst, val=args.val, test=args.test, seed=args.seed,
                            link=args.link, near_dup_bits=args.near_dup_bits,
-                           progress=lambda it, total: tqdm(it, total=total, unit="img"))
+                           progress=(lambda it, total: it) if _quiet(args) else
+                           (lambda it, total: tqdm(it, total=total, unit="img")))
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(report.summary())
     return 0
+
+
+def _quiet(args) -> bool:
+    return getattr(args, "quiet", 0) > getattr(args, "verbose", 0)
 
 
 def _training_function(module: str, name: str):
@@ -154,7 +168,8 @@ def _add_train(sub) -> None:
 
 
 def _add_evaluate(sub) -> None:
-    evaluate = sub.add_parser("evaluate", help="evaluate a stage, write models/reports/<stage>/")
+    evaluate = sub.add_parser("evaluate", help="evaluate a stage, write MODELS/reports/<name>/ "
+                                               "(and the manifest only with --update-manifest)")
     evaluate.add_argument("--stage", choices=STAGES, required=True)
     evaluate.add_argument("--data", type=Path, required=True,
                           help="split folder (its TEST/) or a folder of class folders")
@@ -163,12 +178,16 @@ def _add_evaluate(sub) -> None:
                           help="reports folder (default: MODELS/reports)")
     evaluate.add_argument("--name", default=None,
                           help="report name (default: the stage name)")
+    evaluate.add_argument("--update-manifest", action="store_true", default=False,
+                          help="record the metrics in MODELS/cascade.json (atomically); by "
+                               "default only the reports folder is written")
     evaluate.set_defaults(func=_cmd_evaluate)
 
 
 def _add_classify(sub) -> None:
     classify = sub.add_parser("classify", help="classify image files or folders")
-    classify.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    # str, not Path: a URL given by mistake keeps its "//", so its password can be hidden
+    classify.add_argument("paths", nargs="+", metavar="PATH")
     classify.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
     classify.add_argument("--all-stages", action="store_true",
                           help="run stage 2 on every image, not only recyclable ones")
@@ -228,6 +247,9 @@ def _add_annotate(sub) -> None:
     annotate.add_argument("--int8", action="store_true", help=INT8_HELP)
     annotate.add_argument("--progress", action="store_true",
                           help="show a progress bar even when not on a terminal")
+    annotate.add_argument("--overwrite", action="store_true",
+                          help="replace an existing video, log and summary (all of them: the "
+                               "log is emptied, not appended to); never the input")
     annotate.set_defaults(func=_cmd_annotate)
 
 
@@ -289,11 +311,52 @@ def _add_app(sub) -> None:
     app.set_defaults(func=_cmd_app)
 
 
+def version() -> str:
+    """The installed distribution's version; the package's own where there is no metadata
+    (a frozen bundle)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("waste-vision")
+    except PackageNotFoundError:
+        import waste_vision
+
+        return getattr(waste_vision, "__version__", "unknown")
+
+
+VERBOSE_HELP = "say more on the terminal (-vv: debug); the log file always has everything"
+QUIET_HELP = "say less: errors and results only, no progress"
+
+
+def _add_loudness(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """-v/-q on the main parser (counted from 0) and on every sub-command under another
+    name (absent unless given), so they work before or after the sub-command's name;
+    ``main`` adds the two up."""
+    prefix = "" if top else "sub_"
+    default = 0 if top else argparse.SUPPRESS
+    parser.add_argument("-v", "--verbose", action="count", dest=prefix + "verbose",
+                        default=default, help=VERBOSE_HELP)
+    parser.add_argument("-q", "--quiet", action="count", dest=prefix + "quiet",
+                        default=default, help=QUIET_HELP)
+
+
+def _subparsers(parser: argparse.ArgumentParser):
+    """Every sub-command's parser, nested ones (data split) included."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield child
+                yield from _subparsers(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; each sub-command's options live in its own ``_add_*``."""
     parser = argparse.ArgumentParser(
         prog="waste-vision",
         description="Tell organic from recyclable waste, and the recyclable's material.")
+    parser.add_argument("--version", action="version", version=f"waste-vision {version()}")
+    _add_loudness(parser, top=True)
     parser.add_argument("--self-test", action="store_true",
                         help="check the models, the sample photos and the demo clip, then exit "
                              "(0 all passed, 1 a check failed); takes no sub-command")
@@ -307,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recover(sub)
     _add_cameras(sub)
     _add_app(sub)
+    for child in _subparsers(parser):
+        _add_loudness(child, top=False)
     return parser
 
 
@@ -316,9 +381,47 @@ def _cmd_self_test(args) -> int:
     return run_selftest()
 
 
+def _one_line(text: str) -> str:
+    return redact_url(" ".join(str(text).split()))
+
+
+def _internal_error(exc: Exception, command: str, log_path: Path | None,
+                    verbosity: int) -> int:
+    """A bug: the traceback goes to the log file (and, with -vv, the terminal); the terminal
+    gets one line naming the file. Exit 3: 1 would mean "some inputs failed"."""
+    from waste_vision.logs import LOGGER_NAME, log_dir
+
+    logger = logging.getLogger(LOGGER_NAME)
+    record = logger.makeRecord(logger.name, logging.CRITICAL, __file__, 0,
+                               "internal error in %s", (command,),
+                               (type(exc), exc, exc.__traceback__))
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler) or verbosity >= 2:
+            handler.handle(record)
+    where = (f"details in {log_path}" if log_path is not None else
+             f"no log: {log_dir()} cannot be written; run again with -vv for the details")
+    message = _one_line(f"{type(exc).__name__}: {exc}")
+    print(f"waste-vision: internal error: {message} ({where}); please report it",
+          file=sys.stderr)
+    return INTERNAL_ERROR
+
+
+def _close_logging() -> None:
+    """Logging lives for one ``main`` call: a later one (or a test) starts afresh, and no
+    handler is left writing to a terminal stream that has gone."""
+    from waste_vision.logs import LOGGER_NAME
+
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.verbose += getattr(args, "sub_verbose", 0)
+    args.quiet += getattr(args, "sub_quiet", 0)
     # the sub-command is required unless --self-test is given (and then none is allowed)
     if args.self_test:
         if args.command is not None:
@@ -326,14 +429,28 @@ def main(argv: list[str] | None = None) -> int:
         args.func = _cmd_self_test
     elif args.command is None:
         parser.error("the following arguments are required: command")
+    from waste_vision.logs import get_logger, setup_logging
+
+    verbosity = args.verbose - args.quiet
+    log_path = setup_logging(verbosity)
+    log = get_logger("cli")
+    command = args.command or "--self-test"
+    log.debug("waste-vision %s: %s", version(), " ".join(sys.argv[1:] if argv is None
+                                                           else map(str, argv)))
     try:
         return args.func(args)
     except UserError as exc:
-        print(f"waste-vision: error: {exc}", file=sys.stderr)
+        log.debug("%s: error (exit %d): %s", command, exc.exit_code, exc)
+        print(f"waste-vision: error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        log.debug("%s: interrupted", command)
         print("waste-vision: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, the details in the log file
+        return _internal_error(exc, command, log_path, verbosity)
+    finally:
+        _close_logging()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT
+from tests.test_images import bilevel_png
 from waste_vision.cli import main
 from waste_vision.errors import UserError
 from waste_vision.images import ImageReadError, read_rgb
@@ -41,6 +42,8 @@ def _hostile_folder(root):
     cv2.imwrite(str(root / "grey16.png"), grey16)
     big = cv2.resize(cv2.imread(str(good)), (6000, 4500), interpolation=cv2.INTER_LINEAR)
     cv2.imwrite(str(root / "huge.jpg"), big)
+    # 110 KB on disk, 900 megapixels: refused from its header, never decoded
+    (root / "bomb.png").write_bytes(bilevel_png(30000, 30000))
     (root / ".hidden.jpg").write_bytes(b"junk")
     (root / ".ipynb_checkpoints").mkdir()
     (root / ".ipynb_checkpoints" / "x.jpg").write_bytes(b"junk")
@@ -54,16 +57,18 @@ def test_classify_hostile_folder(tmp_path, capsys):
     recs = {os.path.basename(r["path"]): r for r in map(json.loads, out.splitlines())}
     assert code == 1
     assert set(recs) == {"good.jpg", "empty.jpg", "truncated.jpg", "text.jpg", "one_pixel.png",
-                         "rgba.png", "grey16.png", "huge.jpg", "missing.jpg"}
+                         "rgba.png", "grey16.png", "huge.jpg", "bomb.png", "missing.jpg"}
     for name in ("good.jpg", "rgba.png", "grey16.png", "huge.jpg"):
         assert recs[name]["error"] is None, name
     for name in ("rgba.png", "huge.jpg"):  # the same photo, other encodings
         assert recs[name]["label"] == recs["good.jpg"]["label"], name
     assert recs["one_pixel.png"]["error"] is None  # tiny, but an image: classified
-    for name in ("empty.jpg", "truncated.jpg", "text.jpg", "missing.jpg"):
+    for name in ("empty.jpg", "truncated.jpg", "text.jpg", "bomb.png", "missing.jpg"):
         assert recs[name]["error"] and "\n" not in recs[name]["error"], name
     lines = err.strip().splitlines()
-    assert len(lines) == 4 and all(line.startswith("waste-vision: ") for line in lines)
+    assert len(lines) == 5 and all(line.startswith("waste-vision: ") for line in lines)
+    assert (f"waste-vision: {folder / 'bomb.png'}: image is 30000x30000 (900 MP), over the "
+            "50 MP limit; resize it first") in lines
     assert "Traceback" not in err
 
 

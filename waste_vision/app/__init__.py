@@ -8,6 +8,7 @@ thread, so the GUI thread only ever paints and updates labels.
 Modules: ``bridge`` (pipeline -> GUI, latest frame wins), ``session`` (the engine's life
 cycle, recording), ``video_widget`` (painting, region drawing), ``panel`` (verdict, bars,
 tally), ``window`` (menus, actions, status bar), ``kiosk`` (the unattended mode),
-``tally``/``stats``/``region_edits``/``tuning``/``settings`` (plain helpers), ``main``
-(arguments, QApplication, exit-after, stats, screenshot).
+``tally``/``stats``/``region_edits``/``tuning``/``settings`` (plain helpers), ``credentials``
+(asking for a stream's login again), ``about`` (Help > About), ``main`` (arguments,
+QApplication, log file, exit-after, stats, screenshot).
 """

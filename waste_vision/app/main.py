@@ -4,6 +4,9 @@
 stopped, recording finished, then quit); ``--screenshot`` grabs the window just before it
 closes; ``--stats-json`` is written once the event loop has ended. SIGINT and SIGTERM close
 the window cleanly too, so a kiosk stopped by its service manager keeps its recording.
+Everything goes to the rotating log file (``waste_vision.logs``), unexpected exceptions in
+slots included: those are logged with their traceback and named in one status-bar line,
+and the window carries on.
 """
 
 from __future__ import annotations
@@ -44,6 +47,55 @@ def check_qt_binding() -> None:
                         "pip install 'pyside6-essentials<6.12' (or use Python 3.12+)")
 
 
+def start_logging(verbosity: int = 0) -> Path | None:
+    """The log file, set up here unless the command line already did."""
+    from waste_vision.logs import LOGGER_NAME, log_file, setup_logging
+
+    if logging.getLogger(LOGGER_NAME).handlers:
+        return log_file()
+    return setup_logging(verbosity)
+
+
+def install_error_hook(window, log_path: Path | None):
+    """Uncaught exceptions (a slot that raised) and Qt's own warnings go to the log; the
+    window shows one line naming the log file instead of the app dying. Returns a function
+    that puts the previous hooks back."""
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+
+    from waste_vision.logs import get_logger
+
+    app_log = get_logger("app")
+    previous_hook = sys.excepthook
+
+    def hook(kind, value, tb):
+        if issubclass(kind, KeyboardInterrupt):
+            return previous_hook(kind, value, tb)
+        app_log.error("unexpected error: %s: %s", kind.__name__, value,
+                      exc_info=(kind, value, tb))
+        try:
+            window.show_unexpected_error(log_path)
+        except RuntimeError:  # the window is gone already
+            pass
+
+    levels = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
+              QtMsgType.QtWarningMsg: logging.WARNING, QtMsgType.QtCriticalMsg: logging.ERROR,
+              QtMsgType.QtFatalMsg: logging.CRITICAL}
+    qt_log = get_logger("qt")
+
+    def on_qt_message(kind, context, message):
+        qt_log.log(levels.get(kind, logging.WARNING), "%s", message)
+
+    sys.excepthook = hook
+    previous_qt = qInstallMessageHandler(on_qt_message)
+
+    def restore() -> None:
+        if sys.excepthook is hook:
+            sys.excepthook = previous_hook
+        qInstallMessageHandler(previous_qt)
+
+    return restore
+
+
 def run_app(args) -> int:
     check_qt_binding()
     from PySide6.QtCore import QTimer
@@ -54,7 +106,7 @@ def run_app(args) -> int:
     from waste_vision.cascade import Cascade
     from waste_vision.resources import default_models_dir
 
-    logging.basicConfig(level=logging.WARNING, format="waste-vision: %(message)s")
+    log_path = start_logging(getattr(args, "verbose", 0) or 0)
     if args.exit_after is not None and not args.exit_after > 0:
         raise UserError(f"--exit-after {args.exit_after}: give a number of seconds above 0")
     _check_output(args.stats_json, "--stats-json")
@@ -82,6 +134,8 @@ def run_app(args) -> int:
 
     cascade.classify(np.zeros((64, 64, 3), np.uint8))  # warm-up: the first call sets up XNNPACK
     window = MainWindow(cascade, AppSettings(), kiosk=args.kiosk)
+    restore_hooks = install_error_hook(window, log_path)
+    log.info("window started (kiosk: %s), log %s", bool(args.kiosk), log_path)
     if args.find is not None:
         window.act_find_items.setChecked(args.find == "items")
         window.region_controls.set_find_items(args.find == "items")
@@ -95,6 +149,8 @@ def run_app(args) -> int:
     if window.kiosk_controller is not None:
         window.kiosk_controller.apply()
     else:
+        if window.settings.geometry is None:  # first start: fit the screen it opens on
+            window.fit_to_screen()
         window.show()
     window.start_initial(args.source)
     if args.exit_after is not None:
@@ -114,6 +170,7 @@ def run_app(args) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         window.session.shutdown()  # no-op when the window closed normally
+        restore_hooks()
 
     stats = window.session.stats.as_json()
     stats["tally"] = dict(sorted(window.tally.counts.items()))  # as annotate --summary counts

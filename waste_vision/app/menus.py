@@ -55,6 +55,9 @@ def build_actions(window) -> None:
                           tip="Look for cameras again")
     window.act_rec_folder = a("Recording folder…", None, window.recording_controls.ask_folder,
                               tip="Where recordings and snapshots go")
+    window.act_open_rec_folder = a("Open recordings folder", None,
+                                   window.recording_controls.open_folder,
+                                   tip="Show the recordings and snapshots in the file manager")
     regions = window.region_controls
     window.act_remove_region = a("Remove last region", "Backspace", regions.remove_last,
                                  tip="Remove the region drawn last")
@@ -87,17 +90,24 @@ def build_actions(window) -> None:
                                tip="Set every count back to zero")
     window.act_undo_reset_tally = a("Undo reset tally", "Ctrl+Z", window.tally_controls.undo_reset,
                                     tip="Bring back the counts the last reset cleared")
-    window.act_undo_reset_tally.setEnabled(False)
+    window.set_action_enabled(window.act_undo_reset_tally, False)
     window.act_export_tally = a("Export tally…", "Ctrl+E", window.tally_controls.export,
                                 tip="Save the counts as a CSV file")
     window.act_fullscreen = a("Full screen", "F11", window.toggle_fullscreen, checkable=True)
     window.act_staff_figures = a("Show figures", "F12", window.show_staff_figures,
                                  checkable=True,
                                  tip="Rates, latency and backend (hidden in kiosk mode)")
+    # kiosk: F12 asks for the staff PIN (kiosk.py gives it the key; no shortcut elsewhere)
+    window.act_staff_mode = a("Staff mode", None, window.toggle_staff_mode,
+                              tip="Kiosk: unlock the controls with the staff PIN; again: lock")
     window.act_shortcuts = a("Keyboard shortcuts", "F1", window.show_shortcuts)
+    window.act_about = a("About waste-vision", None, window.show_about,
+                         tip="Versions, profile and where the log is")
     window.act_quit = a("Quit", "Ctrl+Q", window.quit_app)
     # the one way out of kiosk mode; works in the normal window too
     window.act_quit_kiosk = a("Quit (kiosk)", "Ctrl+Shift+Q", window.quit_app)
+    # what the public may do at a locked kiosk: leave (on purpose) and ask for staff mode
+    window.public_actions = {window.act_quit_kiosk, window.act_staff_mode}
     window.panel.set_actions(window.act_reset_tally, window.act_export_tally)
 
 
@@ -121,6 +131,7 @@ def build_menus_and_toolbar(window) -> None:
         run.addAction(act)
     run.addSeparator()
     run.addAction(window.act_rec_folder)
+    run.addAction(window.act_open_rec_folder)
     regions = bar.addMenu("Re&gions")
     regions.addAction(window.act_find_items)
     regions.addAction(window.act_learn_empty)
@@ -142,6 +153,7 @@ def build_menus_and_toolbar(window) -> None:
     view.addAction(window.act_staff_figures)
     help_menu = bar.addMenu("&Help")
     help_menu.addAction(window.act_shortcuts)
+    help_menu.addAction(window.act_about)
 
     window.toolbar = QToolBar("Controls")
     window.toolbar.setObjectName("controls")

@@ -9,8 +9,19 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QPainter
-from PySide6.QtWidgets import (QGridLayout, QGroupBox, QHBoxLayout, QLabel, QSlider,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSlider,
+    QStyle,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from waste_vision.annotators import colour_for, text_colour_on
 from waste_vision.cascade import UNCERTAIN, CascadeResult
@@ -133,6 +144,7 @@ class Panel(QWidget):
                  parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("panel")
+        self.on_width = None  # called with the new width (the scroll area around follows)
         self.setFixedWidth(PANEL_WIDTH)
         self.stage1_labels, self.stage2_labels = list(stage1_labels), list(stage2_labels)
         self._base_points = self.font().pointSize()
@@ -221,7 +233,7 @@ class Panel(QWidget):
         width = KIOSK_PANEL_WIDTH if kiosk else PANEL_WIDTH
         if kiosk and screen_width:
             width = min(width, screen_width // 3)
-        self.setFixedWidth(width)
+        self.set_width(width)
         self._verdict_points = 60 if kiosk else 30
         font = QFont(self.font())
         font.setPointSize(15 if kiosk else self._base_points)
@@ -242,6 +254,12 @@ class Panel(QWidget):
         self.export_button.setVisible(not kiosk)
         self.show_figures(not kiosk)  # a public screen shows no engineering figures
         self._verdict_key = None
+
+    def set_width(self, width: int) -> None:
+        if width != self.width() or self.minimumWidth() != width:
+            self.setFixedWidth(width)
+            if self.on_width is not None:
+                self.on_width(width)
 
     def show_figures(self, shown: bool) -> None:
         """Rates, latency and backend: for staff (kiosk: F12 shows them)."""
@@ -338,3 +356,26 @@ def _bar_group(title: str, labels) -> tuple[QGroupBox, dict[str, "ProbabilityBar
     for bar in bars.values():
         layout.addWidget(bar)
     return box, bars
+
+
+class PanelScroll(QScrollArea):
+    """The panel in a vertical scroll area: everything it shows (bars, sliders, tally) stays
+    reachable in a short window instead of forcing the window's minimum height up (a
+    1366x768 laptop, or 640x480)."""
+
+    def __init__(self, panel: Panel, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.panel = panel
+        self.setObjectName("panelScroll")
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setWidget(panel)
+        panel.on_width = self._follow
+        self._follow(panel.width())
+
+    def _follow(self, width: int) -> None:
+        """As wide as the panel plus room for the scroll bar (shown only when needed)."""
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        self.setFixedWidth(width + bar)

@@ -1,5 +1,6 @@
 """Recording and snapshots, as the window offers them: the Record and Snapshot actions, the
-"● REC" label, and where the files go.
+"● REC" label in the status bar and the red REC sign painted on the video (so a recording
+is never without a sign on screen, kiosk included), and where the files go.
 
 The session writes on its own thread; this only asks it to start and stop and turns its
 answers (started, finished, saved, failed) into what the user sees.
@@ -10,6 +11,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QLabel
 
 
@@ -35,6 +38,9 @@ class RecordingControls:
 
     def toggle(self) -> None:
         act = self.window.act_record
+        if self.window.public_locked and not self.busy:  # a public kiosk never starts one
+            act.setChecked(False)
+            return
         if self.busy:
             self.asked = False
             self.session.stop_recording()
@@ -63,6 +69,7 @@ class RecordingControls:
         self.window.act_record.setChecked(True)
         self.window.act_record.setText("Stop recording")
         self.label.setVisible(True)
+        self.window.video.set_recording(True)
         self.label.setText(f"● REC 00:00 → {Path(path).name}")
         self.label.setToolTip(path)  # the name in the bar, the whole path here
         self.window.show_status(f"Recording to {path}", 5000)
@@ -73,6 +80,7 @@ class RecordingControls:
         self.window.act_record.setChecked(False)
         self.window.act_record.setText("Record")
         self.label.setVisible(False)
+        self.window.video.set_recording(False)
         self.window.update_run_actions()
         if error:
             kept = f"\n\nWhat was recorded before that is in {path}." if path else ""
@@ -87,7 +95,22 @@ class RecordingControls:
             self.settings.recording_folder = Path(folder)
             self.window.show_status(f"Recordings and snapshots go to {folder}", 5000)
 
+    def open_folder(self) -> None:
+        """The recordings folder in the file manager (made first if it is not there yet)."""
+        folder = self.settings.recording_folder
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.window.show_problem("Cannot open the recordings folder",
+                                     f"{folder} cannot be made ({exc.strerror or exc}); "
+                                     "choose another one (Run > Recording folder…)")
+            return
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            self.window.show_status(f"No file manager opened; the recordings are in {folder}")
+
     def snapshot(self) -> None:
+        if self.window.public_locked:
+            return
         delivery = self.window.video.delivery
         if delivery is None:
             self.window.show_status("No picture to save yet", 5000)

@@ -24,8 +24,8 @@ class RegionControls:
             f"regions: {drawn}" if drawn else
             "finding items" if self.session.mode == "items" else "whole frame")
         if not self.window.kiosk:
-            self.window.act_remove_region.setEnabled(drawn > 0)
-            self.window.act_clear_regions.setEnabled(drawn > 0)
+            self.window.set_action_enabled(self.window.act_remove_region, drawn > 0)
+            self.window.set_action_enabled(self.window.act_clear_regions, drawn > 0)
 
     def set_find_items(self, checked: bool) -> None:
         self.session.set_mode("items" if checked else "frame")

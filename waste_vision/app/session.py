@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PIPELINE_JOIN_S = 3.0  # a pipeline step takes milliseconds; longer means a stuck sink
 SHUTDOWN_TIMEOUT_S = 30.0
+MAX_SAVED_LISTED = 100
 FOLDER_HINT = "choose another folder (Record > Recording folder…) or free some disk space"
 
 
@@ -121,7 +123,8 @@ class LiveSession(QObject):
         self._classifier: FrameClassifier | None = None  # the current run's
         self.bridge = FrameBridge(self)
         self.stats = SessionStats()
-        self.saved_recordings: list[str] = []
+        # the files recorded this session, printed at exit (the newest, in a kiosk run for weeks)
+        self.saved_recordings: deque[str] = deque(maxlen=MAX_SAVED_LISTED)
         self.current_id = 0  # the latest run asked for (GUI thread's view)
         self.active = False  # that run is starting or running (GUI thread's view)
         self._run: Run | None = None  # control thread's

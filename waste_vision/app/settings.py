@@ -1,13 +1,19 @@
 """The app's remembered settings, all keys in one place (QSettings underneath).
 
 ``main`` uses the per-user default location; tests pass a QSettings on a temporary file.
+Stream URLs are kept without their user name and password (``remember_source``), and the
+file is made readable by its owner only (0600) each time it is written.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from PySide6.QtCore import QByteArray, QSettings
+
+from waste_vision.redact import has_credentials, strip_credentials
 
 ORGANIZATION = "waste-vision"
 APPLICATION = "waste-vision"
@@ -17,6 +23,10 @@ DEFAULT_RECORDING_FOLDER = Path("~/Videos/waste-vision")
 class AppSettings:
     def __init__(self, qsettings: QSettings | None = None):
         self.q = qsettings if qsettings is not None else QSettings(ORGANIZATION, APPLICATION)
+        last = self.last_source
+        if last and has_credentials(last):  # written by an earlier version: take it out
+            self.remember_source(last)
+        self.protect()
 
     def _get(self, key: str, default, kind):
         value = self.q.value(key, default)
@@ -33,7 +43,29 @@ class AppSettings:
 
     @last_source.setter
     def last_source(self, spec: str) -> None:
-        self.q.setValue("source/last", spec)
+        self.remember_source(spec)
+
+    def remember_source(self, spec: str) -> None:
+        """Keep ``spec`` for the next launch, a stream without its credentials; that it had
+        some (and the user name) is kept so the window can ask for the password again."""
+        spec = str(spec)
+        login = has_credentials(spec)
+        try:
+            user = urlsplit(spec).username if login else None
+        except ValueError:
+            user = None
+        self.q.setValue("source/last", strip_credentials(spec) if login else spec)
+        self.q.setValue("source/needs_login", login)
+        self.q.setValue("source/user", user or "")
+        self.sync()
+
+    @property
+    def last_source_needs_login(self) -> bool:
+        return self._get("source/needs_login", False, bool)
+
+    @property
+    def last_source_user(self) -> str | None:
+        return self._get("source/user", "", str) or None
 
     @property
     def loop_files(self) -> bool:
@@ -96,3 +128,15 @@ class AppSettings:
 
     def sync(self) -> None:
         self.q.sync()
+        self.protect()
+
+    def protect(self) -> None:
+        """The settings file (and the folder the app made for it) for the owner only."""
+        path = Path(self.q.fileName())
+        try:
+            if path.is_file():
+                os.chmod(path, 0o600)
+            if path.parent.name == ORGANIZATION and path.parent.is_dir():
+                os.chmod(path.parent, 0o700)  # our own folder, e.g. ~/.config/waste-vision
+        except OSError:
+            pass  # another user's file or a read-only disk: nothing better to do

@@ -13,6 +13,7 @@ GUI had not painted the previous one yet.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,18 +62,48 @@ class RunStats:
 
 
 class SessionStats:
-    """All runs of a window's session; ``as_json`` is the ``--stats-json`` document."""
+    """All runs of a window's session; ``as_json`` is the ``--stats-json`` document.
+
+    A kiosk runs for weeks and restarts its source after every failure, so only the last
+    ``MAX_RUNS`` runs are kept whole; older ones are folded into running totals, which give
+    the same figures (counts and steady rates are sums over runs).
+    """
 
     MAX_LATENCIES = 500_000  # about 4.6 h at 30 FPS; older samples are kept, newer dropped
+    MAX_RUNS = 32
 
     def __init__(self):
-        self.runs: list[RunStats] = []
+        self.runs: deque[RunStats] = deque()
+        self.run_count = 0  # runs ever started (the window's first-frame check)
         self.latencies_ms: list[float] = []
+        # totals of the runs folded out of ``runs``
+        self._captured = 0
+        self._classified = Ticks()  # count: frames; first/last unused
+        self._displayed = Ticks()
+        self._classified_rate = [0, 0.0]  # frames after each run's first, seconds spanned
+        self._displayed_rate = [0, 0.0]
 
     def new_run(self, source) -> RunStats:
         run = RunStats(source)
+        if len(self.runs) >= self.MAX_RUNS:
+            self._fold(self.runs.popleft())
         self.runs.append(run)
+        self.run_count += 1
         return run
+
+    def _fold(self, old: RunStats) -> None:
+        self._captured += old.captured
+        for ticks, total, rate in ((old.classified, self._classified, self._classified_rate),
+                                   (old.displayed, self._displayed, self._displayed_rate)):
+            total.count += ticks.count
+            rate[0] += max(ticks.count - 1, 0)
+            rate[1] += ticks.span
+
+    @staticmethod
+    def _rate(runs: list[Ticks], folded: list) -> float:
+        frames = folded[0] + sum(max(r.count - 1, 0) for r in runs)
+        span = folded[1] + sum(r.span for r in runs)
+        return frames / span if span > 0 else 0.0
 
     def painted(self, run: RunStats, capture_ts: float, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -81,16 +112,19 @@ class SessionStats:
             self.latencies_ms.append((now - capture_ts) * 1000.0)
 
     def as_json(self) -> dict:
-        captured = sum(r.captured for r in self.runs)
-        displayed = sum(r.displayed.count for r in self.runs)
+        runs = list(self.runs)
+        captured = self._captured + sum(r.captured for r in runs)
+        displayed = self._displayed.count + sum(r.displayed.count for r in runs)
         lat = np.asarray(self.latencies_ms, dtype=np.float64)
         pct = (lambda q: round(float(np.percentile(lat, q)), 2)) if lat.size else (lambda q: None)
         return {
             "frames_captured": captured,
             "frames_displayed": displayed,
-            "frames_classified": sum(r.classified.count for r in self.runs),
-            "display_fps": round(steady_rate([r.displayed for r in self.runs]), 2),
-            "classified_fps": round(steady_rate([r.classified for r in self.runs]), 2),
+            "frames_classified": self._classified.count + sum(r.classified.count for r in runs),
+            "display_fps": round(self._rate([r.displayed for r in runs],
+                                            self._displayed_rate), 2),
+            "classified_fps": round(self._rate([r.classified for r in runs],
+                                               self._classified_rate), 2),
             "latency_ms_p50": pct(50),
             "latency_ms_p95": pct(95),
             "dropped_frames": max(captured - displayed, 0),

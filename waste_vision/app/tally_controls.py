@@ -29,7 +29,7 @@ class TallyControls:
         self._before_reset = dict(self.tally.counts)
         self.tally.reset()
         self._show()
-        self.window.act_undo_reset_tally.setEnabled(bool(self._before_reset))
+        self.window.set_action_enabled(self.window.act_undo_reset_tally, bool(self._before_reset))
         self.window.show_status("Tally reset (Ctrl+Z brings the counts back)", 10000)
 
     def undo_reset(self) -> None:
@@ -37,7 +37,7 @@ class TallyControls:
         for label, n in self._before_reset.items():
             self.tally.counts[label] += n
         self._before_reset = {}
-        self.window.act_undo_reset_tally.setEnabled(False)
+        self.window.set_action_enabled(self.window.act_undo_reset_tally, False)
         self._show()
 
     def export(self) -> None:

@@ -4,7 +4,8 @@ The frame arrives already scaled to this widget's size (the bridge does it on th
 thread), so painting is a blit. Widget coordinates map to frame coordinates through the
 same letterboxed rectangle the frame is drawn in, so a region drawn on screen lands on the
 same pixels in the frame whatever the window size. The first paint of each frame reports
-``on_painted`` (latency is measured there: capture -> on screen).
+``on_painted`` (latency is measured there: capture -> on screen). While a recording runs a red
+dot and "REC" are painted in the top-left corner, over the video or the placeholder alike.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from waste_vision.app.bridge import Delivery, fit_size
 
 MIN_DRAG_PX = 8  # a smaller drag is a click, not a region
+REC_RED = QColor(217, 48, 37)
 
 
 def letterbox(frame_wh: tuple[int, int], widget_wh: tuple[float, float],
@@ -49,7 +51,7 @@ class VideoWidget(QWidget):
         super().__init__(parent)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setMinimumSize(320, 180)
+        self.setMinimumSize(240, 135)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setToolTip("Drag to add a region; right-click a region to remove it")
         self.placeholder = "No video"
@@ -60,6 +62,7 @@ class VideoWidget(QWidget):
         self._pixels: np.ndarray | None = None  # keeps the QImage's buffer alive
         self._fresh = False  # the current frame has not been painted yet
         self._drag: tuple[QPointF, QPointF] | None = None
+        self.recording = False  # paint the REC sign
 
     # -- frames -----------------------------------------------------------------------------
 
@@ -96,6 +99,32 @@ class VideoWidget(QWidget):
 
     # -- painting ---------------------------------------------------------------------------
 
+    def set_recording(self, on: bool) -> None:
+        if on != self.recording:
+            self.recording = on
+            self.update()
+
+    def _paint_rec_sign(self, painter: QPainter) -> None:
+        """A red dot and "REC" on a dark plate, top left, sized to the widget."""
+        size = max(14, min(self.width(), self.height()) // 18)
+        font = QFont(self.font())
+        font.setBold(True)
+        font.setPixelSize(size)
+        painter.setFont(font)
+        text_w = painter.fontMetrics().horizontalAdvance("REC")
+        pad = size // 2
+        plate = QRectF(pad, pad, pad + size + pad // 2 + text_w + pad, size + pad)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 170))
+        painter.drawRoundedRect(plate, pad / 2, pad / 2)
+        painter.setBrush(REC_RED)
+        painter.drawEllipse(QRectF(plate.x() + pad / 2, plate.y() + pad / 2 + size * 0.15,
+                                   size * 0.7, size * 0.7))
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(QRectF(plate.x() + pad / 2 + size, plate.y(), text_w + pad,
+                                plate.height()), Qt.AlignmentFlag.AlignVCenter, "REC")
+
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(16, 16, 16))
@@ -104,6 +133,8 @@ class VideoWidget(QWidget):
             painter.setPen(QColor(200, 200, 200))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                              self.placeholder)
+            if self.recording:
+                self._paint_rec_sign(painter)
             painter.end()
             return
         dpr = self.devicePixelRatioF()
@@ -117,6 +148,8 @@ class VideoWidget(QWidget):
         if self._drag is not None:
             painter.setPen(QPen(QColor(255, 230, 0), 2, Qt.PenStyle.DashLine))
             painter.drawRect(QRectF(*self._drag).normalized())
+        if self.recording:
+            self._paint_rec_sign(painter)
         painter.end()
         if self._fresh:
             self._fresh = False

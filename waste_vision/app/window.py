@@ -4,6 +4,8 @@ It subscribes to the session (frames through the bridge, run and recording event
 turns user actions into session calls that return at once. Every error a user can meet
 (a source that will not open, a recording that fails) ends in ``show_problem``: a dialog
 naming the problem and what to do (a notice on screen in kiosk mode), never a traceback.
+Nothing shown or logged carries a stream's password (``redact_url``), and the settings keep
+stream URLs without their credentials: reopening one asks for them again.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from PySide6.QtWidgets import (QApplication, QDialog, QFileDialog, QHBoxLayout, 
                                QLabel, QMainWindow, QMessageBox, QVBoxLayout, QWidget)
 
 from waste_vision.app.bridge import Delivery
+from waste_vision.app.credentials import ask_credentials, with_credentials
 from waste_vision.app.menus import build_actions, build_menus_and_toolbar
-from waste_vision.app.panel import PANEL_WIDTH, Panel
+from waste_vision.app.panel import PANEL_WIDTH, Panel, PanelScroll
 from waste_vision.app.recording_controls import RecordingControls
 from waste_vision.app.region_controls import RegionControls
 from waste_vision.app import source_policy
@@ -35,6 +38,7 @@ from waste_vision.app.tally_controls import TallyControls
 from waste_vision.app.tuning import ThresholdControls, backend_text
 from waste_vision.app.video_widget import VideoWidget
 from waste_vision.cascade import Cascade
+from waste_vision.redact import has_credentials, redact_url
 from waste_vision.resources import default_assets_dir
 from waste_vision.sources import SourceStatus
 
@@ -98,6 +102,8 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._allow_close = not kiosk
         self.kiosk_controller = None
+        self.public_locked = False  # a public kiosk: only public_actions work (kiosk.py)
+        self._wanted_enabled: dict = {}  # what each action would be, unlocked
         self._paint_times: deque[float] = deque(maxlen=31)
         self._recent_latency: deque[float] = deque(maxlen=30)
         self._last_classify_fps = 0.0
@@ -144,13 +150,15 @@ class MainWindow(QMainWindow):
         left.addWidget(self.video, 1)
         layout.addLayout(left, 1)
         self.panel = Panel(stage1_labels, stage2_labels)
-        layout.addWidget(self.panel)
+        self.panel_scroll = PanelScroll(self.panel)
+        layout.addWidget(self.panel_scroll)
         self.setCentralWidget(central)
         self.setStyleSheet(
             "QMainWindow, #panel { background: #202124; color: #e8eaed; }"
             "#panel QLabel, #panel QGroupBox { color: #e8eaed; }"
             "#panel QGroupBox { font-weight: bold; border: 1px solid #3c4043; border-radius: 4px;"
             " margin-top: 8px; padding-top: 6px; }"
+            "#panelScroll, #panelScroll > QWidget { background: #202124; border: none; }"
             "#panel QGroupBox::title { subcontrol-origin: margin; left: 6px; padding: 0 3px; }"
             "#notice { background: #fff3cd; color: #3a2d00; padding: 6px 10px; }"
             "#notice[error=\"true\"] { background: #f8d7da; color: #58151c; }"
@@ -202,10 +210,25 @@ class MainWindow(QMainWindow):
         """
         self.session.probe_cameras(self._camera_probe)
         choice = source_policy.at_launch(spec, self.settings.last_source)
+        if choice.action == "open" and spec is None and is_stream(choice.spec) \
+                and self.settings.last_source_needs_login and not has_credentials(choice.spec):
+            # its password was not stored: ask again (cancel: cameras, else the demo)
+            full = self._ask_login(choice.spec, self.settings.last_source_user)
+            if full is None:
+                self._initial = (None,)
+                return
+            choice = source_policy.Choice("open", full)
         if choice.action == "open":
             self.open_source(choice.spec)
         else:
             self._initial = (choice.spec,)
+
+    def _ask_login(self, url: str, user: str | None) -> str | None:
+        """The stream URL with the user name and password asked for; None if cancelled."""
+        if self.kiosk:  # nobody to ask; the kiosk gets its URL from --source
+            return None
+        answer = ask_credentials(self, redact_url(url), user)
+        return with_credentials(url, *answer) if answer is not None else None
 
     def open_source(self, spec, *, notice: str = "", remember: bool = True,
                     notice_error: bool = False) -> None:
@@ -215,6 +238,7 @@ class MainWindow(QMainWindow):
         camera plugged in later wins).
         """
         spec = str(spec).strip()
+        shown = redact_url(spec)
         demo = self._is_demo(spec)
         if spec != self.current_spec:
             self.regions.clear()  # boxes drawn on another picture mean nothing here
@@ -223,14 +247,14 @@ class MainWindow(QMainWindow):
         self.set_notice(notice, error=notice_error)
         # remembered for the next launch only once it delivers a frame (_on_frame_ready):
         # a broken file or a dead URL must not greet every later start with an error
-        self._remember = spec if remember and not self.kiosk else None
+        self._remember = spec if remember and not self.kiosk else None  # stored stripped
         loop = self.act_loop.isChecked() or demo or self.kiosk
         self._reconnecting = False
         if self.kiosk_controller is not None:
             self.kiosk_controller.cancel_restart()
         self.session.start(spec, loop=loop)
-        self.video.placeholder = f"Opening {spec}…"
-        self.show_status(f"Opening {spec}…")
+        self.video.placeholder = f"Opening {shown}…"
+        self.show_status(f"Opening {shown}…")
         self.update_run_actions()
 
     def play_demo(self, *, notice: str = "", remember: bool = True) -> None:
@@ -281,7 +305,8 @@ class MainWindow(QMainWindow):
         if not ok or not url:
             return
         if not is_stream(url):
-            self.show_problem("Not a stream URL", f"{url!r} does not start with rtsp://, "
+            self.show_problem("Not a stream URL", f"{redact_url(url)!r} does not start with "
+                              "rtsp://, "
                               "http:// or https://. For a file use Open video…, for a folder "
                               "Open image folder….")
             return
@@ -314,6 +339,7 @@ class MainWindow(QMainWindow):
         self.camera_menu.clear()
         for index in self.cameras:
             act = self.camera_menu.addAction(f"Camera {index}")
+            act.setEnabled(not self.public_locked)
             if index < 10:
                 act.setShortcut(QKeySequence(f"Alt+{index}"))
             act.triggered.connect(lambda _=False, i=index: self.open_source(str(i)))
@@ -325,6 +351,7 @@ class MainWindow(QMainWindow):
         for size in (None, (640, 480), (1280, 720), (1920, 1080)):
             act = sizes.addAction("Driver default" if size is None else f"{size[0]}x{size[1]}")
             act.setCheckable(True)
+            act.setEnabled(not self.public_locked)
             act.setChecked(size == asked)
             act.triggered.connect(lambda _=False, sz=size: self.set_camera_size(sz))
         if self._initial is not None:
@@ -346,7 +373,7 @@ class MainWindow(QMainWindow):
         self.source_name = name
         self.video.placeholder = f"Waiting for {name}…"
         self.show_status(f"Playing {name}", 5000)
-        self.setWindowTitle(name)  # Qt appends the application's display name
+        self.setWindowTitle(redact_url(name))  # Qt appends the application's display name
         self.update_run_actions()
 
     def _on_stopped(self, run_id: int, kind: str, message: str) -> None:
@@ -354,7 +381,7 @@ class MainWindow(QMainWindow):
             return
         self.update_run_actions()
         if kind == "failed":  # nothing of the previous source may stay on screen
-            self.video.clear(f"Not playing: {self.current_spec} did not open")
+            self.video.clear(f"Not playing: {redact_url(self.current_spec or '')} did not open")
             self.setWindowTitle("")
             self.panel.show_result(None)
         elif self.video.delivery is None:
@@ -393,11 +420,12 @@ class MainWindow(QMainWindow):
             return
         self.video.set_delivery(delivery)
         if self._remember is not None:  # the source works: remember it for the next launch
-            self.settings.last_source, self._remember = self._remember, None
+            self.settings.remember_source(self._remember)  # without a password
+            self._remember = None
         result = delivery.result
         largest = max(result.regions, key=lambda r: r.box[2] * r.box[3], default=None)
         primary = largest.result if largest else None
-        if result.mode == "items" and primary is None:
+        if result.mode in ("items", "zones") and primary is None:  # nothing on the table
             self.panel.show_empty(result.learning)
         else:
             self.panel.show_result(primary, len(result.regions))
@@ -410,7 +438,7 @@ class MainWindow(QMainWindow):
         self.session.stats.painted(delivery.stats, delivery.result.frame.timestamp, now)
         self._paint_times.append(now)
         self._recent_latency.append((now - delivery.result.frame.timestamp) * 1000.0)
-        if delivery.stats.displayed.count == 1 and len(self.session.stats.runs) == 1:
+        if delivery.stats.displayed.count == 1 and self.session.stats.run_count == 1:
             self.stall_meter.start()  # from the first frame on: start-up is not a stall
 
     def _on_video_resized(self, size: tuple[int, int]) -> None:
@@ -422,8 +450,7 @@ class MainWindow(QMainWindow):
         if not self.kiosk:
             wide = self.width() >= 1000
             width = PANEL_WIDTH if wide else max(250, min(PANEL_WIDTH, self.width() // 3))
-            if self.panel.width() != width:
-                self.panel.setFixedWidth(width)
+            self.panel.set_width(width)
         frame = self.video.frame_size
         if frame:
             shown = self.video.display_size()
@@ -449,8 +476,41 @@ class MainWindow(QMainWindow):
     def update_run_actions(self) -> None:
         active = self.session.active
         self.act_start.setText("Stop" if active else "Start")
-        self.act_record.setEnabled(active or self.recording_controls.path is not None)
-        self.act_snapshot.setEnabled(self.video.delivery is not None or active)
+        self.set_action_enabled(self.act_record,
+                                active or self.recording_controls.path is not None)
+        self.set_action_enabled(self.act_snapshot, self.video.delivery is not None or active)
+
+    # -- public kiosk lockdown ------------------------------------------------------------------
+
+    def set_action_enabled(self, action, enabled: bool) -> None:
+        """Every enabling goes through here, so a locked kiosk keeps its actions off
+        (a disabled action's shortcut does nothing) whatever the run does meanwhile."""
+        self._wanted_enabled[action] = bool(enabled)
+        action.setEnabled(bool(enabled) and (not self.public_locked
+                                             or action in self.public_actions))
+
+    def set_public_locked(self, locked: bool) -> None:
+        """Public kiosk (True): only ``public_actions`` work; staff (False): all again."""
+        self.public_locked = locked
+        for action in self.all_actions:
+            self.set_action_enabled(action, self._wanted_enabled.get(action, True))
+        for action in self._camera_actions():
+            action.setEnabled(not locked and action.text() not in (
+                "Looking for cameras…", "No camera found"))
+
+    def _camera_actions(self) -> list:
+        found, menus = [], [self.camera_menu]
+        while menus:
+            for action in menus.pop().actions():
+                if action.menu() is not None:
+                    menus.append(action.menu())
+                elif not action.isSeparator():
+                    found.append(action)
+        return found
+
+    def toggle_staff_mode(self) -> None:
+        if self.kiosk_controller is not None:
+            self.kiosk_controller.toggle_staff()
 
     # -- view -----------------------------------------------------------------------------------
 
@@ -463,6 +523,7 @@ class MainWindow(QMainWindow):
     def show_status(self, text: str, timeout_ms: int = 0) -> None:
         """A status-bar message that never ends mid-word: too long for the room left by the
         permanent labels, it is cut at a word with "…" (the whole text in the tooltip)."""
+        text = redact_url(text)
         bar = self.statusBar()
         room = bar.width() - sum(w.width() for w in (self.recording_controls.label,
                                                      self.regions_label, self.backend_label)
@@ -479,6 +540,7 @@ class MainWindow(QMainWindow):
         bar.showMessage(shown, timeout_ms)
 
     def set_notice(self, text: str, error: bool = False) -> None:
+        text = redact_url(text)
         self.notice_text, self.notice_error = text, error
         self.notice.setText(text)
         self.notice.setProperty("error", error)
@@ -488,6 +550,7 @@ class MainWindow(QMainWindow):
 
     def show_problem(self, title: str, message: str) -> None:
         """A problem the user can act on: a dialog (kiosk: a notice), never a traceback."""
+        message = redact_url(message)
         log.warning("%s: %s", title, message)
         if self._closing:
             return
@@ -503,6 +566,23 @@ class MainWindow(QMainWindow):
         rows.append(("Remove a region", "right-click it"))
         text = "".join(f"<tr><td>{name}</td><td><b>{keys}</b></td></tr>" for name, keys in rows)
         QMessageBox.information(self, "Keyboard shortcuts", f"<table>{text}</table>")
+
+    def fit_to_screen(self) -> None:
+        """The default size, made smaller where the screen is (a 1366x768 laptop)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is not None:
+            room = screen.availableGeometry().size()
+            self.resize(DEFAULT_SIZE.boundedTo(QSize(room.width() - 40, room.height() - 60)))
+
+    def show_about(self) -> None:
+        from waste_vision.app.about import about_html
+
+        QMessageBox.about(self, "About waste-vision", about_html(self.cascade))
+
+    def show_unexpected_error(self, log_path) -> None:
+        """An exception nobody caught (app/main.py's hook): one line, not a crash."""
+        where = f"details in {log_path}" if log_path else "details on the terminal"
+        self.show_status(f"Something went wrong; {where}")
 
     def toggle_fullscreen(self, checked: bool) -> None:
         self.showFullScreen() if checked else self.showNormal()

@@ -1,5 +1,7 @@
 """Recordings are H.264 in fragmented MP4 with exactly the frames written, are playable at
-their own path after kill -9 (at most a second lost), and report failures in one line."""
+their own path after kill -9 (at most a second lost), are finished in place (an index
+written into space kept for it, nothing copied), and report failures in one line; recover
+touches only an old recorder's own files."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import errno
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -19,6 +22,7 @@ import numpy as np
 import pytest
 
 from waste_vision import recorder as recorder_module
+from waste_vision.errors import UserError
 from waste_vision.recorder import Recorder, RecordingError, probe, read_jsonl, recover
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +66,26 @@ def pyav_frames(path: Path) -> list[tuple[float, bool]]:
     return out
 
 
+def top_boxes(data: bytes) -> list[tuple[bytes, int, int]]:
+    """(type, offset, size) of a file's top-level MP4 boxes."""
+    out, at = [], 0
+    while at + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        out.append((kind, at, size))
+        at += size or len(data) - at
+    return out
+
+
+def sidx_entries(data: bytes, at: int) -> tuple[int, int, int, list[tuple[int, int]]]:
+    """(timescale, earliest time, first moof's offset, [(size, duration)]) of a v1 sidx."""
+    timescale, earliest, first = struct.unpack(">IQQ", data[at + 16:at + 36])
+    count = struct.unpack(">H", data[at + 38:at + 40])[0]
+    size = struct.unpack(">I", data[at:at + 4])[0]
+    entries = [struct.unpack(">II", data[at + 40 + 12 * k:at + 48 + 12 * k])
+               for k in range(count)]
+    return timescale, earliest, at + size + first, entries
+
+
 def index_of(bgr: np.ndarray) -> int:
     stripes = bgr.reshape(bgr.shape[0], 8, -1, 3).mean(axis=(0, 2, 3))
     return int(sum(1 << k for k, v in enumerate(stripes) if v > 128))
@@ -87,10 +111,12 @@ def test_frames_fps_and_size_are_exact(tmp_path):
     assert records[30]["video_s"] == pytest.approx(2.0) and records[0]["p"] == 0.5
 
 
-def test_h264_fragmented_while_recording_and_plain_once_finished(tmp_path):
+def test_h264_fragmented_while_recording_and_indexed_once_finished(tmp_path):
     """What makes a crash cost at most a second: while recording, one fragment (moof) per
     second, each opening on a keyframe, playable as it is. What a browser needs: H.264 High,
-    yuv420p and, once finished, a plain MP4 with its index first (its length known)."""
+    yuv420p and, once finished, a segment index (sidx) before the first fragment that
+    covers the whole file, so the length is known from the start and a seek goes straight
+    to its fragment."""
     target = tmp_path / "v.mp4"
     rng = np.random.default_rng(0)
     with Recorder(target, 10, (W, H)) as rec:
@@ -107,10 +133,101 @@ def test_h264_fragmented_while_recording_and_plain_once_finished(tmp_path):
     assert [t for t, _ in decoded] == pytest.approx([k / 10 for k in range(35)])
     assert [k for k, (_, key) in enumerate(decoded) if key] == [0, 10, 20, 30]
     data = target.read_bytes()
-    assert b"moof" not in data and data.index(b"moov") < data.index(b"mdat")  # faststart
+    boxes = top_boxes(data)
+    assert [kind for kind, _, _ in boxes[:5]] == [b"ftyp", b"moov", b"sidx", b"free", b"moof"]
+    timescale, earliest, first, entries = sidx_entries(data, boxes[2][1])
+    assert first == boxes[4][1] and earliest == 0
+    assert first + sum(size for size, _ in entries) == len(data)  # every byte after it
+    moofs = [at for kind, at, _ in boxes if kind == b"moof"]
+    assert len(entries) == len(moofs) == 4
+    assert [d / timescale for _, d in entries] == pytest.approx([1, 1, 1, 0.5])
     with av.open(str(target)) as container:
         assert container.duration / 1e6 == pytest.approx(3.5, abs=0.01)
     assert not list(tmp_path.glob(".*"))  # no temporary file left
+
+
+def test_close_writes_in_place_and_copies_nothing(tmp_path):
+    """Stopping costs the same for an hour as for a minute: close() keeps the file (same
+    inode, every byte of every fragment where it was) and writes only the last fragment
+    and the index into the space kept for it. The old finish copied the whole file into a
+    new one and renamed it over (a new inode, no fragment left)."""
+    target = tmp_path / "v.mp4"
+    rec = Recorder(target, FPS, (W, H))
+    for i in range(5 * FPS + 3):
+        rec.write(frame(i))
+    before = target.read_bytes()
+    inode = target.stat().st_ino
+    boxes = top_boxes(before)
+    kept = next(at for kind, at, _ in boxes if kind == b"free")
+    first = next(at for kind, at, _ in boxes if kind == b"moof")
+    assert rec.close() == target
+    after = target.read_bytes()
+    assert target.stat().st_ino == inode
+    assert after[:kept] == before[:kept]  # ftyp and moov as they were
+    assert after[first:len(before)] == before[first:]  # the fragments as they were
+    assert top_boxes(after)[2][0] == b"sidx" and len(after) > len(before)
+    assert not [p for p in tmp_path.iterdir() if p != target]
+
+
+def test_seeking_uses_the_index(tmp_path):
+    """A 40 s recording: the duration is known from the index and a seek lands on the
+    keyframe at or before its target, far from the start."""
+    target = tmp_path / "v.mp4"
+    with Recorder(target, FPS, (W, H)) as rec:
+        for i in range(40 * FPS):
+            rec.write(frame(i))
+    with av.open(str(target)) as container:
+        stream = container.streams.video[0]
+        assert float(stream.duration * stream.time_base) == pytest.approx(40, abs=0.01)
+        container.seek(round(31.4 / stream.time_base), stream=stream, backward=True)
+        first = next(container.decode(stream))
+        assert float(first.pts * first.time_base) == pytest.approx(31.0)
+        assert index_of(first.to_ndarray(format="bgr24")) == 31 * FPS % 256  # 8 stripes
+
+
+def test_long_recordings_group_fragments_in_the_index(tmp_path, monkeypatch):
+    """More fragments than index entries: several fragments share an entry, the entries
+    still cover every byte and the whole length, and seeking still works."""
+    monkeypatch.setattr(recorder_module, "INDEX_ENTRIES", 4)
+    target = tmp_path / "v.mp4"
+    with Recorder(target, FPS, (W, H)) as rec:
+        for i in range(10 * FPS):
+            rec.write(frame(i))
+    data = target.read_bytes()
+    boxes = top_boxes(data)
+    timescale, _, first, entries = sidx_entries(data, boxes[2][1])
+    assert [d / timescale for _, d in entries] == pytest.approx([3, 3, 3, 1])
+    assert first + sum(size for size, _ in entries) == len(data)
+    with av.open(str(target)) as container:
+        stream = container.streams.video[0]
+        container.seek(round(7.5 / stream.time_base), stream=stream, backward=True)
+        got = next(container.decode(stream))
+        assert float(got.pts * got.time_base) <= 7.5
+    assert_in_order(read_video(target)[0])
+
+
+def test_a_close_that_cannot_write_the_index_keeps_a_playable_file(tmp_path, monkeypatch):
+    """The index's header is written last, alone: if that fails the space stays a free
+    box and the file plays as recorded."""
+    real_pwrite, calls = os.pwrite, []
+
+    def pwrite(fd, data, offset):
+        calls.append(len(data))
+        if len(data) == 8:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(recorder_module.os, "pwrite", pwrite)
+    rec = Recorder(tmp_path / "v.mp4", FPS, (W, H))
+    for i in range(20):
+        rec.write(frame(i))
+    with pytest.raises(RecordingError, match="v.mp4"):
+        rec.close()
+    assert calls[-1] == 8
+    data = (tmp_path / "v.mp4").read_bytes()
+    assert [kind for kind, _, _ in top_boxes(data)[:3]] == [b"ftyp", b"moov", b"free"]
+    assert_in_order(read_video(tmp_path / "v.mp4")[0])
+    assert len(pyav_frames(tmp_path / "v.mp4")) == 20
 
 
 def test_real_time_frames_keep_their_capture_times(tmp_path):
@@ -129,23 +246,26 @@ def test_real_time_frames_keep_their_capture_times(tmp_path):
 
 
 CHILD = textwrap.dedent("""
-    import sys, time
+    import os, sys, time
     from pathlib import Path
     from waste_vision.recorder import Recorder
     from tests.test_recorder import frame
     out = Path(sys.argv[1])
     rec = Recorder(out / "crash.mp4", {fps}, ({w}, {h}), jsonl_path=out / "crash.jsonl")
+    handed = os.open(out / "handed", os.O_WRONLY | os.O_CREAT)
     start, i = time.monotonic(), 0
     while True:
         rec.write(frame(i), {{"i": i, "pad": "x" * 200}})
         i += 1
+        os.pwrite(handed, b"%10d" % i, 0)  # frames the recorder took
         time.sleep(max(0.0, start + i / {fps} - time.monotonic()))
 """).format(fps=FPS, w=W, h=H)
 
 
 def test_kill_9_leaves_a_playable_file_that_lost_at_most_one_second(tmp_path):
     """A writer process killed mid-recording: the file at its own path plays, in order,
-    and holds every frame handed to the encoder except at most the last second."""
+    and holds every frame handed to the encoder except at most the last second; the log
+    names only frames the video holds."""
     log, video = tmp_path / "crash.jsonl", tmp_path / "crash.mp4"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], env=env,
@@ -162,14 +282,16 @@ def test_kill_9_leaves_a_playable_file_that_lost_at_most_one_second(tmp_path):
         child.wait()
         child.stderr.close()
     assert not list(tmp_path.glob("*.parts"))  # nothing to recover
-    records = read_jsonl(log)  # every frame the encoder took, in order
+    handed = int((tmp_path / "handed").read_bytes())
+    records = read_jsonl(log)
     assert [r["i"] for r in records] == list(range(len(records)))
     assert len(records) >= 3 * FPS
     frames, fps, size, _ = read_video(video)  # OpenCV plays it as it is
     assert size == (W, H) and fps == pytest.approx(FPS, abs=0.01)
     assert_in_order(frames)
-    lost = len(records) - len(frames)
-    assert 0 <= lost <= FPS, f"{lost} frames lost, more than one second"
+    lost = handed - len(frames)
+    assert 0 <= lost <= FPS + 1, f"{lost} frames lost, more than one second"
+    assert 0 <= len(frames) - len(records) <= FPS  # no line for a frame the video lacks
     decoded = pyav_frames(video)  # PyAV too (one frame fewer if the kill tore a fragment)
     assert len(frames) - 1 <= len(decoded) <= len(frames)
     assert decoded[-1][0] == pytest.approx((len(decoded) - 1) / FPS, abs=1e-3)
@@ -184,12 +306,28 @@ def test_read_jsonl_skips_only_a_torn_last_line(tmp_path):
         read_jsonl(log)
 
 
-def test_appending_to_a_torn_log_drops_the_torn_line(tmp_path):
+def test_the_log_starts_afresh_with_its_video(tmp_path):
+    """A second recording to the same paths replaces the video, so its log is replaced
+    too: appended lines would name frames of a video that no longer exists."""
     log = tmp_path / "log.jsonl"
-    log.write_text('{"run": 1}\n{"run": 1, "torn')
-    with Recorder(tmp_path / "v.mp4", FPS, (W, H), jsonl_path=log) as rec:
-        rec.write(frame(0), {"run": 2})
-    assert [json.loads(line)["run"] for line in log.read_text().splitlines()] == [1, 2]
+    for run, count in ((1, 30), (2, 3)):
+        with Recorder(tmp_path / "v.mp4", FPS, (W, H), jsonl_path=log) as rec:
+            for i in range(count):
+                rec.write(frame(i), {"run": run})
+    records = read_jsonl(log)
+    assert [r["run"] for r in records] == [2, 2, 2]
+    assert [r["video_frame"] for r in records] == [0, 1, 2]
+    assert read_video(tmp_path / "v.mp4")[3] == 3
+
+
+def test_log_lines_follow_the_fragments_into_the_file(tmp_path):
+    """While recording, a frame's line is written once its fragment is in the file."""
+    log, video = tmp_path / "v.jsonl", tmp_path / "v.mp4"
+    with Recorder(video, FPS, (W, H), jsonl_path=log) as rec:
+        for i in range(2 * FPS + 5):
+            rec.write(frame(i), {"i": i})
+        assert len(read_jsonl(log)) == 2 * FPS == len(read_video(video)[0])
+    assert [r["i"] for r in read_jsonl(log)] == list(range(2 * FPS + 5))
 
 
 def test_outputs_that_cannot_be_written_are_one_line_errors(tmp_path):
@@ -278,9 +416,11 @@ def test_log_write_error_is_a_recording_error(tmp_path):
         pytest.skip("no /dev/full to simulate a full disk")
     rec = Recorder(tmp_path / "v.mp4", FPS, (W, H), jsonl_path=Path("/dev/full"))
     with pytest.raises(RecordingError, match="/dev/full.*disk full"):
-        rec.write(frame(0), {"i": 0})
+        for i in range(3 * FPS):  # lines go out a fragment (a second) at a time
+            rec.write(frame(i), {"i": i})
+    assert rec.frames_written == FPS + 1
     rec.close()
-    assert read_video(tmp_path / "v.mp4")[3] == 1
+    assert read_video(tmp_path / "v.mp4")[3] == FPS + 1
 
 
 def write_old_parts(parts: Path, segments: int, per_segment: int) -> None:
@@ -312,6 +452,71 @@ def test_recover_turns_an_old_parts_folder_into_an_h264_video(tmp_path):
         recover(tmp_path / "nothing.parts")
 
 
+def snapshot(folder: Path) -> dict:
+    """Every file under a folder with its bytes, and every folder: what must not change."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("layout", ["photos", "empty", "parts-named", "bad-meta", "cli"])
+def test_recover_refuses_a_folder_it_did_not_write_and_touches_nothing(tmp_path, layout,
+                                                                         capsys):
+    """A user's folder given to recover by mistake is left byte for byte as it was (the old
+    recover deleted any folder in which it found no segment)."""
+    folder = tmp_path / ("holiday.parts" if layout in ("parts-named", "bad-meta")
+                         else "photos")
+    folder.mkdir()
+    if layout != "empty":
+        cv2.imwrite(str(folder / "beach.jpg"), frame(3, (320, 240)))
+        (folder / "notes.txt").write_text("keep me")
+        (folder / "sub").mkdir()
+        (folder / "sub" / "x.part0001.mp4").write_bytes(b"not a segment")
+    if layout == "bad-meta":  # a recording.json the recorder did not write
+        (folder / "recording.json").write_text(json.dumps({"target": "../elsewhere.mp4"}))
+    before = snapshot(tmp_path)
+    if layout == "cli":
+        from waste_vision.cli import main
+
+        assert main(["recover", str(folder)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "not recovering" in err and str(folder) in err and "\n" not in err
+    else:
+        with pytest.raises(UserError, match="not recovering .*nothing was touched") as err:
+            recover(folder)
+        assert err.value.exit_code == 2 and "\n" not in str(err.value)
+    assert snapshot(tmp_path) == before
+
+
+def test_recover_keeps_files_it_did_not_write(tmp_path):
+    """A real parts folder with a file of the user's in it: the video is made, the old
+    recorder's segments and recording.json go, the user's file and so the folder stay."""
+    parts = tmp_path / "old.parts"
+    write_old_parts(parts, 2, FPS)
+    (parts / "mine.txt").write_text("the user's")
+    out = recover(parts)
+    assert out == tmp_path / "old.mp4" and read_video(out)[3] == 2 * FPS
+    # the torn last segment is the old recorder's too (it matches its name): it goes
+    assert sorted(p.name for p in parts.iterdir()) == ["mine.txt"]
+    assert (parts / "mine.txt").read_text() == "the user's"
+
+
+def test_recover_never_replaces_an_existing_file_and_leaves_empty_ones_alone(tmp_path):
+    parts = tmp_path / "old.parts"
+    write_old_parts(parts, 2, FPS)
+    (tmp_path / "old.mp4").write_bytes(b"someone's video")
+    before = snapshot(tmp_path)
+    with pytest.raises(UserError, match="old.mp4 exists already"):
+        recover(parts)
+    assert snapshot(tmp_path) == before
+    (tmp_path / "old.mp4").unlink()
+    for segment in parts.glob("old.part*.mp4"):  # every segment torn: nothing to join
+        segment.write_bytes(segment.read_bytes()[:300])
+    before = snapshot(tmp_path)
+    with pytest.raises(UserError, match="no segment is complete"):
+        recover(parts)
+    assert snapshot(tmp_path) == before
+
+
 def test_odd_and_tiny_sizes(tmp_path):
     with Recorder(tmp_path / "odd.mp4", FPS, (31, 17)) as rec:
         rec.write(frame(0, (31, 17)))
@@ -323,17 +528,3 @@ def test_odd_and_tiny_sizes(tmp_path):
         Recorder(tmp_path / "tiny.mp4", FPS, (1, 1))
     assert Recorder(tmp_path / "empty.mp4", FPS, (W, H)).close() is None
     assert not (tmp_path / "empty.mp4").exists()
-
-
-def test_a_finish_that_cannot_rewrite_keeps_the_fragmented_file(tmp_path, monkeypatch):
-    def no_room(src, dst):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(recorder_module.os, "replace", no_room)
-    with Recorder(tmp_path / "v.mp4", FPS, (W, H)) as rec:
-        for i in range(20):
-            rec.write(frame(i))
-    assert b"moof" in (tmp_path / "v.mp4").read_bytes()  # kept as recorded
-    assert_in_order(read_video(tmp_path / "v.mp4")[0])
-    assert len(pyav_frames(tmp_path / "v.mp4")) == 20
-    assert not list(tmp_path.glob(".*"))

@@ -4,21 +4,32 @@ The video is written with PyAV (FFmpeg's libx264) as *fragmented* MP4: an empty 
 front, then one fragment (``moof`` + ``mdat``) per second, each starting on a keyframe. Every
 fragment reaches the operating system as soon as it is complete, so the file at its own path
 is playable at any moment: a ``kill -9`` (or a full disk) loses at most the fragment being
-filled, about ``fragment_seconds``, and no recover step is needed. H.264 in yuv420p plays in
-web browsers. At a clean close the packets are copied into a plain MP4 with its index first
-(``+faststart``), which replaces the fragmented file in one rename: browsers read a fragmented
-file's length from its first fragment only, a plain one's at once.
+filled, about ``fragment_seconds``, and no recover step is needed.
+
+Stopping costs the same whatever the length: nothing is copied. Between the empty index and
+the first fragment the recorder leaves a small ``free`` box (``INDEX_BYTES``); at a clean
+close it becomes a segment index (``sidx``) of the fragments' offsets and durations, written
+in place and switched on by one 8-byte write of its header. Players that read the file from
+the start (FFmpeg's demuxer, which Chromium uses for MP4) then know the whole length and
+jump straight to the fragment they seek to; without it they see the first fragment's length
+only (Chromium: 1-2 s, no seeking). Long recordings group several fragments into one index
+entry, so the box never runs out: a seek lands within ``ceil(fragments / INDEX_ENTRIES)``
+fragments of its target and decodes forward from there.
 
 Timing: by default frame ``k`` lasts ``1 / fps`` (``annotate`` of a file: the input's frame
 count, size and rate). With ``real_time=True`` each frame carries its capture time instead,
 so a live recording plays at the speed it happened even when frames were skipped.
 
 The log gets one ``json.dumps`` line per frame, with ``video_frame`` and ``video_s`` added so
-a line can be matched to its frame; it is line-buffered and fsynced at close. ``read_jsonl``
+a line can be matched to its frame. It describes this video only: it is started afresh with
+the video (as the video file is), and a frame's line is written once the fragment holding the
+frame is in the file, so after a crash every line names a frame the video has. Fsynced at
+close. ``read_jsonl``
 reads it back, tolerating the torn last line a crash can leave.
 
 Recordings made before this format (a ``<stem>.parts`` folder of 1-second MPEG-4 segments
-left by a killed process) are turned into a video by ``recover``, which re-encodes them.
+and the ``recording.json`` the recorder wrote beside them, left by a killed process) are
+turned into a video by ``recover``, which re-encodes them; it touches no other folder.
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ import json
 import logging
 import os
 import re
-import shutil
+import struct
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -51,7 +62,13 @@ PRESET = "superfast"
 ENCODER_THREADS = 2
 CRF = 23
 TIMESCALE = 90_000  # ticks per second of the video's timestamps
-MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+# skip_trailer: no mfra at the end (FFmpeg reads it only when asked; the sidx does its job)
+MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+skip_trailer"
+# The space left for the segment index: 12 bytes an entry, so 2,726 entries; a longer
+# recording puts several fragments in an entry (a 2-hour one 3, a day's 32).
+INDEX_BYTES = 32 * 1024
+SIDX_HEADER = 40  # a version-1 sidx box up to its first entry
+INDEX_ENTRIES = (INDEX_BYTES - SIDX_HEADER - 8) // 12  # 8: the free box after it, if any
 # cv2's RGB->I420 is BT.601 limited range: say so in the stream, or browsers assume BT.709
 # for HD sizes and shift the colours.
 X264_COLOUR = "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:range=tv"
@@ -159,6 +176,9 @@ class Recorder:
         self._failed: str | None = None
         self._closed = False
         self._file = self._container = self._stream = self._log = None
+        self._out: _FragmentWriter | None = None
+        self._pending: list[str] = []  # log lines of frames not yet in the file, in order
+        self._logged = 0  # log lines written
         self._good_size = 0  # bytes of the file that hold whole fragments
         self._video_failed = False  # the video (not only the log) could not be written
         check_output(self.path)
@@ -170,7 +190,8 @@ class Recorder:
         except OSError as exc:
             raise RecordingError(f"cannot record {self.path} ({why(exc)})") from None
         try:
-            self._container = av.open(self._file, "w", format="mp4", options={
+            self._out = _FragmentWriter(self._file)
+            self._container = av.open(self._out, "w", format="mp4", options={
                 "movflags": MOVFLAGS, "flush_packets": "1"})
             rate = Fraction(self.fps).limit_denominator(10_000)
             stream = self._container.add_stream(encoder, rate=rate)
@@ -187,7 +208,7 @@ class Recorder:
                                   "x264-params": f"scenecut=0:{X264_COLOUR}"}
             self._stream = stream
             self._container.start_encoding()  # header now: a failure shows before frame 1
-            self._good_size = self._file.tell()
+            self._good_size = self._out.pos
         except Exception as exc:  # FFmpegError, or OSError from writing the header
             self._abandon()
             raise RecordingError(f"cannot record {self.path}: the H.264 encoder does not "
@@ -257,15 +278,25 @@ class Recorder:
             self._container.mux(packet)
         # every mux ends on a box boundary (flush_packets): a failure later is cut back
         # to here, so a full disk never leaves a torn fragment at the end of the file
-        self._good_size = self._file.tell()
+        self._good_size = self._out.pos
         self._last_pts = pts
         self.frames_written += 1
         self.seconds_written = seconds
         if self._log is not None:
-            line = json.dumps({"video_frame": self.frames_written - 1,
-                               "video_s": round(seconds, 6), **(record or {})}, default=_plain)
-            with self._log_errors():
-                self._log.write(line + "\n")
+            self._pending.append(json.dumps({"video_frame": self.frames_written - 1,
+                                             "video_s": round(seconds, 6), **(record or {})},
+                                            default=_plain))
+            self._write_log(self._out.frames_in_file)
+
+    def _write_log(self, frames: int) -> None:
+        """Write the pending lines of the first ``frames`` frames: those the file holds."""
+        if self._log is None or self._logged >= frames:
+            return
+        count = min(frames - self._logged, len(self._pending))
+        lines, self._pending = self._pending[:count], self._pending[count:]
+        self._logged += count
+        with self._log_errors():
+            self._log.write("".join(line + "\n" for line in lines))
 
     @contextlib.contextmanager
     def _log_errors(self):
@@ -285,12 +316,12 @@ class Recorder:
                 if not self._video_failed:
                     for packet in self._stream.encode():
                         self._container.mux(packet)
-                    self._good_size = self._file.tell()
+                    self._good_size = self._out.pos
             except Exception as exc:
                 self._video_failed = True
                 errors.append(f"cannot finish {self.path}: {why(exc)}")
             try:
-                self._container.close()  # the trailer: an index of the fragments, for seeking
+                self._container.close()  # writes the last fragment
             except Exception as exc:
                 if not self._video_failed:
                     self._video_failed = True
@@ -300,7 +331,7 @@ class Recorder:
                 if self._video_failed:
                     os.ftruncate(self._file.fileno(), self._good_size)
                 else:
-                    _fsync(self._file.fileno())
+                    self._write_index()
             except OSError as exc:
                 errors.append(f"cannot finish {self.path}: {why(exc)}")
             finally:
@@ -308,6 +339,11 @@ class Recorder:
                     self._file.close()
         if self._log is not None:
             try:
+                if not self._video_failed:  # every frame is in the file
+                    self._write_log(self.frames_written)
+                else:  # whole fragments only: the file was cut back to them
+                    self._write_log(sum(f[4] for f in self._out.fragments
+                                        if f[1] <= self._good_size) if self._out else 0)
                 with self._log_errors():
                     self._log.flush()
                     _fsync(self._log.fileno())
@@ -320,12 +356,22 @@ class Recorder:
             with contextlib.suppress(OSError):
                 self.path.unlink()
             return None
-        if not self._video_failed and not errors:
-            _finish_for_browsers(self.path)
         if errors and not self._failed:
             self._failed = errors[0]
             raise RecordingError(errors[0])
         return self.path
+
+    def _write_index(self) -> None:
+        """Turn the free box before the first fragment into the segment index, in place:
+        its body first, synced, then its 8-byte header, so a crash in between leaves the
+        free box (ignored by players) and never half an index."""
+        fd = self._file.fileno()
+        box = self._out.index()
+        if box is not None:
+            os.pwrite(fd, box[8:], self._out.index_at + 8)
+            _fsync(fd)
+            os.pwrite(fd, box[:8], self._out.index_at)
+        _fsync(fd)
 
     def _abandon(self) -> None:
         with contextlib.suppress(Exception):
@@ -341,32 +387,176 @@ class Recorder:
         self._closed = True
 
 
-def _finish_for_browsers(path: Path) -> None:
-    """Rewrite a finished recording as a plain MP4 with its index first (``+faststart``):
-    the packets are copied, not re-encoded. A fragmented file plays everywhere, but browsers
-    read only its first fragment's length (Chromium shows a 1-second video and cannot seek);
-    a plain one tells its length and seeks at once. The new file replaces the old in one
-    rename, so the recording is whole at its path at every moment; if the rewrite fails (no
-    room for the copy, say) the fragmented file stays, playable as it is."""
-    import av
+class _FragmentWriter:
+    """The file object the muxer writes to: passes every byte straight to the file, and
+    follows the top-level boxes as they go by. Before the first fragment it inserts the
+    ``free`` box that becomes the index at close; for each fragment it notes where it
+    starts and ends, its decode time, duration and frame count. It has no ``seek``, so
+    FFmpeg treats the output as a stream and never goes back over what it wrote (its own
+    idea of offsets is off by the inserted box, which it never writes down)."""
 
-    tmp = path.with_name(f".{path.stem}.finishing{path.suffix}")
-    try:
-        with av.open(str(path)) as src, av.open(str(tmp), "w", format="mp4",
-                                                options={"movflags": "+faststart"}) as dst:
-            stream = src.streams.video[0]
-            out = dst.add_stream_from_template(stream)
-            for packet in src.demux(stream):
-                if packet.dts is None:  # the demuxer's end-of-stream marker
-                    continue
-                packet.stream = out
-                dst.mux(packet)
-        _fsync(tmp)
-        os.replace(tmp, path)
-    except Exception as exc:  # the fragmented recording is kept: nothing is lost
-        log.info("kept %s fragmented: rewriting it failed (%s)", path, why(exc))
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    def __init__(self, raw):
+        self.raw = raw
+        self.pos = 0  # bytes in the file
+        self.index_at: int | None = None  # offset of the free box kept for the index
+        self.timescale = TIMESCALE
+        self.track_id = 1
+        self.default_duration = 0
+        # one list per whole fragment: [start, end, decode time, duration, frames]
+        self.fragments: list[list[int]] = []
+        self.frames_in_file = 0  # frames of the fragments whose data is all in the file
+        self._head = bytearray()  # the header of the box now starting, while incomplete
+        self._left = 0  # bytes of the current box still to come
+        self._type = b""
+        self._body: bytearray | None = None  # moov and moof bodies are kept and parsed
+        self._moof: list[int] | None = None  # the fragment whose mdat comes next
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        while view:
+            if self._left == 0:
+                view = self._start_box(view)
+                continue
+            n = min(self._left, len(view))
+            self._put(view[:n])
+            if self._body is not None:
+                self._body += view[:n]
+            self._left -= n
+            view = view[n:]
+            if self._left == 0:
+                self._end_box()
+        return len(data)
+
+    def _put(self, data) -> None:
+        while data:
+            n = self.raw.write(data)
+            if n is None:  # a raw file that wrote nothing yet
+                n = 0
+            self.pos += n
+            data = data[n:]
+
+    def _start_box(self, view):
+        need = 8 - len(self._head)
+        if len(self._head) >= 8 and struct.unpack(">I", self._head[:4])[0] == 1:
+            need = 16 - len(self._head)  # a 64-bit size follows the type
+        take = view[:need]
+        self._head += take
+        view = view[len(take):]
+        if len(self._head) < 8:
+            return view
+        size, kind = struct.unpack(">I4s", self._head[:8])
+        if size == 1 and len(self._head) < 16:
+            return view
+        if size == 1:
+            size = struct.unpack(">Q", self._head[8:16])[0]
+        head, self._head = bytes(self._head), bytearray()
+        if kind == b"moof" and self.index_at is None:
+            self.index_at = self.pos
+            self._put(struct.pack(">I4s", INDEX_BYTES, b"free") + bytes(INDEX_BYTES - 8))
+        if kind == b"moof":
+            self._moof = [self.pos, 0, 0, 0, 0]
+        self._put(head)
+        self._type = kind
+        self._body = bytearray() if kind in (b"moov", b"moof") else None
+        self._left = size - len(head) if size else 1 << 62  # size 0: up to the end
+        if self._left == 0:
+            self._end_box()
+        return view
+
+    def _end_box(self) -> None:
+        body, self._body = self._body, None
+        if self._type == b"moov":
+            self._read_moov(bytes(body))
+        elif self._type == b"moof" and self._moof is not None:
+            self._moof[2:5] = self._read_moof(bytes(body))
+        elif self._type == b"mdat" and self._moof is not None:
+            self._moof[1] = self.pos
+            self.fragments.append(self._moof)
+            self.frames_in_file += self._moof[4]
+            self._moof = None
+
+    def _read_moov(self, body: bytes) -> None:
+        for kind, data in _children(body):
+            if kind == b"trak":
+                for k2, d2 in _children(data):
+                    if k2 == b"tkhd":
+                        self.track_id = struct.unpack(">I", d2[12:16] if d2[0] == 0
+                                                      else d2[20:24])[0]
+                    elif k2 == b"mdia":
+                        for k3, d3 in _children(d2):
+                            if k3 == b"mdhd":
+                                self.timescale = struct.unpack(
+                                    ">I", d3[12:16] if d3[0] == 0 else d3[20:24])[0]
+            elif kind == b"mvex":
+                for k2, d2 in _children(data):
+                    if k2 == b"trex":  # version/flags, track, description, duration
+                        self.default_duration = struct.unpack(">I", d2[12:16])[0]
+
+    def _read_moof(self, body: bytes) -> tuple[int, int, int]:
+        """(decode time, duration, frames) of a fragment, from its tfdt and trun."""
+        start = duration = frames = 0
+        for kind, traf in _children(body):
+            if kind != b"traf":
+                continue
+            default = self.default_duration
+            for k2, data in _children(traf):
+                flags = int.from_bytes(data[1:4], "big")
+                if k2 == b"tfhd" and flags & 0x08:
+                    at = 8 + (8 if flags & 0x01 else 0) + (4 if flags & 0x02 else 0)
+                    default = struct.unpack(">I", data[at:at + 4])[0]
+                elif k2 == b"tfdt":
+                    start = struct.unpack(">Q" if data[0] else ">I",
+                                          data[4:12] if data[0] else data[4:8])[0]
+                elif k2 == b"trun":
+                    count = struct.unpack(">I", data[4:8])[0]
+                    at = 8 + (4 if flags & 0x01 else 0) + (4 if flags & 0x04 else 0)
+                    step = 4 * (flags & 0xF00).bit_count()
+                    for i in range(count):
+                        duration += (struct.unpack(">I", data[at + i * step:at + i * step + 4])[0]
+                                     if flags & 0x100 else default)
+                    frames += count
+        return start, duration, frames
+
+    def index(self) -> bytes | None:
+        """The sidx box that replaces the free one, padded to its size with a free box;
+        None when there is nothing to index."""
+        if self.index_at is None or not self.fragments:
+            return None
+        per = -(-len(self.fragments) // INDEX_ENTRIES)  # fragments an entry
+        entries = []
+        for k in range(0, len(self.fragments), per):
+            group = self.fragments[k:k + per]
+            size = group[-1][1] - group[0][0]
+            if size >= 1 << 31:
+                return None
+            entries.append(struct.pack(">III", size, sum(g[3] for g in group),
+                                       0x90000000))  # starts with a SAP of type 1 (IDR)
+        sidx_size = SIDX_HEADER + 12 * len(entries)
+        anchor = self.index_at + sidx_size
+        box = struct.pack(">I4sB3sIIQQHH", sidx_size, b"sidx", 1, b"\0\0\0", self.track_id,
+                          self.timescale, self.fragments[0][2],
+                          self.fragments[0][0] - anchor, 0, len(entries)) + b"".join(entries)
+        rest = INDEX_BYTES - len(box)
+        if rest:
+            box += struct.pack(">I4s", rest, b"free") + bytes(rest - 8)
+        return box
+
+
+def _children(data: bytes):
+    """(type, body) of the boxes in ``data`` (a box's body); full boxes keep their
+    version and flags at the body's start."""
+    at = 0
+    while at + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        head = 8
+        if size == 1:
+            size, head = struct.unpack(">Q", data[at + 8:at + 16])[0], 16
+        elif size == 0:
+            size = len(data) - at
+        if size < head:
+            return
+        yield kind, data[at + head:at + size]
+        at += size
 
 
 def probe(path: Path) -> dict:
@@ -396,21 +586,10 @@ def _plain(value):
 
 
 def _open_log(path: Path):
-    """Append, line-buffered, after cutting a torn last line a crash may have left."""
-    path = Path(path)
-    if path.is_file():
-        with open(path, "rb+") as f:
-            size = f.seek(0, os.SEEK_END)
-            start = max(0, size - (1 << 20))
-            f.seek(start)
-            tail = f.read()
-            if tail and not tail.endswith(b"\n"):
-                cut = tail.rfind(b"\n")
-                if cut >= 0 or start == 0:
-                    f.truncate(start + cut + 1)
-                else:  # a torn line over 1 MiB long: end it rather than search further
-                    f.write(b"\n")
-    return open(path, "a", buffering=1, encoding="utf-8")
+    """Started afresh, as the video is: lines appended to an older run's log would name
+    frames of a video that no longer exists (whether an existing output may be replaced at
+    all is the caller's decision, made before a Recorder is created)."""
+    return open(Path(path), "w", buffering=1, encoding="utf-8")
 
 
 def read_jsonl(path: Path) -> list:
@@ -431,14 +610,75 @@ def read_jsonl(path: Path) -> list:
 
 # --- recordings made before fragmented MP4 ------------------------------------------------
 
-def _legacy_segments(parts_dir: Path) -> list[Path]:
-    """An old .parts folder's segment files in recording order."""
-    found = []
-    for p in Path(parts_dir).glob("*.part*"):
-        m = re.search(r"\.part(\d+)\.[^.]+$", p.name)
-        if m and p.is_file():
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
+PARTS_SUFFIX = ".parts"
+SEGMENT_DIGITS = 4  # the old recorder numbered segments part0000, part0001, ...
+
+
+class _Legacy:
+    """An old ``<stem>.parts`` folder, recognised only by what the old recorder wrote: its
+    ``recording.json`` ({"target": "<stem><suffix>", "fps": > 0, "size": [w, h]}) naming a
+    target that matches the folder, beside segments ``<stem>.partNNNN<suffix>``. Anything
+    else in the folder is someone else's and is never touched."""
+
+    def __init__(self, parts: Path):
+        self.parts = parts
+        if not parts.name.endswith(PARTS_SUFFIX) or parts.is_symlink():
+            raise self._foreign("its name does not end in .parts")
+        meta_path = parts / LEGACY_META
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise self._foreign(f"it holds no readable {LEGACY_META}") from None
+        target = meta.get("target") if isinstance(meta, dict) else None
+        fps, size = (meta.get("fps"), meta.get("size")) if isinstance(meta, dict) else (0, 0)
+        stem = parts.name[:-len(PARTS_SUFFIX)]
+        if (not isinstance(target, str) or Path(target).name != target
+                or Path(target).stem != stem or not Path(target).suffix
+                or not isinstance(fps, (int, float)) or isinstance(fps, bool) or not fps > 0
+                or not (isinstance(size, list) and len(size) == 2
+                        and all(isinstance(v, int) and v >= 2 for v in size))):
+            raise self._foreign(f"its {LEGACY_META} is not one the recorder wrote")
+        self.meta_path = meta_path
+        self.fps, self.size = float(fps), (size[0], size[1])
+        self.target = parts.with_name(target)
+        suffix = Path(target).suffix
+        self.join = parts / f"joining{suffix}"  # the old recover's temporary file (and ours)
+        pattern = re.compile(re.escape(stem) + rf"\.part(\d{{{SEGMENT_DIGITS},}})"
+                             + re.escape(suffix))
+        found = []
+        for p in parts.iterdir():
+            m = pattern.fullmatch(p.name)
+            if m and p.is_file() and not p.is_symlink():
+                found.append((int(m.group(1)), p))
+        self.segments = [p for _, p in sorted(found)]
+
+    def _foreign(self, why_not: str) -> RecordingError:
+        return RecordingError(f"not recovering {self.parts}: {why_not}, so it is not a "
+                              "recording's .parts folder; nothing was touched (recordings "
+                              "made now are playable at their own path)")
+
+    def remove_own_files(self) -> None:
+        """Delete exactly what the old recorder wrote, then the folder if that emptied it."""
+        for p in [*self.segments, self.meta_path]:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        try:
+            self.parts.rmdir()
+        except OSError:  # other files are in it: they stay, and so does the folder
+            log.info("kept %s: it holds files the recorder did not write", self.parts)
+
+
+def _place(tmp: Path, target: Path) -> None:
+    """Move ``tmp`` to ``target`` without ever replacing a file there (FileExistsError)."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (FAT, some network shares): claim the name first
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        os.replace(tmp, target)
+        return
+    tmp.unlink()
 
 
 def recover(parts_dir_or_target: Path) -> Path:
@@ -446,40 +686,43 @@ def recover(parts_dir_or_target: Path) -> Path:
     1-second segments) into its video file, re-encoded as H.264; returns the file.
 
     Recordings made now need no recovery: the file at its own path is always playable.
-    The segment being written when the old process died has no index and is skipped; the
-    folder is removed once the video is written.
+    Only a folder the old recorder wrote is accepted (``_Legacy``); anything else, or a
+    target that exists already, is refused before anything is touched. The segment being
+    written when the old process died has no index and is skipped. After the video is
+    written, the segments and ``recording.json`` are deleted, and the folder only if it is
+    then empty.
     """
-    given = Path(parts_dir_or_target)
-    parts = given if given.is_dir() else given.with_name(given.stem + ".parts")
+    given = Path(parts_dir_or_target).expanduser()
+    parts = given if given.is_dir() else given.with_name(given.stem + PARTS_SUFFIX)
     if not parts.is_dir():
         raise RecordingError(f"nothing to recover: {parts} is not a folder; recordings made "
                              "by this version are playable at their own path as they are")
-    try:
-        meta = json.loads((parts / LEGACY_META).read_text())
-    except (OSError, ValueError):
-        meta = {}
-    target = parts.with_name(meta.get("target", parts.name.removesuffix(".parts") + ".mp4"))
-    tmp = parts / f"joining{target.suffix or '.mp4'}"
+    legacy = _Legacy(parts)
+    target, tmp = legacy.target, legacy.join
+    if target.exists() or target.is_symlink():
+        raise RecordingError(f"not recovering {parts}: {target} exists already; move it "
+                             "away first (nothing was touched)")
+    if not legacy.segments:
+        raise RecordingError(f"nothing to recover in {parts}: it holds no segment; delete "
+                             "the folder yourself if you do not need it (nothing was touched)")
     recorder = None
     try:
-        for segment in _legacy_segments(parts):
+        for segment in legacy.segments:
             cap = cv2.VideoCapture(str(segment))
             while cap.isOpened():
                 ok, bgr = cap.read()
                 if not ok:
                     break
                 if recorder is None:
-                    fps = meta.get("fps") or cap.get(cv2.CAP_PROP_FPS) or 15.0
-                    size = tuple(meta.get("size") or bgr.shape[1::-1])
-                    recorder = Recorder(tmp, fps, size)
+                    recorder = Recorder(tmp, legacy.fps, legacy.size)
                 recorder.write(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
             cap.release()
         if recorder is None:
-            shutil.rmtree(parts, ignore_errors=True)
-            raise RecordingError(f"nothing to recover in {parts}: no segment was complete "
-                                 "(the recording stopped within its first segment); removed it")
+            raise RecordingError(f"nothing to recover in {parts}: no segment is complete "
+                                 "(the recording stopped within its first segment); delete "
+                                 "the folder yourself if you do not need it")
         recorder.close()
-        os.replace(tmp, target)
+        _place(tmp, target)
     except RecordingError:
         if recorder is not None:
             with contextlib.suppress(RecordingError):
@@ -488,9 +731,13 @@ def recover(parts_dir_or_target: Path) -> Path:
             raise RecordingError(f"cannot write {target} ({recorder.failed or 'see above'}); "
                                  f"the segments stay in {parts}") from None
         raise
+    except FileExistsError:
+        tmp.unlink(missing_ok=True)
+        raise RecordingError(f"not recovering {parts}: {target} appeared meanwhile; move it "
+                             "away and run recover again (the segments stay)") from None
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise RecordingError(f"cannot write {target} ({why(exc)}); the segments stay in "
                              f"{parts}") from None
-    shutil.rmtree(parts, ignore_errors=True)
+    legacy.remove_own_files()
     return target

@@ -525,3 +525,33 @@ def test_a_camera_is_asked_for_its_size_and_rate_and_says_what_it_granted(monkey
     assert made[-1].asked == {}  # nothing asked: the driver's default stays
     with pytest.raises(UserError, match="WIDTHxHEIGHT"):
         parse_camera_size("big")
+
+
+def test_a_refused_stream_never_shows_its_password(caplog):
+    """Issue 22: the URL is shown through redact_url everywhere (status, error, log, thread)."""
+    import logging
+
+    url = "rtsp://user:secret@127.0.0.1:9/x"
+    events = []
+    source = StreamSource(url, open_timeout=1, reconnect=None, on_status=events.append)
+    with caplog.at_level(logging.DEBUG), pytest.raises(UserError) as refused:
+        source.start()
+    assert "secret" not in str(refused.value)
+    assert "rtsp://user:***@127.0.0.1:9/x" in str(refused.value)  # redact_url's form
+    assert events and source.status is S.FAILED
+    for event in events:
+        assert "secret" not in event.message
+    assert "rtsp://user:***@127.0.0.1:9/x" in events[-1].message
+    assert "secret" not in caplog.text
+    assert "secret" not in source.name
+
+
+def test_image_folder_frames_are_stills(tmp_path):
+    """A slideshow's frames are photos of their own (the pipeline classifies each alone)."""
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((H, W, 3), 60 * i, np.uint8))
+    with ImageFolderSource(tmp_path) as source:
+        frames = [source.read(5.0) for _ in range(2)]
+    assert all(f is not None and f.still for f in frames)
+    with FileSource(write_clip(tmp_path / "clip.avi", frames=3)) as video:
+        assert video.read(5.0).still is False

@@ -31,6 +31,7 @@ class Frame:
     image: np.ndarray  # RGB uint8 (H, W, 3); never modified after capture
     source_fps: float | None = None  # the source's nominal rate, when it has one
     position_s: float | None = None  # position in a file, when the source is a file
+    still: bool = False  # a photo (an image folder), not a moment of one scene: classified alone
 
 
 EMPTY = "empty"  # the verdict when item finding sees nothing on the table

@@ -8,16 +8,21 @@ whose frames were all uncertain is not counted). It stays counted however long i
 it ends when it has not been seen for ``gone_s``, so the same item put back later counts
 again. Two items side by side are two items. The rule works on capture timestamps, so it
 behaves the same live and in ``annotate``.
+
+Memory stays bounded however long it runs (a kiosk runs for months): items that left are
+kept only if counted, and only the last ``keep`` of them (``deque``); the totals live in
+``tally`` and ``counted_total``.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from waste_vision.frames import Box
 
 UNCERTAIN = "uncertain"  # the cascade's abstention label (same string as cascade.UNCERTAIN)
+KEEP_ITEMS = 1000  # counted items that left, kept for the summary (the oldest are dropped)
 
 
 def iou(a: Box, b: Box) -> float:
@@ -54,12 +59,13 @@ class ItemTracker:
     """Matches found boxes to items, counts each item once; ``update`` once per frame."""
 
     def __init__(self, steady_s: float = 0.5, gone_s: float = 0.6, match_iou: float = 0.25,
-                 steady_iou: float = 0.8):
+                 steady_iou: float = 0.8, keep: int = KEEP_ITEMS):
         self.steady_s, self.gone_s = steady_s, gone_s
         self.match_iou, self.steady_iou = match_iou, steady_iou
-        self.present: list[Item] = []
-        self.finished: list[Item] = []  # items that left (counted or not)
+        self.present: list[Item] = []  # bounded by the scene's max_items (+ those fading)
+        self.finished: deque[Item] = deque(maxlen=keep)  # the last counted items that left
         self.tally: Counter[str] = Counter()
+        self.counted_total = 0  # every item counted, however many ``finished`` still holds
         self._next_id = 1
         self._matched: list[Item] = []  # match() -> count(): this frame's items, in order
 
@@ -76,8 +82,9 @@ class ItemTracker:
         the boxes are classified, so a result can be kept per item (``reuse.ResultCache``).
         ``count`` must follow with the labels, in the same order."""
         if any(t < item.last_t for item in self.present):  # the clock went back: a file looped
-            self.finished += self.present
+            self._finish(self.present)
             self.present = []
+        self._end_gone(t)  # an item unseen for gone_s is over, even if a box lands on it now
         unmatched = list(self.present)
         self._matched = []
         for box in boxes:
@@ -108,15 +115,46 @@ class ItemTracker:
                     best.label = best.votes.most_common(1)[0][0]
                     best.counted_box = best.box
                     self.tally[best.label] += 1
+                    self.counted_total += 1
                     counted.append(best.label)
         self._matched = []
-        for item in list(self.present):
-            if t - item.last_t > self.gone_s:
-                self.present.remove(item)
-                self.finished.append(item)
+        self._end_gone(t)
         return counted
 
+    def _end_gone(self, t: float) -> None:
+        gone = [item for item in self.present if t - item.last_t > self.gone_s]
+        if gone:
+            self.present = [item for item in self.present if item not in gone]
+            self._finish(gone)
+
+    def _finish(self, items: list[Item]) -> None:
+        self.finished.extend(i for i in items if i.counted)  # uncounted ones say nothing
+
+    def add_counted(self, t: float, box: Box, label: str) -> None:
+        """Count an item that was never followed: one learnt into the empty scene that has
+        now left (``EmptyScene.healed``); it is recorded as an item that came and went."""
+        item = Item(self._next_id, box, t, t, t, label=label, counted_box=box)
+        self._next_id += 1
+        self.finished.append(item)
+        self.tally[label] += 1
+        self.counted_total += 1
+
+    def counted_near(self, box: Box, since: float, overlap: float = 0.3) -> bool:
+        """Was an item counted at ``box`` (intersection over the smaller box >= ``overlap``)
+        that was still seen at or after time ``since``?"""
+        for item in list(self.present) + list(self.finished):
+            if not item.counted or item.last_t < since:
+                continue
+            for b in {item.counted_box or item.box, item.box}:
+                ix = max(0, min(b[0] + b[2], box[0] + box[2]) - max(b[0], box[0]))
+                iy = max(0, min(b[1] + b[3], box[1] + box[3]) - max(b[1], box[1]))
+                smaller = min(b[2] * b[3], box[2] * box[3])
+                if smaller > 0 and ix * iy / smaller >= overlap:
+                    return True
+        return False
+
     def items(self) -> list[Item]:
-        """Every item seen so far that was counted, in the order they appeared."""
-        return sorted((i for i in self.finished + self.present if i.counted),
-                      key=lambda i: i.id)
+        """The counted items still held (the last ``keep`` that left, and those present),
+        in the order they appeared."""
+        return sorted([i for i in self.finished if i.counted]
+                      + [i for i in self.present if i.counted], key=lambda i: i.id)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Callable, Protocol
 
 import numpy as np
 
-from waste_vision.cascade import Cascade
+from waste_vision.cascade import UNCERTAIN, Cascade
 from waste_vision.explain import OcclusionExplainer
-from waste_vision.frames import Frame, FrameResult, RegionResult
+from waste_vision.frames import Box, Frame, FrameResult, RegionResult, boxes_overlap
 from waste_vision.items import ItemTracker
 from waste_vision.regions import RegionSet, crop
 from waste_vision.reuse import ResultCache
@@ -31,12 +31,10 @@ class RateMeter:
     """Events per second over a sliding window of the last ``window`` events."""
 
     def __init__(self, window: int = 30):
-        self._times: list[float] = []
-        self._window = window
+        self._times: deque[float] = deque(maxlen=window)  # bounded: runs for months
 
     def tick(self, t: float | None = None) -> float:
         self._times.append(time.monotonic() if t is None else t)
-        del self._times[:-self._window]
         return self.rate
 
     @property
@@ -59,6 +57,13 @@ class FrameClassifier:
     whose content has not changed keeps its last result (``reuse``: a ``reuse.ResultCache``;
     ``reuse=False`` classifies every crop of every frame); the rest of a frame's crops go
     through the cascade in one batched call.
+
+    Every region decision starts from the empty scene: zones are classified only where
+    something in them differs from the learnt empty table (a zone over bare table is not
+    classified: the verdict is ``empty`` and nothing is counted), as found items are.
+    Stills (``Frame.still``: a photo from an image folder) are the exception, in every mode:
+    each photo is its own scene, so the whole photo (or each zone of it) is classified on
+    its own, never reused from the photo before, and counted once as one item.
     """
 
     def __init__(self, cascade: Cascade, regions: RegionSet | None = None,
@@ -78,11 +83,15 @@ class FrameClassifier:
         self.explainer = OcclusionExplainer(cascade)
         self._capture_rate = RateMeter()
         self._classify_rate = RateMeter()
+        self._learning_since: float | None = None  # when the empty scene began to be learnt
+        self._was_learning = False
 
     def summary(self) -> dict:
-        """What was counted: ``{"tally": {label: n}, "items": [...]}`` (items: found ones)."""
+        """What was counted: ``{"tally": {label: n}, "items": [...], "items_total": n}``
+        (items: the last ``items.KEEP_ITEMS`` found ones; the total counts them all)."""
         return {"tally": dict(sorted(self.counts.items())),
-                "items": [i.as_dict() for i in self.tracker.items()]}
+                "items": [i.as_dict() for i in self.tracker.items()],
+                "items_total": self.tracker.counted_total}
 
     @property
     def mode(self) -> str:
@@ -97,29 +106,41 @@ class FrameClassifier:
     def __call__(self, frame: Frame) -> FrameResult:
         image = frame.image
         learning, ids = False, []
-        if self.regions.regions:
-            found = self.scene.find(image) if self.regions.tracking else None
-            mode, kind, boxes = "zones", "zone", self.regions.boxes(image, found)
+        # a file's own clock, so a clip counts the same at any processing speed
+        t = frame.position_s if frame.position_s is not None else frame.timestamp
+        if frame.still:  # a photo: classified whole (or by zone), no empty scene to learn
+            kind = "zone" if self.regions.regions else "frame"
+            mode, boxes = ("zones" if self.regions.regions else "frame"), self.regions.boxes(image)
+        elif self.regions.regions:
+            found = self._find(image, t)
+            learning = found is None
+            mode, kind = "zones", "zone"
+            boxes = self.regions.boxes(image, found if self.regions.tracking else None)
+            # only zones where something differs from the empty table (nothing while learning)
+            boxes = [b for b in boxes if any(boxes_overlap(b, f) for f in found or [])]
         elif self._mode == "items":
             mode, kind = "items", "item"
-            found = self.scene.find(image)
+            found = self._find(image, t)
             learning = found is None
             boxes = sorted(found or [], key=lambda b: (b[0], b[1]))
         else:
             mode, kind, boxes = "frame", "frame", self.regions.boxes(image)
         crops = [crop(image, b) for b in boxes]
-        # a file's own clock, so a clip counts the same at any processing speed
-        t = frame.position_s if frame.position_s is not None else frame.timestamp
         if mode == "items":
             ids = self.tracker.match(t, boxes)  # before classifying: results kept per item
         keys = [(kind, ids[i] if ids else i) for i in range(len(boxes))]
-        if self.reuse is not None:
+        if self.reuse is not None and not frame.still:
             results = self.reuse.classify(self.cascade, t, keys, crops, self.all_stages)
         else:
             results = self.cascade.classify_many(crops, self.all_stages)
         counted: list[str] = []
         if mode == "items":
             counted = self.tracker.count(t, [r.label for r in results])
+            counted += self._count_healed(t)
+        elif frame.still:  # each photo is one item: its largest region's label, if sure
+            largest = max(zip(boxes, results), key=lambda br: br[0][2] * br[0][3], default=None)
+            if largest is not None and largest[1].label != UNCERTAIN:
+                counted = [largest[1].label]
         else:
             largest = max(zip(boxes, results), key=lambda br: br[0][2] * br[0][3], default=None)
             said = self.verdicts.update(largest[1].label if largest else None, t)
@@ -136,6 +157,31 @@ class FrameClassifier:
                            capture_fps=self._capture_rate.tick(frame.timestamp),
                            classify_fps=self._classify_rate.tick(now), mode=mode,
                            learning=learning, counted=tuple(counted))
+
+    def _find(self, image: np.ndarray, t: float) -> list[Box] | None:
+        """The scene's items (None while learning), noting when learning began."""
+        found = self.scene.find(image)
+        if found is None and not self._was_learning:
+            self._learning_since = t
+        self._was_learning = found is None
+        return found
+
+    def _count_healed(self, t: float) -> list[str]:
+        """Items learnt into the empty scene that have now left (``EmptyScene.healed``):
+        each is counted once, from what the learnt view showed there, unless an item counted
+        since the learning began was seen at that spot (E pressed over counted items, or the
+        item counted while it slid away)."""
+        counted = []
+        view = self.scene.learnt_view
+        for box in self.scene.healed:
+            since = self._learning_since if self._learning_since is not None else t
+            if view is None or self.tracker.counted_near(box, since):
+                continue
+            result = self.cascade.classify_many([crop(view, box)], self.all_stages)[0]
+            if result.label != UNCERTAIN:
+                self.tracker.add_counted(t, box, result.label)
+                counted.append(result.label)
+        return counted
 
 
 class Sink(Protocol):

@@ -13,7 +13,19 @@ wide: ~1 ms a frame at 720p). Each later frame is compared with it:
    then overlap are merged (two blobs, one item); at most ``max_items`` largest are kept;
 3. the empty scene adapts slowly (``adapt_rate`` per frame) **only where nothing was
    found**, so light drift and noise are followed but an item left on the table is never
-   learned into the background: it stays an item until it is taken away.
+   learned into the background: it stays an item until it is taken away;
+4. ghosts heal: an empty scene learnt with an item in view (a video that starts with one,
+   or E pressed with items on the table) holds that item, so once it is taken away the bare
+   table there differs from what was learnt. Each changed blob is therefore checked: the
+   inside of the blob is compared with the ring of table just around it, once in the
+   current frame and once in the learnt scene. An item differs from its surroundings now
+   and matched them when learnt; a ghost is the other way round (the bare table now matches
+   the table around it, the learnt scene held something else). A blob that reads as a ghost
+   for ``heal_frames`` frames in a row is relearnt as table at once (before the counting
+   rule's 0.5 s could count it), and if what was learnt there came from the learning frames
+   (not from an earlier heal) its box is reported in ``healed``, so the item that was in
+   view from the start can be counted once from the learnt view (``learnt_view``).
+   An item lying still is never absorbed: it keeps differing from the table around it.
 
 Why not OpenCV's MOG2/KNN subtractors: they learn everything that stays still long enough
 into the background (an item left for a minute disappears) unless learning is stopped,
@@ -46,6 +58,8 @@ class SceneSettings:
     margin: float = 0.06  # each box grows by this fraction of its side on every edge
     max_items: int = 5
     scene_change: float = 0.85  # more of the frame than this changed at once: relearn
+    ghost_ratio: float = 0.5  # ghost: the blob differs from its ring now < this x when learnt
+    heal_frames: int = 3  # consecutive frames a blob must read as a ghost before it heals
 
 
 def _merge(boxes: list[Box]) -> list[Box]:
@@ -84,6 +98,10 @@ class EmptyScene:
         self._relearn_asked = False
         self._gain: np.ndarray | None = None  # the light's gain, measured every few frames
         self._frames = 0
+        self._from_learning: np.ndarray | None = None  # working-size pixels not healed since
+        self._ghost_run: np.ndarray | None = None  # per pixel: frames in a row read as ghost
+        self.learnt_view: np.ndarray | None = None  # the full frame that ended the learning
+        self.healed: list[Box] = []  # this frame's healed spots whose learnt content is unseen
 
     @property
     def learning(self) -> bool:
@@ -102,6 +120,7 @@ class EmptyScene:
         self._reset()
         for _ in range(self.settings.learn_frames):
             self._learn(self._small(image))
+        self.learnt_view = image.copy()
 
     def _reset(self) -> None:
         self._relearn_asked = False
@@ -112,6 +131,10 @@ class EmptyScene:
         self._diffs = []
         self._learnt = 0
         self._background_mask = None
+        self._from_learning = None
+        self._ghost_run = None
+        self.learnt_view = None
+        self.healed = []
 
     def _small(self, image: np.ndarray) -> np.ndarray:
         """The frame at about ``work_width``, blurred: halvings by ``pyrDown`` (a Gaussian
@@ -141,6 +164,8 @@ class EmptyScene:
             self.background = self._sum / self._learnt
             # median frame-to-frame difference ~ sqrt(2) x noise x 0.67 for Gaussian noise
             self.noise = float(np.median(self._diffs)) * 1.05 if self._diffs else 0.0
+            self._from_learning = np.ones(small.shape[:2], bool)
+            self._ghost_run = np.zeros(small.shape[:2], np.uint8)
             self._sum, self._previous, self._diffs = None, None, []
 
     def changed(self, small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -174,11 +199,14 @@ class EmptyScene:
         """Boxes (frame pixels) of the items in ``image``; ``None`` while still learning."""
         s = self.settings
         small = self._small(image)
+        self.healed = []
         if self._relearn_asked or (self.background is not None
                                    and self.background.shape != small.shape):
             self._reset()  # asked for, or the source's frame size changed
         if self.background is None:
             self._learn(small)
+            if self.background is not None:
+                self.learnt_view = image  # frames are never modified after capture
             return None
         mask, adjusted = self.changed(small)
         h, w = mask.shape
@@ -190,17 +218,25 @@ class EmptyScene:
         k = max(3, int(s.join * w) | 1)
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE,
                                 cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         scale_x, scale_y = image.shape[1] / w, image.shape[0] / h
         boxes = []
-        for x, y, bw, bh, area in stats[1:]:
+        ghosts = np.zeros((h, w), bool)
+        for i, (x, y, bw, bh, area) in enumerate(stats[1:], start=1):
             if area < s.min_area * w * h:
                 continue
             mx, my = s.margin * bw, s.margin * bh
             x0, y0 = max(0.0, x - mx), max(0.0, y - my)
             x1, y1 = min(float(w), x + bw + mx), min(float(h), y + bh + my)
-            boxes.append((int(x0 * scale_x), int(y0 * scale_y),
-                          int((x1 - x0) * scale_x), int((y1 - y0) * scale_y)))
+            box = (int(x0 * scale_x), int(y0 * scale_y),
+                   int((x1 - x0) * scale_x), int((y1 - y0) * scale_y))
+            if self._ghost(labels, i, (x, y, bw, bh), mask, adjusted, ghosts):
+                spot = ghosts[y:y + bh, x:x + bw] & (labels[y:y + bh, x:x + bw] == i)
+                if self._ghost_run[y:y + bh, x:x + bw][spot].mean() >= s.heal_frames:
+                    self._heal(labels, i, (x, y, bw, bh), adjusted, mask, box)
+                    continue
+            boxes.append(box)
+        self._ghost_run[~ghosts] = 0
         boxes = sorted(_merge(boxes), key=lambda b: -b[2] * b[3])[:s.max_items]
         # adapt where nothing was found (with a safety ring around each item)
         background = cv2.bitwise_not(cv2.dilate(mask, np.ones((5, 5), np.uint8)))
@@ -208,3 +244,44 @@ class EmptyScene:
         cv2.accumulateWeighted(adjusted, self.background, s.adapt_rate, background)
         self._background_mask = background > 0
         return boxes
+
+    def _ghost(self, labels: np.ndarray, i: int, rect: tuple[int, int, int, int],
+               mask: np.ndarray, adjusted: np.ndarray, ghosts: np.ndarray) -> bool:
+        """Does blob ``i`` look like the table around it now, where the learnt scene did not?
+        Marks it in ``ghosts`` and counts its run in ``_ghost_run`` if so."""
+        x, y, bw, bh = rect
+        h, w = labels.shape
+        pad = 4
+        x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + bw + pad), min(h, y + bh + pad)
+        inside = labels[y0:y1, x0:x1] == i
+        ring = cv2.dilate(inside.astype(np.uint8), np.ones((2 * pad + 1, 2 * pad + 1), np.uint8))
+        ring = (ring > 0) & (mask[y0:y1, x0:x1] == 0)  # table only: no other blob
+        if np.count_nonzero(ring) < 20:
+            return False  # nothing around it to compare with (it fills the view)
+        now, then = adjusted[y0:y1, x0:x1], self.background[y0:y1, x0:x1]
+        u_now = np.abs(now[inside] - now[ring].mean(axis=0)).max(axis=1).mean()
+        u_then = np.abs(then[inside] - then[ring].mean(axis=0)).max(axis=1).mean()
+        if u_now >= self.settings.ghost_ratio * u_then:
+            return False
+        ghosts[y0:y1, x0:x1] |= inside
+        run = self._ghost_run[y0:y1, x0:x1]
+        run[inside] = np.minimum(run[inside], 254) + 1
+        return True
+
+    def _heal(self, labels: np.ndarray, i: int, rect: tuple[int, int, int, int],
+              adjusted: np.ndarray, mask: np.ndarray, box: Box) -> None:
+        """Relearn ghost blob ``i`` (and its safety ring) as table; report it in ``healed``
+        when what was learnt there came from the learning frames."""
+        x, y, bw, bh = rect
+        h, w = labels.shape
+        pad = 3
+        x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + bw + pad), min(h, y + bh + pad)
+        spot = cv2.dilate((labels[y0:y1, x0:x1] == i).astype(np.uint8),
+                          np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)) > 0
+        self.background[y0:y1, x0:x1][spot] = adjusted[y0:y1, x0:x1][spot]
+        learnt = self._from_learning[y0:y1, x0:x1]
+        if learnt[spot].mean() > 0.5:
+            self.healed.append(box)
+        learnt[spot] = False
+        mask[y0:y1, x0:x1][spot] = 0  # not an item: the background adapts there from now on
+        self._ghost_run[y0:y1, x0:x1][spot] = 0

@@ -41,7 +41,6 @@ from __future__ import annotations
 import enum
 import logging
 import os
-import re
 import threading
 import time
 import zlib
@@ -57,6 +56,7 @@ import numpy as np
 from waste_vision.errors import UserError
 from waste_vision.frames import Frame
 from waste_vision.images import IMAGE_SUFFIXES, ImageReadError, iter_image_files, read_rgb, to_rgb8
+from waste_vision.redact import redact_url
 
 # FFmpeg inside OpenCV prints its own lines ("Stream ends prematurely ...") for what our
 # status events already say in words; keep them off the terminal.
@@ -190,6 +190,7 @@ class VideoSource(ABC):
     """A started source produces frames on its own thread; see the module docstring."""
 
     is_live = False  # frames come on the source's clock whether or not anyone reads them
+    is_still = False  # each frame is a photo of its own (Frame.still), not one scene over time
 
     def __init__(self, name: str, *, buffering: Buffering,
                  on_status: Callable[[StatusEvent], None] | None = None):
@@ -278,7 +279,7 @@ class VideoSource(ABC):
         """The capture loop: emit frames until the end, a give-up, or the stop event."""
 
     def _emit(self, rgb: np.ndarray, timestamp: float, position_s: float | None = None) -> bool:
-        frame = Frame(self._produced, timestamp, rgb, self.fps, position_s)
+        frame = Frame(self._produced, timestamp, rgb, self.fps, position_s, self.is_still)
         self._produced += 1
         self.size = (rgb.shape[1], rgb.shape[0])
         if self._status is not SourceStatus.RUNNING:
@@ -292,7 +293,9 @@ class VideoSource(ABC):
         self._notify(message)
 
     def _notify(self, message: str) -> None:
-        event = StatusEvent(self._status, " ".join(str(message).split()), time.monotonic())
+        # every message through redact_url: a stream's password never reaches a screen or log
+        event = StatusEvent(self._status, redact_url(" ".join(str(message).split())),
+                            time.monotonic())
         log.info("[%s] %s", event.status.value, event.message)
         if self.on_status is not None:
             try:
@@ -340,7 +343,7 @@ class LiveCaptureSource(VideoSource):
         try:
             cap = self._opener()
         except Exception as exc:  # cv2.error and friends: just "did not open"
-            log.debug("%s: opener raised %s", self.name, exc)
+            log.debug("%s: opener raised %s", self.name, redact_url(str(exc)))
             return None
         if cap is not None and cap.isOpened():
             return cap
@@ -451,11 +454,6 @@ class CameraSource(LiveCaptureSource):
         return cap
 
 
-def _redact(url: str) -> str:
-    """Hide user:password@ so stream credentials never reach logs or the status bar."""
-    return re.sub(r"//[^/@]*@", "//***@", url)
-
-
 class StreamSource(LiveCaptureSource):
     """A network stream (RTSP, HTTP MJPEG, HLS...) read through FFmpeg with bounded waits."""
 
@@ -466,7 +464,7 @@ class StreamSource(LiveCaptureSource):
         read_ms = int(1000 * (policy.stall_timeout or 30.0))  # FFmpeg's own default is 30 s
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(1000 * open_timeout),
                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms]
-        name = _redact(url)
+        name = redact_url(url)  # the name reaches the status bar, logs and thread names
         super().__init__(
             lambda: cv2.VideoCapture(url, cv2.CAP_FFMPEG, params), name=name, reconnect=policy,
             open_error=f"{name}: the stream does not open (no answer within {open_timeout:g} s, "
@@ -559,7 +557,11 @@ class FileSource(VideoSource):
 
 
 class ImageFolderSource(VideoSource):
-    """A slideshow of a folder's images (or one image file), in sorted order."""
+    """A slideshow of a folder's images (or one image file), in sorted order. Its frames are
+    stills (``Frame.still``): each photo is classified on its own, never against the others
+    as one scene (there is no empty table to learn in a slideshow)."""
+
+    is_still = True
 
     def __init__(self, folder: str | Path, *, seconds_per_image: float = 2.0, paced: bool = False,
                  loop: bool = False, buffering: Buffering | None = None,

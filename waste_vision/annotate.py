@@ -269,7 +269,7 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
             models=models, backend=backend, threads=threads, int8=int8, regions=regions,
             find=find, explain=explain, empty_scene=read_empty_scene(empty_scene, size),
             reuse=not classify_every_frame)
-        if jsonl is not None and jsonl.exists():  # only with overwrite (checked above)
+        if overwrite and jsonl is not None and jsonl.exists():
             _empty_log(jsonl)
         sink = RecordingSink(output, fps, size, jsonl_path=jsonl, real_time=live)
         pipeline = Pipeline(source, classifier, overlay, [sink])
@@ -358,7 +358,7 @@ def _run(pipeline: Pipeline, source: VideoSource, first, *, live: bool, fps: flo
 
 
 def run_annotate(args) -> int:
-    quiet = getattr(args, "quiet", 0) > 0
+    quiet = getattr(args, "quiet", 0) > getattr(args, "verbose", 0)
     stop = threading.Event()
 
     def on_signal(signum, _frame):

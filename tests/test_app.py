@@ -618,3 +618,190 @@ def test_long_status_messages_end_at_a_word_with_the_whole_text_in_the_tooltip(m
     assert window.statusBar().toolTip() == text
     window.show_status("short")
     assert window.statusBar().currentMessage() == "short" and window.statusBar().toolTip() == ""
+
+
+# -- issue 22: secrets, window size, menus, log, folders ---------------------------------------
+
+SECRET = "s3cretPW"
+
+
+def all_texts(window) -> list[str]:
+    """Every text the window can show: labels, titles, tips, the status bar, the video's."""
+    from PySide6.QtWidgets import QAbstractButton, QLabel, QLineEdit, QWidget
+
+    texts = [window.windowTitle(), window.statusBar().currentMessage(),
+             window.statusBar().toolTip(), window.video.placeholder, window.notice.text()]
+    for widget in [window, *window.findChildren(QWidget)]:
+        texts += [widget.toolTip(), widget.windowTitle(), widget.statusTip()]
+        if isinstance(widget, (QLabel, QAbstractButton, QLineEdit)):
+            texts.append(widget.text())
+    texts += [a.text() for a in window.all_actions] + [a.toolTip() for a in window.all_actions]
+    return texts
+
+
+@pytest.fixture
+def log_to(tmp_path, monkeypatch):
+    """The package's rotating log in a throw-away folder, as the app sets it up."""
+    import logging
+
+    from waste_vision.logs import LOGGER_NAME, setup_logging
+
+    monkeypatch.setenv("WASTE_VISION_LOG_DIR", str(tmp_path / "log"))
+    path = setup_logging(0)
+    yield path
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.propagate = True
+
+
+def test_a_stream_password_reaches_no_widget_settings_file_or_log(
+        make_window, qtbot, settings, dialogs, log_to):
+    import stat
+
+    window = make_window()
+    url = f"rtsp://user:{SECRET}@127.0.0.1:9/x"  # nothing listens there: it fails
+    window.open_source(url)
+    qtbot.waitUntil(lambda: len(dialogs) > 0, timeout=15_000)
+    assert "user:***@127.0.0.1" in window.video.placeholder  # which stream, still said
+    texts = all_texts(window) + [t for d in dialogs for t in d[1:]]
+    assert not [t for t in texts if SECRET in t]
+    settings.sync()
+    path = Path(settings.q.fileName())
+    assert SECRET not in path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for handler in __import__("logging").getLogger("waste_vision").handlers:
+        handler.flush()
+    logged = log_to.read_text()
+    assert "127.0.0.1:9" in logged and SECRET not in logged
+
+
+def test_a_stream_that_played_is_remembered_without_its_password_and_asks_again(
+        make_window, qtbot, settings, monkeypatch, log_to):
+    from tests.mjpeg_server import MJPEGServer, synthetic_frames
+    from waste_vision.app import credentials
+
+    with MJPEGServer(synthetic_frames(30, (320, 240)), fps=15) as server:
+        url = server.url.replace("http://", f"http://viewer:{SECRET}@")
+        window = make_window()
+        window.open_source(url)
+        wait_frames(qtbot, window)
+        assert not [t for t in all_texts(window) if SECRET in t]
+        settings.sync()
+        stored = Path(settings.q.fileName()).read_text()
+        assert SECRET not in stored
+        assert settings.last_source == server.url and settings.last_source_needs_login
+        assert settings.last_source_user == "viewer"
+        window.quit_app()
+        # the next launch asks for the login, with the user name filled in
+        asked = []
+
+        def ask(parent, shown_url, user):
+            asked.append((shown_url, user))
+            return "viewer", SECRET
+
+        monkeypatch.setattr(window_module, "ask_credentials", ask)
+        again = make_window()
+        again.start_initial(None)
+        assert asked == [(server.url, "viewer")]
+        wait_frames(qtbot, again)
+        assert again.current_spec == url  # in memory only, for reconnecting
+        assert not [t for t in all_texts(again) if SECRET in t]
+    assert credentials.with_credentials("rtsp://cam/x", "a b", "p@ss:") == \
+        "rtsp://a%20b:p%40ss%3A@cam/x"
+
+
+def test_an_old_settings_file_with_a_password_is_cleaned_on_load(tmp_path):
+    import stat
+
+    from PySide6.QtCore import QSettings
+
+    path = tmp_path / "old.ini"
+    old = QSettings(str(path), QSettings.Format.IniFormat)
+    old.setValue("source/last", f"rtsp://user:{SECRET}@cam/stream")
+    old.sync()
+    os_chmod = __import__("os").chmod
+    os_chmod(path, 0o644)
+    loaded = AppSettings(QSettings(str(path), QSettings.Format.IniFormat))
+    assert loaded.last_source == "rtsp://cam/stream" and loaded.last_source_needs_login
+    assert SECRET not in path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_window_fits_a_small_screen(make_window, qtbot):
+    """Down to 640x480 (a 1366x768 laptop with room to spare): the panel scrolls instead
+    of setting the window's minimum height (it was 724 px)."""
+    window = make_window()
+    qtbot.waitExposed(window)
+    hint = window.minimumSizeHint()
+    assert hint.height() <= 480 and hint.width() <= 640, hint
+    window.resize(640, 480)
+    qtbot.waitUntil(lambda: (window.width(), window.height()) == (640, 480), timeout=3000)
+    # the panel narrows (_fit_to_window): the video keeps most of the room
+    qtbot.waitUntil(lambda: window.video.width() >= 360 and window.video.height() >= 360,
+                    timeout=3000)
+    assert window.panel_scroll.verticalScrollBar().maximum() > 0  # the rest scrolls into view
+
+
+def test_help_about_names_the_versions_and_the_log(make_window, dialogs, log_to):
+    from importlib.metadata import version
+
+    window = make_window()
+    window.act_about.trigger()
+    (kind, title, text), = dialogs
+    assert kind == "about" and version("waste-vision") in text
+    assert str(log_to) in text and "Models" in text
+
+
+def test_open_recordings_folder_makes_it_and_opens_it(make_window, settings, monkeypatch):
+    from waste_vision.app import recording_controls
+
+    opened = []
+    monkeypatch.setattr(recording_controls.QDesktopServices, "openUrl",
+                        lambda url: opened.append(url.toLocalFile()) or True)
+    window = make_window()
+    folder = settings.recording_folder
+    assert not folder.exists()
+    assert window.act_open_rec_folder in window.menuBar().actions()[1].menu().actions()
+    window.act_open_rec_folder.trigger()
+    assert folder.is_dir() and [Path(p) for p in opened] == [folder]
+
+
+def test_an_unexpected_error_in_a_slot_is_logged_and_named_in_the_status_bar(
+        make_window, qtbot, log_to):
+    import logging
+
+    from waste_vision.app.main import install_error_hook
+
+    window = make_window()
+    restore = install_error_hook(window, log_to)
+    try:
+        def broken():
+            raise ValueError("a bug in a slot")
+
+        QTimer.singleShot(0, broken)  # raised in the event loop, as a slot's bug would be
+        qtbot.waitUntil(lambda: "went wrong" in window.statusBar().currentMessage(),
+                        timeout=3000)
+    finally:
+        restore()
+    for handler in logging.getLogger("waste_vision").handlers:
+        handler.flush()
+    assert "ValueError: a bug in a slot" in log_to.read_text()
+    assert str(log_to) in window.statusBar().currentMessage()
+    assert window.isVisible()
+
+
+def test_an_image_folder_shows_each_photo_s_label(make_window, qtbot, settings):
+    """A folder is a slideshow of stills: each photo classified whole in every mode, so the
+    panel shows a material or organic, never "nothing there" or "learning"."""
+    settings.find_items = True  # the default mode, where a still used to read as an empty table
+    window = make_window()
+    assert window.session.mode == "items"
+    window.open_source(str(SAMPLES))
+    wait_frames(qtbot, window, n=1)
+    labels = set()
+    qtbot.waitUntil(lambda: labels.add(window.panel.verdict.text()) or len(labels) >= 3,
+                    timeout=15_000)
+    assert not labels & {"NOTHING THERE", "LEARNING", "—", ""}, labels
+    assert labels & {"ORGANIC", "CARDBOARD", "GLASS", "METAL", "PAPER", "PLASTIC"}

@@ -173,3 +173,28 @@ def test_the_qt_binding_keeps_its_references_to_none_and_true(qapp):
         emitter.fired.emit()  # returns True
     after = sys.getrefcount(None), sys.getrefcount(True)
     assert after[0] > before[0] - 100 and after[1] > before[1] - 100, (before, after)
+
+
+def test_session_stats_stay_bounded_over_many_runs_and_keep_their_totals():
+    """A kiosk restarts its source after every failure for weeks: the run history keeps
+    the last MAX_RUNS runs whole and folds the rest into totals with the same figures."""
+
+    class Source:
+        dropped = 1
+
+    stats = SessionStats()
+    n_runs = 5000
+    for i in range(n_runs):
+        run = stats.new_run(Source())
+        t0 = i * 10.0
+        for k in range(5):  # 5 frames at 10 FPS, each painted 20 ms after capture
+            run.classified.tick(t0 + k * 0.1)
+            run.last_index = k
+            stats.painted(run, t0 + k * 0.1, t0 + k * 0.1 + 0.02)
+    assert len(stats.runs) <= SessionStats.MAX_RUNS and stats.run_count == n_runs
+    doc = stats.as_json()
+    assert doc["frames_classified"] == doc["frames_displayed"] == 5 * n_runs
+    assert doc["frames_captured"] == 6 * n_runs  # 5 classified + 1 dropped each
+    assert doc["dropped_frames"] == n_runs
+    assert doc["classified_fps"] == doc["display_fps"] == pytest.approx(10.0)
+    assert doc["latency_ms_p50"] == pytest.approx(20.0)

@@ -35,7 +35,7 @@ def test_the_pin_is_stored_as_a_salted_hash_readable_by_the_owner_only(config_di
     assert path == staff_pin_file() and path.parent == config_dir
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     first = path.read_text()
-    assert PIN not in first and first.startswith("scrypt$")
+    assert PIN not in first and first.startswith("pbkdf2-sha256$")
     assert verify_staff_pin(PIN) and not verify_staff_pin("4712") and not verify_staff_pin("")
     set_staff_pin(PIN)
     assert path.read_text() != first  # a fresh random salt each time
@@ -45,6 +45,23 @@ def test_the_pin_is_stored_as_a_salted_hash_readable_by_the_owner_only(config_di
     assert verify_staff_pin(PIN)  # a refused PIN leaves the stored one alone
     path.write_text("garbage\n")
     assert not verify_staff_pin(PIN)  # a broken file opens nothing
+
+
+def test_the_pin_hash_needs_no_openssl(monkeypatch):
+    """The bundle's Python has no OpenSSL (no hashlib.pbkdf2_hmac or scrypt): the built-in
+    PBKDF2 gives the same hash, so a PIN set anywhere opens the kiosk everywhere."""
+    import hashlib
+
+    expected = hashlib.pbkdf2_hmac("sha256", b"password", b"salt", 4096, 32)
+    # RFC 7914 section 11's PBKDF2-HMAC-SHA256 vector (c=1)
+    rfc = bytes.fromhex("120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b")
+    no_openssl = type("hashlib", (), {"sha256": staticmethod(hashlib.sha256)})
+    monkeypatch.setattr(kiosk_module, "hashlib", no_openssl)
+    assert kiosk_module._pbkdf2_sha256(b"password", b"salt", 1) == rfc
+    assert kiosk_module._pbkdf2_sha256(b"password", b"salt", 4096) == expected
+    set_staff_pin(PIN)
+    monkeypatch.setattr(kiosk_module, "hashlib", hashlib)
+    assert verify_staff_pin(PIN)  # set without OpenSSL, checked with it
 
 
 def red_pixels(window) -> int:

@@ -10,7 +10,7 @@ back-off of 1 s, 2 s, 4 s ... up to 30 s; live sources reconnect by themselves m
 (sources.Reconnect).
 
 Staff mode (F12) asks for the PIN set at install time (``waste-vision app --set-staff-pin``),
-kept only as a salted scrypt hash in a 0600 file in the user's config folder; it brings back
+kept only as a salted PBKDF2-HMAC-SHA256 hash in a 0600 file in the user's config folder; it brings back
 the menus, the figures and every action, and F12 again locks the screen. Without a PIN the
 kiosk stays public and says how to set one. A recording always shows a red "● REC" on the
 video, so nobody is recorded without a sign on screen.
@@ -36,7 +36,10 @@ MAX_DELAY_S = 30.0
 
 PIN_FILE_NAME = "staff-pin"
 MIN_PIN_LENGTH = 4
-SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # ~50 ms a try: slow to guess, quick to type
+# PBKDF2-HMAC-SHA256 rather than scrypt: the bundle's Python has no OpenSSL (docs/kiosk.md),
+# so no hashlib.scrypt there, while PBKDF2 runs on the built-in SHA-256 (pure Python below)
+# and gives the same hash everywhere: a PIN set from a source install opens the bundle's kiosk
+PBKDF2_ITERATIONS = 100_000  # ~0.1 s a try with OpenSSL: slow to guess, quick to type
 MAX_ATTEMPTS = 3  # wrong PINs in a row before F12 is refused for LOCKOUT_S
 LOCKOUT_S = 60.0
 WRONG_PIN_DELAY_MS = 1500  # a wrong PIN: the next try only after this pause
@@ -65,12 +68,39 @@ def staff_pin_file() -> Path:
     return config_dir() / PIN_FILE_NAME
 
 
-def _hash(pin: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(pin.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=32)
+def _pbkdf2_sha256(password: bytes, salt: bytes, iterations: int) -> bytes:
+    """PBKDF2-HMAC-SHA256, 32 bytes: OpenSSL's where Python has it, else RFC 8018 here."""
+    fast = getattr(hashlib, "pbkdf2_hmac", None)
+    if fast is not None:
+        try:
+            return fast("sha256", password, salt, iterations, 32)
+        except ValueError:  # no OpenSSL behind it
+            pass
+    key = password if len(password) <= 64 else hashlib.sha256(password).digest()
+    key = key.ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def prf(data: bytes) -> bytes:
+        i, o = inner.copy(), outer.copy()
+        i.update(data)
+        o.update(i.digest())
+        return o.digest()
+
+    u = prf(salt + (1).to_bytes(4, "big"))
+    acc = int.from_bytes(u, "big")
+    for _ in range(iterations - 1):
+        u = prf(u)
+        acc ^= int.from_bytes(u, "big")
+    return acc.to_bytes(32, "big")
+
+
+def _hash(pin: str, salt: bytes, iterations: int) -> bytes:
+    return _pbkdf2_sha256(pin.encode("utf-8"), salt, iterations)
 
 
 def set_staff_pin(pin: str) -> Path:
-    """Store ``pin`` as a salted scrypt hash (never the PIN itself) in a file only the
+    """Store ``pin`` as a salted PBKDF2 hash (never the PIN itself) in a file only the
     user can read (0600); returns the file."""
     pin = pin.strip()
     if len(pin) < MIN_PIN_LENGTH:
@@ -80,9 +110,8 @@ def set_staff_pin(pin: str) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         salt = os.urandom(16)
-        digest = _hash(pin, salt, **SCRYPT)
-        line = (f"scrypt${SCRYPT['n']}${SCRYPT['r']}${SCRYPT['p']}$"
-                f"{salt.hex()}${digest.hex()}\n")
+        digest = _hash(pin, salt, PBKDF2_ITERATIONS)
+        line = f"pbkdf2-sha256${PBKDF2_ITERATIONS}${salt.hex()}${digest.hex()}\n"
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as f:
@@ -102,11 +131,11 @@ def has_staff_pin() -> bool:
 def verify_staff_pin(pin: str) -> bool:
     """``pin`` matches the stored hash; False where none is stored or the file is broken."""
     try:
-        kind, n, r, p, salt, digest = staff_pin_file().read_text(
+        kind, iterations, salt, digest = staff_pin_file().read_text(
             encoding="ascii").strip().split("$")
-        if kind != "scrypt":
+        if kind != "pbkdf2-sha256" or not 1 <= int(iterations) <= 10_000_000:
             return False
-        computed = _hash(pin.strip(), bytes.fromhex(salt), int(n), int(r), int(p))
+        computed = _hash(pin.strip(), bytes.fromhex(salt), int(iterations))
         return hmac.compare_digest(computed, bytes.fromhex(digest))
     except (OSError, ValueError, UnicodeDecodeError):
         return False

@@ -81,3 +81,88 @@ def test_bench_runs_and_reports(tmp_path, capsys):
     assert r["live_two_tracked_every_frame"]["classified_fps"] > 0
     assert "every frame classified" in printed
     assert r["live_items_explain"]["classified_fps"] > 0
+
+
+# --- issue 22 ------------------------------------------------------------------------------
+
+def test_a_zone_over_bare_table_is_empty_and_counts_nothing(models_dir):
+    """A zone is classified only where something differs from the learnt empty table: over
+    bare table (the demo clip's first 2 s) it says ``empty`` and counts nothing (it read
+    "cardboard 0.89" and counted one); once an item slides into it, it is classified."""
+    from waste_vision.frames import EMPTY
+    from waste_vision.regions import RegionSet
+
+    regions = RegionSet()
+    regions.add((440, 160, 400, 400))  # the middle of the table, where the first item lies
+    classifier = FrameClassifier(Cascade(models_dir, backend="litert"), regions, mode="items")
+    bare, busy = [], []
+    with FileSource(ROOT / "assets" / "demo.mp4", buffering=Buffering.EVERY_FRAME) as source:
+        while (frame := source.read(5.0)) is not None and frame.index < 150:
+            result = classifier(frame)
+            if 15 <= frame.index < 60:  # learnt, bare table (the first item enters at 2 s)
+                bare.append(result)
+            elif 90 <= frame.index < 150:  # the organic item lies in the zone (3-5 s)
+                busy.append(result)
+    assert bare and all(r.verdict == EMPTY and not r.counted for r in bare)
+    assert sum(r.verdict == "organic" for r in busy) >= 0.9 * len(busy)
+    assert dict(classifier.counts) == {"organic": 1}
+
+
+def test_an_image_folder_is_classified_photo_by_photo_in_item_mode(models_dir):
+    """The default item-finding mode used to call every photo of a folder ``empty`` (a
+    slideshow never leaves "learning"): each photo is now classified whole, on its own."""
+    from waste_vision.images import read_rgb
+    from waste_vision.sources import ImageFolderSource
+
+    cascade = Cascade(models_dir, backend="litert")
+    samples = ROOT / "assets" / "samples"
+    source = ImageFolderSource(samples)
+    seen = []
+    with source:
+        Pipeline(source, FrameClassifier(cascade, mode="items"), Overlay.default()).run(
+            seen.append)
+    assert len(seen) == len(source.paths) == 12
+    expected = [cascade.classify_many([read_rgb(p)])[0].label for p in source.paths]
+    assert [r.verdict for r in seen] == expected
+    assert "empty" not in expected and all(not r.learning for r in seen)
+    counted = [label for r in seen for label in r.counted]
+    assert counted == [e for e in expected if e != "uncertain"]  # each photo once
+
+
+def test_the_pipeline_stays_bounded_through_many_items(models_dir):
+    """Issue 22 (item 6): items passing for a long time (a fast synthetic clock) leave the
+    classifier's per-item and per-run collections bounded."""
+    import numpy as np
+
+    from waste_vision.frames import Frame
+    from waste_vision.items import ItemTracker
+
+    rng = np.random.default_rng(0)
+    table = np.clip(rng.normal(150, 4, (90, 160, 3)), 0, 255).astype(np.uint8)
+    classifier = FrameClassifier(Cascade(models_dir, backend="litert"), mode="items",
+                                 tracker=ItemTracker(keep=20))
+    t, index = 0.0, 0
+
+    def feed(image):
+        nonlocal t, index
+        noisy = np.clip(image + rng.normal(0, 2, image.shape), 0, 255).astype(np.uint8)
+        classifier(Frame(index, t, noisy, 5.0, t))
+        t, index = t + 0.2, index + 1
+
+    for _ in range(20):
+        feed(table)
+    for n in range(120):
+        item = table.copy()
+        x = 10 + 30 * (n % 4)
+        item[20:60, x:x + 30] = (40 * (n % 5), 200, 255 - 40 * (n % 5))
+        for _ in range(5):
+            feed(item)
+        for _ in range(4):
+            feed(table)
+        tracker = classifier.tracker
+        assert len(tracker.finished) <= 20 and len(tracker.present) <= 5
+        assert len(classifier.reuse._entries) <= 5
+        assert len(classifier._capture_rate._times) <= 30
+    assert tracker.counted_total >= 100  # (some may be uncertain)
+    assert len(classifier.summary()["items"]) <= 21
+    assert classifier.summary()["items_total"] == tracker.counted_total

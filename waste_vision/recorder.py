@@ -34,6 +34,7 @@ turned into a video by ``recover``, which re-encodes them; it touches no other f
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import json
@@ -342,8 +343,8 @@ class Recorder:
                 if not self._video_failed:  # every frame is in the file
                     self._write_log(self.frames_written)
                 else:  # whole fragments only: the file was cut back to them
-                    self._write_log(sum(f[4] for f in self._out.fragments
-                                        if f[1] <= self._good_size) if self._out else 0)
+                    self._write_log(self._out.frames_before(self._good_size)
+                                    if self._out else 0)
                 with self._log_errors():
                     self._log.flush()
                     _fsync(self._log.fileno())
@@ -402,14 +403,28 @@ class _FragmentWriter:
         self.timescale = TIMESCALE
         self.track_id = 1
         self.default_duration = 0
-        # one list per whole fragment: [start, end, decode time, duration, frames]
-        self.fragments: list[list[int]] = []
-        self.frames_in_file = 0  # frames of the fragments whose data is all in the file
+        # the whole fragments (their data all in the file), as running totals so that close
+        # costs the same however many there are: where each starts and ends, and the
+        # duration and frames of all fragments before it
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.durations = [0]
+        self.frames = [0]
+        self.first_time = 0  # decode time of the first fragment
         self._head = bytearray()  # the header of the box now starting, while incomplete
         self._left = 0  # bytes of the current box still to come
         self._type = b""
         self._body: bytearray | None = None  # moov and moof bodies are kept and parsed
-        self._moof: list[int] | None = None  # the fragment whose mdat comes next
+        self._moof: list[int] | None = None  # [start, time, duration, frames] of the fragment
+        # whose mdat comes next
+
+    @property
+    def frames_in_file(self) -> int:
+        return self.frames[-1]
+
+    def frames_before(self, offset: int) -> int:
+        """Frames of the whole fragments that end at or before ``offset``."""
+        return self.frames[bisect.bisect_right(self.ends, offset)]
 
     def write(self, data) -> int:
         view = memoryview(data).cast("B")
@@ -454,7 +469,7 @@ class _FragmentWriter:
             self.index_at = self.pos
             self._put(struct.pack(">I4s", INDEX_BYTES, b"free") + bytes(INDEX_BYTES - 8))
         if kind == b"moof":
-            self._moof = [self.pos, 0, 0, 0, 0]
+            self._moof = [self.pos, 0, 0, 0]
         self._put(head)
         self._type = kind
         self._body = bytearray() if kind in (b"moov", b"moof") else None
@@ -468,11 +483,15 @@ class _FragmentWriter:
         if self._type == b"moov":
             self._read_moov(bytes(body))
         elif self._type == b"moof" and self._moof is not None:
-            self._moof[2:5] = self._read_moof(bytes(body))
+            self._moof[1:4] = self._read_moof(bytes(body))
         elif self._type == b"mdat" and self._moof is not None:
-            self._moof[1] = self.pos
-            self.fragments.append(self._moof)
-            self.frames_in_file += self._moof[4]
+            start, time_, duration, frames = self._moof
+            if not self.starts:
+                self.first_time = time_
+            self.starts.append(start)
+            self.ends.append(self.pos)
+            self.durations.append(self.durations[-1] + duration)
+            self.frames.append(self.frames[-1] + frames)
             self._moof = None
 
     def _read_moov(self, body: bytes) -> None:
@@ -520,22 +539,22 @@ class _FragmentWriter:
     def index(self) -> bytes | None:
         """The sidx box that replaces the free one, padded to its size with a free box;
         None when there is nothing to index."""
-        if self.index_at is None or not self.fragments:
+        count = len(self.starts)
+        if self.index_at is None or not count:
             return None
-        per = -(-len(self.fragments) // INDEX_ENTRIES)  # fragments an entry
+        per = -(-count // INDEX_ENTRIES)  # fragments an entry
         entries = []
-        for k in range(0, len(self.fragments), per):
-            group = self.fragments[k:k + per]
-            size = group[-1][1] - group[0][0]
+        for k in range(0, count, per):
+            end = min(k + per, count)
+            size = self.ends[end - 1] - self.starts[k]
             if size >= 1 << 31:
                 return None
-            entries.append(struct.pack(">III", size, sum(g[3] for g in group),
+            entries.append(struct.pack(">III", size, self.durations[end] - self.durations[k],
                                        0x90000000))  # starts with a SAP of type 1 (IDR)
         sidx_size = SIDX_HEADER + 12 * len(entries)
         anchor = self.index_at + sidx_size
         box = struct.pack(">I4sB3sIIQQHH", sidx_size, b"sidx", 1, b"\0\0\0", self.track_id,
-                          self.timescale, self.fragments[0][2],
-                          self.fragments[0][0] - anchor, 0, len(entries)) + b"".join(entries)
+                          self.timescale, self.first_time, self.starts[0] - anchor, 0, len(entries)) + b"".join(entries)
         rest = INDEX_BYTES - len(box)
         if rest:
             box += struct.pack(">I4s", rest, b"free") + bytes(rest - 8)

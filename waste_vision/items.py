@@ -84,7 +84,6 @@ class ItemTracker:
         if any(t < item.last_t for item in self.present):  # the clock went back: a file looped
             self._finish(self.present)
             self.present = []
-        self._end_gone(t)  # an item unseen for gone_s is over, even if a box lands on it now
         unmatched = list(self.present)
         self._matched = []
         for box in boxes:

@@ -253,7 +253,8 @@ class MainWindow(QMainWindow):
         if self.kiosk_controller is not None:
             self.kiosk_controller.cancel_restart()
         self.session.start(spec, loop=loop)
-        self.video.placeholder = f"Opening {shown}…"
+        # a public screen names no paths or URLs (the status bar, staff's, does)
+        self.video.placeholder = "Starting the video…" if self.kiosk else f"Opening {shown}…"
         self.show_status(f"Opening {shown}…")
         self.update_run_actions()
 
@@ -371,7 +372,8 @@ class MainWindow(QMainWindow):
         if run_id != self.session.current_id:
             return
         self.source_name = name
-        self.video.placeholder = f"Waiting for {name}…"
+        self.video.placeholder = "Waiting for the video…" if self.kiosk else \
+            f"Waiting for {redact_url(name)}…"
         self.show_status(f"Playing {name}", 5000)
         self.setWindowTitle(redact_url(name))  # Qt appends the application's display name
         self.update_run_actions()
@@ -381,7 +383,8 @@ class MainWindow(QMainWindow):
             return
         self.update_run_actions()
         if kind == "failed":  # nothing of the previous source may stay on screen
-            self.video.clear(f"Not playing: {redact_url(self.current_spec or '')} did not open")
+            self.video.clear("Video not available" if self.kiosk else
+                             f"Not playing: {redact_url(self.current_spec or '')} did not open")
             self.setWindowTitle("")
             self.panel.show_result(None)
         elif self.video.delivery is None:

@@ -322,9 +322,9 @@ def _run(pipeline: Pipeline, source: VideoSource, first, *, live: bool, fps: flo
     def on_frame(_result) -> None:
         if bar is not None:
             bar.update(1)
-        if max_frames is not None and pipeline.frames >= max_frames:
-            pipeline.stop(timeout=0)
-        elif duration is not None and not live and pipeline.frames >= duration * fps - 1e-6:
+        enough = max_frames is not None and pipeline.frames >= max_frames
+        timed_out = duration is not None and not live and pipeline.frames >= duration * fps - 1e-6
+        if enough or timed_out:
             pipeline.stop(timeout=0)
 
     done = threading.Event()

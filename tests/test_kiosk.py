@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the window fixtures come from tests/test_app.py by import)
 """Kiosk lockdown (pytest-qt, offscreen, on the real engine and the bundled clip): the public
 can only look — no recording, snapshots or settings from the keyboard — staff mode sits
 behind a PIN stored as a salted hash, and a recording always shows a REC sign on the video."""
@@ -12,10 +13,22 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from tests.test_app import (DEMO, FRAME_WAIT_MS, cascade, dialogs, make_window,  # noqa: F401
-                            settings, wait_frames)
+from tests.test_app import (  # noqa: F401
+    DEMO,
+    FRAME_WAIT_MS,
+    cascade,
+    dialogs,
+    make_window,
+    settings,
+    wait_frames,
+)
 from waste_vision.app import kiosk as kiosk_module
-from waste_vision.app.kiosk import (Access, set_staff_pin, staff_pin_file, verify_staff_pin)
+from waste_vision.app.kiosk import (
+    Access,
+    set_staff_pin,
+    staff_pin_file,
+    verify_staff_pin,
+)
 from waste_vision.errors import UserError
 
 PIN = "4711"

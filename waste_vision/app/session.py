@@ -32,7 +32,13 @@ from waste_vision.errors import UserError
 from waste_vision.pipeline import FrameClassifier, Pipeline
 from waste_vision.regions import RegionSet
 from waste_vision.sinks import RecordingSink
-from waste_vision.sources import Buffering, SourceStatus, StatusEvent, list_cameras, open_source
+from waste_vision.sources import (
+    Buffering,
+    SourceStatus,
+    StatusEvent,
+    list_cameras,
+    open_source,
+)
 
 log = logging.getLogger(__name__)
 

@@ -19,20 +19,30 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeySequence, QPalette
-from PySide6.QtWidgets import (QApplication, QDialog, QFileDialog, QHBoxLayout, QInputDialog,
-                               QLabel, QMainWindow, QMessageBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
 
+from waste_vision.app import source_policy
 from waste_vision.app.bridge import Delivery
 from waste_vision.app.credentials import ask_credentials, with_credentials
 from waste_vision.app.menus import build_actions, build_menus_and_toolbar
 from waste_vision.app.panel import PANEL_WIDTH, Panel, PanelScroll
 from waste_vision.app.recording_controls import RecordingControls
 from waste_vision.app.region_controls import RegionControls
-from waste_vision.app import source_policy
 from waste_vision.app.region_edits import LiveRegionSet
-from waste_vision.app.source_policy import is_camera, is_stream
 from waste_vision.app.session import LiveSession
 from waste_vision.app.settings import AppSettings
+from waste_vision.app.source_policy import is_camera, is_stream
 from waste_vision.app.stats import StallMeter
 from waste_vision.app.tally_controls import TallyControls
 from waste_vision.app.tuning import ThresholdControls, backend_text

@@ -77,13 +77,13 @@ def install_error_hook(window, log_path: Path | None):
         except RuntimeError:  # the window is gone already
             pass
 
-    levels = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
-              QtMsgType.QtWarningMsg: logging.WARNING, QtMsgType.QtCriticalMsg: logging.ERROR,
-              QtMsgType.QtFatalMsg: logging.CRITICAL}
+    # Qt's warnings are mostly noise for a user ("This plugin does not support ..."): in the
+    # file (and on the terminal with -vv) only; its critical messages on the terminal too
+    levels = {QtMsgType.QtCriticalMsg: logging.ERROR, QtMsgType.QtFatalMsg: logging.CRITICAL}
     qt_log = get_logger("qt")
 
     def on_qt_message(kind, context, message):
-        qt_log.log(levels.get(kind, logging.WARNING), "%s", message)
+        qt_log.log(levels.get(kind, logging.DEBUG), "Qt: %s", message)
 
     sys.excepthook = hook
     previous_qt = qInstallMessageHandler(on_qt_message)

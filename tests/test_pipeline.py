@@ -165,4 +165,24 @@ def test_the_pipeline_stays_bounded_through_many_items(models_dir):
         assert len(classifier._capture_rate._times) <= 30
     assert tracker.counted_total >= 100  # (some may be uncertain)
     assert len(classifier.summary()["items"]) <= 21
-    assert classifier.summary()["items_total"] == tracker.counted_total
+    assert classifier.summary()["found_items_total"] == tracker.counted_total
+
+
+def test_relearning_over_a_counted_item_neither_counts_it_again_nor_leaves_a_ghost(models_dir):
+    """E pressed while the demo clip's first item (organic) lies on the table: it was
+    counted already, so when it leaves the healed spot is not counted again, and the bare
+    table after it left is ``empty`` (it used to stay an item for ever)."""
+    from waste_vision.frames import EMPTY
+
+    classifier = FrameClassifier(Cascade(models_dir, backend="litert"), mode="items")
+    after = []
+    with FileSource(ROOT / "assets" / "demo.mp4", buffering=Buffering.EVERY_FRAME) as source:
+        while (frame := source.read(5.0)) is not None and frame.index < 210:
+            if frame.index == 120:  # 4 s: the item lies still in the middle, counted
+                assert dict(classifier.counts) == {"organic": 1}
+                classifier.scene.relearn()
+            result = classifier(frame)
+            if frame.index >= 195:  # 6.5 s: it has slid away (the next enters at 7 s)
+                after.append(result.verdict)
+    assert after and all(v == EMPTY for v in after), after
+    assert dict(classifier.counts) == {"organic": 1}

@@ -87,11 +87,11 @@ class FrameClassifier:
         self._was_learning = False
 
     def summary(self) -> dict:
-        """What was counted: ``{"tally": {label: n}, "items": [...], "items_total": n}``
+        """What was counted: ``{"tally": {label: n}, "items": [...], "found_items_total": n}``
         (items: the last ``items.KEEP_ITEMS`` found ones; the total counts them all)."""
         return {"tally": dict(sorted(self.counts.items())),
                 "items": [i.as_dict() for i in self.tracker.items()],
-                "items_total": self.tracker.counted_total}
+                "found_items_total": self.tracker.counted_total}
 
     @property
     def mode(self) -> str:
@@ -175,6 +175,7 @@ class FrameClassifier:
         view = self.scene.learnt_view
         for box in self.scene.healed:
             since = self._learning_since if self._learning_since is not None else t
+            since -= self.tracker.gone_s  # items still present when the learning began
             if view is None or self.tracker.counted_near(box, since):
                 continue
             result = self.cascade.classify_many([crop(view, box)], self.all_stages)[0]

@@ -56,6 +56,23 @@ def old_finish(path: Path) -> None:
     os.replace(tmp, path)
 
 
+def seek_near_end(path: Path) -> dict:
+    """What a player reading the file from its start sees (FFmpeg's demuxer, as Chromium
+    uses): the length, and how long opening it and seeking 10 s before its end take."""
+    import av
+
+    start = time.perf_counter()
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        length = float(stream.duration * stream.time_base) if stream.duration else None
+        target = (length or 0) - 10
+        container.seek(round(target / stream.time_base), stream=stream, backward=True)
+        got = next(container.decode(stream))
+        landed = float(got.pts * got.time_base)
+    return {"length_s": length, "seek_to_s": round(target, 2), "landed_s": round(landed, 2),
+            "open_and_seek_s": round(time.perf_counter() - start, 3)}
+
+
 def one(folder: Path, minutes: float, fps: float, size: tuple[int, int]) -> dict:
     loop = frames(size)
     path = folder / f"rec-{minutes:g}min.mp4"
@@ -78,12 +95,13 @@ def one(folder: Path, minutes: float, fps: float, size: tuple[int, int]) -> dict
     rec.close()
     close_s = time.perf_counter() - start
     size_bytes = path.stat().st_size
+    seek = seek_near_end(path)
     start = time.perf_counter()
     old_finish(path)
     old_s = time.perf_counter() - start
     result = {"minutes": minutes, "frames": count, "bytes": size_bytes,
               "record_s": round(recorded, 1), "writeback_s": round(writeback, 2), "close_s": round(close_s, 4),
-              "old_finish_s": round(old_s, 3)}
+              "old_finish_s": round(old_s, 3), **seek}
     print(json.dumps(result), file=sys.stderr, flush=True)
     path.unlink()
     path.with_suffix(".jsonl").unlink()

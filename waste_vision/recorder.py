@@ -652,7 +652,7 @@ class _Legacy:
         fps, size = (meta.get("fps"), meta.get("size")) if isinstance(meta, dict) else (0, 0)
         stem = parts.name[:-len(PARTS_SUFFIX)]
         if (not isinstance(target, str) or Path(target).name != target
-                or Path(target).stem != stem or not Path(target).suffix
+                or Path(target).stem != stem
                 or not isinstance(fps, (int, float)) or isinstance(fps, bool) or not fps > 0
                 or not (isinstance(size, list) and len(size) == 2
                         and all(isinstance(v, int) and v >= 2 for v in size))):

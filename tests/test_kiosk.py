@@ -146,12 +146,20 @@ def test_public_kiosk_cannot_record_snapshot_or_change_settings_from_the_keyboar
 
 def test_wrong_pins_keep_it_locked_and_too_many_refuse_f12(make_window, qtbot, monkeypatch):
     set_staff_pin(PIN)
-    monkeypatch.setattr(kiosk_module, "WRONG_PIN_DELAY_MS", 0)
     typed = []
     answers = iter(["0000", "1234", "9999", PIN])
     monkeypatch.setattr(kiosk_module, "ask_pin", lambda parent: typed.append(1) or next(answers))
     window = make_window(kiosk=True)
     kiosk = window.kiosk_controller
+    window.act_staff_mode.trigger()
+    assert "Wrong PIN" in window.notice.text() and len(typed) == 1
+    window.act_staff_mode.trigger()  # straight after a wrong one: a pause first, no prompt
+    assert "wait a moment" in window.notice.text() and len(typed) == 1
+    monkeypatch.setattr(kiosk_module, "WRONG_PIN_DELAY_MS", 0)
+    answers = iter(["0000", "1234", "9999", PIN])
+    typed.clear()
+    kiosk.wrong_pins = 0
+    kiosk._refused_until = 0.0
     for n in range(1, kiosk_module.MAX_ATTEMPTS + 1):
         window.act_staff_mode.trigger()
         assert kiosk.access is Access.PUBLIC and not window.act_record.isEnabled()

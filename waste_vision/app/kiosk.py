@@ -171,6 +171,7 @@ class Kiosk(QObject):
         self.access = Access.PUBLIC
         self.wrong_pins = 0  # in a row
         self._refused_until = 0.0  # monotonic: F12 is refused until then (wrong PINs)
+        self._locked_out = False  # the refusal is the long one (MAX_ATTEMPTS wrong PINs)
         self._cursor_hidden = False
         self._said = ""  # the staff message on the notice, cleared after NOTICE_MS
         self._timer = QTimer(self)
@@ -207,8 +208,9 @@ class Kiosk(QObject):
             return
         now = time.monotonic()
         if now < self._refused_until:
-            self._say(f"Staff mode: too many wrong PINs; try again in "
-                      f"{int(self._refused_until - now) + 1} s")
+            wait = int(self._refused_until - now) + 1
+            self._say(f"Staff mode: too many wrong PINs; try again in {wait} s"
+                      if self._locked_out else "Staff mode: wait a moment, then try again")
             return
         if not has_staff_pin():
             self._say(f"Staff mode needs a PIN: set one with {SET_PIN_COMMAND}")
@@ -224,9 +226,11 @@ class Kiosk(QObject):
         if self.wrong_pins >= MAX_ATTEMPTS:
             self.wrong_pins = 0
             self._refused_until = time.monotonic() + LOCKOUT_S
+            self._locked_out = True
             self._say(f"Wrong PIN; staff mode refused for {LOCKOUT_S:.0f} s")
         else:
             self._refused_until = time.monotonic() + WRONG_PIN_DELAY_MS / 1000.0
+            self._locked_out = False
             self._say("Wrong PIN")
 
     def _lock(self) -> None:

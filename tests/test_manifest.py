@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
+from tests.conftest import ROOT
 from waste_vision.cascade import Cascade
 from waste_vision.errors import UserError
 from waste_vision.manifest import load_manifest
@@ -106,3 +110,95 @@ def test_fused_int8_entry_is_checked(models_copy):
     _edit(models_copy, lambda d: d.update(fused_int8={"tflite": "gone.tflite"}))
     with pytest.raises(UserError, match="gone.tflite"):
         load_manifest(models_copy)
+
+
+# -- evaluate and the manifest ---------------------------------------------------------------
+
+def _material_test_folder(root):
+    """The sample photos as a material test set: one class folder per material."""
+    for photo in (ROOT / "assets" / "samples").glob("*.jpg"):
+        material = photo.name.split("_")[0]
+        if material in ("cardboard", "glass", "metal", "paper", "plastic"):
+            (root / material).mkdir(parents=True, exist_ok=True)
+            shutil.copy(photo, root / material / photo.name)
+    return root
+
+
+def _evaluate(models, data, reports, **flags):
+    pytest.importorskip("matplotlib")
+    from waste_vision.training.evaluate import evaluate_stage
+
+    args = argparse.Namespace(stage="material", data=data, models=models, reports=reports,
+                              name=None, **flags)
+    return evaluate_stage(args)
+
+
+def test_evaluate_leaves_the_manifest_alone_by_default(models_copy, tmp_path):
+    data = _material_test_folder(tmp_path / "test")
+    before = (models_copy / "cascade.json").read_bytes()
+    metrics = _evaluate(models_copy, data, tmp_path / "reports", update_manifest=False)
+    assert metrics["images"] == 10
+    assert (models_copy / "cascade.json").read_bytes() == before
+    report = tmp_path / "reports" / "material"
+    assert json.loads((report / "metrics.json").read_text())["images"] == 10
+    assert (report / "confusion.png").stat().st_size > 1000
+    # an args object from before the flag existed: the same
+    _evaluate(models_copy, data, tmp_path / "reports")
+    assert (models_copy / "cascade.json").read_bytes() == before
+
+
+def test_evaluate_update_manifest_records_the_figures(models_copy, tmp_path):
+    data = _material_test_folder(tmp_path / "test")
+    (models_copy / "cascade.json").chmod(0o640)
+    metrics = _evaluate(models_copy, data, tmp_path / "reports", update_manifest=True)
+    manifest = json.loads((models_copy / "cascade.json").read_text())
+    entry = manifest["stages"][1]["metrics"]
+    assert entry["test_images"] == 10 and entry["test_accuracy"] == metrics["accuracy"]
+    assert load_manifest(models_copy).stages[1].labels[0] == "cardboard"  # still valid
+    assert sorted(p.name for p in models_copy.iterdir() if p.name.startswith(".")) == []
+    assert (models_copy / "cascade.json").stat().st_mode & 0o777 == 0o640
+
+
+_FULL_DISK = """
+import json, resource, signal, sys
+from pathlib import Path
+from waste_vision.training.evaluate import record_in_manifest
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
+metrics = {"accuracy": 0.5, "images": 3, "expected_calibration_error": 0.1,
+           "final_label": {"coverage": 1.0}, "roc_auc": 0.9}
+try:
+    record_in_manifest(Path(sys.argv[1]), 0, metrics)
+except OSError as exc:
+    print("failed:", exc)
+"""
+
+
+def test_a_write_that_fails_half_way_leaves_the_old_manifest(models_copy):
+    """The disk fills up while the manifest is written (a file size limit stands for it)."""
+    path = models_copy / "cascade.json"
+    before = path.read_bytes()
+    limit = len(before) // 2  # the new text is longer than this: its write fails mid-way
+    run = subprocess.run([sys.executable, "-c", _FULL_DISK, str(models_copy), str(limit)],
+                         check=False, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert "failed:" in run.stdout, run.stdout + run.stderr
+    assert path.read_bytes() == before  # old text, complete
+    assert not [p for p in models_copy.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_a_crash_before_the_rename_leaves_the_old_manifest(models_copy, monkeypatch):
+    from waste_vision.training import evaluate
+
+    path = models_copy / "cascade.json"
+    before = path.read_bytes()
+
+    def crash(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.record_in_manifest(models_copy, 0, {
+            "accuracy": 0.5, "images": 3, "expected_calibration_error": 0.1,
+            "final_label": {}})
+    assert path.read_bytes() == before
+    assert not [p for p in models_copy.iterdir() if p.name.startswith(".")]

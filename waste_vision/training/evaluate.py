@@ -2,29 +2,39 @@
 
 Runs the same LiteRT model the app uses (so the figures describe what ships) and writes
 ``<reports>/<name>/``: ``metrics.json``, ``confusion.png``, ``roc.png`` and
-``threshold_sweep.png`` (stage 1), and ``worst_mistakes.png``.
+``threshold_sweep.png`` (stage 1), and ``worst_mistakes.png``. The models' ``cascade.json``
+is changed only with ``--update-manifest``, and then atomically (a temporary file in the same
+folder, fsynced, renamed over it): the manifest is what every command loads, so an
+evaluation must not edit it by surprise, and a crash must not leave it half written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import stat
+import tempfile
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from tqdm import tqdm
 
-from waste_vision.cascade import UNCERTAIN, Cascade  # noqa: E402
-from waste_vision.errors import UserError  # noqa: E402
-from waste_vision.images import read_rgb, resize_for_model  # noqa: E402
-from waste_vision.manifest import MANIFEST_NAME  # noqa: E402
-from waste_vision.resources import default_models_dir  # noqa: E402
-from waste_vision.training.calibration import (  # noqa: E402
-    expected_calibration_error, roc_auc, roc_curve)
-from waste_vision.training.data import STAGE_LABELS, class_folders  # noqa: E402
+from waste_vision.cascade import UNCERTAIN, Cascade
+from waste_vision.errors import UserError
+from waste_vision.images import read_rgb, resize_for_model
+from waste_vision.manifest import MANIFEST_NAME
+from waste_vision.resources import default_models_dir
+from waste_vision.training.calibration import (
+    expected_calibration_error,
+    roc_auc,
+    roc_curve,
+)
+from waste_vision.training.data import STAGE_LABELS, class_folders
 
 
 def per_class_metrics(y: np.ndarray, pred: np.ndarray, labels: list[str]) -> tuple[dict, list]:
@@ -144,7 +154,7 @@ def evaluate_stage(args) -> dict:
     out = Path(args.reports or models / "reports") / name
     out.mkdir(parents=True, exist_ok=True)
     metrics = {
-        "stage": stage, "data": str(folder), "images": int(len(y)),
+        "stage": stage, "data": str(folder), "images": len(y),
         "accuracy": round(float(np.mean(pred == y)), 4), "per_class": per_class,
         "confusion_matrix": {"labels": labels, "rows_true_cols_predicted": confusion},
         "expected_calibration_error": round(expected_calibration_error(confidence, pred == y), 4),
@@ -167,8 +177,8 @@ def evaluate_stage(args) -> dict:
          f"{confidence[i]:.2f}" for i in worst],
         out / "worst_mistakes.png")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    if name == stage:
-        record_in_manifest(models, index, metrics)
+    if getattr(args, "update_manifest", False):
+        print(f"recorded the test figures in {record_in_manifest(models, index, metrics)}")
     final = metrics["final_label"]
     print(f"{name}: accuracy {metrics['accuracy']:.4f} on {len(y)} images, "
           f"ECE {metrics['expected_calibration_error']:.4f}; final label: coverage "
@@ -196,8 +206,8 @@ def final_label_metrics(stage: str, labels: list[str], y: np.ndarray, finals: li
             "right_of_all": round(float(right.mean()), 4)}
 
 
-def record_in_manifest(models: Path, index: int, metrics: dict) -> None:
-    """Copy the headline test figures into the manifest entry of the stage."""
+def record_in_manifest(models: Path, index: int, metrics: dict) -> Path:
+    """Copy the headline test figures into the manifest entry of the stage (atomically)."""
     path = models / MANIFEST_NAME
     manifest = json.loads(path.read_text())
     entry = manifest["stages"][index].setdefault("metrics", {})
@@ -207,4 +217,33 @@ def record_in_manifest(models: Path, index: int, metrics: dict) -> None:
     entry["final_label"] = metrics["final_label"]
     if "roc_auc" in metrics:
         entry["roc_auc"] = metrics["roc_auc"]
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    write_atomically(path, json.dumps(manifest, indent=2) + "\n")
+    return path
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that a reader, or a crash, sees the old or the new file.
+
+    The new text goes to a temporary file beside it (same file system, so the rename is
+    atomic), is fsynced, takes the old file's permissions, and is renamed over it; on any
+    failure the temporary file is removed and ``path`` is untouched.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -74,6 +74,22 @@ def surface(kind: Surface, rng: np.random.Generator, h: int, w: int) -> np.ndarr
 def board_mask(rgb: np.ndarray) -> np.ndarray | None:
     """The item's mask (uint8 0/255) when it lies on a plain light board, else None.
 
+    Worked out at 160 px on the long side (fast), returned at the photo's size.
+    """
+    h, w = rgb.shape[:2]
+    s = 160 / max(h, w)
+    if s >= 1:
+        return _board_mask(rgb)
+    small = cv2.resize(rgb, (max(int(w * s), 8), max(int(h * s), 8)), interpolation=cv2.INTER_AREA)
+    mask = _board_mask(small)
+    if mask is None:
+        return None
+    return (cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR) > 127).astype(np.uint8) * 255
+
+
+def _board_mask(rgb: np.ndarray) -> np.ndarray | None:
+    """The item's mask (uint8 0/255) when it lies on a plain light board, else None.
+
     The board is estimated from the image border: when the border is bright and of low
     saturation, pixels that differ clearly from it (in brightness or colour) are the item.
     """
@@ -89,7 +105,7 @@ def board_mask(rgb: np.ndarray) -> np.ndarray | None:
     # the board's light falls off towards the edges: the local light is the brightest board
     # nearby (a grey closing ignores items darker than the board), then smoothed
     k = max(h, w) // 8 | 1
-    light = cv2.dilate(lab[..., 0], cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    light = cv2.dilate(lab[..., 0], np.ones((k, k), np.uint8))
     light = cv2.GaussianBlur(light, (0, 0), k / 2)
     # soft shadows darken the board a little and keep its colour: not the item
     # and are smooth: darker pixels count only where the picture has texture (edges, print)
@@ -109,7 +125,7 @@ def board_mask(rgb: np.ndarray) -> np.ndarray | None:
     # inside looks like the board)
     mask = np.where(np.isin(labels, big), 255, 0).astype(np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE,
-                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15)))
+                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
     filled = mask.copy()
     flood = np.zeros((h + 2, w + 2), np.uint8)
     cv2.floodFill(filled, flood, (0, 0), 255)
@@ -215,7 +231,8 @@ def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def _work_size(rgb: np.ndarray) -> np.ndarray:
+def work_size(rgb: np.ndarray) -> np.ndarray:
+    """The photo shrunk to ``WORK_SIDE`` on its long side (never enlarged)."""
     h, w = rgb.shape[:2]
     s = WORK_SIDE / max(h, w)
     if s < 1:
@@ -224,33 +241,54 @@ def _work_size(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+def surface_bank(rng: np.random.Generator, per_kind: int = 24,
+                 side: int = WORK_SIDE) -> list[np.ndarray]:
+    """Procedural surfaces made once (each costs milliseconds), reused flipped and turned."""
+    return [surface(kind, rng, side, side) for kind in Surface for _ in range(per_kind)]
+
+
 def random_background(rng: np.random.Generator, h: int, w: int,
-                      belt_crops: list[np.ndarray] = ()) -> np.ndarray:
-    """A surface: a real belt crop (when given) or one of the procedural ones."""
+                      belt_crops: list[np.ndarray] = (),
+                      bank: list[np.ndarray] = ()) -> np.ndarray:
+    """A surface: a real belt crop (when given), one from ``bank`` turned and re-lit, or a
+    new procedural one."""
     if len(belt_crops) and rng.random() < 0.35:
         crop = belt_crops[int(rng.integers(len(belt_crops)))]
         return cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
+    if len(bank):
+        tex = np.rot90(bank[int(rng.integers(len(bank)))], int(rng.integers(4)))
+        tex = cv2.resize(np.ascontiguousarray(tex), (w, h), interpolation=cv2.INTER_LINEAR)
+        return np.clip(tex * rng.uniform(0.8, 1.2), 0, 255).astype(np.uint8)
     kind = list(Surface)[int(rng.integers(len(Surface)))]
     return surface(kind, rng, h, w)
 
 
+_NO_MASK = object()
+
+
 def field_view(rgb: np.ndarray, rng: np.random.Generator, size: tuple[int, int],
-               belt_crops: list[np.ndarray] = (), place: float = 0.6) -> np.ndarray:
+               belt_crops: list[np.ndarray] = (), place: float = 0.6,
+               bank: list[np.ndarray] = (), mask=_NO_MASK) -> np.ndarray:
     """One random field-style training view, float32 RGB in [0, 255] at ``size``.
 
     With probability ``place`` the item is laid on a surface (cut out when it lies on a
     plain board, else whole and smaller); otherwise the photo is flipped, tilted and
-    cropped. Then, each at its own chance: motion or defocus blur, low light, white
+    cropped. ``mask``: ``board_mask`` of the photo at work size, when already known (it
+    is the same for every view). Then, each at its own chance: motion or defocus blur, low light, white
     balance, sensor noise, JPEG.
     """
-    rgb = _work_size(rgb)
-    if rng.random() < 0.5:
+    rgb = work_size(rgb)
+    flip = rng.random() < 0.5
+    if flip:
         rgb = np.ascontiguousarray(rgb[:, ::-1])
     h, w = rgb.shape[:2]
     if rng.random() < place:
-        mask = board_mask(rgb)
+        if mask is _NO_MASK:
+            mask = board_mask(rgb)
+        elif mask is not None and flip:
+            mask = np.ascontiguousarray(mask[:, ::-1])
         side = max(h, w)
-        background = random_background(rng, side, side, belt_crops)
+        background = random_background(rng, side, side, belt_crops, bank)
         scale = (0.45, 0.95) if mask is not None else (0.55, 0.9)
         rgb = composite(rgb, mask, background, rng, scale)
     else:

@@ -33,7 +33,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from waste_vision.images import read_rgb, resize_for_model
-from waste_vision.training.augment import belt_crops, field_view
+from waste_vision.training.augment import (belt_crops, board_mask, field_view, surface_bank,
+                                           work_size)
 from waste_vision.training.calibration import fit_temperature
 from waste_vision.training.data import stage_split
 from waste_vision.training.export import export_tflite
@@ -55,11 +56,16 @@ def cached_views(run: LiteRTTrunk, images, views: int, size: int, seed: int, cac
     if path.exists():
         return np.load(path)
     rng = np.random.default_rng(seed)
+    bank = surface_bank(rng) if views > 1 else []
     out = None
-    for i, item in enumerate(tqdm(images, desc=name, unit="img")):
+    for i, item in enumerate(tqdm(images, desc=name, unit="img", mininterval=20)):
         rgb = read_rgb(item) if isinstance(item, (str, Path)) else item
         batch = [np.clip(resize_for_model(rgb, (size, size)), 0, 255)]
-        batch += [field_view(rgb, rng, (size, size), belts, place) for _ in range(views - 1)]
+        if views > 1:
+            work = work_size(rgb)
+            mask = board_mask(work) if place else None  # the same for every view
+            batch += [field_view(work, rng, (size, size), belts, place, bank, mask)
+                      for _ in range(views - 1)]
         feats = run(np.stack(batch))
         if out is None:
             out = np.zeros((views, len(images), *feats.shape[1:]), np.float16)

@@ -1,0 +1,125 @@
+"""The field suite and its data: conveyor crops, held-out unknown items, fixed stresses, the
+epoch rule, and the suite end to end on a few real photos with the shipped models."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from waste_vision.images import read_rgb
+from waste_vision.training.field import PARTS, Stress, main as field_main, stressed
+from waste_vision.training.field_train import choose_epoch
+from waste_vision.training.fielddata import (LABTRASH_VALID_SESSIONS, held_out, labtrash_crops,
+                                             labtrash_frames, unknown_items)
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "assets" / "samples" / "plastic_trashnet_plastic1.jpg"
+
+
+def sharpness(rgb):
+    return float(cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+
+def test_stresses_are_fixed_and_do_what_they_say():
+    rgb = read_rgb(SAMPLE)
+    plain = stressed(rgb, Stress.NONE, 0)
+    assert plain.shape == (224, 224, 3) and plain.dtype == np.uint8
+    for stress in Stress:
+        assert np.array_equal(stressed(rgb, stress, 3), stressed(rgb, stress, 3))
+    assert sharpness(stressed(rgb, Stress.BLUR, 0)) < 0.5 * sharpness(plain)
+    assert stressed(rgb, Stress.DARK, 0).mean() < 0.5 * plain.mean()
+    # on cardboard: the white board is gone, the frame turns brown (red over blue)
+    board = stressed(rgb, Stress.ON_CARDBOARD, 0).astype(int)
+    assert board[..., 0].mean() - board[..., 2].mean() > 30 > plain[..., 0].mean() - \
+        plain[..., 2].mean()
+    # small in frame: the concrete border around the item is grey and darker than the board
+    small = stressed(rgb, Stress.SMALL, 0)
+    assert small[:20].mean() < plain[:20].mean() - 30
+
+
+def test_labtrash_training_leaves_out_the_validation_sessions(shared_datasets):
+    root = shared_datasets / "labtrash"
+    train = labtrash_frames(root, "train")
+    sessions = {Path(f).name.split("_")[0] for f, _ in train}
+    assert sessions and not sessions & set(LABTRASH_VALID_SESSIONS)
+    valid = labtrash_frames(root, "valid")
+    assert {Path(f).name.split("_")[0] for f, _ in valid} <= set(LABTRASH_VALID_SESSIONS)
+
+
+def test_labtrash_crops_map_classes_and_pad(tmp_path, shared_datasets):
+    src = shared_datasets / "labtrash" / "valid"
+    image = sorted((src / "images").glob("*.jpg"))[0]
+    (tmp_path / "valid" / "images").mkdir(parents=True)
+    (tmp_path / "valid" / "labels").mkdir(parents=True)
+    os.symlink(image, tmp_path / "valid" / "images" / image.name)
+    # one box of each labtrash class, 0.2 x 0.2 of the 640 x 480 frame
+    (tmp_path / "valid" / "labels" / f"{image.stem}.txt").write_text(
+        "0 0.3 0.3 0.2 0.2\n1 0.5 0.5 0.2 0.2\n2 0.7 0.7 0.2 0.2\n3 0.5 0.3 0.2 0.2\n")
+    crops = labtrash_crops(tmp_path, "valid", pad=0.1)
+    assert crops.labels == [0, 2, 4, 4]  # cardboard, metal, plastic, plastic
+    h, w = read_rgb(image).shape[:2]
+    assert crops.images[0].shape[:2] == (int(0.24 * h), int(0.24 * w)) or \
+        abs(crops.images[0].shape[0] - 0.24 * h) <= 2
+
+
+def test_unknown_items_split_is_fixed_and_disjoint(shared_datasets):
+    other = shared_datasets / "garbage12-other"
+    train, val = unknown_items(other, None, "TRAIN"), unknown_items(other, None, "VALIDATION")
+    assert not set(train) & set(val)
+    total = len(train) + len(val)
+    assert 0.2 < len(val) / total < 0.4
+    # the split depends on the name only, not on where or in which order files are listed
+    assert all(held_out(p) == held_out(Path("/elsewhere") / p.name) for p in val[:20])
+    assert {p.parent.name for p in val} == {"battery", "clothes", "shoes", "trash"}
+
+
+def test_choose_epoch_guards_clean_accuracy():
+    history = [{"epoch": 0, "clean_acc": 0.97, "field_score": 0.40},
+               {"epoch": 1, "clean_acc": 0.965, "field_score": 0.60},
+               {"epoch": 2, "clean_acc": 0.95, "field_score": 0.80},  # too far below
+               {"epoch": 3, "clean_acc": 0.962, "field_score": 0.55}]
+    assert choose_epoch(history, 0.01) == 1
+    assert choose_epoch(history, 0.03) == 2
+    assert choose_epoch(history[:1] + history[2:3], 0.01) == 0
+
+
+def _tiny_split(root: Path, source: Path, classes, n=2):
+    for cls in classes:
+        folder = root / "VALIDATION" / cls
+        folder.mkdir(parents=True)
+        for p in sorted((source / cls).iterdir())[:n]:
+            os.symlink(p, folder / p.name)
+    return root
+
+
+def test_field_suite_end_to_end(tmp_path, shared_datasets):
+    """On a few real validation-style photos with the shipped models: every part is there,
+    the figures are percentages, the plot is written."""
+    materials = _tiny_split(tmp_path / "trashnet-split", shared_datasets / "trashnet",
+                            ["cardboard", "glass", "metal", "paper", "plastic", "trash"])
+    stage1 = _tiny_split(tmp_path / "kaggle-split", shared_datasets / "kaggle-or-subset" / "TEST",
+                         ["O", "R"])
+    other = tmp_path / "other"
+    for cls in ("battery", "shoes"):
+        (other / cls).mkdir(parents=True)
+        for p in sorted((shared_datasets / "garbage12-other" / cls).iterdir()):
+            if held_out(p):
+                os.symlink(p, other / cls / p.name)
+                break
+    out = tmp_path / "report"
+    field_main(["--models", str(ROOT / "models"), "--out", str(out), "--material-data",
+                str(materials), "--material-extra", str(materials), "--stage1-data", str(stage1),
+                "--labtrash", str(shared_datasets / "labtrash"), "--other", str(other),
+                "--max-labtrash", "12"])
+    report = json.loads((out / "field.json").read_text())
+    assert set(report["parts"]) == set(PARTS)
+    assert all(0 <= v <= 100 for v in report["parts"].values())
+    assert report["counts"]["unknown_validation"] == 2 + 2  # 2 garbage12-other + 2 trash
+    assert report["counts"]["labtrash_validation_crops"] == 12
+    assert abs(report["mean"] - np.mean(list(report["parts"].values()))) < 0.01
+    assert (out / "field.png").stat().st_size > 5000

@@ -24,8 +24,7 @@ The log gets one ``json.dumps`` line per frame, with ``video_frame`` and ``video
 a line can be matched to its frame. It describes this video only: it is started afresh with
 the video (as the video file is), and a frame's line is written once the fragment holding the
 frame is in the file, so after a crash every line names a frame the video has. Fsynced at
-close. ``read_jsonl``
-reads it back, tolerating the torn last line a crash can leave.
+close. ``read_jsonl`` reads it back, tolerating the torn last line a crash can leave.
 
 Recordings made before this format (a ``<stem>.parts`` folder of 1-second MPEG-4 segments
 and the ``recording.json`` the recorder wrote beside them, left by a killed process) are

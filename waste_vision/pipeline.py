@@ -172,8 +172,8 @@ class FrameClassifier:
         since the learning began was seen at that spot (E pressed over counted items, or the
         item counted while it slid away)."""
         counted = []
-        view = self.scene.learnt_view
-        for box in self.scene.healed:
+        view = getattr(self.scene, "learnt_view", None)  # (stand-in scenes have neither)
+        for box in getattr(self.scene, "healed", ()):
             since = self._learning_since if self._learning_since is not None else t
             since -= self.tracker.gone_s  # items still present when the learning began
             if view is None or self.tracker.counted_near(box, since):

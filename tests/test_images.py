@@ -171,3 +171,40 @@ def test_phone_photo_is_classified_upright(tmp_path):
     assert rgb.shape == upright.shape
     diff = np.abs(rgb.astype(int) - cv2.cvtColor(upright, cv2.COLOR_BGR2RGB)).mean()
     assert diff < 3  # JPEG re-encoding only; sideways it would be ~50
+
+
+def test_every_photo_the_program_reads_goes_through_read_rgb():
+    """No module decodes an image file by itself (and so skips the cap and the orientation).
+
+    augment.jpeg decodes bytes it has just encoded in memory: not a file, allowed.
+    """
+    allowed = {("images.py", "imdecode"), ("augment.py", "imdecode")}
+    found = set()
+    for source in (ROOT / "waste_vision").rglob("*.py"):
+        text = source.read_text(encoding="utf-8")
+        for call in ("imread", "imdecode", "imreadmulti", "imreadWithMetadata"):
+            if f"cv2.{call}(" in text:
+                found.add((source.name, call))
+    assert found <= allowed, found - allowed
+
+
+def test_image_folder_source_shows_phone_photos_upright_and_skips_bombs(tmp_path):
+    from waste_vision.sources import ImageFolderSource, open_source
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    stored = _bgr(48, 64)
+    (folder / "a_phone.jpg").write_bytes(exif_jpeg(stored, 6))
+    (folder / "b_bomb.png").write_bytes(bilevel_png(30000, 30000))
+    events = []
+    source = open_source(folder, on_status=events.append)
+    assert isinstance(source, ImageFolderSource)
+    frames = []
+    with source:
+        while not source.finished:
+            frame = source.read(2.0)
+            if frame is not None:
+                frames.append(frame.image)
+    assert [f.shape for f in frames] == [(64, 48, 3)]  # upright: portrait
+    assert [p.name for p in source.skipped] == ["b_bomb.png"]
+    assert any("b_bomb.png" in e.message and "over the 50 MP limit" in e.message for e in events)

@@ -86,7 +86,8 @@ def simulate(hours: float) -> list[dict]:
             marks.pop(0)
             tracker = classifier.tracker
             row = {"simulated_h": round(t / 3600, 2), "items": n, "frames": index,
-                   "rss_mb": round(rss_mb(), 1), "counted": tracker.counted_total,
+                   "rss_mb": round(rss_mb(), 1),
+                   "counted": sum(tracker.tally.values()),
                    "tracker_finished": len(tracker.finished),
                    "tracker_present": len(tracker.present),
                    "reuse_entries": len(classifier.reuse._entries),

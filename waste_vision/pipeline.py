@@ -106,6 +106,7 @@ class FrameClassifier:
     def __call__(self, frame: Frame) -> FrameResult:
         image = frame.image
         learning, ids = False, []
+        slots: list[int] | None = None  # zones: which drawn zone each box is
         # a file's own clock, so a clip counts the same at any processing speed
         t = frame.position_s if frame.position_s is not None else frame.timestamp
         if frame.still:  # a photo: classified whole (or by zone), no empty scene to learn
@@ -115,9 +116,12 @@ class FrameClassifier:
             found = self._find(image, t)
             learning = found is None
             mode, kind = "zones", "zone"
-            boxes = self.regions.boxes(image, found if self.regions.tracking else None)
-            # only zones where something differs from the empty table (nothing while learning)
-            boxes = [b for b in boxes if any(boxes_overlap(b, f) for f in found or [])]
+            zones = self.regions.boxes(image, found if self.regions.tracking else None)
+            # only zones where something differs from the empty table (nothing while learning);
+            # each keeps its own slot, so its kept result stays its own (reuse)
+            slots = [i for i, b in enumerate(zones)
+                     if any(boxes_overlap(b, f) for f in found or [])]
+            boxes = [zones[i] for i in slots]
         elif self._mode == "items":
             mode, kind = "items", "item"
             found = self._find(image, t)
@@ -128,7 +132,8 @@ class FrameClassifier:
         crops = [crop(image, b) for b in boxes]
         if mode == "items":
             ids = self.tracker.match(t, boxes)  # before classifying: results kept per item
-        keys = [(kind, ids[i] if ids else i) for i in range(len(boxes))]
+        keys = [(kind, ids[i] if ids else slots[i] if slots is not None else i)
+                for i in range(len(boxes))]
         if self.reuse is not None and not frame.still:
             results = self.reuse.classify(self.cascade, t, keys, crops, self.all_stages)
         else:

@@ -15,7 +15,7 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from waste_vision.errors import UserError
@@ -172,6 +172,7 @@ def _stored_values(spec: dict, key: str) -> np.ndarray:
 @given(mutated_specs())
 def test_mutated_fields_load_within_bounds_or_are_refused(tmp_path, spec):
     sd = load_or_refuse(tmp_path, write_pth(spec))
+    event("loaded" if sd is not None else "refused")
     if sd is None:
         return
     last = {t[0]: t for t in spec["tensors"]}  # a repeated name: the dict keeps the last
@@ -200,6 +201,7 @@ def test_byte_level_mutations_never_crash(tmp_path, patches, cut):
             data[at:at] = patch
     data = data[: max(cut, len(data) // 2)] if cut < len(data) else data
     sd = load_or_refuse(tmp_path, bytes(data))
+    event("loaded" if sd is not None else "refused")
     if sd is not None:
         total = sum(a.nbytes for a in sd.values())
         assert total <= 2 * len(data)  # nothing conjured from outside the file

@@ -208,3 +208,16 @@ def test_image_folder_source_shows_phone_photos_upright_and_skips_bombs(tmp_path
     assert [f.shape for f in frames] == [(64, 48, 3)]  # upright: portrait
     assert [p.name for p in source.skipped] == ["b_bomb.png"]
     assert any("b_bomb.png" in e.message and "over the 50 MP limit" in e.message for e in events)
+
+
+def test_a_tiff_directory_at_the_end_of_a_big_file_is_found():
+    """OpenCV (like many writers) puts the TIFF directory after the pixel data."""
+    image = np.random.default_rng(0).integers(0, 255, (1200, 1600, 3), dtype=np.uint8)
+    _, data = cv2.imencode(".tif", image, [cv2.IMWRITE_TIFF_COMPRESSION, 1])
+    assert struct.unpack("<I", data.tobytes()[4:8])[0] > 5_000_000
+    assert image_size(data.tobytes()) == (1600, 1200)
+
+
+def test_a_jpeg_of_only_fill_bytes_or_restart_markers_is_refused():
+    assert image_size(b"\xff\xd8" + b"\xff" * 3_000_000) is None
+    assert image_size(b"\xff\xd8" + b"\xff\xd0" * 1_000_000) is None

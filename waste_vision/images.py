@@ -77,7 +77,7 @@ def read_rgb(path: Path) -> np.ndarray:
         raise ImageReadError(f"cannot read file ({exc.strerror or exc})") from None
     if data.size == 0:
         raise ImageReadError("file is empty")
-    check_pixel_count(data[:_HEADER_SCAN].tobytes())
+    check_pixel_count(data.tobytes())
     # IMREAD_COLOR (not IMREAD_UNCHANGED, which skips it) applies the EXIF orientation;
     # it also gives 8-bit BGR for every source (16-bit keeps the high byte, alpha is dropped).
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)
@@ -112,17 +112,12 @@ def _megapixels(pixels: int) -> str:
     return f"{mp:.0f}" if round(mp) * 1_000_000 > MAX_PIXELS else f"{mp:.2f}"
 
 
-# The header fields read below all lie in the first bytes of a file, except a JPEG's SOF,
-# which follows the APPn segments (EXIF with its thumbnail, ICC profiles: each under 64 KB,
-# but there may be several). A JPEG whose SOF lies beyond this is refused.
-_HEADER_SCAN = 4 << 20
-
-
 def image_size(header: bytes) -> tuple[int, int] | None:
-    """(width, height) from the start of an image file, or None if the format is not known.
+    """(width, height) from an image file's bytes, or None if the format is not known.
 
     Chooses the format by its signature, as OpenCV does, so the size read is the size
-    OpenCV would decode.
+    OpenCV would decode. Give the whole file: a JPEG's frame header follows its APPn
+    segments (EXIF, ICC profiles, XMP), and a TIFF's first directory may lie at the end.
     """
     try:
         if header.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -151,9 +146,15 @@ _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD
 
 def _jpeg_size(b: bytes) -> tuple[int, int] | None:
     i = 2
-    while i + 4 <= len(b):
+    # Real files have a few dozen segments before the frame header; a file of nothing but
+    # fill bytes or restart markers is refused after this many steps, not walked byte by byte.
+    for _step in range(10_000):
+        if i + 4 > len(b):
+            return None
         if b[i] != 0xFF:  # stray bytes between segments: libjpeg skips to the next 0xFF
-            i += 1
+            i = b.find(b"\xff", i)
+            if i < 0:
+                return None
             continue
         marker = b[i + 1]
         if marker == 0xFF:  # fill byte

@@ -187,3 +187,24 @@ def test_f12_is_staff_mode_in_the_kiosk_and_the_figures_elsewhere(make_window):
     kiosk = make_window(kiosk=True)
     assert kiosk.act_staff_mode.shortcut().toString() == "F12"
     assert kiosk.act_staff_figures.shortcut().isEmpty()  # no two actions on one key
+
+
+def test_set_staff_pin_from_the_command_line(tmp_path, monkeypatch):
+    """`waste-vision app --set-staff-pin` stores a piped PIN hashed (0600); empty input is one
+    line and exit 2, nothing written."""
+    import subprocess
+    import sys
+
+    from waste_vision.app.kiosk import staff_pin_file, verify_staff_pin
+
+    monkeypatch.setenv("WASTE_VISION_CONFIG_DIR", str(tmp_path / "config"))
+    env = dict(os.environ, WASTE_VISION_CONFIG_DIR=str(tmp_path / "config"))
+    cmd = [sys.executable, "-m", "waste_vision", "app", "--set-staff-pin"]
+    empty = subprocess.run(cmd, input="\n", capture_output=True, text=True, env=env, timeout=60)
+    assert empty.returncode == 2 and len(empty.stderr.strip().splitlines()) == 1, empty.stderr
+    assert not staff_pin_file().exists()
+    r = subprocess.run(cmd, input="482913\n", capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "482913" not in staff_pin_file().read_text()
+    assert staff_pin_file().stat().st_mode & 0o777 == 0o600
+    assert verify_staff_pin("482913") and not verify_staff_pin("482914")

@@ -12,6 +12,7 @@ sub-command. Everything is also logged to a rotating file (``waste_vision.logs``
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import sys
@@ -112,7 +113,28 @@ def _cmd_cameras(args) -> int:
     return 0
 
 
+def _read_staff_pin() -> str:
+    """The new PIN: typed twice at a terminal (hidden), else stdin's first line."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        pin = getpass.getpass("New staff PIN: ")
+        if getpass.getpass("Again: ") != pin:
+            raise UserError("--set-staff-pin: the two PINs differ; nothing was changed")
+        return pin
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    if not line.strip():
+        raise UserError("--set-staff-pin: no PIN on stdin; type it at the prompt, or pipe it: "
+                        "echo 1234 | waste-vision app --set-staff-pin")
+    return line.rstrip("\r\n")
+
+
 def _cmd_app(args) -> int:
+    if getattr(args, "set_staff_pin", False):
+        from waste_vision.app.kiosk import set_staff_pin
+
+        path = set_staff_pin(_read_staff_pin())
+        print(f"waste-vision: staff PIN set (stored hashed in {path}); F12 in the kiosk asks "
+              "for it", file=sys.stderr)
+        return 0
     from waste_vision.app.main import run_app
 
     return run_app(args)
@@ -308,6 +330,9 @@ def _add_app(sub) -> None:
                      help="on exit, write frame counts, rates and latency here")
     app.add_argument("--screenshot", type=Path, default=None, metavar="PATH",
                      help="save the window as a PNG just before exit")
+    app.add_argument("--set-staff-pin", action="store_true",
+                     help="set the kiosk's staff PIN (F12 asks for it): read from a prompt, "
+                          "or from stdin's first line when piped; stored hashed, then exit")
     app.set_defaults(func=_cmd_app)
 
 

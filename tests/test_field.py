@@ -86,6 +86,11 @@ def test_choose_epoch_guards_clean_accuracy():
     assert choose_epoch(history, 0.01) == 1
     assert choose_epoch(history, 0.03) == 2
     assert choose_epoch(history[:1] + history[2:3], 0.01) == 0
+    # a source's own accuracy counts too, not only the whole set's
+    history = [{"epoch": 0, "clean_acc": 0.97, "clean_acc_trashnet": 0.95, "field_score": 0.4},
+               {"epoch": 1, "clean_acc": 0.97, "clean_acc_trashnet": 0.93, "field_score": 0.7},
+               {"epoch": 2, "clean_acc": 0.965, "clean_acc_trashnet": 0.945, "field_score": 0.6}]
+    assert choose_epoch(history, 0.01) == 2
 
 
 def _tiny_split(root: Path, source: Path, classes, n=2):

@@ -83,11 +83,16 @@ def softmax(z: np.ndarray) -> np.ndarray:
 def choose_epoch(history: list[dict], max_clean_drop: float) -> int:
     """The epoch with the highest field score (mean of labtrash validation accuracy and the
     share of held-out unknown items whose top probability is below 0.5) among those whose
-    clean material validation accuracy is at most ``max_clean_drop`` below epoch 0's;
-    epoch 0 (the shipped tail) when none qualifies."""
-    floor = history[0]["clean_acc"] - max_clean_drop
-    ok = [r for r in history if r["clean_acc"] >= floor]
-    return max(ok, key=lambda r: r["field_score"])["epoch"]
+    clean material validation accuracy, overall and per source (``clean_acc_<source>``), is
+    at most ``max_clean_drop`` below epoch 0's; epoch 0 (the shipped tail) when none
+    qualifies."""
+    keys = [k for k in history[0] if k.startswith("clean_acc")]
+
+    def keeps_clean(row: dict) -> bool:
+        return all(float(row[k]) >= float(history[0][k]) - max_clean_drop - 1e-9 for k in keys)
+
+    ok = [r for r in history if keeps_clean(r)]
+    return int(max(ok, key=lambda r: float(r["field_score"]))["epoch"])
 
 
 def train_field(args) -> None:
@@ -185,12 +190,20 @@ def train_field(args) -> None:
         row["field_score"] = (row["labtrash_acc"] + row["unknown_below_half"]) / 2
         return row
 
-    history = [validate(0)]
-    print("epoch 0 (shipped tail):", history[0], flush=True)
-    rng = np.random.default_rng(args.seed)
     run_dir = Path(args.run_dir)
+    if args.reselect:
+        # no training: the epochs of the run in --run-dir, chosen again and written
+        with open(run_dir / "field_log.csv") as f:
+            history = [{k: float(v) if v not in ("", None) else None for k, v in r.items()}
+                       for r in csv.DictReader(f)]
+        for r in history:
+            r["epoch"] = int(r["epoch"])
+    else:
+        history = [validate(0)]
+        print("epoch 0 (shipped tail):", history[0], flush=True)
+    rng = np.random.default_rng(args.seed)
     n_out = max(args.batch // 4, 1)
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(1, 0 if args.reselect else args.epochs + 1):
         order = rng.permutation(len(x_lab))
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{args.epochs}", unit="batch",
                    mininterval=30)
@@ -276,6 +289,8 @@ def main(argv=None) -> None:
     p.add_argument("--max-minutes", type=float, default=1e9)
     p.add_argument("--cache", type=Path, default=Path("work/field-cache"))
     p.add_argument("--run-dir", type=Path, default=Path("work/runs/field"))
+    p.add_argument("--reselect", action="store_true",
+                   help="train nothing: choose among the epochs saved in --run-dir and write")
     p.add_argument("--seed", type=int, default=1337)
     train_field(p.parse_args(argv))
 

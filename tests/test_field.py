@@ -128,3 +128,53 @@ def test_field_suite_end_to_end(tmp_path, shared_datasets):
     assert report["counts"]["labtrash_validation_crops"] == 12
     assert abs(report["mean"] - np.mean(list(report["parts"].values()))) < 0.01
     assert (out / "field.png").stat().st_size > 5000
+
+
+def test_field_training_end_to_end(tmp_path, shared_datasets):
+    """A tiny field run from the shipped models: stage 1 and the trunk are left exactly as
+    shipped, the new material stage and the fused model are written, the manifest keeps the
+    decision rule and drops the int8 model (made for the old tail)."""
+    from waste_vision.cascade import Cascade
+    from waste_vision.training.field_train import main as field_train_main
+
+    materials = tmp_path / "trashnet-split"
+    for split, (start, n) in {"TRAIN": (0, 2), "VALIDATION": (2, 2)}.items():
+        for cls in ("cardboard", "glass", "metal", "paper", "plastic", "trash"):
+            folder = materials / split / cls
+            folder.mkdir(parents=True)
+            for p in sorted((shared_datasets / "trashnet" / cls).iterdir())[start:start + n]:
+                os.symlink(p, folder / p.name)
+    labtrash = tmp_path / "labtrash"
+    src = shared_datasets / "labtrash"
+    for split, session in (("train", "labtrash1"), ("valid", "labtrash3")):
+        for sub in ("images", "labels"):
+            (labtrash / split / sub).mkdir(parents=True)
+        image = sorted((src / split / "images").glob(f"{session}_*.jpg"))[0]
+        os.symlink(image, labtrash / split / "images" / image.name)
+        os.symlink(src / split / "labels" / f"{image.stem}.txt",
+                   labtrash / split / "labels" / f"{image.stem}.txt")
+    other = tmp_path / "other" / "battery"
+    other.mkdir(parents=True)
+    for p in sorted((shared_datasets / "garbage12-other" / "battery").iterdir())[:6]:
+        os.symlink(p, other / p.name)
+    out = tmp_path / "models"
+    field_train_main(["--models", str(ROOT / "models"), "--out", str(out),
+                      "--material-data", str(materials), "--labtrash", str(labtrash),
+                      "--other", str(tmp_path / "other"), "--views", "2", "--epochs", "1",
+                      "--batch", "4", "--max-clean-drop", "1.0",
+                      "--cache", str(tmp_path / "cache"), "--run-dir", str(tmp_path / "run")])
+    shipped = ROOT / "models"
+    for ext in (".keras", ".tflite", ".json"):
+        name = f"stage1_organic_recyclable{ext}"
+        assert (out / name).read_bytes() == (shipped / name).read_bytes()
+    manifest = json.loads((out / "cascade.json").read_text())
+    assert manifest["decision"] == json.loads((shipped / "cascade.json").read_text())["decision"]
+    assert "fused_int8" not in manifest and manifest["fused"]["tflite"] == "cascade_fused.tflite"
+    summary = json.loads((out / "stage2_material.json").read_text())
+    assert summary["field"]["epochs_run"] == 1 and summary["temperature"] > 0
+    # the exported cascade runs, and its stage 1 gives the shipped model's answer
+    rgb = read_rgb(SAMPLE)
+    new = Cascade(out, backend="litert").classify(rgb, all_stages=True)
+    old = Cascade(shipped, backend="litert").classify(rgb, all_stages=True)
+    assert abs(new.stage1.probabilities[1] - old.stage1.probabilities[1]) < 1e-3
+    assert abs(sum(new.stage2.probabilities) - 1) < 1e-4

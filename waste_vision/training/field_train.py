@@ -82,7 +82,8 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 def choose_epoch(history: list[dict], max_clean_drop: float) -> int:
     """The epoch with the highest field score (mean of labtrash validation accuracy and the
-    share of held-out unknown items whose top probability is below 0.5) among those whose
+    share of held-out unknown items whose top probability is below 0.5) among the trained
+    epochs whose
     clean material validation accuracy, overall and per source (``clean_acc_<source>``), is
     at most ``max_clean_drop`` below epoch 0's; epoch 0 (the shipped tail) when none
     qualifies."""
@@ -91,8 +92,8 @@ def choose_epoch(history: list[dict], max_clean_drop: float) -> int:
     def keeps_clean(row: dict) -> bool:
         return all(float(row[k]) >= float(history[0][k]) - max_clean_drop - 1e-9 for k in keys)
 
-    ok = [r for r in history if keeps_clean(r)]
-    return int(max(ok, key=lambda r: float(r["field_score"]))["epoch"])
+    ok = [r for r in history[1:] if keeps_clean(r)]
+    return int(max(ok, key=lambda r: float(r["field_score"]))["epoch"]) if ok else 0
 
 
 def train_field(args) -> None:
@@ -146,8 +147,10 @@ def train_field(args) -> None:
     weights = class_weights(np.asarray(train.labels + lt_train.labels), 5)
     w = tf.constant([weights[i] for i in range(5)], tf.float32)
     steps = len(x_lab) // args.batch
+    warmup = min(50, steps * args.epochs // 2)
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, steps * args.epochs - 50, alpha=0.05, warmup_target=args.lr, warmup_steps=50)
+        0.0, max(steps * args.epochs - warmup, 1), alpha=0.05, warmup_target=args.lr,
+        warmup_steps=warmup)
     optimizer = keras.optimizers.Adam(schedule)
     variables = tail.trainable_variables
 
@@ -233,7 +236,7 @@ def train_field(args) -> None:
     best = choose_epoch(history, args.max_clean_drop)
     print(f"chosen epoch {best}: {history[best]}", flush=True)
     if best == 0:
-        print("no epoch qualifies; nothing written")
+        print("no trained epoch keeps the clean validation accuracy; nothing written")
         return
     saved = np.load(run_dir / f"epoch{best}.npz")
     for var, key in zip(tail.weights, saved.files):

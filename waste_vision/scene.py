@@ -254,14 +254,20 @@ class EmptyScene:
         pad = 4
         x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + bw + pad), min(h, y + bh + pad)
         inside = labels[y0:y1, x0:x1] == i
-        ring = cv2.dilate(inside.astype(np.uint8), np.ones((2 * pad + 1, 2 * pad + 1), np.uint8))
-        ring = (ring > 0) & (mask[y0:y1, x0:x1] == 0)  # table only: no other blob
-        if np.count_nonzero(ring) < 20:
+        inside_u8 = inside.view(np.uint8)
+        ring = cv2.dilate(inside_u8, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8))
+        ring = cv2.bitwise_and(ring, cv2.bitwise_not(mask[y0:y1, x0:x1]))  # table only
+        if cv2.countNonZero(ring) < 20:
             return False  # nothing around it to compare with (it fills the view)
-        now, then = adjusted[y0:y1, x0:x1], self.background[y0:y1, x0:x1]
-        u_now = np.abs(now[inside] - now[ring].mean(axis=0)).max(axis=1).mean()
-        u_then = np.abs(then[inside] - then[ring].mean(axis=0)).max(axis=1).mean()
-        if u_now >= self.settings.ghost_ratio * u_then:
+
+        def spread(image: np.ndarray) -> float:
+            """Mean colour distance (max of channels) of the blob from the ring's mean."""
+            d = cv2.absdiff(image, cv2.mean(image, ring))
+            d = np.maximum(np.maximum(d[..., 0], d[..., 1]), d[..., 2])
+            return cv2.mean(d, inside_u8)[0]
+
+        u_now = spread(adjusted[y0:y1, x0:x1])
+        if u_now >= self.settings.ghost_ratio * spread(self.background[y0:y1, x0:x1]):
             return False
         ghosts[y0:y1, x0:x1] |= inside
         run = self._ghost_run[y0:y1, x0:x1]

@@ -42,7 +42,6 @@ from waste_vision.pipeline import FrameClassifier  # noqa: E402
 from waste_vision.resources import default_models_dir  # noqa: E402
 from waste_vision.sources import Buffering, FileSource  # noqa: E402
 
-
 SAMPLES = ROOT / "assets" / "samples"
 # (label, sample photo, enters from, t_in, t_out, centre x, centre y) on a 640x360 table;
 # t_in None: already lying there in the first frame

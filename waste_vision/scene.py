@@ -218,10 +218,11 @@ class EmptyScene:
         k = max(3, int(s.join * w) | 1)
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE,
                                 cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         scale_x, scale_y = image.shape[1] / w, image.shape[0] / h
         boxes = []
         ghosts = np.zeros((h, w), bool)
+        assert self._ghost_run is not None  # set when the learning ended
         for i, (x, y, bw, bh, area) in enumerate(stats[1:], start=1):
             if area < s.min_area * w * h:
                 continue
@@ -249,6 +250,7 @@ class EmptyScene:
                mask: np.ndarray, adjusted: np.ndarray, ghosts: np.ndarray) -> bool:
         """Does blob ``i`` look like the table around it now, where the learnt scene did not?
         Marks it in ``ghosts`` and counts its run in ``_ghost_run`` if so."""
+        assert self.background is not None and self._ghost_run is not None  # learnt
         x, y, bw, bh = rect
         h, w = labels.shape
         pad = 4
@@ -262,7 +264,7 @@ class EmptyScene:
 
         def spread(image: np.ndarray) -> float:
             """Mean colour distance (max of channels) of the blob from the ring's mean."""
-            d = cv2.absdiff(image, cv2.mean(image, ring))
+            d = cv2.absdiff(image, cv2.mean(image, ring))  # type: ignore[call-overload]
             d = np.maximum(np.maximum(d[..., 0], d[..., 1]), d[..., 2])
             return cv2.mean(d, inside_u8)[0]
 
@@ -278,6 +280,8 @@ class EmptyScene:
               adjusted: np.ndarray, mask: np.ndarray, box: Box) -> None:
         """Relearn ghost blob ``i`` (and its safety ring) as table; report it in ``healed``
         when what was learnt there came from the learning frames."""
+        assert (self.background is not None and self._from_learning is not None
+                and self._ghost_run is not None)  # learnt
         x, y, bw, bh = rect
         h, w = labels.shape
         pad = 3

@@ -139,6 +139,7 @@ def train_field(args) -> None:
     y_lab = np.concatenate([np.tile(np.asarray(train.labels), v),
                             np.tile(np.asarray(lt_train.labels), v)])
     x_out = x_unk.reshape(-1, *x_unk.shape[2:])
+    x_clean = x_mat[0].copy()  # the plain view of every material photo, for distillation
     y_val, y_lt = np.asarray(val.labels), np.asarray(lt_val.labels)
     del x_mat, x_lt, x_unk
 
@@ -155,16 +156,20 @@ def train_field(args) -> None:
     variables = tail.trainable_variables
 
     @tf.function
-    def step(x, y, xo):
+    def step(x, y, xo, xc, pc):
+        nl, no = tf.shape(x)[0], tf.shape(xo)[0]
         with tf.GradientTape() as tape:
-            z = tail(tf.concat([x, xo], 0), training=True)
-            zl, zo = z[:tf.shape(x)[0]], z[tf.shape(x)[0]:]
+            z = tail(tf.concat([x, xo, xc], 0), training=True)
+            zl, zo, zc = z[:nl], z[nl:nl + no], z[nl + no:]
             per = tf.nn.sparse_softmax_cross_entropy_with_logits(y, zl)
             sw = tf.gather(w, y)
             ce = tf.reduce_sum(per * sw) / tf.reduce_sum(sw)
             # cross-entropy to the uniform distribution over the five materials
             oe = tf.reduce_mean(tf.reduce_logsumexp(zo, 1) - tf.reduce_mean(zo, 1))
-            loss = ce + args.oe_weight * oe
+            # distillation: on plain photos, stay close to the shipped tail's probabilities
+            kd = tf.reduce_mean(tf.reduce_sum(
+                pc * (tf.math.log(pc + 1e-8) - tf.nn.log_softmax(zc)), 1))
+            loss = ce + args.oe_weight * oe + args.distill * kd
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return ce, oe
 
@@ -206,6 +211,8 @@ def train_field(args) -> None:
         print("epoch 0 (shipped tail):", history[0], flush=True)
     rng = np.random.default_rng(args.seed)
     n_out = max(args.batch // 4, 1)
+    n_clean = max(args.batch // 2, 1) if args.distill else 1
+    teacher = softmax(all_logits(x_clean)) if not args.reselect else None
     for epoch in range(1, 0 if args.reselect else args.epochs + 1):
         order = rng.permutation(len(x_lab))
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{args.epochs}", unit="batch",
@@ -214,8 +221,11 @@ def train_field(args) -> None:
         for i in bar:
             idx = np.sort(order[i * args.batch:(i + 1) * args.batch])
             oidx = rng.integers(0, len(x_out), n_out)
+            cidx = rng.integers(0, len(x_clean), n_clean)
             ce, oe = step(tf.constant(x_lab[idx], tf.float32), tf.constant(y_lab[idx]),
-                          tf.constant(x_out[oidx], tf.float32))
+                          tf.constant(x_out[oidx], tf.float32),
+                          tf.constant(x_clean[cidx], tf.float32),
+                          tf.constant(teacher[cidx], tf.float32))
             ce_run, oe_run = 0.98 * ce_run + 0.02 * float(ce), 0.98 * oe_run + 0.02 * float(oe)
             if i % 50 == 0:
                 bar.set_postfix(ce=f"{ce_run / (1 - 0.98 ** (i + 1)):.3f}",
@@ -256,7 +266,7 @@ def train_field(args) -> None:
                val_accuracy_per_source={s: history[best][f"clean_acc_{s}"]
                                         for s in dict.fromkeys(val.sources)},
                field={"trunk": f"{models} (shipped, unchanged)", "views": v,
-                      "place": args.place, "oe_weight": args.oe_weight, "lr": args.lr,
+                      "place": args.place, "oe_weight": args.oe_weight, "distill": args.distill, "lr": args.lr,
                       "batch": args.batch, "epochs_run": len(history) - 1,
                       "chosen_epoch": best, "max_clean_drop": args.max_clean_drop,
                       "labtrash_train_crops": len(lt_train.images),
@@ -285,6 +295,9 @@ def main(argv=None) -> None:
     p.add_argument("--place", type=float, default=0.5,
                    help="chance a field view lays the item on a surface")
     p.add_argument("--oe-weight", type=float, default=0.5)
+    p.add_argument("--distill", type=float, default=0.0,
+                   help="weight of a distillation loss towards the shipped tail on plain "
+                        "photos (keeps clean accuracy)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--epochs", type=int, default=6)

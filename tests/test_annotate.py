@@ -74,7 +74,9 @@ def test_items_mode_verdicts_regions_and_summary_on_the_scene_clip(tmp_path, cap
                  "--summary", str(summary), "--max-frames", "330"]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     written = json.loads(summary.read_text())
-    assert printed == written and set(written) == {"tally", "items"}
+    assert printed == written and set(written) == {"tally", "items", "items_total"}
+    # items holds the last 1,000 counted (bounded memory); items_total counts them all
+    assert written["items_total"] == len(written["items"])
     lines = read_jsonl(log)
     assert len(lines) == 330
     truth = [json.loads(t) for t in (ROOT / "assets" / "demo_truth.jsonl")
@@ -102,15 +104,21 @@ def test_output_carries_the_overlay(short_clip, tmp_path):
     assert diff[150:250, 250:400].mean() < 0.05  # the middle of the frame is untouched
 
 
-def test_regions_are_tracked_and_logged(short_clip, tmp_path):
+def test_regions_are_classified_where_something_lies_and_logged(tmp_path):
+    """Zones over bare table are empty (issue 22); a zone with an item in it is classified,
+    its box clamped to the frame."""
     log = tmp_path / "roi.jsonl"
-    assert main(["annotate", str(short_clip), "-o", str(tmp_path / "roi.mp4"), "--jsonl",
-                 str(log), "--roi", "100,50,300,200", "--roi", "500,300,400,400"]) == 0
+    scene = ROOT / "assets" / "demo.mp4"  # a table: bare for 2 s, then an item in the middle
+    assert main(["annotate", str(scene), "-o", str(tmp_path / "roi.mp4"), "--jsonl", str(log),
+                 "--max-frames", "150", "--roi", "440,160,1000,1000",
+                 "--roi", "0,0,200,150"]) == 0
     lines = read_jsonl(log)
-    assert len(lines) == 45
-    assert len(lines[0]["regions"]) == 2
-    x, y, w, h = lines[0]["regions"][1]["box"]
-    assert x + w <= 642 and y + h <= 362  # clamped to the frame
+    assert len(lines) == 150
+    assert all(line["regions"] == [] for line in lines[:60])  # bare table: empty zones
+    for line in lines[100:]:  # the item lies in the first zone only
+        (region,) = line["regions"]
+        x, y, w, h = region["box"]
+        assert (x, y) == (440, 160) and x + w <= 1280 and y + h <= 720  # clamped
 
 
 def test_cut_file_annotates_what_is_readable_and_exits_1(short_clip, tmp_path, capsys):

@@ -165,7 +165,7 @@ def test_the_pipeline_stays_bounded_through_many_items(models_dir):
         assert len(classifier._capture_rate._times) <= 30
     assert tracker.counted_total >= 100  # (some may be uncertain)
     assert len(classifier.summary()["items"]) <= 21
-    assert classifier.summary()["found_items_total"] == tracker.counted_total
+    assert classifier.summary()["items_total"] == tracker.counted_total
 
 
 def test_relearning_over_a_counted_item_neither_counts_it_again_nor_leaves_a_ghost(models_dir):

@@ -87,11 +87,11 @@ class FrameClassifier:
         self._was_learning = False
 
     def summary(self) -> dict:
-        """What was counted: ``{"tally": {label: n}, "items": [...], "found_items_total": n}``
+        """What was counted: ``{"tally": {label: n}, "items": [...], "items_total": n}``
         (items: the last ``items.KEEP_ITEMS`` found ones; the total counts them all)."""
         return {"tally": dict(sorted(self.counts.items())),
                 "items": [i.as_dict() for i in self.tracker.items()],
-                "found_items_total": self.tracker.counted_total}
+                "items_total": self.tracker.counted_total}
 
     @property
     def mode(self) -> str:

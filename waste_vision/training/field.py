@@ -123,6 +123,10 @@ def field_report(models: Path, material_data: Path, material_extra: list[Path],
         if stress is not Stress.NONE:
             report["parts"][stress.value] = _pct(by_stress[stress] == y_mat)
     report["material_clean"] = _pct(by_stress[Stress.NONE] == y_mat)
+    sources = np.asarray(val.sources)
+    report["material_clean_per_source"] = {
+        s: _pct(by_stress[Stress.NONE][sources == s] == y_mat[sources == s])
+        for s in dict.fromkeys(val.sources)}
 
     crops = labtrash_crops(labtrash, "valid")
     if max_labtrash:

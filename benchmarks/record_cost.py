@@ -4,7 +4,7 @@ busy machine slows each alike; then the live path (the clip paced at 30 FPS, lat
 wins) with and without an H.264 recording.
 
 ``python benchmarks/record_cost.py [--clip assets/demo.mp4] [--rounds 2] [--live-seconds 10]
-[--json out.json]``. The recorder's choice (``waste_vision.recorder.PRESET`` and
+[--json out.json]``. The recorder's choice (``waste_vision.engine.recorder.PRESET`` and
 ``ENCODER_THREADS``) is made from this run's figures.
 """
 
@@ -22,15 +22,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 
-from waste_vision import annotate as annotate_module  # noqa: E402
+from waste_vision.commands import annotate as annotate_module  # noqa: E402
 from waste_vision import recorder  # noqa: E402
-from waste_vision.annotate import annotate_video  # noqa: E402
-from waste_vision.annotators import Overlay  # noqa: E402
+from waste_vision.commands.annotate import annotate_video  # noqa: E402
+from waste_vision.engine.annotators import Overlay  # noqa: E402
 from waste_vision.cascade import Cascade  # noqa: E402
-from waste_vision.pipeline import FrameClassifier, Pipeline  # noqa: E402
+from waste_vision.engine.pipeline import FrameClassifier, Pipeline  # noqa: E402
 from waste_vision.resources import default_assets_dir, default_models_dir  # noqa: E402
-from waste_vision.sinks import RecordingSink  # noqa: E402
-from waste_vision.sources import Buffering, FileSource  # noqa: E402
+from waste_vision.engine.sinks import RecordingSink  # noqa: E402
+from waste_vision.engine.sources import Buffering, FileSource  # noqa: E402
 
 
 class Mp4vSink:

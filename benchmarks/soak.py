@@ -23,13 +23,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from waste_vision.annotators import Overlay  # noqa: E402
-from waste_vision.bench import rss_mb  # noqa: E402
+from waste_vision.engine.annotators import Overlay  # noqa: E402
+from waste_vision.commands.bench import rss_mb  # noqa: E402
 from waste_vision.cascade import Cascade  # noqa: E402
-from waste_vision.pipeline import FrameClassifier, Pipeline  # noqa: E402
+from waste_vision.engine.pipeline import FrameClassifier, Pipeline  # noqa: E402
 from waste_vision.resources import default_assets_dir, default_models_dir  # noqa: E402
-from waste_vision.sinks import RecordingSink  # noqa: E402
-from waste_vision.sources import Buffering, FileSource  # noqa: E402
+from waste_vision.engine.sinks import RecordingSink  # noqa: E402
+from waste_vision.engine.sources import Buffering, FileSource  # noqa: E402
 
 
 class _CyclingCascade:
@@ -53,8 +53,8 @@ def simulate(hours: float) -> list[dict]:
     """A day of items on a fast clock; returns the samples (RSS and collection lengths)."""
     import numpy as np
 
-    from waste_vision.frames import Frame
-    from waste_vision.tally import Tally
+    from waste_vision.engine.frames import Frame
+    from waste_vision.engine.tally import Tally
 
     rng = np.random.default_rng(0)
     table = np.clip(rng.normal(150, 4, (90, 160, 3)), 0, 255).astype(np.uint8)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from waste_vision.bench import _time_calls  # noqa: E402
+from waste_vision.commands.bench import _time_calls  # noqa: E402
 from waste_vision.cascade import _LiteRTModel  # noqa: E402
 from waste_vision.manifest import load_manifest  # noqa: E402
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from waste_vision.recorder import Recorder  # noqa: E402
+from waste_vision.engine.recorder import Recorder  # noqa: E402
 
 
 def frames(size: tuple[int, int], count: int = 50) -> list[np.ndarray]:

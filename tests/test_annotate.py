@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
-from waste_vision.cli import main
-from waste_vision.recorder import read_jsonl
+from waste_vision.commands.cli import main
+from waste_vision.engine.recorder import read_jsonl
 
 DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 frames
 
@@ -159,7 +159,7 @@ def probe_frames(path) -> tuple[int, int]:
 @pytest.fixture
 def no_classification(monkeypatch):
     """Fails the test if annotate gets as far as building the classifier."""
-    from waste_vision import annotate as annotate_module
+    from waste_vision.commands import annotate as annotate_module
 
     def refuse(**kwargs):
         raise AssertionError("the bad call was not refused before classification")
@@ -202,7 +202,7 @@ def test_max_frames_and_duration_cut_a_file_short(short_clip, tmp_path):
 
 
 def test_output_is_h264_that_browsers_play(short_clip, tmp_path):
-    from waste_vision.recorder import probe
+    from waste_vision.engine.recorder import probe
 
     out = tmp_path / "out.mp4"
     assert main(["annotate", str(short_clip), "-o", str(out)]) == 0
@@ -218,7 +218,7 @@ def test_recording_failure_mid_way_stops_recording_not_classification(tmp_path, 
     video keeps its playable whole seconds, and the exit code and message say what
     happened (disk full, the file's name)."""
     from tests.test_recorder import failing_open
-    from waste_vision import recorder as recorder_module
+    from waste_vision.engine import recorder as recorder_module
 
     monkeypatch.setattr(recorder_module, "open", failing_open(errno.ENOSPC, 450_000),
                         raising=False)
@@ -237,7 +237,7 @@ def test_recording_failure_mid_way_stops_recording_not_classification(tmp_path, 
 DISK_FULL_SCRIPT = r"""
 set -u
 mount -t tmpfs -o size=2m tmpfs "$DISK"
-"$PY" -m waste_vision.cli annotate "$CLIP" -o "$DISK/out.mp4" --jsonl "$DISK/out.jsonl" \
+"$PY" -m waste_vision.commands.cli annotate "$CLIP" -o "$DISK/out.mp4" --jsonl "$DISK/out.jsonl" \
     2> "$OUT/annotate.err"
 echo $? > "$OUT/annotate.rc"
 cp "$DISK/out.mp4" "$DISK/out.jsonl" "$OUT/" 2>/dev/null
@@ -265,7 +265,7 @@ def _disk_full_run(tmp_path):
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (1_500_000, 1_500_000))
 
-    r = subprocess.run([sys.executable, "-m", "waste_vision.cli", "annotate", str(DEMO), "-o",
+    r = subprocess.run([sys.executable, "-m", "waste_vision.commands.cli", "annotate", str(DEMO), "-o",
                         str(out / "out.mp4"), "--jsonl", str(out / "out.jsonl")], env=env,
                        preexec_fn=limit, timeout=300, capture_output=True, text=True)
     (out / "annotate.err").write_text(r.stderr)

@@ -16,8 +16,8 @@ from tests.conftest import ROOT
 from tests.mjpeg_server import MJPEGServer, free_port, jpeg_frames
 from tests.test_annotate import no_classification, probe_frames  # noqa: F401 (a fixture)
 from tests.test_recorder import pyav_frames
-from waste_vision.cli import main
-from waste_vision.recorder import probe, read_jsonl
+from waste_vision.commands.cli import main
+from waste_vision.engine.recorder import probe, read_jsonl
 
 DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 frames
 STREAM_SIZE = (320, 180)
@@ -37,7 +37,7 @@ def server(clip_frames):
 
 def annotate(*args) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "waste_vision.cli", "annotate", *map(str, args)],
+    return subprocess.Popen([sys.executable, "-m", "waste_vision.commands.cli", "annotate", *map(str, args)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from waste_vision.annotators import (CLASS_COLOURS, BoxAnnotator, LabelAnnotator, Overlay,
+from waste_vision.engine.annotators import (CLASS_COLOURS, BoxAnnotator, LabelAnnotator, Overlay,
                                      StatsAnnotator, scale_for)
 from waste_vision.cascade import UNCERTAIN, CascadeResult, StageResult
-from waste_vision.frames import Frame, FrameResult, RegionResult
+from waste_vision.engine.frames import Frame, FrameResult, RegionResult
 
 GREY = 90
 
@@ -118,7 +118,7 @@ def test_labels_of_close_regions_never_hide_each_other(shape):
 
 
 def test_nothing_there_is_written_when_finding_items_sees_none():
-    from waste_vision.annotators import SceneAnnotator
+    from waste_vision.engine.annotators import SceneAnnotator
 
     shape = (360, 640, 3)
     empty = FrameResult(Frame(0, 0.0, np.full(shape, GREY, np.uint8)), [], mode="items")

@@ -20,7 +20,7 @@ from waste_vision.app.settings import AppSettings
 from waste_vision.app.window import DEMO_NOTICE, MainWindow
 from waste_vision.cascade import Cascade
 from waste_vision.images import read_rgb
-from waste_vision.sources import SourceStatus, StatusEvent
+from waste_vision.engine.sources import SourceStatus, StatusEvent
 
 DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 frames
 SAMPLES = ROOT / "assets" / "samples"
@@ -503,7 +503,7 @@ def test_camera_faults_never_freeze_the_window_and_it_recovers_within_2_s(
     again within 2 s of the camera's return, and the recording stays playable."""
     from tests.fake_camera import FakeCamera
     from waste_vision.app import session as session_module
-    from waste_vision.sources import LiveCaptureSource, Reconnect
+    from waste_vision.engine.sources import LiveCaptureSource, Reconnect
 
     camera = FakeCamera(fps=30, size=(640, 480))
     real_open_source = session_module.open_source

@@ -17,8 +17,8 @@ from waste_vision.app.bridge import FrameBridge, fit_size, scale_for_display
 from waste_vision.app.region_edits import LiveRegionSet
 from waste_vision.app.stats import SessionStats
 from waste_vision.app.video_widget import letterbox, widget_to_frame
-from waste_vision.frames import Frame, FrameResult
-from waste_vision.tally import Tally
+from waste_vision.engine.frames import Frame, FrameResult
+from waste_vision.engine.tally import Tally
 
 CLASSES = ["organic", "cardboard", "glass", "metal", "paper", "plastic"]
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
-from waste_vision.annotators import CLASS_COLOURS
+from waste_vision.engine.annotators import CLASS_COLOURS
 
 DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 frames
 PANEL_WIDTH = 340  # waste_vision.app.panel.PANEL_WIDTH

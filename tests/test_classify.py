@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from waste_vision.cli import main
+from waste_vision.commands.cli import main
 from waste_vision.manifest import load_manifest
-from waste_vision.selftest import expected_label
+from waste_vision.commands.selftest import expected_label
 
 SAMPLES = ROOT / "assets" / "samples"
 

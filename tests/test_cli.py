@@ -14,9 +14,9 @@ import cv2
 import pytest
 
 from tests.conftest import ROOT
-from waste_vision import cli
-from waste_vision.cli import INTERNAL_ERROR, build_parser, main
-from waste_vision.recorder import read_jsonl
+from waste_vision.commands import cli
+from waste_vision.commands.cli import INTERNAL_ERROR, build_parser, main
+from waste_vision.engine.recorder import read_jsonl
 
 SLIDESHOW = ROOT / "tests" / "fixtures" / "slideshow.mp4"
 SECRET_URL = "rtsp://user:secret@127.0.0.1:9/x"  # port 9 (discard): refused at once
@@ -52,7 +52,7 @@ def digest(path) -> str:
 def no_work(monkeypatch):
     """Fails the test if annotate opens its source or builds the classifier: a refused
     call is refused before anything is read, or written."""
-    from waste_vision import annotate
+    from waste_vision.commands import annotate
 
     def refuse(*args, **kwargs):
         raise AssertionError("the call was not refused before the work began")
@@ -137,7 +137,7 @@ def test_annotate_refuses_two_outputs_that_are_one_file(tmp_path, capsys, no_wor
 
 
 def test_bench_refuses_json_that_is_the_clip(clip, tmp_path, capsys, monkeypatch):
-    from waste_vision import bench
+    from waste_vision.commands import bench
 
     def refuse(*args, **kwargs):
         raise AssertionError("bench ran before refusing --json")
@@ -157,7 +157,7 @@ def test_bench_refuses_json_that_is_the_clip(clip, tmp_path, capsys, monkeypatch
 def test_bench_refuses_json_over_the_models_manifest(tmp_path, capsys, monkeypatch):
     import shutil
 
-    from waste_vision import bench
+    from waste_vision.commands import bench
 
     monkeypatch.setattr(bench, "bench_annotate", lambda *a, **k: pytest.fail("bench ran"))
     models = tmp_path / "models"

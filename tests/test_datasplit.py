@@ -241,7 +241,7 @@ def test_near_duplicate_of_kept_test_image_leaves_train(tmp_path):
 def test_command_line_splits_and_refuses_a_missing_folder(tmp_path, capsys):
     """``waste-vision data split`` reaches the training package's splitter; a wrong folder is
     one line and exit 2."""
-    from waste_vision.cli import main
+    from waste_vision.commands.cli import main
 
     make_classes(tmp_path / "src", {"O": 10, "R": 10})
     assert main(["data", "split", str(tmp_path / "src"), str(tmp_path / "dst")]) == 0

@@ -7,7 +7,7 @@ import numpy as np
 
 from tests.conftest import ROOT
 from waste_vision.cascade import Cascade
-from waste_vision.explain import OcclusionExplainer
+from waste_vision.engine.explain import OcclusionExplainer
 from waste_vision.images import read_rgb, resize_for_model
 
 

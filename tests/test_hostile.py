@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import ROOT
 from tests.test_images import bilevel_png
-from waste_vision.cli import main
+from waste_vision.commands.cli import main
 from waste_vision.errors import UserError
 from waste_vision.images import ImageReadError, read_rgb
 from waste_vision.manifest import load_manifest

@@ -189,7 +189,7 @@ def test_every_photo_the_program_reads_goes_through_read_rgb():
 
 
 def test_image_folder_source_shows_phone_photos_upright_and_skips_bombs(tmp_path):
-    from waste_vision.sources import ImageFolderSource, open_source
+    from waste_vision.engine.sources import ImageFolderSource, open_source
 
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -6,11 +6,11 @@ import json
 import time
 
 from tests.conftest import ROOT
-from waste_vision.annotators import Overlay
+from waste_vision.engine.annotators import Overlay
 from waste_vision.cascade import Cascade
-from waste_vision.cli import main
-from waste_vision.pipeline import FrameClassifier, Pipeline, RateMeter
-from waste_vision.sources import Buffering, FileSource
+from waste_vision.commands.cli import main
+from waste_vision.engine.pipeline import FrameClassifier, Pipeline, RateMeter
+from waste_vision.engine.sources import Buffering, FileSource
 
 DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 frames
 
@@ -89,8 +89,8 @@ def test_a_zone_over_bare_table_is_empty_and_counts_nothing(models_dir):
     """A zone is classified only where something differs from the learnt empty table: over
     bare table (the demo clip's first 2 s) it says ``empty`` and counts nothing (it read
     "cardboard 0.89" and counted one); once an item slides into it, it is classified."""
-    from waste_vision.frames import EMPTY
-    from waste_vision.regions import RegionSet
+    from waste_vision.engine.frames import EMPTY
+    from waste_vision.engine.regions import RegionSet
 
     regions = RegionSet()
     regions.add((440, 160, 400, 400))  # the middle of the table, where the first item lies
@@ -112,7 +112,7 @@ def test_an_image_folder_is_classified_photo_by_photo_in_item_mode(models_dir):
     """The default item-finding mode used to call every photo of a folder ``empty`` (a
     slideshow never leaves "learning"): each photo is now classified whole, on its own."""
     from waste_vision.images import read_rgb
-    from waste_vision.sources import ImageFolderSource
+    from waste_vision.engine.sources import ImageFolderSource
 
     cascade = Cascade(models_dir, backend="litert")
     samples = ROOT / "assets" / "samples"
@@ -134,8 +134,8 @@ def test_the_pipeline_stays_bounded_through_many_items(models_dir):
     classifier's per-item and per-run collections bounded."""
     import numpy as np
 
-    from waste_vision.frames import Frame
-    from waste_vision.items import ItemTracker
+    from waste_vision.engine.frames import Frame
+    from waste_vision.engine.items import ItemTracker
 
     rng = np.random.default_rng(0)
     table = np.clip(rng.normal(150, 4, (90, 160, 3)), 0, 255).astype(np.uint8)
@@ -172,7 +172,7 @@ def test_relearning_over_a_counted_item_neither_counts_it_again_nor_leaves_a_gho
     """E pressed while the demo clip's first item (organic) lies on the table: it was
     counted already, so when it leaves the healed spot is not counted again, and the bare
     table after it left is ``empty`` (it used to stay an item for ever)."""
-    from waste_vision.frames import EMPTY
+    from waste_vision.engine.frames import EMPTY
 
     classifier = FrameClassifier(Cascade(models_dir, backend="litert"), mode="items")
     after = []

@@ -109,7 +109,7 @@ def test_app_command_exits_2_with_one_line_before_qt_starts(tmp_path):
             raise OSError({CURSOR_MISSING!r})
         platform_check._dlopen = fail
         platform_check._ldd_missing = lambda path: []
-        from waste_vision.cli import main
+        from waste_vision.commands.cli import main
         code = main(["app", "--exit-after", "1"])
         from PySide6.QtWidgets import QApplication
         assert QApplication.instance() is None, "the check must come before the QApplication"

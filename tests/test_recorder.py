@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 import pytest
 
-from waste_vision import recorder as recorder_module
+from waste_vision.engine import recorder as recorder_module
 from waste_vision.errors import UserError
-from waste_vision.recorder import Recorder, RecordingError, probe, read_jsonl, recover
+from waste_vision.engine.recorder import Recorder, RecordingError, probe, read_jsonl, recover
 
 ROOT = Path(__file__).resolve().parents[1]
 W, H, FPS = 64, 48, 15
@@ -248,7 +248,7 @@ def test_real_time_frames_keep_their_capture_times(tmp_path):
 CHILD = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from waste_vision.recorder import Recorder
+    from waste_vision.engine.recorder import Recorder
     from tests.test_recorder import frame
     out = Path(sys.argv[1])
     rec = Recorder(out / "crash.mp4", {fps}, ({w}, {h}), jsonl_path=out / "crash.jsonl")
@@ -475,7 +475,7 @@ def test_recover_refuses_a_folder_it_did_not_write_and_touches_nothing(tmp_path,
         (folder / "recording.json").write_text(json.dumps({"target": "../elsewhere.mp4"}))
     before = snapshot(tmp_path)
     if layout == "cli":
-        from waste_vision.cli import main
+        from waste_vision.commands.cli import main
 
         assert main(["recover", str(folder)]) == 2
         err = capsys.readouterr().err.strip()

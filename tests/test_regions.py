@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from waste_vision.errors import UserError
-from waste_vision.regions import RegionSet, clamp_box, parse_box
+from waste_vision.engine.regions import RegionSet, clamp_box, parse_box
 
 
 def test_parse_box():

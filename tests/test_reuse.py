@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from waste_vision.cascade import CascadeResult, DecisionRule, StageResult
-from waste_vision.frames import Frame
-from waste_vision.items import ItemTracker
-from waste_vision.pipeline import FrameClassifier
-from waste_vision.regions import RegionSet
-from waste_vision.reuse import ResultCache, thumbnail
+from waste_vision.engine.frames import Frame
+from waste_vision.engine.items import ItemTracker
+from waste_vision.engine.pipeline import FrameClassifier
+from waste_vision.engine.regions import RegionSet
+from waste_vision.engine.reuse import ResultCache, thumbnail
 
 
 class CountingCascade:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
-from waste_vision.items import ItemTracker, iou
-from waste_vision.scene import EmptyScene, SceneSettings
+from waste_vision.engine.items import ItemTracker, iou
+from waste_vision.engine.scene import EmptyScene, SceneSettings
 
 H, W = 360, 640
 

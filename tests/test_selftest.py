@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from waste_vision import resources, selftest
-from waste_vision.cli import main
+from waste_vision import resources
+
+from waste_vision.commands import selftest
+from waste_vision.commands.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from tests.test_recorder import W, H, frame, read_video
-from waste_vision import sinks as sinks_module
-from waste_vision.frames import Frame, FrameResult
-from waste_vision.recorder import Recorder, RecordingError
-from waste_vision.sinks import RecordingSink
+from waste_vision.engine import sinks as sinks_module
+from waste_vision.engine.frames import Frame, FrameResult
+from waste_vision.engine.recorder import Recorder, RecordingError
+from waste_vision.engine.sinks import RecordingSink
 
 
 def result(i: int, t: float | None = None) -> FrameResult:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.fake_camera import FakeCamera
 from waste_vision.errors import UserError
-from waste_vision.sources import (
+from waste_vision.engine.sources import (
     THREAD_PREFIX,
     Buffering,
     CameraSource,
@@ -487,8 +487,8 @@ def test_a_camera_is_asked_for_its_size_and_rate_and_says_what_it_granted(monkey
     source reports (the window's status bar shows its name)."""
     import cv2
 
-    from waste_vision import sources as sources_module
-    from waste_vision.sources import CameraSource, parse_camera_size
+    from waste_vision.engine import sources as sources_module
+    from waste_vision.engine.sources import CameraSource, parse_camera_size
 
     class FakeCamera:
         def __init__(self, index):

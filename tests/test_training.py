@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from waste_vision.cascade import Cascade
-from waste_vision.cli import main
+from waste_vision.commands.cli import main
 from waste_vision.images import read_rgb, resize_for_model
 from waste_vision.training.export import tflite_outputs
 

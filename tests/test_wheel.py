@@ -101,7 +101,7 @@ def test_auto_is_litert_without_a_gpu(monkeypatch):
 def test_training_without_the_train_extra_is_one_line(tmp_path, missing, command):
     argv = command + ["--data", str(tmp_path)]
     script = (f"import sys; sys.modules[{missing!r}] = None\n"  # import it -> ImportError
-              f"from waste_vision.cli import main; sys.exit(main({argv!r}))")
+              f"from waste_vision.commands.cli import main; sys.exit(main({argv!r}))")
     r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2, r.stderr

@@ -1,3 +1,3 @@
-from waste_vision.cli import main
+from waste_vision.commands.cli import main
 
 raise SystemExit(main())

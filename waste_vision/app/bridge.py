@@ -19,7 +19,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from waste_vision.app.stats import RunStats
-from waste_vision.frames import FrameResult
+from waste_vision.engine.frames import FrameResult
 
 
 @dataclass(frozen=True)

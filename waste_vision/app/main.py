@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from waste_vision.errors import UserError
-from waste_vision.sources import parse_camera_size
+from waste_vision.engine.sources import parse_camera_size
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from waste_vision.annotators import colour_for, text_colour_on
+from waste_vision.engine.annotators import colour_for, text_colour_on
 from waste_vision.cascade import UNCERTAIN, CascadeResult
 
 PANEL_WIDTH = 340

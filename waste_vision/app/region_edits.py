@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from waste_vision.frames import Box
-from waste_vision.regions import RegionSet
+from waste_vision.engine.frames import Box
+from waste_vision.engine.regions import RegionSet
 
 
 @dataclass

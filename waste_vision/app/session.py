@@ -24,15 +24,15 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 
-from waste_vision.annotators import Overlay
+from waste_vision.engine.annotators import Overlay
 from waste_vision.app.bridge import FrameBridge
 from waste_vision.app.stats import RunStats, SessionStats, steady_rate
 from waste_vision.cascade import Cascade
 from waste_vision.errors import UserError
-from waste_vision.pipeline import FrameClassifier, Pipeline
-from waste_vision.regions import RegionSet
-from waste_vision.sinks import RecordingSink
-from waste_vision.sources import (
+from waste_vision.engine.pipeline import FrameClassifier, Pipeline
+from waste_vision.engine.regions import RegionSet
+from waste_vision.engine.sinks import RecordingSink
+from waste_vision.engine.sources import (
     Buffering,
     SourceStatus,
     StatusEvent,
@@ -151,7 +151,7 @@ class LiveSession(QObject):
 
     def set_overlay_figures(self, shown: bool) -> None:
         """Rates and latency drawn into the video (and recordings), or not (kiosk)."""
-        from waste_vision.annotators import StatsAnnotator
+        from waste_vision.engine.annotators import StatsAnnotator
 
         kept = [a for a in self.overlay.annotators if not isinstance(a, StatsAnnotator)]
         self.overlay.annotators = kept + ([StatsAnnotator()] if shown else [])  # one swap

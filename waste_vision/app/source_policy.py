@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from waste_vision.sources import STREAM_PREFIXES
+from waste_vision.engine.sources import STREAM_PREFIXES
 
 
 def is_camera(spec: str | None) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
-from waste_vision.tally import Tally
+from waste_vision.engine.tally import Tally
 
 
 class TallyControls:

@@ -50,7 +50,7 @@ from waste_vision.app.video_widget import VideoWidget
 from waste_vision.cascade import Cascade
 from waste_vision.redact import has_credentials, redact_url
 from waste_vision.resources import default_assets_dir
-from waste_vision.sources import SourceStatus
+from waste_vision.engine.sources import SourceStatus
 
 log = logging.getLogger(__name__)
 

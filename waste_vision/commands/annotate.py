@@ -39,13 +39,13 @@ from pathlib import Path
 import numpy as np
 
 from waste_vision.errors import UserError
-from waste_vision.outputs import check_outputs
-from waste_vision.pipeline import FrameClassifier, Pipeline
-from waste_vision.recorder import check_output
+from waste_vision.commands.outputs import check_outputs
+from waste_vision.engine.pipeline import FrameClassifier, Pipeline
+from waste_vision.engine.recorder import check_output
 from waste_vision.redact import redact_url
-from waste_vision.regions import RegionSet, clamp_box, parse_box
-from waste_vision.sinks import RecordingSink
-from waste_vision.sources import (
+from waste_vision.engine.regions import RegionSet, clamp_box, parse_box
+from waste_vision.engine.sinks import RecordingSink
+from waste_vision.engine.sources import (
     STREAM_OPEN_TIMEOUT_S,
     SourceStatus,
     StatusEvent,
@@ -88,7 +88,7 @@ def build_frame_stage(*, models: Path | None, backend: str, threads: int, int8: 
     empty scene (``find="items"``; learnt from ``empty_scene`` when given, else from the
     first frames) or the whole frame (``find="frame"``); drawn regions take precedence.
     ``reuse=False``: every crop classified, none kept while unchanged (``reuse.py``)."""
-    from waste_vision.annotators import Overlay
+    from waste_vision.engine.annotators import Overlay
     from waste_vision.cascade import Cascade
     from waste_vision.resources import default_models_dir
 

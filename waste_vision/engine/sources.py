@@ -54,7 +54,7 @@ import cv2
 import numpy as np
 
 from waste_vision.errors import UserError
-from waste_vision.frames import Frame
+from waste_vision.engine.frames import Frame
 from waste_vision.images import IMAGE_SUFFIXES, ImageReadError, iter_image_files, read_rgb, to_rgb8
 from waste_vision.redact import redact_url
 

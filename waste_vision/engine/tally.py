@@ -1,6 +1,6 @@
 """Counts per class, and the counting rule for when there are no items to follow.
 
-With item finding on (the default), ``waste_vision.items.ItemTracker`` counts each item
+With item finding on (the default), ``waste_vision.engine.items.ItemTracker`` counts each item
 once however long it stays. Classifying the whole frame or drawn zones, there are no items
 to follow, so ``Tally.update`` counts from the stream of per-frame verdicts. Both run in the
 pipeline (``FrameClassifier``), which reports what it counted per frame; the window and

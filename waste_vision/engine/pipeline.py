@@ -18,13 +18,13 @@ from typing import Callable, Protocol
 import numpy as np
 
 from waste_vision.cascade import UNCERTAIN, Cascade
-from waste_vision.explain import OcclusionExplainer
-from waste_vision.frames import Box, Frame, FrameResult, RegionResult, boxes_overlap
-from waste_vision.items import ItemTracker
-from waste_vision.regions import RegionSet, crop
-from waste_vision.reuse import ResultCache
-from waste_vision.scene import EmptyScene
-from waste_vision.tally import Tally
+from waste_vision.engine.explain import OcclusionExplainer
+from waste_vision.engine.frames import Box, Frame, FrameResult, RegionResult, boxes_overlap
+from waste_vision.engine.items import ItemTracker
+from waste_vision.engine.regions import RegionSet, crop
+from waste_vision.engine.reuse import ResultCache
+from waste_vision.engine.scene import EmptyScene
+from waste_vision.engine.tally import Tally
 
 
 class RateMeter:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from waste_vision.frames import Box
+from waste_vision.engine.frames import Box
 
 UNCERTAIN = "uncertain"  # the cascade's abstention label (same string as cascade.UNCERTAIN)
 KEEP_ITEMS = 1000  # counted items that left, kept for the summary (the oldest are dropped)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from waste_vision.errors import UserError
-from waste_vision.frames import Box
+from waste_vision.engine.frames import Box
 
 MIN_SIDE = 8  # pixels; a smaller crop says nothing to the classifier
 

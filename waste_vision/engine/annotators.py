@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from waste_vision.cascade import UNCERTAIN, CascadeResult
-from waste_vision.frames import Box, FrameResult, RegionResult, boxes_overlap
+from waste_vision.engine.frames import Box, FrameResult, RegionResult, boxes_overlap
 
 Colour = tuple[int, int, int]  # RGB
 

@@ -35,7 +35,7 @@ INT8_HELP = ("use the int8 fused model: faster on some machines, and it disagree
 
 
 def _cmd_recover(args) -> int:
-    from waste_vision.recorder import recover
+    from waste_vision.engine.recorder import recover
 
     target = recover(args.parts)
     print(f"recovered {target}")
@@ -88,25 +88,25 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_classify(args) -> int:
-    from waste_vision.classify import run_classify
+    from waste_vision.commands.classify import run_classify
 
     return run_classify(args)
 
 
 def _cmd_annotate(args) -> int:
-    from waste_vision.annotate import run_annotate
+    from waste_vision.commands.annotate import run_annotate
 
     return run_annotate(args)
 
 
 def _cmd_bench(args) -> int:
-    from waste_vision.bench import run_bench
+    from waste_vision.commands.bench import run_bench
 
     return run_bench(args)
 
 
 def _cmd_cameras(args) -> int:
-    from waste_vision.sources import list_cameras
+    from waste_vision.engine.sources import list_cameras
 
     found = list_cameras(args.max_index)
     print("\n".join(f"camera {i}" for i in found) if found else "no camera opens")
@@ -401,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_self_test(args) -> int:
-    from waste_vision.selftest import run_selftest
+    from waste_vision.commands.selftest import run_selftest
 
     return run_selftest()
 

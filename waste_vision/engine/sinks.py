@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from waste_vision.frames import FrameResult
-from waste_vision.recorder import Recorder, RecordingError, why
+from waste_vision.engine.frames import FrameResult
+from waste_vision.engine.recorder import Recorder, RecordingError, why
 
 log = logging.getLogger(__name__)
 

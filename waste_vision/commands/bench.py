@@ -69,7 +69,7 @@ def bench_annotate(clip: Path, models: Path, threads: int, int8: bool = False,
                    every_frame: bool = False, max_frames: int | None = None) -> dict:
     """``annotate`` of ``clip`` (its first ``max_frames``, None: all); ``every_frame``: no
     result reused (--classify-every-frame)."""
-    from waste_vision.annotate import annotate_video
+    from waste_vision.commands.annotate import annotate_video
 
     with tempfile.TemporaryDirectory() as tmp:
         report = annotate_video(clip, Path(tmp) / "out.mp4", models=models, threads=threads,
@@ -108,9 +108,9 @@ def bench_regions(clip: Path, models: Path, threads: int, every_frame: bool = Fa
 def bench_live(clip: Path, models: Path, threads: int, seconds: float,
                rois: list[str] = (), track: bool = False, find: str = "frame",
                explain: bool = False, every_frame: bool = False) -> dict:
-    from waste_vision.annotators import Overlay
-    from waste_vision.pipeline import FrameClassifier, Pipeline
-    from waste_vision.sources import Buffering, FileSource
+    from waste_vision.engine.annotators import Overlay
+    from waste_vision.engine.pipeline import FrameClassifier, Pipeline
+    from waste_vision.engine.sources import Buffering, FileSource
 
     cascade = Cascade(models, backend="litert", threads=threads)
     source = FileSource(clip, buffering=Buffering.LATEST, paced=True, loop=True)
@@ -119,7 +119,7 @@ def bench_live(clip: Path, models: Path, threads: int, seconds: float,
     def on_frame(result):
         latencies.append((time.monotonic() - result.frame.timestamp) * 1000)
 
-    from waste_vision.regions import RegionSet, parse_box
+    from waste_vision.engine.regions import RegionSet, parse_box
 
     regions = RegionSet()
     for text in rois:
@@ -189,7 +189,7 @@ def run_bench(args) -> int:
     if not clip.is_file():
         raise UserError(f"bench clip {clip} does not exist; pass --clip VIDEO")
     if args.json is not None:  # checked now, not after minutes of measuring
-        from waste_vision.outputs import check_outputs
+        from waste_vision.commands.outputs import check_outputs
 
         json_path = Path(args.json).expanduser()
         check_outputs({"--json": json_path},

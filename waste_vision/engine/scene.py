@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from waste_vision.frames import Box, boxes_overlap
+from waste_vision.engine.frames import Box, boxes_overlap
 
 
 GAIN_EVERY = 3  # frames between measurements of the light's gain

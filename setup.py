@@ -61,8 +61,12 @@ def asset_files(assets: Path) -> list[Path]:
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and not any(
-                part.startswith(".") for part in p.relative_to(assets).parts))
+            files += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(assets).parts)
+            )
         else:
             raise SystemExit(f"setup.py: {path} is missing; the wheel needs it")
     return files
@@ -93,8 +97,9 @@ class BuildPyWithData(build_py):
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, out)
         manifest, _ = runtime_manifest(ROOT / "models")
-        (target / "models" / "cascade.json").write_text(json.dumps(manifest, indent=2) + "\n",
-                                                        encoding="utf-8")
+        (target / "models" / "cascade.json").write_text(
+            json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
+        )
 
     def get_outputs(self, include_bytecode=True):
         outputs = super().get_outputs(include_bytecode)

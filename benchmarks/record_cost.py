@@ -20,17 +20,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import cv2  # noqa: E402
+import cv2
 
-from waste_vision.commands import annotate as annotate_module  # noqa: E402
-from waste_vision import recorder  # noqa: E402
-from waste_vision.commands.annotate import annotate_video  # noqa: E402
-from waste_vision.engine.annotators import Overlay  # noqa: E402
-from waste_vision.cascade import Cascade  # noqa: E402
-from waste_vision.engine.pipeline import FrameClassifier, Pipeline  # noqa: E402
-from waste_vision.resources import default_assets_dir, default_models_dir  # noqa: E402
-from waste_vision.engine.sinks import RecordingSink  # noqa: E402
-from waste_vision.engine.sources import Buffering, FileSource  # noqa: E402
+from waste_vision import recorder
+from waste_vision.cascade import Cascade
+from waste_vision.commands import annotate as annotate_module
+from waste_vision.commands.annotate import annotate_video
+from waste_vision.engine.annotators import Overlay
+from waste_vision.engine.pipeline import FrameClassifier, Pipeline
+from waste_vision.engine.sinks import RecordingSink
+from waste_vision.engine.sources import Buffering, FileSource
+from waste_vision.resources import default_assets_dir, default_models_dir
 
 
 class Mp4vSink:
@@ -83,8 +83,7 @@ def live_fps(clip: Path, seconds: float, record: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp, source:
         sink = None
         if record:
-            sink = RecordingSink(Path(tmp) / "live.mp4", source.fps, source.size,
-                                 real_time=True)
+            sink = RecordingSink(Path(tmp) / "live.mp4", source.fps, source.size, real_time=True)
             pipeline.sinks.append(sink)
         pipeline.start(lambda r: latencies.append((time.monotonic() - r.frame.timestamp) * 1e3))
         time.sleep(2.0)  # warm-up
@@ -93,12 +92,14 @@ def live_fps(clip: Path, seconds: float, record: bool) -> dict:
         done = len(latencies) - before
         elapsed = time.monotonic() - start
         pipeline.stop()
-        out = {"classified_fps": round(done / elapsed, 2), "dropped": source.dropped,
-               "latency_p95_ms": round(statistics.quantiles(latencies[10:], n=20)[-1], 1)}
+        out = {
+            "classified_fps": round(done / elapsed, 2),
+            "dropped": source.dropped,
+            "latency_p95_ms": round(statistics.quantiles(latencies[10:], n=20)[-1], 1),
+        }
         if sink is not None:
             sink.close()
-            out.update(written=sink.frames_written, skipped=sink.frames_skipped,
-                       error=sink.error)
+            out.update(written=sink.frames_written, skipped=sink.frames_skipped, error=sink.error)
     return out
 
 
@@ -106,8 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clip", type=Path, default=default_assets_dir() / "demo.mp4")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--variants", default="mp4v,ultrafast/1,superfast/1,superfast/2,"
-                                               "veryfast/1")
+    parser.add_argument("--variants", default="mp4v,ultrafast/1,superfast/1,superfast/2,veryfast/1")
     parser.add_argument("--live-seconds", type=float, default=10.0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -122,8 +122,9 @@ def main() -> None:
     result = {"annotate_fps": {v: round(statistics.median(f), 1) for v, f in fps.items()}}
     if "mp4v" in fps:
         base = statistics.median(fps["mp4v"])
-        result["annotate_vs_mp4v"] = {v: round(statistics.median(f) / base, 3)
-                                      for v, f in fps.items()}
+        result["annotate_vs_mp4v"] = {
+            v: round(statistics.median(f) / base, 3) for v, f in fps.items()
+        }
     if args.live_seconds > 0:
         result["live_without_recording"] = live_fps(args.clip, args.live_seconds, False)
         result["live_with_recording"] = live_fps(args.clip, args.live_seconds, True)

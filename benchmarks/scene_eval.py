@@ -39,8 +39,8 @@ from waste_vision.cascade import Cascade  # noqa: E402
 from waste_vision.engine.frames import EMPTY  # noqa: E402
 from waste_vision.engine.items import iou  # noqa: E402
 from waste_vision.engine.pipeline import FrameClassifier  # noqa: E402
-from waste_vision.resources import default_models_dir  # noqa: E402
 from waste_vision.engine.sources import Buffering, FileSource  # noqa: E402
+from waste_vision.resources import default_models_dir  # noqa: E402
 
 SAMPLES = ROOT / "assets" / "samples"
 # (label, sample photo, enters from, t_in, t_out, centre x, centre y) on a 640x360 table;
@@ -55,8 +55,9 @@ COUNTING_SCHEDULE = [
 ]
 
 
-def make_counting_clip(out_dir: Path, fps: int = 15, seconds: float = 37.0,
-                       size: tuple[int, int] = (640, 360)) -> tuple[Path, Path]:
+def make_counting_clip(
+    out_dir: Path, fps: int = 15, seconds: float = 37.0, size: tuple[int, int] = (640, 360)
+) -> tuple[Path, Path]:
     """Write ``counting.mp4`` and ``counting_truth.jsonl`` (the demo clip's format) in
     ``out_dir``: real photos with a soft shadow sliding over a real frame of bare table (the
     demo clip's first frame), light drift and camera noise. Returns (clip, truth)."""
@@ -66,24 +67,32 @@ def make_counting_clip(out_dir: Path, fps: int = 15, seconds: float = 37.0,
     cap.release()
     if not ok:
         raise RuntimeError("assets/demo.mp4: no first frame")
-    top = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size,
-                     interpolation=cv2.INTER_AREA).astype(np.float32)
+    top = cv2.resize(
+        cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size, interpolation=cv2.INTER_AREA
+    ).astype(np.float32)
     rng = np.random.default_rng(22)
     items = []
     for label, name, entry, t_in, t_out, cx, cy in COUNTING_SCHEDULE:
         rgb = cv2.cvtColor(cv2.imread(str(SAMPLES / name)), cv2.COLOR_BGR2RGB)
         side = int(rng.integers(120, 151))
         scale = side / max(rgb.shape[:2])
-        img = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)),
-                         interpolation=cv2.INTER_AREA).astype(np.float32)
+        img = cv2.resize(
+            rgb,
+            (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)),
+            interpolation=cv2.INTER_AREA,
+        ).astype(np.float32)
         items.append((label, entry, t_in, t_out, cx, cy, img))
     slide = 0.8
 
     def position(entry, t, t_in, t_out, cx, cy, iw, ih):
         if (t_in is not None and t < t_in) or t > t_out + slide:
             return None
-        off = {"left": (-iw, cy - ih // 2), "right": (w, cy - ih // 2),
-               "top": (cx - iw // 2, -ih), "bottom": (cx - iw // 2, h)}[entry]
+        off = {
+            "left": (-iw, cy - ih // 2),
+            "right": (w, cy - ih // 2),
+            "top": (cx - iw // 2, -ih),
+            "bottom": (cx - iw // 2, h),
+        }[entry]
         rest = (cx - iw // 2, cy - ih // 2)
         if t_in is not None and t < t_in + slide:
             a, start, end = (t - t_in) / slide, off, rest
@@ -92,8 +101,10 @@ def make_counting_clip(out_dir: Path, fps: int = 15, seconds: float = 37.0,
         else:
             return rest
         a = a * a * (3 - 2 * a)  # ease in and out
-        return (round(start[0] + (end[0] - start[0]) * a),
-                round(start[1] + (end[1] - start[1]) * a))
+        return (
+            round(start[0] + (end[0] - start[0]) * a),
+            round(start[1] + (end[1] - start[1]) * a),
+        )
 
     clip, truth_path = out_dir / "counting.mp4", out_dir / "counting_truth.jsonl"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
@@ -109,14 +120,19 @@ def make_counting_clip(out_dir: Path, fps: int = 15, seconds: float = 37.0,
             x, y = pos
             ih, iw = img.shape[:2]
             shadow = np.zeros((h, w), np.float32)  # a soft drop shadow, down and right
-            sx0, sy0, sx1, sy1 = max(0, x + 5), max(0, y + 6), min(w, x + iw + 5), min(h, y + ih + 6)
+            sx0, sy0, sx1, sy1 = (
+                max(0, x + 5),
+                max(0, y + 6),
+                min(w, x + iw + 5),
+                min(h, y + ih + 6),
+            )
             if sx0 < sx1 and sy0 < sy1:
                 shadow[sy0:sy1, sx0:sx1] = 0.35
                 frame *= (1 - cv2.GaussianBlur(shadow, (0, 0), 5))[..., None]
             x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + iw), min(h, y + ih)
             if x0 >= x1 or y0 >= y1:
                 continue
-            frame[y0:y1, x0:x1] = img[y0 - y:y1 - y, x0 - x:x1 - x]
+            frame[y0:y1, x0:x1] = img[y0 - y : y1 - y, x0 - x : x1 - x]
             truth.append({"id": k + 1, "label": label, "box": [x0, y0, x1 - x0, y1 - y0]})
         gain = 1 + 0.08 * np.sin(2 * np.pi * t / seconds)
         frame = np.clip(frame * gain + rng.normal(0, 3, frame.shape), 0, 255).astype(np.uint8)
@@ -134,7 +150,7 @@ def read_truth(path: Path) -> list[dict]:
 def score(results: list[dict], truth: list[dict], tally: dict) -> dict:
     """``results``: per frame ``{"verdict", "regions": [{"box", "label"}]}`` in frame order."""
     empty_right = empty_n = busy_right = busy_n = found = item_frames = label_right = 0
-    for res, tr in zip(results, truth):
+    for res, tr in zip(results, truth, strict=False):
         if not tr["items"]:
             empty_n += 1
             empty_right += res["verdict"] == EMPTY
@@ -143,8 +159,9 @@ def score(results: list[dict], truth: list[dict], tally: dict) -> dict:
         busy_right += res["verdict"] != EMPTY
         for item in tr["items"]:
             item_frames += 1
-            best = max(res["regions"], key=lambda r: iou(tuple(r["box"]), tuple(item["box"])),
-                       default=None)
+            best = max(
+                res["regions"], key=lambda r: iou(tuple(r["box"]), tuple(item["box"])), default=None
+            )
             if best is not None and iou(tuple(best["box"]), tuple(item["box"])) >= 0.5:
                 found += 1
                 label_right += best["label"] == item["label"]
@@ -163,8 +180,9 @@ def score(results: list[dict], truth: list[dict], tally: dict) -> dict:
     }
 
 
-def run(clip: Path, truth_path: Path, models: Path | None = None, int8: bool = False,
-        reuse: bool = True) -> dict:
+def run(
+    clip: Path, truth_path: Path, models: Path | None = None, int8: bool = False, reuse: bool = True
+) -> dict:
     cascade = Cascade(models or default_models_dir(), backend="litert", int8=int8)
     classifier = FrameClassifier(cascade, mode="items", reuse=reuse)
     results = []
@@ -177,8 +195,12 @@ def run(clip: Path, truth_path: Path, models: Path | None = None, int8: bool = F
                     break
                 continue
             r = classifier(frame)
-            results.append({"verdict": r.verdict, "regions": [
-                {"box": list(x.box), "label": x.result.label} for x in r.regions]})
+            results.append(
+                {
+                    "verdict": r.verdict,
+                    "regions": [{"box": list(x.box), "label": x.result.label} for x in r.regions],
+                }
+            )
     seconds = time.perf_counter() - start
     report = score(results, read_truth(truth_path), classifier.tracker.tally)
     report["pipeline_fps_without_drawing_or_encoding"] = round(len(results) / seconds, 1)
@@ -195,10 +217,16 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=None)
     parser.add_argument("--int8", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--classify-every-frame", action="store_true",
-                        help="classify every crop of every frame (no result reused)")
-    parser.add_argument("--counting", action="store_true",
-                        help="score the counting clip (first item learnt into the scene)")
+    parser.add_argument(
+        "--classify-every-frame",
+        action="store_true",
+        help="classify every crop of every frame (no result reused)",
+    )
+    parser.add_argument(
+        "--counting",
+        action="store_true",
+        help="score the counting clip (first item learnt into the scene)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.counting:

@@ -23,13 +23,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from waste_vision.engine.annotators import Overlay  # noqa: E402
-from waste_vision.commands.bench import rss_mb  # noqa: E402
-from waste_vision.cascade import Cascade  # noqa: E402
-from waste_vision.engine.pipeline import FrameClassifier, Pipeline  # noqa: E402
-from waste_vision.resources import default_assets_dir, default_models_dir  # noqa: E402
-from waste_vision.engine.sinks import RecordingSink  # noqa: E402
-from waste_vision.engine.sources import Buffering, FileSource  # noqa: E402
+from waste_vision.cascade import Cascade
+from waste_vision.commands.bench import rss_mb
+from waste_vision.engine.annotators import Overlay
+from waste_vision.engine.pipeline import FrameClassifier, Pipeline
+from waste_vision.engine.sinks import RecordingSink
+from waste_vision.engine.sources import Buffering, FileSource
+from waste_vision.resources import default_assets_dir, default_models_dir
 
 
 class _CyclingCascade:
@@ -40,8 +40,10 @@ class _CyclingCascade:
     def __init__(self):
         from waste_vision.cascade import CascadeResult, StageResult
 
-        self._results = [CascadeResult(label, 0.9, StageResult(label, 0.9, ()), None)
-                         for label in ("glass", "paper", "metal", "organic", "uncertain")]
+        self._results = [
+            CascadeResult(label, 0.9, StageResult(label, 0.9, ()), None)
+            for label in ("glass", "paper", "metal", "organic", "uncertain")
+        ]
         self._n = 0
 
     def classify_many(self, crops, all_stages=False):
@@ -75,7 +77,7 @@ def simulate(hours: float) -> list[dict]:
     while marks:
         x = 10 + 30 * (n % 4)
         item = table.copy()
-        item[25:60, x:x + 25] = (40 * (n % 5), 200, 255 - 40 * (n % 5))
+        item[25:60, x : x + 25] = (40 * (n % 5), 200, 255 - 40 * (n % 5))
         for image in [item] * (item_s * fps) + [table] * (gap_s * fps):
             frame_image = np.clip(image + noise[index % 8], 0, 255).astype(np.uint8)
             result, _ = pipeline.step(Frame(index, t, frame_image, fps, t))
@@ -85,13 +87,18 @@ def simulate(hours: float) -> list[dict]:
         if t >= marks[0] * 3600:
             marks.pop(0)
             tracker = classifier.tracker
-            row = {"simulated_h": round(t / 3600, 2), "items": n, "frames": index,
-                   "rss_mb": round(rss_mb(), 1),
-                   "counted": sum(tracker.tally.values()),
-                   "tracker_finished": len(tracker.finished),
-                   "tracker_present": len(tracker.present),
-                   "reuse_entries": len(classifier.reuse._entries),
-                   "tally_labels": len(tally.counts), "wall_s": round(time.monotonic() - start)}
+            row = {
+                "simulated_h": round(t / 3600, 2),
+                "items": n,
+                "frames": index,
+                "rss_mb": round(rss_mb(), 1),
+                "counted": sum(tracker.tally.values()),
+                "tracker_finished": len(tracker.finished),
+                "tracker_present": len(tracker.present),
+                "reuse_entries": len(classifier.reuse._entries),
+                "tally_labels": len(tally.counts),
+                "wall_s": round(time.monotonic() - start),
+            }
             rows.append(row)
             print(row, flush=True)
     return rows
@@ -99,8 +106,12 @@ def simulate(hours: float) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--simulate-hours", type=float, default=None,
-                        help="fast-clock soak of the counting bookkeeping (see above)")
+    parser.add_argument(
+        "--simulate-hours",
+        type=float,
+        default=None,
+        help="fast-clock soak of the counting bookkeeping (see above)",
+    )
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--every", type=float, default=10)
     parser.add_argument("--segment-minutes", type=float, default=5)
@@ -108,9 +119,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.simulate_hours is not None:
         rows = simulate(args.simulate_hours)
-        print(f"RSS at {rows[0]['simulated_h']} h {rows[0]['rss_mb']} MB, at "
-              f"{rows[-1]['simulated_h']} h {rows[-1]['rss_mb']} MB; {rows[-1]['counted']} items "
-              f"counted, tracker holds {rows[-1]['tracker_finished']}")
+        print(
+            f"RSS at {rows[0]['simulated_h']} h {rows[0]['rss_mb']} MB, at "
+            f"{rows[-1]['simulated_h']} h {rows[-1]['rss_mb']} MB; {rows[-1]['counted']} items "
+            f"counted, tracker holds {rows[-1]['tracker_finished']}"
+        )
         return
     args.out.mkdir(parents=True, exist_ok=True)
     clip = default_assets_dir() / "demo.mp4"
@@ -143,12 +156,17 @@ def main() -> None:
             now = time.monotonic()
             fps = (done[0] - last_done) / (now - last_t)
             last_done, last_t = done[0], now
-            row = {"t_s": round(now - start, 1), "rss_mb": round(rss_mb(), 1),
-                   "record_queue": sink._queue.qsize(),
-                   "source_buffer": len(source._buffer._items),
-                   "classified_fps": round(fps, 2), "dropped": source.dropped,
-                   "recordings": n + 1, "last_close_s": round(closes[-1], 2) if closes else "",
-                   "error": pipeline.error or sink.error}
+            row = {
+                "t_s": round(now - start, 1),
+                "rss_mb": round(rss_mb(), 1),
+                "record_queue": sink._queue.qsize(),
+                "source_buffer": len(source._buffer._items),
+                "classified_fps": round(fps, 2),
+                "dropped": source.dropped,
+                "recordings": n + 1,
+                "last_close_s": round(closes[-1], 2) if closes else "",
+                "error": pipeline.error or sink.error,
+            }
             rows.append(row)
             print(row, flush=True)
             if now - last_rotate > args.segment_minutes * 60:
@@ -165,12 +183,14 @@ def main() -> None:
         writer.writerows(rows)
     warm = rows[min(2, len(rows) - 1)]["rss_mb"]
     growth = (rows[-1]["rss_mb"] - warm) / warm * 100
-    print(f"RSS after warm-up {warm:.0f} MB, at the end {rows[-1]['rss_mb']:.0f} MB "
-          f"({growth:+.1f}%), max {max(r['rss_mb'] for r in rows):.0f} MB; "
-          f"FPS min {min(r['classified_fps'] for r in rows):.1f}, max record queue "
-          f"{max(r['record_queue'] for r in rows)}, max source buffer "
-          f"{max(r['source_buffer'] for r in rows)}; {len(closes)} recordings closed in "
-          f"{min(closes, default=0):.2f}-{max(closes, default=0):.2f} s")
+    print(
+        f"RSS after warm-up {warm:.0f} MB, at the end {rows[-1]['rss_mb']:.0f} MB "
+        f"({growth:+.1f}%), max {max(r['rss_mb'] for r in rows):.0f} MB; "
+        f"FPS min {min(r['classified_fps'] for r in rows):.1f}, max record queue "
+        f"{max(r['record_queue'] for r in rows)}, max source buffer "
+        f"{max(r['source_buffer'] for r in rows)}; {len(closes)} recordings closed in "
+        f"{min(closes, default=0):.2f}-{max(closes, default=0):.2f} s"
+    )
     import matplotlib
 
     matplotlib.use("Agg")

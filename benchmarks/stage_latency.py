@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from waste_vision.commands.bench import _time_calls  # noqa: E402
-from waste_vision.cascade import _LiteRTModel  # noqa: E402
-from waste_vision.manifest import load_manifest  # noqa: E402
+from waste_vision.cascade import _LiteRTModel
+from waste_vision.commands.bench import _time_calls
+from waste_vision.manifest import load_manifest
 
 
 def time_model(path: Path, threads: int, runs: int) -> tuple[float, float]:
@@ -40,8 +40,10 @@ def main() -> None:
     separate = results["organic-recyclable"][0] + results["material"][0]
     print(f"recyclable frame, separate stages: {separate:.2f} ms (p50 sum)")
     if "fused" in results:
-        print(f"recyclable frame, fused:           {results['fused'][0]:.2f} ms "
-              f"({separate / results['fused'][0]:.2f}x faster)")
+        print(
+            f"recyclable frame, fused:           {results['fused'][0]:.2f} ms "
+            f"({separate / results['fused'][0]:.2f}x faster)"
+        )
         print(f"organic frame, stage 1 alone:      {results['organic-recyclable'][0]:.2f} ms")
 
 

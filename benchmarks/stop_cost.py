@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from waste_vision.engine.recorder import Recorder  # noqa: E402
+from waste_vision.engine.recorder import Recorder
 
 
 def frames(size: tuple[int, int], count: int = 50) -> list[np.ndarray]:
@@ -32,7 +32,7 @@ def frames(size: tuple[int, int], count: int = 50) -> list[np.ndarray]:
     w, h = size
     rng = np.random.default_rng(0)
     base = cv2.GaussianBlur(rng.integers(0, 255, (h, w + count, 3), np.uint8), (7, 7), 2)
-    return [np.ascontiguousarray(base[:, k:k + w]) for k in range(count)]
+    return [np.ascontiguousarray(base[:, k : k + w]) for k in range(count)]
 
 
 def old_finish(path: Path) -> None:
@@ -41,8 +41,10 @@ def old_finish(path: Path) -> None:
     import av
 
     tmp = path.with_name(f".{path.stem}.finishing{path.suffix}")
-    with av.open(str(path)) as src, av.open(str(tmp), "w", format="mp4",
-                                            options={"movflags": "+faststart"}) as dst:
+    with (
+        av.open(str(path)) as src,
+        av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as dst,
+    ):
         stream = src.streams.video[0]
         out = dst.add_stream_from_template(stream)
         for packet in src.demux(stream):
@@ -69,8 +71,12 @@ def seek_near_end(path: Path) -> dict:
         container.seek(round(target / stream.time_base), stream=stream, backward=True)
         got = next(container.decode(stream))
         landed = float(got.pts * got.time_base)
-    return {"length_s": length, "seek_to_s": round(target, 2), "landed_s": round(landed, 2),
-            "open_and_seek_s": round(time.perf_counter() - start, 3)}
+    return {
+        "length_s": length,
+        "seek_to_s": round(target, 2),
+        "landed_s": round(landed, 2),
+        "open_and_seek_s": round(time.perf_counter() - start, 3),
+    }
 
 
 def one(folder: Path, minutes: float, fps: float, size: tuple[int, int]) -> dict:
@@ -99,9 +105,16 @@ def one(folder: Path, minutes: float, fps: float, size: tuple[int, int]) -> dict
     start = time.perf_counter()
     old_finish(path)
     old_s = time.perf_counter() - start
-    result = {"minutes": minutes, "frames": count, "bytes": size_bytes,
-              "record_s": round(recorded, 1), "writeback_s": round(writeback, 2), "close_s": round(close_s, 4),
-              "old_finish_s": round(old_s, 3), **seek}
+    result = {
+        "minutes": minutes,
+        "frames": count,
+        "bytes": size_bytes,
+        "record_s": round(recorded, 1),
+        "writeback_s": round(writeback, 2),
+        "close_s": round(close_s, 4),
+        "old_finish_s": round(old_s, 3),
+        **seek,
+    }
     print(json.dumps(result), file=sys.stderr, flush=True)
     path.unlink()
     path.with_suffix(".jsonl").unlink()
@@ -113,8 +126,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, nargs="+", default=[1.0, 120.0])
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--size", default="320x240")
-    parser.add_argument("--folder", type=Path, default=None,
-                        help="where to record (default: a temporary folder)")
+    parser.add_argument(
+        "--folder", type=Path, default=None, help="where to record (default: a temporary folder)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
@@ -125,7 +139,8 @@ def main() -> None:
         short, long = runs[0], runs[-1]
         result["close_ratio_long_to_short"] = round(long["close_s"] / short["close_s"], 2)
         result["old_finish_ratio_long_to_short"] = round(
-            long["old_finish_s"] / short["old_finish_s"], 2)
+            long["old_finish_s"] / short["old_finish_s"], 2
+        )
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

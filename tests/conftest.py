@@ -12,7 +12,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # every command writes a log file (waste_vision/logs.py): the tests keep theirs out of ~
-os.environ.setdefault("WASTE_VISION_LOG_DIR", str(Path(tempfile.gettempdir()) / "waste-vision-test-logs"))
+os.environ.setdefault(
+    "WASTE_VISION_LOG_DIR", str(Path(tempfile.gettempdir()) / "waste-vision-test-logs")
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

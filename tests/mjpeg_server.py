@@ -44,8 +44,13 @@ def free_port() -> int:
 class MJPEGServer:
     """``start()`` / ``stop()`` as often as needed; ``url`` stays the same."""
 
-    def __init__(self, frames: list[bytes], fps: float = 30.0, port: int | None = None,
-                 path: str = "/stream.mjpg"):
+    def __init__(
+        self,
+        frames: list[bytes],
+        fps: float = 30.0,
+        port: int | None = None,
+        path: str = "/stream.mjpg",
+    ):
         self.frames, self.fps, self.path = frames, fps, path
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}{path}"
@@ -68,8 +73,7 @@ class MJPEGServer:
                     self.send_error(404)
                     return
                 self.send_response(200)
-                self.send_header("Content-Type",
-                                 f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
                 self.send_header("Cache-Control", "no-cache")
                 self.end_headers()
                 owner.connected.set()
@@ -80,7 +84,10 @@ class MJPEGServer:
                         data = owner.frames[k % len(owner.frames)]
                         self.wfile.write(
                             f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                            f"Content-Length: {len(data)}\r\n\r\n".encode() + data + b"\r\n")
+                            f"Content-Length: {len(data)}\r\n\r\n".encode()
+                            + data
+                            + b"\r\n"
+                        )
                         self.wfile.flush()
                         k += 1
                         with owner._cond:
@@ -96,9 +103,12 @@ class MJPEGServer:
         ThreadingHTTPServer.allow_reuse_address = True
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True,
-                                        name="mjpeg server")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name="mjpeg server",
+        )
         self._thread.start()
         return self
 

@@ -23,8 +23,12 @@ DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 fram
 
 def _props(path):
     cap = cv2.VideoCapture(str(path))
-    props = (int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), cap.get(cv2.CAP_PROP_FPS),
-             int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    props = (
+        int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
+        cap.get(cv2.CAP_PROP_FPS),
+        int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+    )
     cap.release()
     return props
 
@@ -51,8 +55,10 @@ def test_demo_clip_is_720p(tmp_path):
 
 def test_output_matches_input_and_log_has_every_frame(short_clip, tmp_path, capsys):
     out, log = tmp_path / "out.mp4", tmp_path / "out.jsonl"
-    assert main(["annotate", str(short_clip), "-o", str(out), "--jsonl", str(log),
-                 "--find", "frame"]) == 0
+    assert (
+        main(["annotate", str(short_clip), "-o", str(out), "--jsonl", str(log), "--find", "frame"])
+        == 0
+    )
     assert _props(out) == (45, 25.0, 642, 362)
     lines = read_jsonl(log)
     assert [line["index"] for line in lines] == list(range(45))
@@ -70,8 +76,23 @@ def test_items_mode_verdicts_regions_and_summary_on_the_scene_clip(tmp_path, cap
     the summary counts each of the clip's seven items once (file and stdout alike)."""
     clip = ROOT / "assets" / "demo.mp4"
     out, log, summary = tmp_path / "s.mp4", tmp_path / "s.jsonl", tmp_path / "sum.json"
-    assert main(["annotate", str(clip), "-o", str(out), "--jsonl", str(log),
-                 "--summary", str(summary), "--max-frames", "330"]) == 0
+    assert (
+        main(
+            [
+                "annotate",
+                str(clip),
+                "-o",
+                str(out),
+                "--jsonl",
+                str(log),
+                "--summary",
+                str(summary),
+                "--max-frames",
+                "330",
+            ]
+        )
+        == 0
+    )
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     written = json.loads(summary.read_text())
     assert printed == written and set(written) == {"tally", "items", "items_total"}
@@ -79,15 +100,17 @@ def test_items_mode_verdicts_regions_and_summary_on_the_scene_clip(tmp_path, cap
     assert written["items_total"] == len(written["items"])
     lines = read_jsonl(log)
     assert len(lines) == 330
-    truth = [json.loads(t) for t in (ROOT / "assets" / "demo_truth.jsonl")
-             .read_text().splitlines()[:330]]
-    empty = [line for line, t in zip(lines, truth) if not t["items"]]
+    truth = [
+        json.loads(t) for t in (ROOT / "assets" / "demo_truth.jsonl").read_text().splitlines()[:330]
+    ]
+    empty = [line for line, t in zip(lines, truth, strict=False) if not t["items"]]
     assert sum(line["verdict"] == "empty" for line in empty) >= 0.97 * len(empty)
     assert all(line["regions"] == [] for line in lines if line["verdict"] == "empty")
-    busy = [line for line, t in zip(lines, truth) if t["items"]]
+    busy = [line for line, t in zip(lines, truth, strict=False) if t["items"]]
     assert sum(line["verdict"] != "empty" for line in busy) >= 0.9 * len(busy)
-    assert all(r["kind"] == "item" and r["item"] is not None
-               for line in busy for r in line["regions"])
+    assert all(
+        r["kind"] == "item" and r["item"] is not None for line in busy for r in line["regions"]
+    )
     # the first 11 s hold two items (organic, glass): each counted once
     assert sum(written["tally"].values()) == 2 and len(written["items"]) == 2
     assert sum(len(line["counted"]) for line in lines) == 2
@@ -109,9 +132,25 @@ def test_regions_are_classified_where_something_lies_and_logged(tmp_path):
     its box clamped to the frame."""
     log = tmp_path / "roi.jsonl"
     scene = ROOT / "assets" / "demo.mp4"  # a table: bare for 2 s, then an item in the middle
-    assert main(["annotate", str(scene), "-o", str(tmp_path / "roi.mp4"), "--jsonl", str(log),
-                 "--max-frames", "150", "--roi", "440,160,1000,1000",
-                 "--roi", "0,0,200,150"]) == 0
+    assert (
+        main(
+            [
+                "annotate",
+                str(scene),
+                "-o",
+                str(tmp_path / "roi.mp4"),
+                "--jsonl",
+                str(log),
+                "--max-frames",
+                "150",
+                "--roi",
+                "440,160,1000,1000",
+                "--roi",
+                "0,0,200,150",
+            ]
+        )
+        == 0
+    )
     lines = read_jsonl(log)
     assert len(lines) == 150
     assert all(line["regions"] == [] for line in lines[:60])  # bare table: empty zones
@@ -138,8 +177,16 @@ def test_missing_input_and_models_exit_2(tmp_path, capsys):
     assert main(["annotate", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "o.mp4")]) == 2
     err = capsys.readouterr().err
     assert "nope.mp4" in err and len(err.strip().splitlines()) == 1
-    code = main(["annotate", str(DEMO), "-o", str(tmp_path / "o.mp4"), "--models",
-                 str(tmp_path / "no-models")])
+    code = main(
+        [
+            "annotate",
+            str(DEMO),
+            "-o",
+            str(tmp_path / "o.mp4"),
+            "--models",
+            str(tmp_path / "no-models"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "no-models" in err and len(err.strip().splitlines()) == 1
 
@@ -167,13 +214,17 @@ def no_classification(monkeypatch):
     monkeypatch.setattr(annotate_module, "build_frame_stage", refuse)
 
 
-@pytest.mark.parametrize("make, words", [
-    (lambda t: t / "missing" / "o.mp4", "does not exist"),
-    (lambda t: t, "it is a folder"),
-    (lambda t: (t / "f").write_text("") * 0 or t / "f" / "o.mp4", "is a file, not a folder"),
-])
-def test_unusable_output_is_refused_before_any_work(tmp_path, capsys, no_classification,
-                                                    make, words):
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda t: t / "missing" / "o.mp4", "does not exist"),
+        (lambda t: t, "it is a folder"),
+        (lambda t: (t / "f").write_text("") * 0 or t / "f" / "o.mp4", "is a file, not a folder"),
+    ],
+)
+def test_unusable_output_is_refused_before_any_work(
+    tmp_path, capsys, no_classification, make, words
+):
     out = make(tmp_path)
     start = time.monotonic()
     code = main(["annotate", str(DEMO), "-o", str(out)])
@@ -183,8 +234,9 @@ def test_unusable_output_is_refused_before_any_work(tmp_path, capsys, no_classif
     assert "disk full" not in err and "Traceback" not in err
 
 
-def test_region_outside_the_frame_is_refused_naming_the_frame_size(tmp_path, capsys,
-                                                                  no_classification):
+def test_region_outside_the_frame_is_refused_naming_the_frame_size(
+    tmp_path, capsys, no_classification
+):
     out = tmp_path / "o.mp4"
     code = main(["annotate", str(DEMO), "-o", str(out), "--roi", "5000,5000,10,10"])
     err = capsys.readouterr().err
@@ -193,11 +245,13 @@ def test_region_outside_the_frame_is_refused_naming_the_frame_size(tmp_path, cap
 
 
 def test_max_frames_and_duration_cut_a_file_short(short_clip, tmp_path):
-    assert main(["annotate", str(short_clip), "-o", str(tmp_path / "a.mp4"),
-                 "--max-frames", "7"]) == 0
+    assert (
+        main(["annotate", str(short_clip), "-o", str(tmp_path / "a.mp4"), "--max-frames", "7"]) == 0
+    )
     assert _props(tmp_path / "a.mp4")[0] == 7
-    assert main(["annotate", str(short_clip), "-o", str(tmp_path / "b.mp4"),
-                 "--duration", "1.0"]) == 0
+    assert (
+        main(["annotate", str(short_clip), "-o", str(tmp_path / "b.mp4"), "--duration", "1.0"]) == 0
+    )
     assert _props(tmp_path / "b.mp4")[:2] == (25, 25.0)
 
 
@@ -212,16 +266,16 @@ def test_output_is_h264_that_browsers_play(short_clip, tmp_path):
     assert probe_frames(out) == (45, 45)
 
 
-def test_recording_failure_mid_way_stops_recording_not_classification(tmp_path, capsys,
-                                                                      monkeypatch):
+def test_recording_failure_mid_way_stops_recording_not_classification(
+    tmp_path, capsys, monkeypatch
+):
     """The disk fills after about a second of video: every frame is still classified, the
     video keeps its playable whole seconds, and the exit code and message say what
     happened (disk full, the file's name)."""
     from tests.test_recorder import failing_open
     from waste_vision.engine import recorder as recorder_module
 
-    monkeypatch.setattr(recorder_module, "open", failing_open(errno.ENOSPC, 450_000),
-                        raising=False)
+    monkeypatch.setattr(recorder_module, "open", failing_open(errno.ENOSPC, 450_000), raising=False)
     out, log = tmp_path / "v.mp4", tmp_path / "v.jsonl"
     code = main(["annotate", str(DEMO), "-o", str(out), "--jsonl", str(log)])
     err = capsys.readouterr().err
@@ -251,23 +305,50 @@ def _disk_full_run(tmp_path):
     out, disk = tmp_path / "out", tmp_path / "disk"
     out.mkdir()
     disk.mkdir()
-    env = {**os.environ, "DISK": str(disk), "OUT": str(out), "PY": sys.executable,
-           "CLIP": str(DEMO), "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DISK": str(disk),
+        "OUT": str(out),
+        "PY": sys.executable,
+        "CLIP": str(DEMO),
+        "PYTHONPATH": str(ROOT),
+    }
     unshare = shutil.which("unshare")
     for flags in (["-m"], ["-rm"]):
-        if unshare and subprocess.run([unshare, *flags, "mount", "-t", "tmpfs", "tmpfs",
-                                       str(disk)], capture_output=True).returncode == 0:
-            subprocess.run([unshare, *flags, "sh", "-c", DISK_FULL_SCRIPT], env=env,
-                           timeout=300, check=True)
+        if (
+            unshare
+            and subprocess.run(
+                [unshare, *flags, "mount", "-t", "tmpfs", "tmpfs", str(disk)], capture_output=True
+            ).returncode
+            == 0
+        ):
+            subprocess.run(
+                [unshare, *flags, "sh", "-c", DISK_FULL_SCRIPT], env=env, timeout=300, check=True
+            )
             return out, "disk full"
     import resource
 
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (1_500_000, 1_500_000))
 
-    r = subprocess.run([sys.executable, "-m", "waste_vision.commands.cli", "annotate", str(DEMO), "-o",
-                        str(out / "out.mp4"), "--jsonl", str(out / "out.jsonl")], env=env,
-                       preexec_fn=limit, timeout=300, capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "waste_vision.commands.cli",
+            "annotate",
+            str(DEMO),
+            "-o",
+            str(out / "out.mp4"),
+            "--jsonl",
+            str(out / "out.jsonl"),
+        ],
+        env=env,
+        preexec_fn=limit,
+        timeout=300,
+        capture_output=True,
+        text=True,
+    )
     (out / "annotate.err").write_text(r.stderr)
     (out / "annotate.rc").write_text(str(r.returncode))
     return out, "file too large"

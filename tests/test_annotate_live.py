@@ -37,8 +37,13 @@ def server(clip_frames):
 
 def annotate(*args) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "waste_vision.commands.cli", "annotate", *map(str, args)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "waste_vision.commands.cli", "annotate", *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def lines_in(path) -> int:
@@ -139,8 +144,9 @@ def test_a_url_that_does_not_answer_is_refused(tmp_path, capsys, no_classificati
     assert "does not open" in err
 
 
-def test_bad_output_and_region_for_a_stream_are_refused(server, tmp_path, capsys,
-                                                        no_classification):
+def test_bad_output_and_region_for_a_stream_are_refused(
+    server, tmp_path, capsys, no_classification
+):
     err = refused(capsys, server.url, "-o", tmp_path)
     assert "it is a folder" in err
     err = refused(capsys, server.url, "-o", tmp_path / "o.mp4", "--roi", "5000,5000,10,10")

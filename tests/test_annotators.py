@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from waste_vision.engine.annotators import (CLASS_COLOURS, BoxAnnotator, LabelAnnotator, Overlay,
-                                     StatsAnnotator, scale_for)
 from waste_vision.cascade import UNCERTAIN, CascadeResult, StageResult
+from waste_vision.engine.annotators import (
+    CLASS_COLOURS,
+    BoxAnnotator,
+    LabelAnnotator,
+    Overlay,
+    StatsAnnotator,
+    scale_for,
+)
 from waste_vision.engine.frames import Frame, FrameResult, RegionResult
 
 GREY = 90
@@ -20,14 +26,19 @@ def glass(box, label="glass", score=0.93) -> RegionResult:
 
 
 def result(shape, regions) -> FrameResult:
-    return FrameResult(Frame(0, 0.0, np.full(shape, GREY, np.uint8)), regions,
-                       latency_ms=42.0, capture_fps=30.0, classify_fps=12.5)
+    return FrameResult(
+        Frame(0, 0.0, np.full(shape, GREY, np.uint8)),
+        regions,
+        latency_ms=42.0,
+        capture_fps=30.0,
+        classify_fps=12.5,
+    )
 
 
 def mask_of(shape, *rects) -> np.ndarray:
     mask = np.zeros(shape[:2], bool)
     for x, y, w, h in rects:
-        mask[max(y, 0):y + h, max(x, 0):x + w] = True
+        mask[max(y, 0) : y + h, max(x, 0) : x + w] = True
     return mask
 
 
@@ -43,12 +54,14 @@ def test_draws_only_in_box_label_and_stats_areas():
     x, y, w, h = region.box
     t = scale_for(shape).line
     assert changed[y + h // 2, x] and changed[y, x + w // 2]  # outline drawn
-    assert not changed[y + t + 5:y + h - t - 5, x + t + 5:x + w - t - 5].any()  # inside stays clear
+    assert not changed[
+        y + t + 5 : y + h - t - 5, x + t + 5 : x + w - t - 5
+    ].any()  # inside stays clear
     assert np.all(scene[y + h // 2, x] == CLASS_COLOURS["glass"])
     lx, ly, lw, lh = label
     assert ly + lh <= y  # the tab sits above the region when there is room
     assert np.all(scene[ly + 1, lx + 1] == CLASS_COLOURS["glass"])  # the tab's fill
-    assert changed[ly:ly + lh, lx:lx + lw].mean() > 0.9
+    assert changed[ly : ly + lh, lx : lx + lw].mean() > 0.9
 
 
 @pytest.mark.parametrize("label", ["organic", "metal", "plastic", UNCERTAIN])
@@ -64,8 +77,16 @@ def test_colours_are_distinct_and_cover_every_class():
     assert len(set(CLASS_COLOURS.values())) == len(CLASS_COLOURS)
 
 
-@pytest.mark.parametrize("box", [(560, 440, 80, 40), (600, 0, 40, 470), (0, 0, 640, 480),
-                                 (620, 470, 200, 200), (-50, -50, 100, 100)])
+@pytest.mark.parametrize(
+    "box",
+    [
+        (560, 440, 80, 40),
+        (600, 0, 40, 470),
+        (0, 0, 640, 480),
+        (620, 470, 200, 200),
+        (-50, -50, 100, 100),
+    ],
+)
 def test_label_stays_inside_the_frame_at_the_edges(box):
     shape = (480, 640, 3)
     region = glass(box)
@@ -76,15 +97,29 @@ def test_label_stays_inside_the_frame_at_the_edges(box):
     assert np.all(scene[y + 1, x + w - 2] == CLASS_COLOURS["glass"])  # drawn where reported
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 3), (17, 31, 3), (31, 17, 3), (480, 640, 3),
-                                   (2160, 3840, 3), (40, 2000, 3), (2000, 40, 3)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 1, 3),
+        (17, 31, 3),
+        (31, 17, 3),
+        (480, 640, 3),
+        (2160, 3840, 3),
+        (40, 2000, 3),
+        (2000, 40, 3),
+    ],
+)
 def test_no_crash_at_any_size_or_box(shape):
     h, w = shape[:2]
-    regions = [glass((0, 0, w, h)), glass((w // 2, h // 2, w, h)), glass((-10, -10, 5, 5)),
-               glass((w + 5, h + 5, 10, 10)), glass((-w, 0, 3 * w, h)),
-               glass((0, 0, 0, 0), label="", score=0.0),
-               RegionResult((1, 1, w, h), CascadeResult(UNCERTAIN, 0.3,
-                                                        StageResult("", 0.3, ()), None))]
+    regions = [
+        glass((0, 0, w, h)),
+        glass((w // 2, h // 2, w, h)),
+        glass((-10, -10, 5, 5)),
+        glass((w + 5, h + 5, 10, 10)),
+        glass((-w, 0, 3 * w, h)),
+        glass((0, 0, 0, 0), label="", score=0.0),
+        RegionResult((1, 1, w, h), CascadeResult(UNCERTAIN, 0.3, StageResult("", 0.3, ()), None)),
+    ]
     for regs in ([], regions):
         res = result(shape, regs)
         scene = res.frame.image.copy()
@@ -93,8 +128,9 @@ def test_no_crash_at_any_size_or_box(shape):
 
 
 def test_text_grows_with_the_frame():
-    sizes = [scale_for(s) for s in [(480, 640, 3), (720, 1280, 3), (1080, 1920, 3),
-                                    (2160, 3840, 3)]]
+    sizes = [
+        scale_for(s) for s in [(480, 640, 3), (720, 1280, 3), (1080, 1920, 3), (2160, 3840, 3)]
+    ]
     scales = [s.font_scale for s in sizes]
     assert scales == sorted(scales) and scales[-1] > 4 * scales[0]
     assert sizes[-1].thickness > sizes[0].thickness and sizes[-1].pad > sizes[0].pad
@@ -105,15 +141,23 @@ def test_text_grows_with_the_frame():
 def test_labels_of_close_regions_never_hide_each_other(shape):
     """Four items side by side and stacked: every tab is drawn, and no two tabs overlap."""
     h, w = shape[:2]
-    boxes = [(w // 10, h // 5, w // 4, h // 4), (w // 10 + 8, h // 5 + 6, w // 4, h // 4),
-             (w // 2, h // 5, w // 4, h // 4), (w // 10, h // 2, w // 4, h // 4)]
+    boxes = [
+        (w // 10, h // 5, w // 4, h // 4),
+        (w // 10 + 8, h // 5 + 6, w // 4, h // 4),
+        (w // 2, h // 5, w // 4, h // 4),
+        (w // 10, h // 2, w // 4, h // 4),
+    ]
     res = result(shape, [glass(b) for b in boxes])
     rects = LabelAnnotator().rects(shape, res)
     assert all(r is not None for r in rects)
     for i, a in enumerate(rects):
-        for b in rects[i + 1:]:
-            clear = (a[0] + a[2] <= b[0] or b[0] + b[2] <= a[0]
-                     or a[1] + a[3] <= b[1] or b[1] + b[3] <= a[1])
+        for b in rects[i + 1 :]:
+            clear = (
+                a[0] + a[2] <= b[0]
+                or b[0] + b[2] <= a[0]
+                or a[1] + a[3] <= b[1]
+                or b[1] + b[3] <= a[1]
+            )
             assert clear, (a, b)
 
 

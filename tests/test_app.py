@@ -19,8 +19,8 @@ from waste_vision.app import window as window_module
 from waste_vision.app.settings import AppSettings
 from waste_vision.app.window import DEMO_NOTICE, MainWindow
 from waste_vision.cascade import Cascade
-from waste_vision.images import read_rgb
 from waste_vision.engine.sources import SourceStatus, StatusEvent
+from waste_vision.images import read_rgb
 
 DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 frames
 SAMPLES = ROOT / "assets" / "samples"
@@ -83,7 +83,7 @@ def make_window(qtbot, cascade, settings, dialogs):
     made = []
 
     def make(**kwargs):
-        kwargs.setdefault("camera_probe", lambda: [])
+        kwargs.setdefault("camera_probe", list)
         window = MainWindow(cascade, settings, **kwargs)
         qtbot.addWidget(window)
         if window.kiosk_controller is not None:
@@ -101,9 +101,13 @@ def make_window(qtbot, cascade, settings, dialogs):
 
 def wait_frames(qtbot, window, n=3, timeout=FRAME_WAIT_MS):
     """Wait for a frame of the current run on screen, then for ``n`` more to be painted."""
-    qtbot.waitUntil(lambda: window.video.delivery is not None
-                    and window.video.delivery.run_id == window.session.current_id,
-                    timeout=timeout)
+    qtbot.waitUntil(
+        lambda: (
+            window.video.delivery is not None
+            and window.video.delivery.run_id == window.session.current_id
+        ),
+        timeout=timeout,
+    )
     displayed = window.video.delivery.stats.displayed
     start = displayed.count
     qtbot.waitUntil(lambda: displayed.count >= start + n, timeout=timeout)
@@ -122,7 +126,7 @@ def playable_frames(path) -> int:
 
 
 def test_no_camera_falls_back_to_the_looping_demo_with_a_notice(make_window, qtbot):
-    window = make_window(camera_probe=lambda: [])  # no camera, even where one is plugged in
+    window = make_window(camera_probe=list)  # no camera, even where one is plugged in
     window.start_initial(None)
     wait_frames(qtbot, window)
     assert window.cameras == []
@@ -175,8 +179,9 @@ def test_record_toggle_writes_a_playable_file(make_window, qtbot, settings):
     assert not label.isVisible() and not window.act_record.isChecked()
     assert "Recording saved to" in window.statusBar().currentMessage()
     assert playable_frames(saved) >= 10
-    assert (settings.recording_folder / (settings.recording_folder / saved).with_suffix(
-        ".jsonl").name).is_file()
+    assert (
+        settings.recording_folder / (settings.recording_folder / saved).with_suffix(".jsonl").name
+    ).is_file()
     assert window.session.active  # recording stopped, playback goes on
 
 
@@ -194,7 +199,8 @@ def test_closing_the_window_while_recording_leaves_a_playable_file(make_window, 
 
 
 def test_a_recording_that_cannot_start_shows_a_dialog_and_the_app_goes_on(
-        make_window, qtbot, settings, tmp_path, dialogs):
+    make_window, qtbot, settings, tmp_path, dialogs
+):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the recording folder should be")
     settings.recording_folder = blocker
@@ -251,18 +257,26 @@ def np_frame(i):
     return frame
 
 
-def test_lost_camera_and_classification_errors_reach_the_user(make_window, qtbot, cascade,
-                                                               dialogs, monkeypatch):
+def test_lost_camera_and_classification_errors_reach_the_user(
+    make_window, qtbot, cascade, dialogs, monkeypatch
+):
     window = make_window()
     window.open_source(str(DEMO))
     wait_frames(qtbot, window)
     window.current_spec = "0"  # as if a camera played: its reconnect events look like this
-    window.session.sourceStatus.emit(window.session.current_id, StatusEvent(
-        SourceStatus.RECONNECTING, "camera 0: read failed; reconnecting in 0.10 s (attempt 1)",
-        0.0))
+    window.session.sourceStatus.emit(
+        window.session.current_id,
+        StatusEvent(
+            SourceStatus.RECONNECTING,
+            "camera 0: read failed; reconnecting in 0.10 s (attempt 1)",
+            0.0,
+        ),
+    )
     assert window.statusBar().currentMessage().startswith("Camera lost, reconnecting: camera 0")
-    window.session.sourceStatus.emit(window.session.current_id, StatusEvent(
-        SourceStatus.RUNNING, "camera 0: running, 640x480 at 30 fps", 0.0))
+    window.session.sourceStatus.emit(
+        window.session.current_id,
+        StatusEvent(SourceStatus.RUNNING, "camera 0: running, 640x480 at 30 fps", 0.0),
+    )
     assert window.statusBar().currentMessage().startswith("Reconnected")
     window.current_spec = str(DEMO)
 
@@ -286,7 +300,9 @@ def test_threshold_sliders_change_what_the_cascade_does(make_window, cascade, se
     # a blend of an organic and a recyclable sample photo, mixed (by bisection) until stage 1
     # is unsure, so the slider (0.001 steps) can move it either side of the fence
     organic = read_rgb(SAMPLES / "organic_kaggle_O_10211.jpg")
-    recyclable = cv2.resize(read_rgb(SAMPLES / "cardboard_trashnet_cardboard1.jpg"), organic.shape[1::-1])
+    recyclable = cv2.resize(
+        read_rgb(SAMPLES / "cardboard_trashnet_cardboard1.jpg"), organic.shape[1::-1]
+    )
     low, high = 0.0, 1.0
     for _ in range(20):
         alpha = (low + high) / 2
@@ -325,14 +341,17 @@ def test_drawing_and_removing_regions_with_the_mouse(make_window, qtbot):
     fw, fh = video.frame_size
 
     def at(fx, fy):  # a frame position as a widget point
-        return QPoint(round(target.x() + fx * target.width()),
-                      round(target.y() + fy * target.height()))
+        return QPoint(
+            round(target.x() + fx * target.width()), round(target.y() + fy * target.height())
+        )
 
-    QTest.mousePress(video, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     at(0.25, 0.25))
+    QTest.mousePress(
+        video, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(0.25, 0.25)
+    )
     QTest.mouseMove(video, at(0.5, 0.5))
-    QTest.mouseRelease(video, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                       at(0.75, 0.75))
+    QTest.mouseRelease(
+        video, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(0.75, 0.75)
+    )
     qtbot.waitUntil(lambda: len(window.regions.regions) == 1, timeout=5000)
     x, y, w, h = window.regions.regions[0].box
     tol = 2 + fw / target.width()  # a widget pixel in frame pixels, plus rounding
@@ -346,11 +365,16 @@ def test_drawing_and_removing_regions_with_the_mouse(make_window, qtbot):
     with qtbot.waitSignal(window.session.stopped, timeout=10_000):
         window.act_start.trigger()  # stopped: the tracked box stays where it is
     bx, by, bw, bh = window.regions.regions[0].box
-    QTest.mouseClick(video, Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier,
-                     at((bx + bw / 2) / fw, (by + bh / 2) / fh))
+    QTest.mouseClick(
+        video,
+        Qt.MouseButton.RightButton,
+        Qt.KeyboardModifier.NoModifier,
+        at((bx + bw / 2) / fw, (by + bh / 2) / fh),
+    )
     assert window.regions.regions == []
-    QTest.mouseClick(video, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     at(0.5, 0.5))  # a click is not a drag: no region
+    QTest.mouseClick(
+        video, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(0.5, 0.5)
+    )  # a click is not a drag: no region
     assert window.regions.regions == []
     qtbot.waitUntil(lambda: not window.act_remove_region.isEnabled(), timeout=2000)
     assert not window.act_clear_regions.isEnabled()  # no region: nothing to remove
@@ -369,10 +393,12 @@ def test_switching_sources_from_the_menu_actions(make_window, qtbot, tmp_path, m
     for name in ("glass_trashnet_glass102.jpg", "plastic_trashnet_plastic1.jpg"):
         shutil.copy(SAMPLES / name, folder / name)
     window = make_window()
-    monkeypatch.setattr(window_module.QFileDialog, "getOpenFileName",
-                        lambda *a, **k: (str(DEMO), ""))
-    monkeypatch.setattr(window_module.QFileDialog, "getExistingDirectory",
-                        lambda *a, **k: str(folder))
+    monkeypatch.setattr(
+        window_module.QFileDialog, "getOpenFileName", lambda *a, **k: (str(DEMO), "")
+    )
+    monkeypatch.setattr(
+        window_module.QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder)
+    )
     window.act_open_video.trigger()
     wait_frames(qtbot, window)
     assert window.video.frame_size == (1280, 720)
@@ -383,15 +409,17 @@ def test_switching_sources_from_the_menu_actions(make_window, qtbot, tmp_path, m
     glass = read_rgb(folder / "glass_trashnet_glass102.jpg")
     assert (window.video.delivery.result.frame.image == glass).all()
     # the slideshow's picture is what was classified: the same result as the cascade's own
-    assert (window.video.delivery.result.regions[0].result.label
-            == window.cascade.classify(glass).label)
+    assert (
+        window.video.delivery.result.regions[0].result.label == window.cascade.classify(glass).label
+    )
     assert window.source_name == str(folder)
     assert window.settings.last_source == str(folder)
     assert len(window.session.stats.runs) == 2
 
 
-def test_a_bad_source_names_the_problem_and_the_app_stays_up(make_window, qtbot, tmp_path,
-                                                             dialogs, monkeypatch):
+def test_a_bad_source_names_the_problem_and_the_app_stays_up(
+    make_window, qtbot, tmp_path, dialogs, monkeypatch
+):
     window = make_window()
     window.open_source(str(tmp_path / "missing.mp4"))
     qtbot.waitUntil(lambda: len(dialogs) > 0, timeout=10_000)
@@ -404,22 +432,22 @@ def test_a_bad_source_names_the_problem_and_the_app_stays_up(make_window, qtbot,
     window.open_source(str(fake))
     qtbot.waitUntil(lambda: len(dialogs) > 0, timeout=10_000)
     assert "OpenCV cannot open this video" in dialogs.pop()[2]
-    monkeypatch.setattr(window_module.QInputDialog, "getText",
-                        lambda *a, **k: ("ftp://camera.local/live", True))
+    monkeypatch.setattr(
+        window_module.QInputDialog, "getText", lambda *a, **k: ("ftp://camera.local/live", True)
+    )
     window.act_open_stream.trigger()
     assert dialogs.pop()[1] == "Not a stream URL"
     window.open_source(str(DEMO))  # still works afterwards
     wait_frames(qtbot, window)
 
 
-def test_tally_counts_stable_verdicts_and_exports_csv(make_window, qtbot, tmp_path,
-                                                      monkeypatch):
+def test_tally_counts_stable_verdicts_and_exports_csv(make_window, qtbot, tmp_path, monkeypatch):
     window = make_window()
     out = tmp_path / "tally.csv"
-    monkeypatch.setattr(window_module.QFileDialog, "getSaveFileName",
-                        lambda *a, **k: (str(out), ""))
-    for t, label in enumerate(["glass"] * 20 + ["organic"] * 20 + ["glass"] * 2
-                              + ["organic"] * 20):
+    monkeypatch.setattr(
+        window_module.QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), "")
+    )
+    for t, label in enumerate(["glass"] * 20 + ["organic"] * 20 + ["glass"] * 2 + ["organic"] * 20):
         window.tally.update(label, t / 30)
     assert dict(window.tally.counts) == {"glass": 1, "organic": 1}
     window.panel.show_tally(window.tally.rows(), window.tally.total)
@@ -427,8 +455,14 @@ def test_tally_counts_stable_verdicts_and_exports_csv(make_window, qtbot, tmp_pa
     window.act_export_tally.trigger()
     rows = list(csv.reader(out.open()))
     assert rows[0] == ["class", "count"]
-    assert dict(rows[1:]) == {"organic": "1", "cardboard": "0", "glass": "1", "metal": "0",
-                              "paper": "0", "plastic": "0"}
+    assert dict(rows[1:]) == {
+        "organic": "1",
+        "cardboard": "0",
+        "glass": "1",
+        "metal": "0",
+        "paper": "0",
+        "plastic": "0",
+    }
     window.act_reset_tally.trigger()
     assert window.tally.total == 0 and window.panel.tally_total.text() == "total 0"
 
@@ -459,7 +493,8 @@ def test_snapshot_saves_the_annotated_frame(make_window, qtbot, settings):
 
 
 def test_kiosk_hides_the_chrome_restarts_after_failures_and_leaves_only_by_key(
-        make_window, qtbot, tmp_path, monkeypatch):
+    make_window, qtbot, tmp_path, monkeypatch
+):
     monkeypatch.setattr(kiosk_module, "FIRST_DELAY_S", 0.2)
     window = make_window(kiosk=True)
     assert window.isFullScreen() or window.windowState() & Qt.WindowState.WindowFullScreen
@@ -497,7 +532,8 @@ def test_kiosk_hides_the_chrome_restarts_after_failures_and_leaves_only_by_key(
 
 
 def test_camera_faults_never_freeze_the_window_and_it_recovers_within_2_s(
-        make_window, qtbot, monkeypatch):
+    make_window, qtbot, monkeypatch
+):
     """A simulated camera stalls, fails, freezes, is unplugged and comes back while recording:
     the GUI thread keeps ticking, the status bar says 'reconnecting', frames reach the screen
     again within 2 s of the camera's return, and the recording stays playable."""
@@ -511,11 +547,14 @@ def test_camera_faults_never_freeze_the_window_and_it_recovers_within_2_s(
     def open_source(spec, **kwargs):
         if str(spec) != "0":
             return real_open_source(spec, **kwargs)
-        policy = Reconnect(initial_delay=0.05, max_delay=0.3, stall_timeout=0.5,
-                           frozen_timeout=0.5)
-        return LiveCaptureSource(camera.open, name="camera 0", reconnect=policy,
-                                 buffering=kwargs.get("buffering"),
-                                 on_status=kwargs.get("on_status"))
+        policy = Reconnect(initial_delay=0.05, max_delay=0.3, stall_timeout=0.5, frozen_timeout=0.5)
+        return LiveCaptureSource(
+            camera.open,
+            name="camera 0",
+            reconnect=policy,
+            buffering=kwargs.get("buffering"),
+            on_status=kwargs.get("on_status"),
+        )
 
     monkeypatch.setattr(session_module, "open_source", open_source)
     window = make_window()
@@ -535,12 +574,11 @@ def test_camera_faults_never_freeze_the_window_and_it_recovers_within_2_s(
         for fault in ("stall", "fail", "freeze", "unplugged"):
             qtbot.wait(700)  # some good frames first
             camera.mode = fault
-            qtbot.waitUntil(lambda: any("reconnecting" in m for m in messages[-3:]),
-                            timeout=5_000)
+            qtbot.waitUntil(lambda: any("reconnecting" in m for m in messages[-3:]), timeout=5_000)
             qtbot.wait(800)
             camera.mode = "ok"
             back, seen = time.monotonic(), displayed.count
-            qtbot.waitUntil(lambda: displayed.count > seen + 2, timeout=5_000)
+            qtbot.waitUntil(lambda seen=seen: displayed.count > seen + 2, timeout=5_000)
             recoveries.append(time.monotonic() - back)
             messages.clear()
         with qtbot.waitSignal(window.session.recordingFinished, timeout=20_000) as finished:
@@ -548,7 +586,7 @@ def test_camera_faults_never_freeze_the_window_and_it_recovers_within_2_s(
     finally:
         timer.stop()
         camera.mode = "ok"
-    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
     assert max(gaps) < 0.25, f"the GUI thread stalled {max(gaps):.2f} s"
     assert max(recoveries) < 2.0, recoveries
     saved, error = finished.args
@@ -557,7 +595,8 @@ def test_camera_faults_never_freeze_the_window_and_it_recovers_within_2_s(
 
 
 def test_a_source_that_never_opened_is_not_remembered_and_clears_the_view(
-        make_window, qtbot, tmp_path, dialogs):
+    make_window, qtbot, tmp_path, dialogs
+):
     window = make_window()
     window.open_source(str(DEMO))
     wait_frames(qtbot, window)
@@ -588,8 +627,9 @@ def test_scene_clip_finds_items_says_nothing_there_and_counts(make_window, qtbot
     assert window.panel.verdict.text() not in ("NOTHING THERE", "LEARNING")
     window.act_find_items.trigger()  # off: the whole frame is classified again
     assert window.session.mode == "frame" and not window.settings.find_items
-    qtbot.waitUntil(lambda: window.panel.verdict.text() not in ("NOTHING THERE", "LEARNING"),
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: window.panel.verdict.text() not in ("NOTHING THERE", "LEARNING"), timeout=5000
+    )
 
 
 def test_a_small_window_narrows_the_panel_and_enlarges_the_overlay_type(make_window, qtbot):
@@ -633,8 +673,13 @@ def all_texts(window) -> list[str]:
     """Every text the window can show: labels, titles, tips, the status bar, the video's."""
     from PySide6.QtWidgets import QAbstractButton, QLabel, QLineEdit, QWidget
 
-    texts = [window.windowTitle(), window.statusBar().currentMessage(),
-             window.statusBar().toolTip(), window.video.placeholder, window.notice.text()]
+    texts = [
+        window.windowTitle(),
+        window.statusBar().currentMessage(),
+        window.statusBar().toolTip(),
+        window.video.placeholder,
+        window.notice.text(),
+    ]
     for widget in [window, *window.findChildren(QWidget)]:
         texts += [widget.toolTip(), widget.windowTitle(), widget.statusTip()]
         if isinstance(widget, (QLabel, QAbstractButton, QLineEdit)):
@@ -661,7 +706,8 @@ def log_to(tmp_path, monkeypatch):
 
 
 def test_a_stream_password_reaches_no_widget_settings_file_or_log(
-        make_window, qtbot, settings, dialogs, log_to):
+    make_window, qtbot, settings, dialogs, log_to
+):
     import stat
 
     window = make_window()
@@ -682,7 +728,8 @@ def test_a_stream_password_reaches_no_widget_settings_file_or_log(
 
 
 def test_a_stream_that_played_is_remembered_without_its_password_and_asks_again(
-        make_window, qtbot, settings, monkeypatch, log_to):
+    make_window, qtbot, settings, monkeypatch, log_to
+):
     from tests.mjpeg_server import MJPEGServer, synthetic_frames
     from waste_vision.app import credentials
 
@@ -712,8 +759,10 @@ def test_a_stream_that_played_is_remembered_without_its_password_and_asks_again(
         wait_frames(qtbot, again)
         assert again.current_spec == url  # in memory only, for reconnecting
         assert not [t for t in all_texts(again) if SECRET in t]
-    assert credentials.with_credentials("rtsp://cam/x", "a b", "p@ss:") == \
-        "rtsp://a%20b:p%40ss%3A@cam/x"
+    assert (
+        credentials.with_credentials("rtsp://cam/x", "a b", "p@ss:")
+        == "rtsp://a%20b:p%40ss%3A@cam/x"
+    )
 
 
 def test_an_old_settings_file_with_a_password_is_cleaned_on_load(tmp_path):
@@ -743,8 +792,9 @@ def test_the_window_fits_a_small_screen(make_window, qtbot):
     window.resize(640, 480)
     qtbot.waitUntil(lambda: (window.width(), window.height()) == (640, 480), timeout=3000)
     # the panel narrows (_fit_to_window): the video keeps most of the room
-    qtbot.waitUntil(lambda: window.video.width() >= 360 and window.video.height() >= 360,
-                    timeout=3000)
+    qtbot.waitUntil(
+        lambda: window.video.width() >= 360 and window.video.height() >= 360, timeout=3000
+    )
     assert window.panel_scroll.verticalScrollBar().maximum() > 0  # the rest scrolls into view
 
 
@@ -753,7 +803,7 @@ def test_help_about_names_the_versions_and_the_log(make_window, dialogs, log_to)
 
     window = make_window()
     window.act_about.trigger()
-    (kind, title, text), = dialogs
+    ((kind, title, text),) = dialogs
     assert kind == "about" and version("waste-vision") in text
     assert str(log_to) in text and "Models" in text
 
@@ -762,8 +812,11 @@ def test_open_recordings_folder_makes_it_and_opens_it(make_window, settings, mon
     from waste_vision.app import recording_controls
 
     opened = []
-    monkeypatch.setattr(recording_controls.QDesktopServices, "openUrl",
-                        lambda url: opened.append(url.toLocalFile()) or True)
+    monkeypatch.setattr(
+        recording_controls.QDesktopServices,
+        "openUrl",
+        lambda url: opened.append(url.toLocalFile()) or True,
+    )
     window = make_window()
     folder = settings.recording_folder
     assert not folder.exists()
@@ -773,7 +826,8 @@ def test_open_recordings_folder_makes_it_and_opens_it(make_window, settings, mon
 
 
 def test_an_unexpected_error_in_a_slot_is_logged_and_named_in_the_status_bar(
-        make_window, qtbot, log_to):
+    make_window, qtbot, log_to
+):
     import logging
 
     from waste_vision.app.main import install_error_hook
@@ -781,12 +835,12 @@ def test_an_unexpected_error_in_a_slot_is_logged_and_named_in_the_status_bar(
     window = make_window()
     restore = install_error_hook(window, log_to)
     try:
+
         def broken():
             raise ValueError("a bug in a slot")
 
         QTimer.singleShot(0, broken)  # raised in the event loop, as a slot's bug would be
-        qtbot.waitUntil(lambda: "went wrong" in window.statusBar().currentMessage(),
-                        timeout=3000)
+        qtbot.waitUntil(lambda: "went wrong" in window.statusBar().currentMessage(), timeout=3000)
     finally:
         restore()
     for handler in logging.getLogger("waste_vision").handlers:
@@ -805,7 +859,8 @@ def test_an_image_folder_shows_each_photo_s_label(make_window, qtbot, settings):
     window.open_source(str(SAMPLES))
     wait_frames(qtbot, window, n=1)
     labels = set()
-    qtbot.waitUntil(lambda: labels.add(window.panel.verdict.text()) or len(labels) >= 3,
-                    timeout=15_000)
+    qtbot.waitUntil(
+        lambda: labels.add(window.panel.verdict.text()) or len(labels) >= 3, timeout=15_000
+    )
     assert not labels & {"NOTHING THERE", "LEARNING", "—", ""}, labels
     assert labels & {"ORGANIC", "CARDBOARD", "GLASS", "METAL", "PAPER", "PLASTIC"}

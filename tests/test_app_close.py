@@ -29,7 +29,7 @@ def cascade(models_dir):
 def window(qtbot, cascade, tmp_path):
     settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     settings.recording_folder = tmp_path / "videos"
-    win = MainWindow(cascade, settings, camera_probe=lambda: [])
+    win = MainWindow(cascade, settings, camera_probe=list)
     qtbot.addWidget(win)
     win.show()
     yield win
@@ -42,9 +42,14 @@ def record_a_while(qtbot, win, frames: int = 15) -> str:
         qtbot.waitUntil(lambda: win.act_record.isEnabled(), timeout=20_000)
         qtbot.waitUntil(lambda: win.video.delivery is not None, timeout=20_000)
         win.act_record.trigger()
-    qtbot.waitUntil(lambda: win.session._run is not None and win.session._run.recording
-                    is not None and win.session._run.recording.frames_written >= frames,
-                    timeout=20_000)
+    qtbot.waitUntil(
+        lambda: (
+            win.session._run is not None
+            and win.session._run.recording is not None
+            and win.session._run.recording.frames_written >= frames
+        ),
+        timeout=20_000,
+    )
     return started.args[0]
 
 

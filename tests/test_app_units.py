@@ -86,8 +86,11 @@ def test_bridge_keeps_only_the_newest_frame_until_the_gui_takes_it(qtbot):
     stats = SessionStats().new_run(None)
     emitted = []
     bridge.frameReady.connect(lambda: emitted.append(1))
-    thread = threading.Thread(target=lambda: [bridge.push(1, _result(i), np.zeros((4, 4, 3),
-                                                          np.uint8), stats) for i in range(5)])
+    thread = threading.Thread(
+        target=lambda: [
+            bridge.push(1, _result(i), np.zeros((4, 4, 3), np.uint8), stats) for i in range(5)
+        ]
+    )
     thread.start()
     thread.join()
     qtbot.waitUntil(lambda: len(emitted) == 1)
@@ -131,9 +134,16 @@ def test_stats_json_fields_and_rates():
         if i % 2 == 0:
             stats.painted(run, capture_ts=i / 30, now=i / 30 + 0.02)
     doc = stats.as_json()
-    assert list(doc) == ["frames_captured", "frames_displayed", "frames_classified",
-                         "display_fps", "classified_fps", "latency_ms_p50", "latency_ms_p95",
-                         "dropped_frames"]
+    assert list(doc) == [
+        "frames_captured",
+        "frames_displayed",
+        "frames_classified",
+        "display_fps",
+        "classified_fps",
+        "latency_ms_p50",
+        "latency_ms_p95",
+        "dropped_frames",
+    ]
     assert doc["frames_classified"] == 31 and doc["frames_displayed"] == 16
     assert doc["frames_captured"] == 34 and doc["dropped_frames"] == 18
     assert doc["classified_fps"] == pytest.approx(30) and doc["display_fps"] == pytest.approx(15)
@@ -150,9 +160,11 @@ def test_the_app_never_imports_tensorflow_or_training_code():
         "Cascade(default_models_dir(), backend='litert')\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')\n"
         "       or m.startswith('waste_vision.training')]\n"
-        "assert not bad, bad\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
 
 

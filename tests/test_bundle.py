@@ -22,17 +22,33 @@ SAMPLES = ROOT / "assets" / "samples"
 UNPINNED = os.environ.get("WASTE_VISION_UNPINNED") == "1"
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("WASTE_VISION_SKIP_BUNDLE") == "1",
-                       reason="WASTE_VISION_SKIP_BUNDLE=1 asked to leave the bundle test out"),
+    pytest.mark.skipif(
+        os.environ.get("WASTE_VISION_SKIP_BUNDLE") == "1",
+        reason="WASTE_VISION_SKIP_BUNDLE=1 asked to leave the bundle test out",
+    ),
 ]
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pyinstaller")
-    subprocess.run([sys.executable, "-m", "PyInstaller", str(ROOT / "build.spec"), "--noconfirm",
-                    "--distpath", str(out / "dist"), "--workpath", str(out / "work")],
-                   cwd=ROOT, check=True, capture_output=True, timeout=1800)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "PyInstaller",
+            str(ROOT / "build.spec"),
+            "--noconfirm",
+            "--distpath",
+            str(out / "dist"),
+            "--workpath",
+            str(out / "work"),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=1800,
+    )
     exe = out / "dist" / "waste-vision" / "waste-vision"
     assert exe.is_file()
     return exe
@@ -42,8 +58,14 @@ def _run(exe: Path, *args, cwd: Path, timeout: float = 300) -> subprocess.Comple
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(cwd / "config"))
     env.pop("WASTE_VISION_MODELS", None)
     env.pop("WASTE_VISION_ASSETS", None)
-    return subprocess.run([str(exe), *map(str, args)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [str(exe), *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_contents(bundle):
@@ -53,8 +75,12 @@ def test_contents(bundle):
     internal = root / "_internal"
     assert (internal / "models" / "cascade.json").is_file()
     names = {p.name for p in (internal / "models").glob("*.tflite")}
-    assert names == {"stage1_organic_recyclable.tflite", "stage2_material.tflite",
-                     "cascade_fused.tflite", "cascade_fused_int8.tflite"}
+    assert names == {
+        "stage1_organic_recyclable.tflite",
+        "stage2_material.tflite",
+        "cascade_fused.tflite",
+        "cascade_fused_int8.tflite",
+    }
     assert (internal / "assets" / "demo.mp4").is_file()
     assert not list(root.rglob("*.qm")) and not list(root.rglob("libQt6Qml*"))
     # one FFmpeg (PyAV's, with H.264), used by cv2 too; no dangling link; no CompiledModel lib
@@ -63,15 +89,16 @@ def test_contents(bundle):
     assert not (internal / "ai_edge_litert" / "libLiteRt.so").exists()
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
     size_checks = {
-        "one FFmpeg (OpenCV's left out)":
-            not list((internal / "opencv_python_headless.libs").glob("libavcodec-*")),
+        "one FFmpeg (OpenCV's left out)": not list(
+            (internal / "opencv_python_headless.libs").glob("libavcodec-*")
+        ),
         f"bundle is {size / 2**20:.0f} MB (limit 400)": size <= 400 * 2**20,
     }
     failed = [what for what, ok in size_checks.items() if not ok]
     if failed and UNPINNED:
         # newer OpenCV/PyAV than the tested set (tools/test_latest.sh): the size is reported,
         # the bundle still has to work (the tests below)
-        warnings.warn("bundle size with unpinned packages: " + "; ".join(failed))
+        warnings.warn("bundle size with unpinned packages: " + "; ".join(failed), stacklevel=2)
     else:
         assert not failed, failed
 
@@ -94,14 +121,21 @@ def test_classify(bundle, tmp_path, flags):
     from waste_vision.images import read_rgb
 
     cascade = Cascade(ROOT / "models", backend="litert", int8=bool(flags))
-    for rec, photo in zip(records, photos):
+    for rec, photo in zip(records, photos, strict=False):
         expected = cascade.classify(read_rgb(photo))
         assert rec["label"] == expected.label, rec
         assert rec["stage1"]["score"] == pytest.approx(expected.stage1.score, abs=1e-4), rec
 
 
 def test_keras_backend_says_it_is_unavailable(bundle, tmp_path):
-    r = _run(bundle, "classify", "--backend", "keras", SAMPLES / "glass_trashnet_glass102.jpg", cwd=tmp_path)
+    r = _run(
+        bundle,
+        "classify",
+        "--backend",
+        "keras",
+        SAMPLES / "glass_trashnet_glass102.jpg",
+        cwd=tmp_path,
+    )
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "--backend litert" in r.stderr
 
@@ -110,8 +144,16 @@ def test_annotate_demo_clip(bundle, tmp_path):
     import cv2
 
     clip = ROOT / "tests" / "fixtures" / "slideshow.mp4"
-    r = _run(bundle, "annotate", clip, "-o", tmp_path / "out.mp4", "--jsonl",
-             tmp_path / "out.jsonl", cwd=tmp_path)
+    r = _run(
+        bundle,
+        "annotate",
+        clip,
+        "-o",
+        tmp_path / "out.mp4",
+        "--jsonl",
+        tmp_path / "out.jsonl",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     cap = cv2.VideoCapture(str(clip))
     frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -128,15 +170,33 @@ def test_annotate_demo_clip(bundle, tmp_path):
 
 def test_app_kiosk_offscreen(bundle, tmp_path):
     stats = tmp_path / "stats.json"
-    r = _run(bundle, "app", "--kiosk", "--exit-after", "2", "--stats-json", stats, cwd=tmp_path,
-             timeout=120)
+    r = _run(
+        bundle,
+        "app",
+        "--kiosk",
+        "--exit-after",
+        "2",
+        "--stats-json",
+        stats,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(stats.read_text())["frames_classified"] > 0
 
 
 def test_train_says_it_is_not_in_the_bundle(bundle, tmp_path):
-    r = _run(bundle, "train", "--stage", "material", "--data", tmp_path, "--out", tmp_path / "m",
-             cwd=tmp_path)
+    r = _run(
+        bundle,
+        "train",
+        "--stage",
+        "material",
+        "--data",
+        tmp_path,
+        "--out",
+        tmp_path / "m",
+        cwd=tmp_path,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "training" in r.stderr
     # data split is training-time code too (training/datasplit.py), left out alike

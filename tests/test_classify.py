@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import ROOT
 from waste_vision.commands.cli import main
-from waste_vision.manifest import load_manifest
 from waste_vision.commands.selftest import expected_label
+from waste_vision.manifest import load_manifest
 
 SAMPLES = ROOT / "assets" / "samples"
 
@@ -84,8 +84,9 @@ def test_bad_inputs_get_an_error_line_and_exit_1(tmp_path, capsys):
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "text.jpg").write_text("hello")
     good = SAMPLES / "glass_trashnet_glass102.jpg"
-    code, recs, err = jsonl([good, tmp_path / "empty.jpg", tmp_path / "text.jpg",
-                             tmp_path / "missing.jpg"], capsys)
+    code, recs, err = jsonl(
+        [good, tmp_path / "empty.jpg", tmp_path / "text.jpg", tmp_path / "missing.jpg"], capsys
+    )
     assert code == 1
     assert [r["error"] is None for r in recs] == [True, False, False, False]
     # the good photo is processed as it would be alone (its label is the model's business)
@@ -133,14 +134,17 @@ def test_hidden_files_and_checkpoints_skipped(tmp_path, capsys):
 def test_keras_backend_agrees_with_litert(backend, capsys):
     _, lite, _ = jsonl(["--backend", "litert", SAMPLES], capsys)
     _, other, _ = jsonl(["--backend", backend, SAMPLES], capsys)
-    for a, b in zip(lite, other):
+    for a, b in zip(lite, other, strict=False):
         assert a["label"] == b["label"]
         assert abs(a["stage1"]["score"] - b["stage1"]["score"]) < 0.01
 
 
 def test_console_script_no_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "waste_vision", "classify", "--models",
-                           str(tmp_path), str(SAMPLES)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "waste_vision", "classify", "--models", str(tmp_path), str(SAMPLES)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "cascade.json is missing" in proc.stderr

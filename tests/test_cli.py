@@ -70,6 +70,7 @@ def one_line_error(capsys) -> str:
 
 # -- A: an output that is an input, or two outputs that are one file ------------------------
 
+
 def _input_cases(t, src):
     (t / "link.avi").symlink_to(src)
     os.link(src, t / "hard.avi")
@@ -85,21 +86,28 @@ def _input_cases(t, src):
 
 
 @pytest.mark.parametrize("overwrite", [False, True])
-@pytest.mark.parametrize("case", ["-o is the input", "-o is ./input",
-                                  "-o is a symlink to the input",
-                                  "-o is a hard link to the input", "--jsonl is the input",
-                                  "--summary is the input",
-                                  "--summary is the input's hard link"])
-def test_annotate_refuses_an_output_that_is_its_input(clip, tmp_path, capsys, no_work,
-                                                      monkeypatch, case, overwrite):
+@pytest.mark.parametrize(
+    "case",
+    [
+        "-o is the input",
+        "-o is ./input",
+        "-o is a symlink to the input",
+        "-o is a hard link to the input",
+        "--jsonl is the input",
+        "--summary is the input",
+        "--summary is the input's hard link",
+    ],
+)
+def test_annotate_refuses_an_output_that_is_its_input(
+    clip, tmp_path, capsys, no_work, monkeypatch, case, overwrite
+):
     """Even with --overwrite: the input is never written to."""
     src = tmp_path / "in.avi"
     src.write_bytes(clip.read_bytes())
     before = digest(src)
     monkeypatch.chdir(tmp_path)
     args = _input_cases(tmp_path, src)[case]
-    code = main(["annotate", str(src), *map(str, args)]
-                + (["--overwrite"] if overwrite else []))
+    code = main(["annotate", str(src), *map(str, args)] + (["--overwrite"] if overwrite else []))
     err = one_line_error(capsys)
     assert code == 2 and "is the input" in err and "another name" in err
     assert digest(src) == before
@@ -110,17 +118,30 @@ def test_annotate_refuses_the_empty_scene_photo_as_output(tmp_path, capsys, no_w
     photo = tmp_path / "empty.jpg"
     photo.write_bytes((ROOT / "assets" / "samples").glob("*.jpg").__next__().read_bytes())
     before = digest(photo)
-    code = main(["annotate", str(SLIDESHOW), "-o", str(tmp_path / "o.mp4"), "--summary",
-                 str(photo), "--empty-scene", str(photo), "--overwrite"])
+    code = main(
+        [
+            "annotate",
+            str(SLIDESHOW),
+            "-o",
+            str(tmp_path / "o.mp4"),
+            "--summary",
+            str(photo),
+            "--empty-scene",
+            str(photo),
+            "--overwrite",
+        ]
+    )
     err = one_line_error(capsys)
     assert code == 2 and "--empty-scene photo" in err and digest(photo) == before
 
 
-@pytest.mark.parametrize("names", [("-o", "--jsonl"), ("-o", "--summary"),
-                                   ("--jsonl", "--summary")])
+@pytest.mark.parametrize(
+    "names", [("-o", "--jsonl"), ("-o", "--summary"), ("--jsonl", "--summary")]
+)
 @pytest.mark.parametrize("spelling", ["same", "dot", "symlink"])
-def test_annotate_refuses_two_outputs_that_are_one_file(tmp_path, capsys, no_work,
-                                                        monkeypatch, names, spelling):
+def test_annotate_refuses_two_outputs_that_are_one_file(
+    tmp_path, capsys, no_work, monkeypatch, names, spelling
+):
     monkeypatch.chdir(tmp_path)
     target = tmp_path / "same.out"
     other = {"same": target, "dot": "./same.out", "symlink": tmp_path / "alias.out"}[spelling]
@@ -164,21 +185,46 @@ def test_bench_refuses_json_over_the_models_manifest(tmp_path, capsys, monkeypat
     models.mkdir()
     shutil.copy(ROOT / "models" / "cascade.json", models / "cascade.json")
     before = digest(models / "cascade.json")
-    code = main(["bench", "--models", str(models), "--clip", str(SLIDESHOW), "--json",
-                 str(models / "cascade.json")])
+    code = main(
+        [
+            "bench",
+            "--models",
+            str(models),
+            "--clip",
+            str(SLIDESHOW),
+            "--json",
+            str(models / "cascade.json"),
+        ]
+    )
     err = one_line_error(capsys)
     assert code == 2 and "manifest" in err and digest(models / "cascade.json") == before
 
 
 # -- B: a second run to the same outputs ----------------------------------------------------
 
+
 def _annotate(clip, out, log, summary, *extra):
-    return main(["annotate", str(clip), "-o", str(out), "--jsonl", str(log), "--summary",
-                 str(summary), "--find", "frame", "--max-frames", "5", "-q", *extra])
+    return main(
+        [
+            "annotate",
+            str(clip),
+            "-o",
+            str(out),
+            "--jsonl",
+            str(log),
+            "--summary",
+            str(summary),
+            "--find",
+            "frame",
+            "--max-frames",
+            "5",
+            "-q",
+            *extra,
+        ]
+    )
 
 
-def test_rerun_is_refused_unless_overwrite_then_all_outputs_are_replaced(clip, tmp_path,
-                                                                         capsys):
+def test_rerun_is_refused_unless_overwrite_then_all_outputs_are_replaced(clip, tmp_path, capsys):
     out, log, summary = tmp_path / "o.mp4", tmp_path / "o.jsonl", tmp_path / "o.json"
     assert _annotate(clip, out, log, summary) == 0
     first = capsys.readouterr()
@@ -210,14 +256,15 @@ def test_rerun_is_refused_unless_overwrite_then_all_outputs_are_replaced(clip, t
 
 # -- C: internal errors, -v/-q, --version ---------------------------------------------------
 
+
 def _raise(message):
     def command(args):
         raise RuntimeError(message)
+
     return command
 
 
-def test_internal_error_is_one_line_exit_3_and_traceback_in_the_log(monkeypatch, capsys,
-                                                                    log_dir):
+def test_internal_error_is_one_line_exit_3_and_traceback_in_the_log(monkeypatch, capsys, log_dir):
     monkeypatch.setattr(cli, "_cmd_cameras", _raise("the bug " + SECRET_URL))
     assert main(["cameras"]) == INTERNAL_ERROR == 3
     captured = capsys.readouterr()
@@ -232,8 +279,7 @@ def test_internal_error_is_one_line_exit_3_and_traceback_in_the_log(monkeypatch,
     assert "secret" not in err + captured.out + text
 
 
-def test_internal_error_without_a_writable_log_folder_still_one_line(monkeypatch, capsys,
-                                                                     tmp_path):
+def test_internal_error_without_a_writable_log_folder_still_one_line(monkeypatch, capsys, tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     monkeypatch.setenv("WASTE_VISION_LOG_DIR", str(blocker / "logs"))
@@ -250,16 +296,20 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"waste-vision {version('waste-vision')}"
 
 
-@pytest.mark.parametrize("argv, verbose, quiet", [
-    (["cameras"], 0, 0),
-    (["-v", "cameras"], 1, 0),
-    (["cameras", "-vv"], 2, 0),
-    (["-v", "cameras", "--verbose"], 2, 0),
-    (["-q", "cameras"], 0, 1),
-    (["cameras", "--quiet"], 0, 1),
-])
-def test_verbose_and_quiet_before_or_after_the_sub_command(monkeypatch, capsys, argv,
-                                                           verbose, quiet):
+@pytest.mark.parametrize(
+    "argv, verbose, quiet",
+    [
+        (["cameras"], 0, 0),
+        (["-v", "cameras"], 1, 0),
+        (["cameras", "-vv"], 2, 0),
+        (["-v", "cameras", "--verbose"], 2, 0),
+        (["-q", "cameras"], 0, 1),
+        (["cameras", "--quiet"], 0, 1),
+    ],
+)
+def test_verbose_and_quiet_before_or_after_the_sub_command(
+    monkeypatch, capsys, argv, verbose, quiet
+):
     """Each command sees the counts, and the terminal's loudness follows them."""
     from waste_vision.logs import get_logger
 
@@ -281,16 +331,22 @@ def test_verbose_and_quiet_before_or_after_the_sub_command(monkeypatch, capsys, 
 
 def test_verbose_and_quiet_on_nested_and_every_sub_command():
     parser = build_parser()
-    for argv in (["data", "split", "a", "b", "-q"], ["annotate", "x", "-o", "y", "-v"],
-                 ["classify", "-q", "x"], ["evaluate", "--stage", "material", "--data",
-                                           "d", "-v"], ["app", "-q"], ["recover", "p", "-v"],
-                 ["bench", "-q"], ["train", "--stage", "material", "--data", "d", "--out",
-                                   "o", "-v"]):
+    for argv in (
+        ["data", "split", "a", "b", "-q"],
+        ["annotate", "x", "-o", "y", "-v"],
+        ["classify", "-q", "x"],
+        ["evaluate", "--stage", "material", "--data", "d", "-v"],
+        ["app", "-q"],
+        ["recover", "p", "-v"],
+        ["bench", "-q"],
+        ["train", "--stage", "material", "--data", "d", "--out", "o", "-v"],
+    ):
         args = parser.parse_args(argv)
         assert getattr(args, "sub_quiet", 0) + getattr(args, "sub_verbose", 0) == 1, argv
 
 
 # -- D: evaluate --update-manifest --------------------------------------------------------
+
 
 def test_evaluate_writes_the_manifest_only_when_asked():
     parser = build_parser()
@@ -301,6 +357,7 @@ def test_evaluate_writes_the_manifest_only_when_asked():
 
 # -- F: stream passwords ------------------------------------------------------------------
 
+
 def _refused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -309,13 +366,17 @@ def _refused_port() -> int:
 
 def test_stream_password_never_shown(tmp_path, capsys, log_dir):
     url = SECRET_URL.replace(":9/", f":{_refused_port()}/")
-    code = main(["annotate", url, "-o", str(tmp_path / "o.mp4"), "--open-timeout", "2",
-                 "-vv"])
+    code = main(["annotate", url, "-o", str(tmp_path / "o.mp4"), "--open-timeout", "2", "-vv"])
     captured = capsys.readouterr()
     assert code == 2 and "127.0.0.1" in captured.err
     code = main(["classify", url])
     classified = capsys.readouterr()
     assert code == 1 and "a URL" in classified.err
-    everything = (captured.out + captured.err + classified.out + classified.err
-                  + (log_dir / "waste-vision.log").read_text())
+    everything = (
+        captured.out
+        + captured.err
+        + classified.out
+        + classified.err
+        + (log_dir / "waste-vision.log").read_text()
+    )
     assert "user:***@" in everything and "secret" not in everything

@@ -40,8 +40,15 @@ def test_every_direct_dependency_is_pinned():
     missing = sorted(n for n in names if n not in pins and _installed(n))
     assert not missing, f"not pinned in constraints.txt: {missing}"
     # the packages whose versions decide the bundle (one FFmpeg) and the models' results
-    for name in ("opencv-python-headless", "av", "ai-edge-litert", "numpy", "tensorflow",
-                 "pyside6-essentials", "pyinstaller"):
+    for name in (
+        "opencv-python-headless",
+        "av",
+        "ai-edge-litert",
+        "numpy",
+        "tensorflow",
+        "pyside6-essentials",
+        "pyinstaller",
+    ):
         assert name in pins
 
 
@@ -62,11 +69,14 @@ def test_installed_versions_are_the_pinned_ones():
             continue
         if dist.version != pins[name]:
             differ.append(f"{name} {dist.version} (pinned {pins[name]})")
-    unpinned = sorted(_norm(d.metadata["Name"]) for d in metadata.distributions()
-                      if _norm(d.metadata["Name"]) not in pins | {"waste-vision": ""})
+    unpinned = sorted(
+        _norm(d.metadata["Name"])
+        for d in metadata.distributions()
+        if _norm(d.metadata["Name"]) not in pins | {"waste-vision": ""}
+    )
     if os.environ.get("WASTE_VISION_UNPINNED") == "1":
         if differ:
-            warnings.warn("newer than the tested set: " + ", ".join(sorted(differ)))
+            warnings.warn("newer than the tested set: " + ", ".join(sorted(differ)), stacklevel=2)
         return
     assert not differ, "installed versions differ from constraints.txt: " + ", ".join(differ)
     assert not unpinned, f"installed but not in constraints.txt: {unpinned}"

@@ -13,8 +13,9 @@ from waste_vision.images import read_rgb, resize_for_model
 
 def test_map_is_zero_on_plain_background_and_points_at_the_item(models_dir):
     cascade = Cascade(models_dir, backend="litert")
-    photo = resize_for_model(read_rgb(ROOT / "assets" / "samples" /
-                                      "glass_trashnet_glass102.jpg"), (200, 200))
+    photo = resize_for_model(
+        read_rgb(ROOT / "assets" / "samples" / "glass_trashnet_glass102.jpg"), (200, 200)
+    )
     crop = np.full((400, 400, 3), 127, np.uint8)  # the explainer's own occlusion grey
     crop[:200, :200] = photo.astype(np.uint8)  # the item fills the top-left quadrant
     result = cascade.classify(crop)

@@ -36,9 +36,11 @@ def _hostile_folder(root):
     (root / "truncated.jpg").write_bytes(data[: len(data) // 3])
     (root / "text.jpg").write_text("this is not an image\n")
     cv2.imwrite(str(root / "one_pixel.png"), np.full((1, 1, 3), 127, np.uint8))
-    rgba = np.dstack([cv2.imread(str(good)), np.full(cv2.imread(str(good)).shape[:2], 90, np.uint8)])
+    rgba = np.dstack(
+        [cv2.imread(str(good)), np.full(cv2.imread(str(good)).shape[:2], 90, np.uint8)]
+    )
     cv2.imwrite(str(root / "rgba.png"), rgba)
-    grey16 = (cv2.cvtColor(cv2.imread(str(good)), cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257)
+    grey16 = cv2.cvtColor(cv2.imread(str(good)), cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257
     cv2.imwrite(str(root / "grey16.png"), grey16)
     big = cv2.resize(cv2.imread(str(good)), (6000, 4500), interpolation=cv2.INTER_LINEAR)
     cv2.imwrite(str(root / "huge.jpg"), big)
@@ -56,8 +58,18 @@ def test_classify_hostile_folder(tmp_path, capsys):
     out, err = capsys.readouterr()
     recs = {os.path.basename(r["path"]): r for r in map(json.loads, out.splitlines())}
     assert code == 1
-    assert set(recs) == {"good.jpg", "empty.jpg", "truncated.jpg", "text.jpg", "one_pixel.png",
-                         "rgba.png", "grey16.png", "huge.jpg", "bomb.png", "missing.jpg"}
+    assert set(recs) == {
+        "good.jpg",
+        "empty.jpg",
+        "truncated.jpg",
+        "text.jpg",
+        "one_pixel.png",
+        "rgba.png",
+        "grey16.png",
+        "huge.jpg",
+        "bomb.png",
+        "missing.jpg",
+    }
     for name in ("good.jpg", "rgba.png", "grey16.png", "huge.jpg"):
         assert recs[name]["error"] is None, name
     for name in ("rgba.png", "huge.jpg"):  # the same photo, other encodings
@@ -67,8 +79,10 @@ def test_classify_hostile_folder(tmp_path, capsys):
         assert recs[name]["error"] and "\n" not in recs[name]["error"], name
     lines = err.strip().splitlines()
     assert len(lines) == 5 and all(line.startswith("waste-vision: ") for line in lines)
-    assert (f"waste-vision: {folder / 'bomb.png'}: image is 30000x30000 (900 MP), over the "
-            "50 MP limit; resize it first") in lines
+    assert (
+        f"waste-vision: {folder / 'bomb.png'}: image is 30000x30000 (900 MP), over the "
+        "50 MP limit; resize it first"
+    ) in lines
     assert "Traceback" not in err
 
 
@@ -98,8 +112,19 @@ def test_mismatched_and_corrupt_models_exit_2(tmp_path, models_dir, capsys):
     err = capsys.readouterr().err
     assert "lists 3 labels but its model has 5 outputs" in err and len(err.splitlines()) == 1
     (models / "cascade.json").write_text("{]")
-    assert main(["annotate", str(ROOT / "tests" / "fixtures" / "slideshow.mp4"), "-o", str(tmp_path / "o.mp4"),
-                 "--models", str(models)]) == 2
+    assert (
+        main(
+            [
+                "annotate",
+                str(ROOT / "tests" / "fixtures" / "slideshow.mp4"),
+                "-o",
+                str(tmp_path / "o.mp4"),
+                "--models",
+                str(models),
+            ]
+        )
+        == 2
+    )
     assert "not valid JSON" in capsys.readouterr().err
 
 
@@ -112,12 +137,14 @@ def test_video_cut_in_half_is_a_clear_error(tmp_path, capsys):
     assert code in (1, 2) and "half.mp4" in err and "Traceback" not in err
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=2048), st.integers(0, 3000), st.binary(max_size=16))
 def test_fuzz_image_decoding(tmp_path, junk, cut, patch):
     """Random bytes, and a real JPEG cut and patched at random: an image or ImageReadError."""
     real = (SAMPLES / "glass_trashnet_glass102.jpg").read_bytes()
-    mutated = real[:cut] + patch + real[cut + len(patch):]
+    mutated = real[:cut] + patch + real[cut + len(patch) :]
     for i, data in enumerate((junk, mutated)):
         path = tmp_path / f"fuzz{i}.jpg"
         path.write_bytes(data)
@@ -130,16 +157,26 @@ def test_fuzz_image_decoding(tmp_path, junk, cut, patch):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 5000) | st.floats(allow_nan=True)
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5000)
+    | st.floats(allow_nan=True)
     | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8),
-                                                                      children, max_size=5),
-    max_leaves=20)
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
+    max_leaves=20,
+)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(json_values, st.integers(0, 1), st.sampled_from(
-    ["name", "labels", "input_size", "threshold", "keras", "tflite", "metrics"]))
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    json_values,
+    st.integers(0, 1),
+    st.sampled_from(["name", "labels", "input_size", "threshold", "keras", "tflite", "metrics"]),
+)
 def test_fuzz_manifest(tmp_path, value, stage, key):
     """The real manifest with one field replaced by arbitrary JSON, or arbitrary JSON whole."""
     real = json.loads((ROOT / "models" / "cascade.json").read_text())
@@ -148,8 +185,12 @@ def test_fuzz_manifest(tmp_path, value, stage, key):
             candidate = json.loads(json.dumps(real))
             candidate["stages"][stage][key] = value
         (tmp_path / "cascade.json").write_text(json.dumps(candidate))
-        for name in ("stage1_organic_recyclable.tflite", "stage2_material.tflite",
-                     "stage1_organic_recyclable.keras", "stage2_material.keras"):
+        for name in (
+            "stage1_organic_recyclable.tflite",
+            "stage2_material.tflite",
+            "stage1_organic_recyclable.keras",
+            "stage2_material.keras",
+        ):
             if not (tmp_path / name).exists():
                 (tmp_path / name).write_bytes(b"x")
         try:

@@ -31,9 +31,12 @@ def bilevel_png(width: int, height: int) -> bytes:
     z = zlib.compressobj(9)
     row = bytes(1 + (width + 7) // 8)  # filter byte 0, then the packed bits
     idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
-    return (b"\x89PNG\r\n\x1a\n"
-            + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-            + _chunk(b"IDAT", idat) + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        + _chunk(b"IDAT", idat)
+        + _chunk(b"IEND", b"")
+    )
 
 
 def test_the_png_builder_makes_real_images(tmp_path):
@@ -56,14 +59,17 @@ def test_huge_png_is_refused_from_its_header_without_decoding(tmp_path, monkeypa
     monkeypatch.setattr(images.cv2, "imread", no_decode)
     with pytest.raises(ImageTooLargeError) as err:
         read_rgb(path)
-    assert str(err.value) == ("image is 30000x30000 (900 MP), over the 50 MP limit; "
-                              "resize it first")
+    assert str(err.value) == (
+        "image is 30000x30000 (900 MP), over the 50 MP limit; resize it first"
+    )
     assert isinstance(err.value, ImageReadError)  # every caller's per-file handling applies
 
 
 def test_cap_is_50_megapixels():
     assert MAX_PIXELS == 50_000_000
-    png = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 10000, 5000, 8, 2, 0, 0, 0))
+    png = b"\x89PNG\r\n\x1a\n" + _chunk(
+        b"IHDR", struct.pack(">IIBBBBB", 10000, 5000, 8, 2, 0, 0, 0)
+    )
     assert check_pixel_count(png) == (10000, 5000)  # exactly 50 MP: allowed
     over = png.replace(struct.pack(">II", 10000, 5000), struct.pack(">II", 10001, 5000))
     with pytest.raises(ImageTooLargeError, match=r"10001x5000 \(50.01 MP\)"):
@@ -72,18 +78,27 @@ def test_cap_is_50_megapixels():
 
 def _bgr(h=48, w=64):
     rng = np.random.default_rng(0)
-    return cv2.resize(rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8), (w, h),
-                      interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(
+        rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8),
+        (w, h),
+        interpolation=cv2.INTER_NEAREST,
+    )
 
 
-@pytest.mark.parametrize("ext, params, bgra", [
-    (".png", [], False), (".png", [], True), (".jpg", [], False),
-    (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1], False), (".bmp", [], False),
-    (".webp", [cv2.IMWRITE_WEBP_QUALITY, 80], False),  # VP8
-    (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101], False),  # VP8L
-    (".webp", [cv2.IMWRITE_WEBP_QUALITY, 80], True),  # VP8X (alpha)
-    (".tif", [], False),
-])
+@pytest.mark.parametrize(
+    "ext, params, bgra",
+    [
+        (".png", [], False),
+        (".png", [], True),
+        (".jpg", [], False),
+        (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1], False),
+        (".bmp", [], False),
+        (".webp", [cv2.IMWRITE_WEBP_QUALITY, 80], False),  # VP8
+        (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101], False),  # VP8L
+        (".webp", [cv2.IMWRITE_WEBP_QUALITY, 80], True),  # VP8X (alpha)
+        (".tif", [], False),
+    ],
+)
 def test_header_size_is_the_decoded_size(ext, params, bgra):
     """For every format read here the header's size is what OpenCV decodes."""
     image = _bgr(45, 67)
@@ -96,9 +111,14 @@ def test_header_size_is_the_decoded_size(ext, params, bgra):
 
 
 def test_big_endian_tiff_and_stray_jpeg_bytes():
-    tiff = (b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 2)
-            + struct.pack(">HHIHH", 256, 3, 1, 7000, 0) + struct.pack(">HHII", 257, 4, 1, 9000)
-            + b"\x00" * 4)
+    tiff = (
+        b"MM\x00*"
+        + struct.pack(">I", 8)
+        + struct.pack(">H", 2)
+        + struct.pack(">HHIHH", 256, 3, 1, 7000, 0)
+        + struct.pack(">HHII", 257, 4, 1, 9000)
+        + b"\x00" * 4
+    )
     with pytest.raises(ImageTooLargeError, match="7000x9000 .63 MP."):
         check_pixel_count(tiff)
     _, data = cv2.imencode(".jpg", _bgr())
@@ -107,12 +127,15 @@ def test_big_endian_tiff_and_stray_jpeg_bytes():
     assert image_size(raw[:2] + b"\x00\x13" + raw[2:]) == (64, 48)
 
 
-@pytest.mark.parametrize("data", [
-    b"P6\n30000 30000\n255\n",  # a PPM: OpenCV reads it, but its size is not checked here
-    b"\xff\xd8\xff\xda\x00\x02",  # a JPEG with scan data before any frame header
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDX",
-    b"RIFF\x00\x00\x00\x00WEBPVP8Z",
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"P6\n30000 30000\n255\n",  # a PPM: OpenCV reads it, but its size is not checked here
+        b"\xff\xd8\xff\xda\x00\x02",  # a JPEG with scan data before any frame header
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDX",
+        b"RIFF\x00\x00\x00\x00WEBPVP8Z",
+    ],
+)
 def test_unknown_or_broken_headers_are_refused_unread(tmp_path, monkeypatch, data):
     path = tmp_path / "odd.img"
     path.write_bytes(data + bytes(64))
@@ -151,9 +174,12 @@ def test_exif_orientation_is_applied(tmp_path, orientation):
     stored = _bgr(48, 64)  # landscape as stored, 8x8 blocks of random colours
     path = tmp_path / f"exif_{orientation}.jpg"
     path.write_bytes(exif_jpeg(stored, orientation))
-    as_stored = cv2.cvtColor(cv2.imdecode(np.fromfile(str(path), np.uint8),
-                                          cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION),
-                             cv2.COLOR_BGR2RGB)
+    as_stored = cv2.cvtColor(
+        cv2.imdecode(
+            np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+        ),
+        cv2.COLOR_BGR2RGB,
+    )
     rgb = read_rgb(path)
     expected = UPRIGHT[orientation](as_stored)
     assert rgb.shape == expected.shape

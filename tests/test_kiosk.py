@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the window fixtures come from tests/test_app.py by import)
 """Kiosk lockdown (pytest-qt, offscreen, on the real engine and the bundled clip): the public
 can only look — no recording, snapshots or settings from the keyboard — staff mode sits
 behind a PIN stored as a salted hash, and a recording always shows a REC sign on the video."""
@@ -79,12 +78,18 @@ def test_the_pin_hash_needs_no_openssl(monkeypatch):
 
 def red_pixels(window) -> int:
     """Pixels of the REC sign's red in the video's top-left corner."""
-    image = window.video.grab().toImage().convertToFormat(
-        window.video.grab().toImage().Format.Format_RGB888)
+    image = (
+        window.video.grab()
+        .toImage()
+        .convertToFormat(window.video.grab().toImage().Format.Format_RGB888)
+    )
     w, h = image.width(), image.height()
     ptr = image.constBits()
-    pixels = np.frombuffer(ptr, np.uint8, count=image.sizeInBytes()).reshape(
-        h, image.bytesPerLine())[:, :w * 3].reshape(h, w, 3)
+    pixels = (
+        np.frombuffer(ptr, np.uint8, count=image.sizeInBytes())
+        .reshape(h, image.bytesPerLine())[:, : w * 3]
+        .reshape(h, w, 3)
+    )
     corner = pixels[: h // 6, : w // 6].astype(int)
     r, g, b = corner[..., 0], corner[..., 1], corner[..., 2]
     return int(((abs(r - 217) < 25) & (abs(g - 48) < 25) & (abs(b - 37) < 25)).sum())
@@ -97,7 +102,8 @@ def press(window, key, modifier=Qt.KeyboardModifier.NoModifier):
 
 
 def test_public_kiosk_cannot_record_snapshot_or_change_settings_from_the_keyboard(
-        make_window, qtbot, monkeypatch):
+    make_window, qtbot, monkeypatch
+):
     set_staff_pin(PIN)
     asked = []
     monkeypatch.setattr(kiosk_module, "ask_pin", lambda parent: asked.append(1) or PIN)

@@ -77,13 +77,16 @@ def test_missing_model_file(models_copy):
         load_manifest(models_copy)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d["stages"].pop(), "must list the 2 stages"),
-    (lambda d: d["stages"].reverse(), "must be named 'organic-recyclable'"),
-    (lambda d: d["stages"][0].update(threshold=1.5), "threshold must be a number in"),
-    (lambda d: d["stages"][1].update(labels=["glass"]), "at least two distinct labels"),
-    (lambda d: d["stages"][1].update(input_size=[224]), "input_size"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d["stages"].pop(), "must list the 2 stages"),
+        (lambda d: d["stages"].reverse(), "must be named 'organic-recyclable'"),
+        (lambda d: d["stages"][0].update(threshold=1.5), "threshold must be a number in"),
+        (lambda d: d["stages"][1].update(labels=["glass"]), "at least two distinct labels"),
+        (lambda d: d["stages"][1].update(input_size=[224]), "input_size"),
+    ],
+)
 def test_malformed_manifest(models_copy, change, message):
     _edit(models_copy, change)
     with pytest.raises(UserError, match=message):
@@ -114,6 +117,7 @@ def test_fused_int8_entry_is_checked(models_copy):
 
 # -- evaluate and the manifest ---------------------------------------------------------------
 
+
 def _material_test_folder(root):
     """The sample photos as a material test set: one class folder per material."""
     for photo in (ROOT / "assets" / "samples").glob("*.jpg"):
@@ -128,8 +132,9 @@ def _evaluate(models, data, reports, **flags):
     pytest.importorskip("matplotlib")
     from waste_vision.training.evaluate import evaluate_stage
 
-    args = argparse.Namespace(stage="material", data=data, models=models, reports=reports,
-                              name=None, **flags)
+    args = argparse.Namespace(
+        stage="material", data=data, models=models, reports=reports, name=None, **flags
+    )
     return evaluate_stage(args)
 
 
@@ -179,8 +184,14 @@ def test_a_write_that_fails_half_way_leaves_the_old_manifest(models_copy):
     path = models_copy / "cascade.json"
     before = path.read_bytes()
     limit = len(before) // 2  # the new text is longer than this: its write fails mid-way
-    run = subprocess.run([sys.executable, "-c", _FULL_DISK, str(models_copy), str(limit)],
-                         check=False, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    run = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(models_copy), str(limit)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert "failed:" in run.stdout, run.stdout + run.stderr
     assert path.read_bytes() == before  # old text, complete
     assert not [p for p in models_copy.iterdir() if p.name.startswith(".")]  # no temp left
@@ -197,8 +208,10 @@ def test_a_crash_before_the_rename_leaves_the_old_manifest(models_copy, monkeypa
 
     monkeypatch.setattr(evaluate.os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
-        evaluate.record_in_manifest(models_copy, 0, {
-            "accuracy": 0.5, "images": 3, "expected_calibration_error": 0.1,
-            "final_label": {}})
+        evaluate.record_in_manifest(
+            models_copy,
+            0,
+            {"accuracy": 0.5, "images": 3, "expected_calibration_error": 0.1, "final_label": {}},
+        )
     assert path.read_bytes() == before
     assert not [p for p in models_copy.iterdir() if p.name.startswith(".")]

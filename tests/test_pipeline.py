@@ -6,9 +6,9 @@ import json
 import time
 
 from tests.conftest import ROOT
-from waste_vision.engine.annotators import Overlay
 from waste_vision.cascade import Cascade
 from waste_vision.commands.cli import main
+from waste_vision.engine.annotators import Overlay
 from waste_vision.engine.pipeline import FrameClassifier, Pipeline, RateMeter
 from waste_vision.engine.sources import Buffering, FileSource
 
@@ -36,7 +36,7 @@ def test_live_pipeline_keeps_up_with_fresh_frames(models_dir):
     assert 10 <= len(seen) <= 32  # ~20 classified at 50 ms each, not the source's 45
     assert seen == sorted(seen) and len(set(seen)) == len(seen)
     assert source.dropped > 0  # the slow consumer made the source drop stale frames
-    assert max(b - a for a, b in zip(seen, seen[1:])) >= 2
+    assert max(b - a for a, b in zip(seen, seen[1:], strict=False)) >= 2
 
 
 def test_headless_pipeline_sees_every_frame_in_order(models_dir):
@@ -59,13 +59,30 @@ def test_rate_meter():
 
 def test_bench_runs_and_reports(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["bench", "--runs", "5", "--live-seconds", "1", "--original-frames", "3",
-                 "--max-frames", "90", "--clip", str(DEMO), "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--runs",
+                "5",
+                "--live-seconds",
+                "1",
+                "--original-frames",
+                "3",
+                "--max-frames",
+                "90",
+                "--clip",
+                str(DEMO),
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     r = json.loads(out.read_text())
     assert r["annotate"]["frames"] == 90
     assert r["original_loop"]["frames"] == 3
-    assert set(r["stages"]["litert"]) == {"organic-recyclable", "material", "fused",
-                                          "fused int8"}
+    assert set(r["stages"]["litert"]) == {"organic-recyclable", "material", "fused", "fused int8"}
     assert r["annotate_int8"]["frames"] == 90
     assert r["annotate_vs_original"] > 1 and r["annotate_int8_vs_original"] > 1
     printed = capsys.readouterr().out
@@ -84,6 +101,7 @@ def test_bench_runs_and_reports(tmp_path, capsys):
 
 
 # --- issue 22 ------------------------------------------------------------------------------
+
 
 def test_a_zone_over_bare_table_is_empty_and_counts_nothing(models_dir):
     """A zone is classified only where something differs from the learnt empty table: over
@@ -111,16 +129,15 @@ def test_a_zone_over_bare_table_is_empty_and_counts_nothing(models_dir):
 def test_an_image_folder_is_classified_photo_by_photo_in_item_mode(models_dir):
     """The default item-finding mode used to call every photo of a folder ``empty`` (a
     slideshow never leaves "learning"): each photo is now classified whole, on its own."""
-    from waste_vision.images import read_rgb
     from waste_vision.engine.sources import ImageFolderSource
+    from waste_vision.images import read_rgb
 
     cascade = Cascade(models_dir, backend="litert")
     samples = ROOT / "assets" / "samples"
     source = ImageFolderSource(samples)
     seen = []
     with source:
-        Pipeline(source, FrameClassifier(cascade, mode="items"), Overlay.default()).run(
-            seen.append)
+        Pipeline(source, FrameClassifier(cascade, mode="items"), Overlay.default()).run(seen.append)
     assert len(seen) == len(source.paths) == 12
     expected = [cascade.classify_many([read_rgb(p)])[0].label for p in source.paths]
     assert [r.verdict for r in seen] == expected
@@ -139,8 +156,9 @@ def test_the_pipeline_stays_bounded_through_many_items(models_dir):
 
     rng = np.random.default_rng(0)
     table = np.clip(rng.normal(150, 4, (90, 160, 3)), 0, 255).astype(np.uint8)
-    classifier = FrameClassifier(Cascade(models_dir, backend="litert"), mode="items",
-                                 tracker=ItemTracker(keep=20))
+    classifier = FrameClassifier(
+        Cascade(models_dir, backend="litert"), mode="items", tracker=ItemTracker(keep=20)
+    )
     t, index = 0.0, 0
 
     def feed(image):
@@ -154,7 +172,7 @@ def test_the_pipeline_stays_bounded_through_many_items(models_dir):
     for n in range(120):
         item = table.copy()
         x = 10 + 30 * (n % 4)
-        item[20:60, x:x + 30] = (40 * (n % 5), 200, 255 - 40 * (n % 5))
+        item[20:60, x : x + 30] = (40 * (n % 5), 200, 255 - 40 * (n % 5))
         for _ in range(5):
             feed(item)
         for _ in range(4):

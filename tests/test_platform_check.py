@@ -50,25 +50,36 @@ def test_missing_xcb_cursor_names_the_package_and_the_command(plugin_fails):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the xcb check is Linux only")
 def test_every_missing_library_ldd_finds_is_named(monkeypatch, plugin_fails):
-    monkeypatch.setattr(platform_check, "_ldd_missing",
-                        lambda path: ["libxcb-cursor.so.0", "libxkbcommon-x11.so.0"])
+    monkeypatch.setattr(
+        platform_check, "_ldd_missing", lambda path: ["libxcb-cursor.so.0", "libxkbcommon-x11.so.0"]
+    )
     with pytest.raises(UserError, match="packages libxcb-cursor0, libxkbcommon-x11-0, not"):
         platform_check.check_platform({"DISPLAY": ":0"})
 
 
-@pytest.mark.parametrize("env", [{"QT_QPA_PLATFORM": "offscreen"}, {"QT_QPA_PLATFORM": "minimal"},
-                                 {"QT_QPA_PLATFORM": "wayland"}, {"WAYLAND_DISPLAY": "wayland-0"}])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"QT_QPA_PLATFORM": "offscreen"},
+        {"QT_QPA_PLATFORM": "minimal"},
+        {"QT_QPA_PLATFORM": "wayland"},
+        {"WAYLAND_DISPLAY": "wayland-0"},
+    ],
+)
 def test_other_platforms_are_not_checked(plugin_fails, env):
     platform_check.check_platform(env)
     assert plugin_fails == []
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({}, "xcb"),
-    ({"QT_QPA_PLATFORM": "offscreen:fontengine=freetype"}, "offscreen"),
-    ({"QT_QPA_PLATFORM": "XCB;wayland"}, "xcb"),
-    ({"XDG_SESSION_TYPE": "wayland"}, "wayland"),
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, "xcb"),
+        ({"QT_QPA_PLATFORM": "offscreen:fontengine=freetype"}, "offscreen"),
+        ({"QT_QPA_PLATFORM": "XCB;wayland"}, "xcb"),
+        ({"XDG_SESSION_TYPE": "wayland"}, "wayland"),
+    ],
+)
 def test_requested_platform(env, expected):
     assert platform_check.requested_platform(env) == expected
 
@@ -80,18 +91,33 @@ def test_no_display_is_one_line_too(monkeypatch):
         platform_check.check_platform({"QT_QPA_PLATFORM": "xcb"})
 
 
-@pytest.mark.skipif(not shutil.which("gcc") or not sys.platform.startswith("linux"),
-                    reason="needs gcc to build a library with a missing dependency")
+@pytest.mark.skipif(
+    not shutil.which("gcc") or not sys.platform.startswith("linux"),
+    reason="needs gcc to build a library with a missing dependency",
+)
 def test_a_real_loader_failure_is_read(tmp_path):
     """A real shared library whose dependency is gone: dlopen and ldd both report it."""
     (tmp_path / "dep.c").write_text("int wv_dep(void) { return 1; }\n")
-    (tmp_path / "plugin.c").write_text("int wv_dep(void);\nint wv_plugin(void) { return wv_dep(); }\n")
+    (tmp_path / "plugin.c").write_text(
+        "int wv_dep(void);\nint wv_plugin(void) { return wv_dep(); }\n"
+    )
     dep = tmp_path / "libwaste-vision-absent.so.1"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-o", dep, tmp_path / "dep.c",
-                    "-Wl,-soname,libwaste-vision-absent.so.1"], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-o",
+            dep,
+            tmp_path / "dep.c",
+            "-Wl,-soname,libwaste-vision-absent.so.1",
+        ],
+        check=True,
+    )
     plugin = tmp_path / "libqfake.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-o", plugin, tmp_path / "plugin.c", dep],
-                   check=True)
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-o", plugin, tmp_path / "plugin.c", dep], check=True
+    )
     dep.unlink()
     missing, error = platform_check.missing_libraries(plugin)
     assert missing == ["libwaste-vision-absent.so.1"]
@@ -116,8 +142,14 @@ def test_app_command_exits_2_with_one_line_before_qt_starts(tmp_path):
         sys.exit(code)
     """)
     env = dict(os.environ, QT_QPA_PLATFORM="xcb", DISPLAY=":0", XDG_CONFIG_HOME=str(tmp_path))
-    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2, r.stdout + r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr

@@ -26,8 +26,12 @@ from waste_vision.training.pth import (
     load_state_dict,
 )
 
-STORAGE_NAMES = {np.dtype(np.float32): "FloatStorage", np.dtype(np.int64): "LongStorage",
-                 np.dtype(np.float16): "HalfStorage", np.dtype(np.uint8): "ByteStorage"}
+STORAGE_NAMES = {
+    np.dtype(np.float32): "FloatStorage",
+    np.dtype(np.int64): "LongStorage",
+    np.dtype(np.float16): "HalfStorage",
+    np.dtype(np.uint8): "ByteStorage",
+}
 
 BASE = {
     # key: dtype, element count declared in the object pickle, count in the storage header,
@@ -59,7 +63,9 @@ def write_pth(spec: dict) -> bytes:
     """A legacy-format state dict, as torch.save(..., _use_new_zipfile_serialization=False)."""
     obj = bytearray(b"\x80\x02ccollections\nOrderedDict\n)R")  # an empty OrderedDict
     for name, key, offset, size, stride in spec["tensors"]:
-        kind, declared = spec["storages"][key][:2] if key in spec["storages"] else ("FloatStorage", 1)
+        kind, declared = (
+            spec["storages"][key][:2] if key in spec["storages"] else ("FloatStorage", 1)
+        )
         obj += _frag(name)
         obj += b"ctorch._utils\n_rebuild_tensor_v2\n("
         obj += b"(" + _frag("storage") + f"ctorch\n{kind}\n".encode() + _frag(key)
@@ -68,9 +74,15 @@ def write_pth(spec: dict) -> bytes:
         obj += b"\x89ccollections\nOrderedDict\n)RtRs"  # requires_grad, hooks; call; set
     obj += b"."
     out = bytearray()
-    for part in (MAGIC_NUMBER, PROTOCOL_VERSION,
-                 {"protocol_version": 1001, "little_endian": True,
-                  "type_sizes": {"short": 2, "int": 4, "long": 4}}):
+    for part in (
+        MAGIC_NUMBER,
+        PROTOCOL_VERSION,
+        {
+            "protocol_version": 1001,
+            "little_endian": True,
+            "type_sizes": {"short": 2, "int": 4, "long": 4},
+        },
+    ):
         out += pickle.dumps(part, protocol=2)
     out += obj + pickle.dumps(list(spec["keys"]), protocol=2)
     for key in spec["keys"]:
@@ -84,7 +96,7 @@ def expected_view(spec: dict, key: str, offset: int, size: tuple, stride: tuple)
     """The tensor by explicit index arithmetic, or None if any element lies outside."""
     values = np.asarray(spec["storages"][key][3])
     index = np.full(size, offset, dtype=object)
-    for axis, (n, s) in enumerate(zip(size, stride)):
+    for axis, (n, s) in enumerate(zip(size, stride, strict=False)):
         shape = [1] * len(size)
         shape[axis] = n
         index = index + np.arange(n, dtype=object).reshape(shape) * s
@@ -116,10 +128,17 @@ def test_the_writer_makes_files_the_reader_loads(tmp_path):
     assert sd["every_other"].tolist() == [6.0, 9.0, 12.0, 15.0]
 
 
-ODD_VALUES = (st.integers(-3, 30) | st.integers(-2**70, 2**70) | st.booleans() | st.none()
-              | st.floats(allow_nan=True) | st.text(max_size=3))
-SHAPES = st.lists(st.integers(-2, 8) | st.integers(-2**64, 2**64) | st.booleans(),
-                  max_size=20).map(tuple)
+ODD_VALUES = (
+    st.integers(-3, 30)
+    | st.integers(-(2**70), 2**70)
+    | st.booleans()
+    | st.none()
+    | st.floats(allow_nan=True)
+    | st.text(max_size=3)
+)
+SHAPES = st.lists(
+    st.integers(-2, 8) | st.integers(-(2**64), 2**64) | st.booleans(), max_size=20
+).map(tuple)
 
 
 @st.composite
@@ -128,9 +147,23 @@ def mutated_specs(draw):
     for _ in range(draw(st.integers(1, 3))):
         tensor = draw(st.sampled_from(spec["tensors"]))
         key = draw(st.sampled_from(sorted(spec["storages"])))
-        what = draw(st.sampled_from(["offset", "size", "size_item", "stride", "stride_item",
-                                     "storage_key", "dtype", "declared", "stored", "bytes",
-                                     "keys"]))
+        what = draw(
+            st.sampled_from(
+                [
+                    "offset",
+                    "size",
+                    "size_item",
+                    "stride",
+                    "stride_item",
+                    "storage_key",
+                    "dtype",
+                    "declared",
+                    "stored",
+                    "bytes",
+                    "keys",
+                ]
+            )
+        )
         if what == "offset":
             tensor[2] = draw(ODD_VALUES)
         elif what in ("size", "stride"):
@@ -144,19 +177,21 @@ def mutated_specs(draw):
         elif what == "storage_key":
             tensor[1] = draw(st.sampled_from(["100", "101", "102", "999", ""]))
         elif what == "dtype":
-            spec["storages"][key][0] = draw(st.sampled_from(
-                ["FloatStorage", "LongStorage", "HalfStorage", "ByteStorage", "BoolStorage"]))
+            spec["storages"][key][0] = draw(
+                st.sampled_from(
+                    ["FloatStorage", "LongStorage", "HalfStorage", "ByteStorage", "BoolStorage"]
+                )
+            )
         elif what == "declared":
             spec["storages"][key][1] = draw(ODD_VALUES)
         elif what == "stored":
-            spec["storages"][key][2] = draw(st.integers(-2**63, 2**63 - 1) | st.integers(-2, 40))
+            spec["storages"][key][2] = draw(st.integers(-(2**63), 2**63 - 1) | st.integers(-2, 40))
         elif what == "bytes":
             raw = np.asarray(spec["storages"][key][3]).tobytes()
             cut = draw(st.integers(0, len(raw) + 8))
             spec["storages"][key][3] = np.frombuffer((raw + bytes(8))[:cut], np.uint8)
         else:
-            spec["keys"] = draw(st.lists(st.sampled_from(["100", "101", "102", "999"]),
-                                         max_size=5))
+            spec["keys"] = draw(st.lists(st.sampled_from(["100", "101", "102", "999"]), max_size=5))
     return spec
 
 
@@ -168,7 +203,9 @@ def _stored_values(spec: dict, key: str) -> np.ndarray:
     return np.frombuffer(raw[: len(raw) // dtype.itemsize * dtype.itemsize], dtype)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(mutated_specs())
 def test_mutated_fields_load_within_bounds_or_are_refused(tmp_path, spec):
     sd = load_or_refuse(tmp_path, write_pth(spec))
@@ -187,16 +224,22 @@ def test_mutated_fields_load_within_bounds_or_are_refused(tmp_path, spec):
         assert array.size <= spec["storages"][key][1]  # no more elements than its storage
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.integers(0, 10_000), st.binary(min_size=0, max_size=6)),
-                min_size=1, max_size=4), st.integers(0, 10_000))
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 10_000), st.binary(min_size=0, max_size=6)), min_size=1, max_size=4
+    ),
+    st.integers(0, 10_000),
+)
 def test_byte_level_mutations_never_crash(tmp_path, patches, cut):
     """Bytes overwritten, inserted or the file cut: loaded within bounds, or refused cleanly."""
     data = bytearray(write_pth(BASE))
     for at, patch in patches:
         at %= len(data) + 1
         if len(patch) % 2:
-            data[at:at + len(patch)] = patch
+            data[at : at + len(patch)] = patch
         else:
             data[at:at] = patch
     data = data[: max(cut, len(data) // 2)] if cut < len(data) else data
@@ -209,8 +252,10 @@ def test_byte_level_mutations_never_crash(tmp_path, patches, cut):
 
 def _obj_pickle_with(payload: bytes) -> bytes:
     """A file whose object pickle is ``payload`` (the header pickles and key list are valid)."""
-    head = b"".join(pickle.dumps(p, protocol=2) for p in
-                    (MAGIC_NUMBER, PROTOCOL_VERSION, {"little_endian": True}))
+    head = b"".join(
+        pickle.dumps(p, protocol=2)
+        for p in (MAGIC_NUMBER, PROTOCOL_VERSION, {"little_endian": True})
+    )
     return head + payload + pickle.dumps([], protocol=2)
 
 
@@ -240,16 +285,19 @@ def test_build_cannot_swap_a_checked_tensor_s_fields(tmp_path):
         load_state_dict(_write(tmp_path, good[:at] + build + good[at:]))
 
 
-@pytest.mark.parametrize("field, value, message", [
-    (3, (2, 3, 5), "has 30 elements, more than its storage '100' holds (24)"),
-    (4, (12, 4, 2), "reach element 26, past the end of storage '100' (24 elements)"),
-    (4, (12, 4, -1), "bad stride"),
-    (2, 1, "reach element 24"),
-    (2, -1, "bad storage offset -1"),
-    (3, (2, 3, 4.0), "bad size"),
-    (3, (1,) * 17, "17 dimensions"),
-    (1, "999", "storage '999' is not in the file's storage list"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        (3, (2, 3, 5), "has 30 elements, more than its storage '100' holds (24)"),
+        (4, (12, 4, 2), "reach element 26, past the end of storage '100' (24 elements)"),
+        (4, (12, 4, -1), "bad stride"),
+        (2, 1, "reach element 24"),
+        (2, -1, "bad storage offset -1"),
+        (3, (2, 3, 4.0), "bad size"),
+        (3, (1,) * 17, "17 dimensions"),
+        (1, "999", "storage '999' is not in the file's storage list"),
+    ],
+)
 def test_bad_tensor_fields_name_the_file_and_tensor(tmp_path, field, value, message):
     spec = copy.deepcopy(BASE)
     spec["tensors"][0][field] = value

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from waste_vision.engine import recorder as recorder_module
-from waste_vision.errors import UserError
 from waste_vision.engine.recorder import Recorder, RecordingError, probe, read_jsonl, recover
+from waste_vision.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 W, H, FPS = 64, 48, 15
@@ -39,9 +39,11 @@ def frame(i: int, size=(W, H)) -> np.ndarray:
 def read_video(path: Path) -> tuple[list[np.ndarray], float, tuple[int, int], int]:
     cap = cv2.VideoCapture(str(path))
     assert cap.isOpened(), path
-    meta = (cap.get(cv2.CAP_PROP_FPS),
-            (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))),
-            int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+    meta = (
+        cap.get(cv2.CAP_PROP_FPS),
+        (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))),
+        int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
+    )
     frames = []
     while True:
         ok, bgr = cap.read()
@@ -70,7 +72,7 @@ def top_boxes(data: bytes) -> list[tuple[bytes, int, int]]:
     """(type, offset, size) of a file's top-level MP4 boxes."""
     out, at = [], 0
     while at + 8 <= len(data):
-        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        size, kind = struct.unpack(">I4s", data[at : at + 8])
         out.append((kind, at, size))
         at += size or len(data) - at
     return out
@@ -78,11 +80,12 @@ def top_boxes(data: bytes) -> list[tuple[bytes, int, int]]:
 
 def sidx_entries(data: bytes, at: int) -> tuple[int, int, int, list[tuple[int, int]]]:
     """(timescale, earliest time, first moof's offset, [(size, duration)]) of a v1 sidx."""
-    timescale, earliest, first = struct.unpack(">IQQ", data[at + 16:at + 36])
-    count = struct.unpack(">H", data[at + 38:at + 40])[0]
-    size = struct.unpack(">I", data[at:at + 4])[0]
-    entries = [struct.unpack(">II", data[at + 40 + 12 * k:at + 48 + 12 * k])
-               for k in range(count)]
+    timescale, earliest, first = struct.unpack(">IQQ", data[at + 16 : at + 36])
+    count = struct.unpack(">H", data[at + 38 : at + 40])[0]
+    size = struct.unpack(">I", data[at : at + 4])[0]
+    entries = [
+        struct.unpack(">II", data[at + 40 + 12 * k : at + 48 + 12 * k]) for k in range(count)
+    ]
     return timescale, earliest, at + size + first, entries
 
 
@@ -164,7 +167,7 @@ def test_close_writes_in_place_and_copies_nothing(tmp_path):
     after = target.read_bytes()
     assert target.stat().st_ino == inode
     assert after[:kept] == before[:kept]  # ftyp and moov as they were
-    assert after[first:len(before)] == before[first:]  # the fragments as they were
+    assert after[first : len(before)] == before[first:]  # the fragments as they were
     assert top_boxes(after)[2][0] == b"sidx" and len(after) > len(before)
     assert not [p for p in tmp_path.iterdir() if p != target]
 
@@ -239,8 +242,18 @@ def test_real_time_frames_keep_their_capture_times(tmp_path):
             rec.write(frame(i), {"i": i}, timestamp=1000.0 + t)
     decoded = pyav_frames(target)
     assert [t for t, _ in decoded] == pytest.approx(times, abs=1e-3)
-    assert [key for _, key in decoded] == [True, False, False, False, False, False, True,
-                                           False, True, False]
+    assert [key for _, key in decoded] == [
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
     assert [r["video_s"] for r in read_jsonl(log)] == pytest.approx(times, abs=1e-3)
     assert_in_order(read_video(target)[0])
 
@@ -268,8 +281,9 @@ def test_kill_9_leaves_a_playable_file_that_lost_at_most_one_second(tmp_path):
     names only frames the video holds."""
     log, video = tmp_path / "crash.jsonl", tmp_path / "crash.mp4"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], env=env,
-                             stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path)], env=env, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and child.poll() is None:
@@ -357,7 +371,7 @@ class FailingFile:
     """A file that fails with ``code`` once ``limit`` bytes were written (a full disk)."""
 
     def __init__(self, path, code: int, limit: int):
-        self._f = open(path, "wb", buffering=0)
+        self._f = open(path, "wb", buffering=0)  # noqa: SIM115 (closed by close())
         self.code, self.limit, self.written = code, limit, 0
 
     def write(self, data):
@@ -382,16 +396,20 @@ def failing_open(code: int, limit: int):
     return opener
 
 
-@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "disk full"),
-                                         (errno.EIO, os.strerror(errno.EIO))])
+@pytest.mark.parametrize(
+    "code, words", [(errno.ENOSPC, "disk full"), (errno.EIO, os.strerror(errno.EIO))]
+)
 def test_failure_mid_recording_names_the_cause_and_keeps_what_was_written(
-        tmp_path, monkeypatch, code, words):
+    tmp_path, monkeypatch, code, words
+):
     target = tmp_path / "v.mp4"
     rng = np.random.default_rng(1)
-    images = [cv2.GaussianBlur(rng.integers(0, 255, (H, W, 3), np.uint8), (5, 5), 2)
-              for _ in range(6 * FPS)]
+    images = [
+        cv2.GaussianBlur(rng.integers(0, 255, (H, W, 3), np.uint8), (5, 5), 2)
+        for _ in range(6 * FPS)
+    ]
     with Recorder(tmp_path / "probe.mp4", FPS, (W, H)) as rec:  # how big 2.5 s come out
-        for image in images[:int(2.5 * FPS)]:
+        for image in images[: int(2.5 * FPS)]:
             rec.write(image)
     limit = (tmp_path / "probe.mp4").stat().st_size
     monkeypatch.setattr(recorder_module, "open", failing_open(code, limit), raising=False)
@@ -427,8 +445,9 @@ def write_old_parts(parts: Path, segments: int, per_segment: int) -> None:
     """A .parts folder as the previous version left it after a kill: mp4v segments of a
     second each, its recording.json, and a last segment without an index."""
     parts.mkdir()
-    (parts / "recording.json").write_text(json.dumps(
-        {"target": "old.mp4", "fps": FPS, "size": [W, H]}))
+    (parts / "recording.json").write_text(
+        json.dumps({"target": "old.mp4", "fps": FPS, "size": [W, H]})
+    )
     for s in range(segments):
         path = parts / f"old.part{s:04d}.mp4"
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (W, H))
@@ -454,17 +473,17 @@ def test_recover_turns_an_old_parts_folder_into_an_h264_video(tmp_path):
 
 def snapshot(folder: Path) -> dict:
     """Every file under a folder with its bytes, and every folder: what must not change."""
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 @pytest.mark.parametrize("layout", ["photos", "empty", "parts-named", "bad-meta", "cli"])
-def test_recover_refuses_a_folder_it_did_not_write_and_touches_nothing(tmp_path, layout,
-                                                                         capsys):
+def test_recover_refuses_a_folder_it_did_not_write_and_touches_nothing(tmp_path, layout, capsys):
     """A user's folder given to recover by mistake is left byte for byte as it was (the old
     recover deleted any folder in which it found no segment)."""
-    folder = tmp_path / ("holiday.parts" if layout in ("parts-named", "bad-meta")
-                         else "photos")
+    folder = tmp_path / ("holiday.parts" if layout in ("parts-named", "bad-meta") else "photos")
     folder.mkdir()
     if layout != "empty":
         cv2.imwrite(str(folder / "beach.jpg"), frame(3, (320, 240)))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from waste_vision.errors import UserError
 from waste_vision.engine.regions import RegionSet, clamp_box, parse_box
+from waste_vision.errors import UserError
 
 
 def test_parse_box():
@@ -16,14 +16,17 @@ def test_parse_box():
             parse_box(bad)
 
 
-@pytest.mark.parametrize("box, size, expected", [
-    ((0, 0, 100, 100), (640, 480), (0, 0, 100, 100)),
-    ((600, 400, 200, 200), (640, 480), (600, 400, 40, 80)),
-    ((-50, -50, 100, 100), (640, 480), (0, 0, 50, 50)),
-    ((0, 0, 1280, 720), (320, 240), (0, 0, 320, 240)),
-    ((1000, 1000, 50, 50), (640, 480), None),
-    ((0, 0, 5000, 5000), (3, 2), (0, 0, 3, 2)),
-])
+@pytest.mark.parametrize(
+    "box, size, expected",
+    [
+        ((0, 0, 100, 100), (640, 480), (0, 0, 100, 100)),
+        ((600, 400, 200, 200), (640, 480), (600, 400, 40, 80)),
+        ((-50, -50, 100, 100), (640, 480), (0, 0, 50, 50)),
+        ((0, 0, 1280, 720), (320, 240), (0, 0, 320, 240)),
+        ((1000, 1000, 50, 50), (640, 480), None),
+        ((0, 0, 5000, 5000), (3, 2), (0, 0, 3, 2)),
+    ],
+)
 def test_clamp_box(box, size, expected):
     assert clamp_box(box, *size) == expected
 

@@ -78,7 +78,7 @@ def test_regions_due_for_age_together_are_refreshed_on_different_frames():
                 refreshed[key].append(i)
     assert cascade.calls[0] == 2 and set(cascade.calls[1:]) == {1}  # never both again
     for frames in refreshed.values():  # each still refreshed within max age + one frame
-        assert max(b - a for a, b in zip(frames, frames[1:])) <= 9
+        assert max(b - a for a, b in zip(frames, frames[1:], strict=False)) <= 9
     assert len(results) == 2
 
 
@@ -112,8 +112,9 @@ def frame(i: int, image: np.ndarray) -> Frame:
     return Frame(i, 100.0 + i / 30, image, 30.0, i / 30)
 
 
-@pytest.mark.parametrize("mode, regions", [("frame", []), ("zones", [(0, 0, 160, 240),
-                                                                     (160, 0, 160, 240)])])
+@pytest.mark.parametrize(
+    "mode, regions", [("frame", []), ("zones", [(0, 0, 160, 240), (160, 0, 160, 240)])]
+)
 def test_pipeline_reuses_in_frame_and_zone_modes_and_can_classify_every_frame(mode, regions):
     for reuse, expected in ((True, 2), (False, 16)):
         cascade = CountingCascade()
@@ -143,8 +144,9 @@ class FixedScene:
 
 def test_pipeline_keeps_results_per_item_and_still_counts_it():
     cascade = CountingCascade()
-    classifier = FrameClassifier(cascade, mode="items", scene=FixedScene(),
-                                 tracker=ItemTracker(steady_s=0.5))
+    classifier = FrameClassifier(
+        cascade, mode="items", scene=FixedScene(), tracker=ItemTracker(steady_s=0.5)
+    )
     counted = []
     for i in range(30):  # one second of a still item
         counted += classifier(frame(i, scene())).counted

@@ -25,7 +25,7 @@ def shot(background, items=(), gain=1.0, seed=None):
     rng = np.random.default_rng(seed)
     frame = background.copy()
     for x, y, w, h, colour in items:
-        frame[y:y + h, x:x + w] = colour
+        frame[y : y + h, x : x + w] = colour
     frame = frame * gain + rng.normal(0, 3, frame.shape)
     return np.clip(frame, 0, 255).astype(np.uint8)
 
@@ -55,8 +55,9 @@ def test_each_item_found_on_its_own_with_a_margin():
     for x, y, w, h, _ in items:
         best = max(iou(b, (x, y, w, h)) for b in boxes)
         assert best >= 0.6
-        assert any(b[0] <= x and b[1] <= y and b[0] + b[2] >= x + w and b[1] + b[3] >= y + h
-                   for b in boxes)  # the box holds the whole item
+        assert any(
+            b[0] <= x and b[1] <= y and b[0] + b[2] >= x + w and b[1] + b[3] >= y + h for b in boxes
+        )  # the box holds the whole item
 
 
 def test_two_blobs_of_one_item_merge_into_one_box():
@@ -103,7 +104,7 @@ def test_a_scene_learnt_with_an_item_heals_when_it_leaves():
     for i in range(150):  # taken away
         found.append(scene.find(shot(bg, gain=1 + 0.05 * np.sin(i / 30), seed=300 + i)))
         healed += scene.healed
-    assert all(f == [] for f in found[scene.settings.heal_frames:]), found[:8]
+    assert all(f == [] for f in found[scene.settings.heal_frames :]), found[:8]
     assert len(healed) == 1 and iou(healed[0], item[0][:4]) >= 0.5, healed
     assert scene.learnt_view is not None
     # the item put back later is an item again (the spot is table now), and not a ghost
@@ -120,7 +121,7 @@ def test_relearn_over_an_item_then_taking_it_away_leaves_the_table_empty():
     for i in range(scene.settings.learn_frames):
         assert scene.find(shot(bg, item, seed=10 + i)) is None
     results = [scene.find(shot(bg, seed=100 + i)) for i in range(60)]
-    assert all(r == [] for r in results[scene.settings.heal_frames:]), results[:8]
+    assert all(r == [] for r in results[scene.settings.heal_frames :]), results[:8]
 
 
 def test_at_most_max_items_largest_first():
@@ -133,6 +134,7 @@ def test_at_most_max_items_largest_first():
 
 
 # --- counting -----------------------------------------------------------------------------
+
 
 def feed(tracker, seconds, found, t0=0.0, fps=30):
     counted = []
@@ -188,6 +190,7 @@ def test_an_item_never_sure_is_not_counted():
 
 
 # --- the pipeline on the clip with truth --------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def scene_report():

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from waste_vision import resources
-
 from waste_vision.commands import selftest
 from waste_vision.commands.cli import main
 
@@ -45,11 +44,18 @@ def _assets_copy(tmp_path: Path) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("name, label", [
-    ("glass_trashnet_glass102.jpg", "glass"), ("organic_kaggle_O_10211.jpg", "organic"), ("Cardboard100.JPG", "cardboard"),
-    ("metal103.jpg", "metal"), ("paper125.jpg", "paper"), ("plastic_trashnet_plastic1.jpg", "plastic"),
-    ("photo1.jpg", None),
-])
+@pytest.mark.parametrize(
+    "name, label",
+    [
+        ("glass_trashnet_glass102.jpg", "glass"),
+        ("organic_kaggle_O_10211.jpg", "organic"),
+        ("Cardboard100.JPG", "cardboard"),
+        ("metal103.jpg", "metal"),
+        ("paper125.jpg", "paper"),
+        ("plastic_trashnet_plastic1.jpg", "plastic"),
+        ("photo1.jpg", None),
+    ],
+)
 def test_expected_label_from_file_name(name, label):
     assert selftest.expected_label(Path(name)) == label
 
@@ -123,6 +129,7 @@ def test_cli_self_test_flag_and_required_sub_command(capsys):
 
 
 # --- where models/ and assets/ are found -------------------------------------------------------
+
 
 @pytest.fixture
 def no_resource_env(monkeypatch):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.test_recorder import W, H, frame, read_video
+from tests.test_recorder import H, W, frame, read_video
 from waste_vision.engine import sinks as sinks_module
 from waste_vision.engine.frames import Frame, FrameResult
 from waste_vision.engine.recorder import Recorder, RecordingError
@@ -21,8 +21,9 @@ def result(i: int, t: float | None = None) -> FrameResult:
 
 
 def test_every_frame_reaches_a_file_recording(tmp_path):
-    sink = RecordingSink(tmp_path / "v.mp4", 15, (W, H), jsonl_path=tmp_path / "v.jsonl",
-                         queue_size=2)
+    sink = RecordingSink(
+        tmp_path / "v.mp4", 15, (W, H), jsonl_path=tmp_path / "v.jsonl", queue_size=2
+    )
     for i in range(40):
         sink.write(result(i), frame(i))
     assert sink.close() == tmp_path / "v.mp4" and sink.error is None
@@ -30,8 +31,7 @@ def test_every_frame_reaches_a_file_recording(tmp_path):
 
 
 @pytest.mark.parametrize("fault", [RuntimeError("boom"), ValueError("bad record")])
-def test_any_exception_in_the_recording_thread_ends_it_with_a_message(tmp_path, monkeypatch,
-                                                                     fault):
+def test_any_exception_in_the_recording_thread_ends_it_with_a_message(tmp_path, monkeypatch, fault):
     original = Recorder.write
     calls = []
 
@@ -78,8 +78,7 @@ def stuck_recorder(monkeypatch) -> threading.Event:
     return release
 
 
-def test_a_stuck_encoder_stops_a_file_recording_with_a_message_not_a_hang(tmp_path,
-                                                                         monkeypatch):
+def test_a_stuck_encoder_stops_a_file_recording_with_a_message_not_a_hang(tmp_path, monkeypatch):
     release = stuck_recorder(monkeypatch)
     sink = RecordingSink(tmp_path / "v.mp4", 15, (W, H), queue_size=2, stall_timeout=0.5)
     try:
@@ -97,8 +96,9 @@ def test_a_stuck_encoder_stops_a_file_recording_with_a_message_not_a_hang(tmp_pa
 
 def test_a_live_recording_skips_frames_the_encoder_has_no_time_for(tmp_path, monkeypatch):
     release = stuck_recorder(monkeypatch)
-    sink = RecordingSink(tmp_path / "v.mp4", 15, (W, H), queue_size=2, real_time=True,
-                         stall_timeout=30)
+    sink = RecordingSink(
+        tmp_path / "v.mp4", 15, (W, H), queue_size=2, real_time=True, stall_timeout=30
+    )
     try:
         start = time.monotonic()
         for i in range(10):

@@ -16,7 +16,8 @@ def test_the_last_source_is_used_only_while_it_can_be_reached():
     assert at_launch(None, "clip.mp4", exists=lambda p: True) == Choice("open", "clip.mp4")
     assert at_launch(None, "gone.mp4", exists=lambda p: False) == Choice("wait", None)
     assert at_launch(None, "http://host/s.mjpg", exists=lambda p: False) == Choice(
-        "open", "http://host/s.mjpg")  # a stream cannot be checked without opening it
+        "open", "http://host/s.mjpg"
+    )  # a stream cannot be checked without opening it
     assert at_launch(None, "0") == Choice("wait", "0")
     assert at_launch(None, None) == Choice("wait", None)
 

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from tests.fake_camera import FakeCamera
-from waste_vision.errors import UserError
 from waste_vision.engine.sources import (
     THREAD_PREFIX,
     Buffering,
@@ -26,6 +25,7 @@ from waste_vision.engine.sources import (
     list_cameras,
     open_source,
 )
+from waste_vision.errors import UserError
 
 W, H = 160, 120
 S = SourceStatus
@@ -85,8 +85,9 @@ def camera():
 
 def live_source(camera: FakeCamera, events: list, **policy) -> LiveCaptureSource:
     policy = {"initial_delay": 0.02, "max_delay": 0.1, **policy}
-    return LiveCaptureSource(camera.open, name="fake camera", reconnect=Reconnect(**policy),
-                             on_status=events.append)
+    return LiveCaptureSource(
+        camera.open, name="fake camera", reconnect=Reconnect(**policy), on_status=events.append
+    )
 
 
 # -- files ----------------------------------------------------------------------------------
@@ -103,7 +104,7 @@ def test_file_source_delivers_every_frame_in_order(tmp_path):
     assert [f.index for f in frames] == list(range(30))
     assert source.dropped == 0 and source.truncated_at is None
     patch = [float(f.image[:32, :32].mean()) for f in frames]
-    assert all(b > a for a, b in zip(patch, patch[1:]))
+    assert all(b > a for a, b in zip(patch, patch[1:], strict=False))
     rgb = frames[0].image[H - 10, W - 10]
     assert rgb[0] > 200 and rgb[2] < 50, "file frames must be RGB (the clip is red)"
     assert frames[-1].position_s == pytest.approx(29 / 30, abs=0.01)
@@ -280,8 +281,10 @@ def test_latest_frame_wins_for_a_slow_consumer(camera):
     while (frame := source.read(0)) is not None:  # the slot may hold one unread frame
         frames.append(frame)
     indices = [f.index for f in frames]
-    assert all(b > a for a, b in zip(indices, indices[1:]))
-    assert sum(b - a > 1 for a, b in zip(indices, indices[1:])) >= 5  # it skipped ahead
+    assert all(b > a for a, b in zip(indices, indices[1:], strict=False))
+    assert (
+        sum(b - a > 1 for a, b in zip(indices, indices[1:], strict=False)) >= 5
+    )  # it skipped ahead
     assert source.dropped > 0
     assert source.dropped == indices[-1] + 1 - len(frames)  # every unseen frame was dropped
     assert np.median(ages[1:]) < 0.03  # fresh, not 50 ms old
@@ -408,13 +411,16 @@ class StatusLog:
 
     def wait_for(self, status: SourceStatus, after: int = 0, timeout: float = 15.0):
         """The first event with ``status`` at index >= ``after``; fails after ``timeout``."""
+
         def found():
-            return next((i for i, e in enumerate(self.events) if i >= after
-                         and e.status is status), None)
+            return next(
+                (i for i, e in enumerate(self.events) if i >= after and e.status is status), None
+            )
 
         with self._cond:
-            assert self._cond.wait_for(lambda: found() is not None, timeout), \
+            assert self._cond.wait_for(lambda: found() is not None, timeout), (
                 f"no {status} after event {after}: {[e.message for e in self.events]}"
+            )
             return found()
 
 
@@ -432,8 +438,9 @@ def test_stream_source_plays_a_real_mjpeg_stream_through_a_server_outage(mjpeg):
     closed, the port refuses) and comes back on the same URL: the source reports
     RECONNECTING, then RUNNING again, and frames flow again, fresh ones."""
     log = StatusLog()
-    source = StreamSource(mjpeg.url, reconnect=Reconnect(initial_delay=0.05, max_delay=0.3),
-                          on_status=log)
+    source = StreamSource(
+        mjpeg.url, reconnect=Reconnect(initial_delay=0.05, max_delay=0.3), on_status=log
+    )
     assert source.is_live and source.buffering is Buffering.LATEST
     with source:
         frames = [source.read(5.0) for _ in range(15)]
@@ -446,8 +453,9 @@ def test_stream_source_plays_a_real_mjpeg_stream_through_a_server_outage(mjpeg):
 
         mjpeg.stop()
         lost = log.wait_for(S.RECONNECTING, after=running + 1)
-        assert "read failed" in log.events[lost].message or "no new frame" in \
-            log.events[lost].message
+        assert (
+            "read failed" in log.events[lost].message or "no new frame" in log.events[lost].message
+        )
         sent_before = mjpeg.sent
 
         mjpeg.start()
@@ -492,9 +500,14 @@ def test_a_camera_is_asked_for_its_size_and_rate_and_says_what_it_granted(monkey
 
     class FakeCamera:
         def __init__(self, index):
-            self.index, self.props = index, {cv2.CAP_PROP_FRAME_WIDTH: 640,
-                                             cv2.CAP_PROP_FRAME_HEIGHT: 480,
-                                             cv2.CAP_PROP_FPS: 30.0}
+            self.index, self.props = (
+                index,
+                {
+                    cv2.CAP_PROP_FRAME_WIDTH: 640,
+                    cv2.CAP_PROP_FRAME_HEIGHT: 480,
+                    cv2.CAP_PROP_FPS: 30.0,
+                },
+            )
             self.asked = {}
 
         def isOpened(self):
@@ -502,8 +515,11 @@ def test_a_camera_is_asked_for_its_size_and_rate_and_says_what_it_granted(monkey
 
         def set(self, prop, value):
             self.asked[prop] = value
-            limits = {cv2.CAP_PROP_FRAME_WIDTH: 1280, cv2.CAP_PROP_FRAME_HEIGHT: 720,
-                      cv2.CAP_PROP_FPS: 25.0}
+            limits = {
+                cv2.CAP_PROP_FRAME_WIDTH: 1280,
+                cv2.CAP_PROP_FRAME_HEIGHT: 720,
+                cv2.CAP_PROP_FPS: 25.0,
+            }
             if prop in limits:
                 self.props[prop] = min(value, limits[prop])
             return True
@@ -512,8 +528,9 @@ def test_a_camera_is_asked_for_its_size_and_rate_and_says_what_it_granted(monkey
             return self.props.get(prop, 0)
 
     made = []
-    monkeypatch.setattr(sources_module.cv2, "VideoCapture",
-                        lambda index: made.append(FakeCamera(index)) or made[-1])
+    monkeypatch.setattr(
+        sources_module.cv2, "VideoCapture", lambda index: made.append(FakeCamera(index)) or made[-1]
+    )
     source = CameraSource(3, parse_camera_size("1920x1080"), 60)
     cap = source._open_camera()
     assert cap.index == 3

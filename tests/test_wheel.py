@@ -49,6 +49,7 @@ def _litert_only_models(tmp_path: Path) -> Path:
 
 # --- where models/ and assets/ are found ---------------------------------------------------------
 
+
 def test_package_data_comes_before_the_checkout(tmp_path, monkeypatch, no_resource_env):
     for name in ("models", "assets"):
         (tmp_path / "_data" / name).mkdir(parents=True)
@@ -73,6 +74,7 @@ def test_a_checkout_has_no_package_data(no_resource_env):
 
 # --- TensorFlow optional -------------------------------------------------------------------------
 
+
 def test_keras_backend_without_tensorflow_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "keras", None)  # import keras -> ImportError
     with pytest.raises(UserError) as exc:
@@ -94,16 +96,22 @@ def test_auto_is_litert_without_a_gpu(monkeypatch):
     assert Cascade(MODELS, backend="auto").backend == "litert"
 
 
-@pytest.mark.parametrize("missing, command", [
-    ("keras", ["train", "--stage", "material", "--out", "m"]),
-    ("matplotlib", ["evaluate", "--stage", "material"]),  # the train extra brings it
-])
+@pytest.mark.parametrize(
+    "missing, command",
+    [
+        ("keras", ["train", "--stage", "material", "--out", "m"]),
+        ("matplotlib", ["evaluate", "--stage", "material"]),  # the train extra brings it
+    ],
+)
 def test_training_without_the_train_extra_is_one_line(tmp_path, missing, command):
     argv = command + ["--data", str(tmp_path)]
-    script = (f"import sys; sys.modules[{missing!r}] = None\n"  # import it -> ImportError
-              f"from waste_vision.commands.cli import main; sys.exit(main({argv!r}))")
-    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=120)
+    script = (
+        f"import sys; sys.modules[{missing!r}] = None\n"  # import it -> ImportError
+        f"from waste_vision.commands.cli import main; sys.exit(main({argv!r}))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "pip install -e '.[train]'" in r.stderr
@@ -115,8 +123,13 @@ def test_base_dependencies_have_no_tensorflow():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     base = " ".join(project["dependencies"]).lower()
     assert "tensorflow" not in base and "keras" not in base
-    for needed in ("numpy", "opencv-python-headless", "ai-edge-litert", "pyside6-essentials",
-                   "av>="):
+    for needed in (
+        "numpy",
+        "opencv-python-headless",
+        "ai-edge-litert",
+        "pyside6-essentials",
+        "av>=",
+    ):
         assert needed in base
     extras = project["optional-dependencies"]
     for extra in ("gpu", "train", "dev"):
@@ -125,12 +138,28 @@ def test_base_dependencies_have_no_tensorflow():
 
 # --- the wheel, built and installed --------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
-                        "--no-build-isolation", "-q", "-w", str(out)],
-                       cwd=out, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+        ],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     (found,) = out.glob("waste_vision-*.whl")
     return found
@@ -148,40 +177,88 @@ def test_wheel_carries_the_runtime_models_and_assets(wheel):
     assert not any("keras" in s for s in manifest["stages"])
     assert not [n for n in names if n.endswith(".keras") or "/reports/" in n]
     # the run-time assets only (as in the kiosk bundle): the demo clip and the sample photos
-    assets = {n[len(data + "assets/"):] for n in names if n.startswith(data + "assets/")}
-    samples = {"samples/" + p.name for p in (ROOT / "assets" / "samples").iterdir()
-               if p.is_file() and not p.name.startswith(".")}
+    assets = {n[len(data + "assets/") :] for n in names if n.startswith(data + "assets/")}
+    samples = {
+        "samples/" + p.name
+        for p in (ROOT / "assets" / "samples").iterdir()
+        if p.is_file() and not p.name.startswith(".")
+    }
     assert samples and assets == {"demo.mp4"} | samples
     assert sum(i.file_size for i in zipfile.ZipFile(wheel).infolist()) < 80 * 2**20
 
 
 def test_installed_wheel_passes_its_self_test_from_another_folder(wheel, tmp_path):
     site = tmp_path / "site"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
-                        str(site), str(wheel)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("WASTE_VISION_MODELS", "WASTE_VISION_ASSETS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WASTE_VISION_MODELS", "WASTE_VISION_ASSETS")
+    }
     env["PYTHONPATH"] = str(site)  # before this venv's editable install of the checkout
     where = subprocess.run(
-        [sys.executable, "-c", "import waste_vision, waste_vision.resources as r; "
-         "print(waste_vision.__file__); print(r.default_models_dir()); "
-         "print(r.default_assets_dir())"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import waste_vision, waste_vision.resources as r; "
+            "print(waste_vision.__file__); print(r.default_models_dir()); "
+            "print(r.default_assets_dir())",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert where.returncode == 0, where.stderr
     module, models, assets = where.stdout.split("\n")[:3]
     assert Path(module).is_relative_to(site)
     assert Path(models) == site / "waste_vision" / "_data" / "models"
     assert Path(assets) == site / "waste_vision" / "_data" / "assets"
-    r = subprocess.run([sys.executable, "-m", "waste_vision", "--self-test"], cwd=elsewhere,
-                       env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "waste_vision", "--self-test"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "all passed" in r.stdout and str(site) in r.stdout
     # --backend keras in a wheel install: one line, exit 2 (no .keras model ships)
-    r = subprocess.run([sys.executable, "-m", "waste_vision", "classify", "--backend", "keras",
-                        str(assets) + "/samples"], cwd=elsewhere, env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "waste_vision",
+            "classify",
+            "--backend",
+            "keras",
+            str(assets) + "/samples",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "--backend litert" in r.stderr

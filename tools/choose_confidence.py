@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from waste_vision.cascade import UNCERTAIN, Cascade, decide  # noqa: E402
-from waste_vision.images import read_rgb  # noqa: E402
-from waste_vision.training.data import class_folders  # noqa: E402
+from waste_vision.cascade import UNCERTAIN, Cascade, decide
+from waste_vision.images import read_rgb
+from waste_vision.training.data import class_folders
 
 CUTS = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8]
 
@@ -25,12 +25,14 @@ CUTS = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8]
 def main(models: Path, stage1: Path, *materials: Path) -> None:
     cascade = Cascade(models, backend="litert")
     sets = [("stage1", "organic-recyclable", stage1)] + [
-        (f"material:{m.name}", "material", m) for m in materials]
+        (f"material:{m.name}", "material", m) for m in materials
+    ]
     table = {}
     for name, stage, folder in sets:
         files = class_folders(folder / "VALIDATION", stage)
-        labels = (["organic", "recyclable"] if stage == "organic-recyclable"
-                  else cascade.stage2.labels)
+        labels = (
+            ["organic", "recyclable"] if stage == "organic-recyclable" else cascade.stage2.labels
+        )
         raw = [cascade.classify(read_rgb(p), all_stages=True) for p in files.paths]
         for cut in CUTS:
             rule = type(cascade.rule)(cascade.rule.stage1_threshold, cut)
@@ -46,7 +48,8 @@ def main(models: Path, stage1: Path, *materials: Path) -> None:
             covered = said != UNCERTAIN
             table.setdefault(str(cut), {})[name] = {
                 "coverage": round(float(covered.mean()), 4),
-                "accuracy_labelled": round(float((said == truth)[covered].mean()), 4)}
+                "accuracy_labelled": round(float((said == truth)[covered].mean()), 4),
+            }
     print(json.dumps(table, indent=1))
 
 

@@ -35,10 +35,12 @@ SLIDE_S = 0.8
 def table(rng: np.random.Generator) -> np.ndarray:
     """A light wood-like table top: low-frequency tone, long grain streaks, fine noise."""
     base = np.array([178, 150, 118], np.float32)  # RGB, light oak
-    tone = cv2.resize(rng.normal(0, 1, (6, 10)).astype(np.float32), (W, H),
-                      interpolation=cv2.INTER_CUBIC)
-    grain = cv2.resize(rng.normal(0, 1, (H // 4, 8)).astype(np.float32), (W, H),
-                       interpolation=cv2.INTER_LINEAR)
+    tone = cv2.resize(
+        rng.normal(0, 1, (6, 10)).astype(np.float32), (W, H), interpolation=cv2.INTER_CUBIC
+    )
+    grain = cv2.resize(
+        rng.normal(0, 1, (H // 4, 8)).astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR
+    )
     img = base[None, None] + (6 * tone + 9 * grain)[..., None] * np.array([1, 0.9, 0.8])
     return np.clip(img, 0, 255)
 
@@ -61,8 +63,11 @@ SCHEDULE = [
 
 
 def photo_for(key: str, folder: str, shared: Path, trashnet: Path, garbage12: Path) -> Path:
-    root = {"kaggle": shared / "kaggle-or" / "TEST", "trashnet": trashnet / "TEST",
-            "garbage12": garbage12 / "TEST"}[key]
+    root = {
+        "kaggle": shared / "kaggle-or" / "TEST",
+        "trashnet": trashnet / "TEST",
+        "garbage12": garbage12 / "TEST",
+    }[key]
     return first_two(root / folder)
 
 
@@ -71,17 +76,23 @@ def item_image(path: Path, rng: np.random.Generator) -> np.ndarray:
     side = rng.integers(240, 301)
     h, w = rgb.shape[:2]
     scale = side / max(h, w)
-    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                      interpolation=cv2.INTER_AREA).astype(np.float32)
+    return cv2.resize(
+        rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    ).astype(np.float32)
 
 
-def position(entry: str, t: float, t_in: float, t_out: float, cx: int, cy: int,
-             w: int, h: int) -> tuple[int, int] | None:
+def position(
+    entry: str, t: float, t_in: float, t_out: float, cx: int, cy: int, w: int, h: int
+) -> tuple[int, int] | None:
     """Top-left corner of the item at time t, or None when it is off the table."""
     if t < t_in or t > t_out + SLIDE_S:
         return None
-    off = {"left": (-w, cy - h // 2), "right": (W, cy - h // 2),
-           "top": (cx - w // 2, -h), "bottom": (cx - w // 2, H)}[entry]
+    off = {
+        "left": (-w, cy - h // 2),
+        "right": (W, cy - h // 2),
+        "top": (cx - w // 2, -h),
+        "bottom": (cx - w // 2, H),
+    }[entry]
     rest = (cx - w // 2, cy - h // 2)
     if t < t_in + SLIDE_S:
         a = (t - t_in) / SLIDE_S
@@ -111,17 +122,27 @@ def paste(frame: np.ndarray, item: np.ndarray, x: int, y: int) -> tuple[int, int
     x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
     if x0 >= x1 or y0 >= y1:
         return None
-    frame[y0:y1, x0:x1] = item[y0 - y:y1 - y, x0 - x:x1 - x]
+    frame[y0:y1, x0:x1] = item[y0 - y : y1 - y, x0 - x : x1 - x]
     return x0, y0, x1 - x0, y1 - y0
 
 
-def main(shared: Path, trashnet: Path, garbage12: Path,
-         out: Path = ROOT / "assets" / "demo.mp4") -> None:
+def main(
+    shared: Path, trashnet: Path, garbage12: Path, out: Path = ROOT / "assets" / "demo.mp4"
+) -> None:
     rng = np.random.default_rng(2026)
     top = table(rng)
-    items = [(label, entry, t_in, t_out, cx, cy,
-              item_image(photo_for(key, folder, shared, trashnet, garbage12), rng))
-             for label, key, folder, entry, t_in, t_out, cx, cy in SCHEDULE]
+    items = [
+        (
+            label,
+            entry,
+            t_in,
+            t_out,
+            cx,
+            cy,
+            item_image(photo_for(key, folder, shared, trashnet, garbage12), rng),
+        )
+        for label, key, folder, entry, t_in, t_out, cx, cy in SCHEDULE
+    ]
     import av  # H.264 (crf 26): a third of mp4v's size at the same look
 
     container = av.open(str(out), "w")

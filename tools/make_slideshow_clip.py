@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from waste_vision.images import read_rgb  # noqa: E402
+from waste_vision.images import read_rgb
 
 SIZE = (1280, 720)
 FPS = 30
@@ -25,8 +25,9 @@ SECONDS_PER_ITEM = 1.5
 def frames_for(rgb: np.ndarray, n: int) -> list[np.ndarray]:
     w, h = SIZE
     scale = max(w / rgb.shape[1], h / rgb.shape[0]) * 1.15
-    big = cv2.resize(rgb, (int(rgb.shape[1] * scale), int(rgb.shape[0] * scale)),
-                     interpolation=cv2.INTER_CUBIC)
+    big = cv2.resize(
+        rgb, (int(rgb.shape[1] * scale), int(rgb.shape[0] * scale)), interpolation=cv2.INTER_CUBIC
+    )
     out = []
     for i in range(n):
         t = i / max(n - 1, 1)
@@ -34,7 +35,7 @@ def frames_for(rgb: np.ndarray, n: int) -> list[np.ndarray]:
         cw, ch = int(w / zoom), int(h / zoom)
         x = int((big.shape[1] - cw) * (0.2 + 0.6 * t))
         y = int((big.shape[0] - ch) * 0.5)
-        out.append(cv2.resize(big[y:y + ch, x:x + cw], SIZE, interpolation=cv2.INTER_LINEAR))
+        out.append(cv2.resize(big[y : y + ch, x : x + cw], SIZE, interpolation=cv2.INTER_LINEAR))
     return out
 
 

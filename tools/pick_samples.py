@@ -22,11 +22,15 @@ def first(folder: Path) -> Path:
 
 
 def main(shared: Path, trashnet: Path, garbage12: Path, out: Path) -> None:
-    picks = [("organic", "kaggle", first(shared / "kaggle-or" / "TEST" / "O")),
-             ("organic", "garbage12", first(garbage12 / "TEST" / "organic"))]
+    picks = [
+        ("organic", "kaggle", first(shared / "kaggle-or" / "TEST" / "O")),
+        ("organic", "garbage12", first(garbage12 / "TEST" / "organic")),
+    ]
     for m in MATERIALS:
-        picks += [(m, "trashnet", first(trashnet / "TEST" / m)),
-                  (m, "garbage12", first(garbage12 / "TEST" / m))]
+        picks += [
+            (m, "trashnet", first(trashnet / "TEST" / m)),
+            (m, "garbage12", first(garbage12 / "TEST" / m)),
+        ]
     out.mkdir(parents=True, exist_ok=True)
     for old in out.iterdir():
         old.unlink()

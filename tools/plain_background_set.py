@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from waste_vision.images import iter_image_files, read_rgb  # noqa: E402
+from waste_vision.images import iter_image_files, read_rgb
 
 MIN_BRIGHTNESS = 165  # mean grey level of the border ring
 MAX_SPREAD = 40  # standard deviation of the border ring
@@ -27,8 +27,14 @@ def border_stats(rgb: np.ndarray) -> tuple[float, float]:
     grey = rgb.mean(axis=2)
     h, w = grey.shape
     dh, dw = max(1, int(h * RING)), max(1, int(w * RING))
-    ring = np.concatenate([grey[:dh].ravel(), grey[-dh:].ravel(),
-                           grey[dh:-dh, :dw].ravel(), grey[dh:-dh, -dw:].ravel()])
+    ring = np.concatenate(
+        [
+            grey[:dh].ravel(),
+            grey[-dh:].ravel(),
+            grey[dh:-dh, :dw].ravel(),
+            grey[dh:-dh, -dw:].ravel(),
+        ]
+    )
     return float(ring.mean()), float(ring.std())
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def history(summary: dict) -> list[dict]:
@@ -27,7 +27,7 @@ def history(summary: dict) -> list[dict]:
         joint = joint.get("continues")
     rows, offset = [], 0
     for i, run in enumerate(runs):
-        for row in run[(1 if i else 0):]:
+        for row in run[(1 if i else 0) :]:
             rows.append({**row, "epoch": row["epoch"] + offset})
         offset = rows[-1]["epoch"]
     return rows
@@ -37,14 +37,22 @@ def main(models: Path, before: Path, out: Path) -> None:
     rows = history(json.loads((models / "stage2_material.json").read_text()))
     base = json.loads(before.read_text())
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, metric, title in ((axes[0], "acc", "validation accuracy"),
-                              (axes[1], "loss", "validation cross-entropy")):
+    for ax, metric, title in (
+        (axes[0], "acc", "validation accuracy"),
+        (axes[1], "loss", "validation cross-entropy"),
+    ):
         for stage, colour in (("organic-recyclable", "tab:green"), ("material", "tab:blue")):
             epochs = [r["epoch"] for r in rows]
-            ax.plot(epochs, [r[f"{stage}_{metric}"] for r in rows], "o-", color=colour,
-                    label=f"{stage}, trunk tuned")
-            ax.axhline(base[stage][metric], color=colour, ls="--", lw=1,
-                       label=f"{stage}, frozen trunk")
+            ax.plot(
+                epochs,
+                [r[f"{stage}_{metric}"] for r in rows],
+                "o-",
+                color=colour,
+                label=f"{stage}, trunk tuned",
+            )
+            ax.axhline(
+                base[stage][metric], color=colour, ls="--", lw=1, label=f"{stage}, frozen trunk"
+            )
         ax.set_title(title)
         ax.set_xlabel("epoch (one pass over the material photos)")
         ax.grid(alpha=0.3)

@@ -52,9 +52,7 @@ def iter_image_files(root: Path) -> Iterator[Path]:
         yield root
         return
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(
-            d for d in dirnames if not is_hidden(d) and d not in SKIPPED_DIRS
-        )
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d) and d not in SKIPPED_DIRS)
         for name in sorted(filenames):
             if is_hidden(name):
                 continue
@@ -94,15 +92,17 @@ def check_pixel_count(header: bytes) -> tuple[int, int]:
     """
     size = image_size(header)
     if size is None:
-        raise ImageReadError("not a readable image (corrupt or unsupported format; "
-                             "use JPEG, PNG, BMP, WebP or TIFF)")
+        raise ImageReadError(
+            "not a readable image (corrupt or unsupported format; use JPEG, PNG, BMP, WebP or TIFF)"
+        )
     width, height = size
     if width <= 0 or height <= 0:
         raise ImageReadError(f"not a readable image (its header says {width}x{height} pixels)")
     if width * height > MAX_PIXELS:
         raise ImageTooLargeError(
             f"image is {width}x{height} ({_megapixels(width * height)} MP), over the "
-            f"{MAX_PIXELS // 1_000_000} MP limit; resize it first")
+            f"{MAX_PIXELS // 1_000_000} MP limit; resize it first"
+        )
     return width, height
 
 
@@ -165,9 +165,9 @@ def _jpeg_size(b: bytes) -> tuple[int, int] | None:
             continue
         if marker in (0xD9, 0xDA):  # end of image, or scan data before any frame header
             return None
-        (length,) = struct.unpack(">H", b[i + 2:i + 4])
+        (length,) = struct.unpack(">H", b[i + 2 : i + 4])
         if marker in _SOF_MARKERS:
-            height, width = struct.unpack(">HH", b[i + 5:i + 9])
+            height, width = struct.unpack(">HH", b[i + 5 : i + 9])
             return width, height
         if length < 2:
             return None
@@ -209,24 +209,24 @@ def _tiff_size(b: bytes) -> tuple[int, int] | None:
     big = struct.unpack(e + "H", b[2:4])[0] == 43
     if big:
         (ifd,) = struct.unpack(e + "Q", b[8:16])
-        (count,) = struct.unpack(e + "Q", b[ifd:ifd + 8])
+        (count,) = struct.unpack(e + "Q", b[ifd : ifd + 8])
         start, entry = ifd + 8, 20
     else:
         (ifd,) = struct.unpack(e + "I", b[4:8])
-        (count,) = struct.unpack(e + "H", b[ifd:ifd + 2])
+        (count,) = struct.unpack(e + "H", b[ifd : ifd + 2])
         start, entry = ifd + 2, 12
     fields = {}
     for k in range(min(count, 4096)):
         at = start + k * entry
-        tag, kind = struct.unpack(e + "HH", b[at:at + 4])
+        tag, kind = struct.unpack(e + "HH", b[at : at + 4])
         if tag in (256, 257):
             value_at = at + (12 if big else 8)
             if kind == 3:  # SHORT
-                (fields[tag],) = struct.unpack(e + "H", b[value_at:value_at + 2])
+                (fields[tag],) = struct.unpack(e + "H", b[value_at : value_at + 2])
             elif kind == 4:  # LONG
-                (fields[tag],) = struct.unpack(e + "I", b[value_at:value_at + 4])
+                (fields[tag],) = struct.unpack(e + "I", b[value_at : value_at + 4])
             elif kind == 16:  # LONG8 (BigTIFF)
-                (fields[tag],) = struct.unpack(e + "Q", b[value_at:value_at + 8])
+                (fields[tag],) = struct.unpack(e + "Q", b[value_at : value_at + 8])
             else:
                 return None
     if 256 not in fields or 257 not in fields:
@@ -257,8 +257,9 @@ def resize_for_model(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     # non-integer step then works on a quarter of the pixels: a 720p frame costs ~1 ms instead
     # of ~2 ms, and the result differs from a direct area resize by ~0.05 grey levels.
     while rgb.shape[0] >= 2 * h and rgb.shape[1] >= 2 * w:
-        even = rgb[:rgb.shape[0] & ~1, :rgb.shape[1] & ~1]
-        rgb = cv2.resize(even, (even.shape[1] // 2, even.shape[0] // 2),
-                         interpolation=cv2.INTER_AREA)
+        even = rgb[: rgb.shape[0] & ~1, : rgb.shape[1] & ~1]
+        rgb = cv2.resize(
+            even, (even.shape[1] // 2, even.shape[0] // 2), interpolation=cv2.INTER_AREA
+        )
     interp = cv2.INTER_AREA if rgb.shape[0] > h or rgb.shape[1] > w else cv2.INTER_LINEAR
     return cv2.resize(rgb, (w, h), interpolation=interp).astype(np.float32)

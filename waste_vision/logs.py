@@ -52,20 +52,25 @@ def setup_logging(verbosity: int = 0) -> Path | None:
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
     console = logging.StreamHandler()
-    console.setLevel({-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
-        max(-1, min(verbosity, 2)), logging.DEBUG))
+    console.setLevel(
+        {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
+            max(-1, min(verbosity, 2)), logging.DEBUG
+        )
+    )
     console.setFormatter(_RedactingFormatter("waste-vision: %(message)s"))
     logger.addHandler(console)
     path = log_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES,
-                                                       backupCount=BACKUPS, encoding="utf-8")
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"
+        )
     except OSError:
         return None
     handler.setLevel(logging.DEBUG)
-    handler.setFormatter(_RedactingFormatter(
-        "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
+    handler.setFormatter(
+        _RedactingFormatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
+    )
     logger.addHandler(handler)
     return path
 

@@ -15,6 +15,7 @@ _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@:\s]
 
 def redact_url(text: str) -> str:
     """``text`` with the password of every URL in it replaced by ``***`` (the user name stays)."""
+
     def sub(m: re.Match) -> str:
         user = m.group("user")
         return f"{m.group('scheme')}{user}:***@" if user else f"{m.group('scheme')}***@"

@@ -31,8 +31,9 @@ def models_version(manifest) -> str:
     if not version:
         try:
             raw = json.loads(data)
-            version = raw.get("version") or raw.get("models_version") \
-                if isinstance(raw, dict) else None
+            version = (
+                raw.get("version") or raw.get("models_version") if isinstance(raw, dict) else None
+            )
         except ValueError:
             version = None
     fingerprint = hashlib.sha256(data).hexdigest()[:12]
@@ -50,9 +51,11 @@ def profile_name(cascade) -> str | None:
 
 def about_lines(cascade) -> list[tuple[str, str]]:
     manifest = cascade.manifest
-    rows = [("waste-vision", program_version()),
-            ("Models", models_version(manifest)),
-            ("Models folder", str(manifest.root))]
+    rows = [
+        ("waste-vision", program_version()),
+        ("Models", models_version(manifest)),
+        ("Models folder", str(manifest.root)),
+    ]
     profile = profile_name(cascade)
     if profile:
         rows.append(("Profile", profile))
@@ -61,7 +64,11 @@ def about_lines(cascade) -> list[tuple[str, str]]:
 
 
 def about_html(cascade) -> str:
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td><b>{html.escape(v)}</b></td></tr>"
-                   for k, v in about_lines(cascade))
-    return (f"<p>Tells organic from recyclable waste, and the recyclable's material.</p>"
-            f"<table>{body}</table>")
+    body = "".join(
+        f"<tr><td>{html.escape(k)}</td><td><b>{html.escape(v)}</b></td></tr>"
+        for k, v in about_lines(cascade)
+    )
+    return (
+        f"<p>Tells organic from recyclable waste, and the recyclable's material.</p>"
+        f"<table>{body}</table>"
+    )

@@ -10,6 +10,7 @@ never falls behind the camera and never shows stale frames.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -67,28 +68,28 @@ class FrameBridge(QObject):
         self.run_id = 0  # frames from any other run are ignored (a source being switched off)
         self.display_size: tuple[int, int] | None = None  # device pixels; set by the GUI
 
-    def sink(self, run_id: int, stats: RunStats) -> "BridgeSink":
+    def sink(self, run_id: int, stats: RunStats) -> BridgeSink:
         return BridgeSink(self, run_id, stats)
 
-    def push(self, run_id: int, result: FrameResult, annotated: np.ndarray,
-             stats: RunStats) -> None:
+    def push(
+        self, run_id: int, result: FrameResult, annotated: np.ndarray, stats: RunStats
+    ) -> None:
         stats.classified.tick(time.monotonic())
         stats.last_index = result.frame.index
         stats.frame_size = (annotated.shape[1], annotated.shape[0])
         if run_id != self.run_id:
             return
-        delivery = Delivery(run_id, result, annotated,
-                            scale_for_display(annotated, self.display_size), stats)
+        delivery = Delivery(
+            run_id, result, annotated, scale_for_display(annotated, self.display_size), stats
+        )
         with self._lock:
             if self._slot is not None:
                 self.replaced += 1
             self._slot = delivery
             notify, self._pending = not self._pending, True
         if notify:
-            try:
+            with contextlib.suppress(RuntimeError):  # the window is gone (shutting down)
                 self.frameReady.emit()
-            except RuntimeError:  # the window is gone (shutting down)
-                pass
 
     def take(self) -> Delivery | None:
         """The newest frame, once; None if it was already taken."""

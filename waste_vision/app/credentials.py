@@ -24,8 +24,9 @@ def with_credentials(url: str, user: str, password: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def ask_credentials(parent: QWidget | None, shown_url: str,
-                    user: str | None) -> tuple[str, str] | None:
+def ask_credentials(
+    parent: QWidget | None, shown_url: str, user: str | None
+) -> tuple[str, str] | None:
     """(user, password) typed in a small dialog, the password hidden; None if cancelled."""
     dialog = QDialog(parent)
     dialog.setWindowTitle("Stream login")
@@ -38,8 +39,9 @@ def ask_credentials(parent: QWidget | None, shown_url: str,
     password_edit.setEchoMode(QLineEdit.EchoMode.Password)
     form.addRow("User name:", user_edit)
     form.addRow("Password:", password_edit)
-    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                               | QDialogButtonBox.StandardButton.Cancel)
+    buttons = QDialogButtonBox(
+        QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+    )
     buttons.accepted.connect(dialog.accept)
     buttons.rejected.connect(dialog.reject)
     form.addRow(buttons)

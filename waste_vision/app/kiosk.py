@@ -104,8 +104,9 @@ def set_staff_pin(pin: str) -> Path:
     user can read (0600); returns the file."""
     pin = pin.strip()
     if len(pin) < MIN_PIN_LENGTH:
-        raise UserError(f"staff PIN: give at least {MIN_PIN_LENGTH} characters "
-                        f"(got {len(pin)})", exit_code=2)
+        raise UserError(
+            f"staff PIN: give at least {MIN_PIN_LENGTH} characters (got {len(pin)})", exit_code=2
+        )
     path = staff_pin_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,8 +120,11 @@ def set_staff_pin(pin: str) -> Path:
         os.chmod(tmp, 0o600)  # also when the .tmp was left by an earlier try
         os.replace(tmp, path)
     except OSError as exc:
-        raise UserError(f"staff PIN: cannot write {path} ({exc.strerror or exc}); check "
-                        "the folder is yours and writable", exit_code=2) from exc
+        raise UserError(
+            f"staff PIN: cannot write {path} ({exc.strerror or exc}); check "
+            "the folder is yours and writable",
+            exit_code=2,
+        ) from exc
     return path
 
 
@@ -131,8 +135,9 @@ def has_staff_pin() -> bool:
 def verify_staff_pin(pin: str) -> bool:
     """``pin`` matches the stored hash; False where none is stored or the file is broken."""
     try:
-        kind, iterations, salt, digest = staff_pin_file().read_text(
-            encoding="ascii").strip().split("$")
+        kind, iterations, salt, digest = (
+            staff_pin_file().read_text(encoding="ascii").strip().split("$")
+        )
         if kind != "pbkdf2-sha256" or not 1 <= int(iterations) <= 10_000_000:
             return False
         computed = _hash(pin.strip(), bytes.fromhex(salt), int(iterations))
@@ -143,8 +148,7 @@ def verify_staff_pin(pin: str) -> bool:
 
 def ask_pin(parent) -> str | None:
     """The PIN, typed hidden; None if cancelled. (Tests replace this.)"""
-    pin, ok = QInputDialog.getText(parent, "Staff mode", "Staff PIN:",
-                                   QLineEdit.EchoMode.Password)
+    pin, ok = QInputDialog.getText(parent, "Staff mode", "Staff PIN:", QLineEdit.EchoMode.Password)
     return pin if ok else None
 
 
@@ -209,8 +213,11 @@ class Kiosk(QObject):
         now = time.monotonic()
         if now < self._refused_until:
             wait = int(self._refused_until - now) + 1
-            self._say(f"Staff mode: too many wrong PINs; try again in {wait} s"
-                      if self._locked_out else "Staff mode: wait a moment, then try again")
+            self._say(
+                f"Staff mode: too many wrong PINs; try again in {wait} s"
+                if self._locked_out
+                else "Staff mode: wait a moment, then try again"
+            )
             return
         if not has_staff_pin():
             self._say(f"Staff mode needs a PIN: set one with {SET_PIN_COMMAND}")

@@ -11,14 +11,15 @@ and the window carries on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
 import sys
 from pathlib import Path
 
-from waste_vision.errors import UserError
 from waste_vision.engine.sources import parse_camera_size
+from waste_vision.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,11 @@ def check_qt_binding() -> None:
     import PySide6
 
     if sys.version_info < (3, 12) and tuple(PySide6.__version_info__[:2]) == (6, 12):
-        raise UserError(f"PySide6 {PySide6.__version__} crashes on Python "
-                        f"{sys.version.split()[0]}; install an earlier one: "
-                        "pip install 'pyside6-essentials<6.12' (or use Python 3.12+)")
+        raise UserError(
+            f"PySide6 {PySide6.__version__} crashes on Python "
+            f"{sys.version.split()[0]}; install an earlier one: "
+            "pip install 'pyside6-essentials<6.12' (or use Python 3.12+)"
+        )
 
 
 def start_logging(verbosity: int = 0) -> Path | None:
@@ -70,12 +73,9 @@ def install_error_hook(window, log_path: Path | None):
     def hook(kind, value, tb):
         if issubclass(kind, KeyboardInterrupt):
             return previous_hook(kind, value, tb)
-        app_log.error("unexpected error: %s: %s", kind.__name__, value,
-                      exc_info=(kind, value, tb))
-        try:
+        app_log.error("unexpected error: %s: %s", kind.__name__, value, exc_info=(kind, value, tb))
+        with contextlib.suppress(RuntimeError):  # the window is gone already
             window.show_unexpected_error(log_path)
-        except RuntimeError:  # the window is gone already
-            pass
 
     # Qt's warnings are mostly noise for a user ("This plugin does not support ..."): in the
     # file (and on the terminal with -vv) only; its critical messages on the terminal too
@@ -123,8 +123,9 @@ def run_app(args) -> int:
     app.setApplicationDisplayName("waste-vision")
     apply_theme(app)
     try:
-        cascade = Cascade(default_models_dir(), backend="litert", threads=2,
-                          int8=getattr(args, "int8", False))
+        cascade = Cascade(
+            default_models_dir(), backend="litert", threads=2, int8=getattr(args, "int8", False)
+        )
     except UserError as exc:
         if args.exit_after is None:
             QMessageBox.critical(None, "waste-vision cannot start", str(exc))
@@ -177,10 +178,13 @@ def run_app(args) -> int:
     if args.stats_json is not None:
         Path(args.stats_json).expanduser().write_text(json.dumps(stats, indent=2) + "\n")
     p50, p95 = stats["latency_ms_p50"], stats["latency_ms_p95"]
-    print(f"waste-vision: displayed {stats['frames_displayed']} frames at "
-          f"{stats['display_fps']:.1f} FPS, classified {stats['frames_classified']} at "
-          f"{stats['classified_fps']:.1f} FPS, latency p50 {p50} ms p95 {p95} ms, "
-          f"longest GUI stall {window.stall_meter.max_stall_ms:.0f} ms", file=sys.stderr)
+    print(
+        f"waste-vision: displayed {stats['frames_displayed']} frames at "
+        f"{stats['display_fps']:.1f} FPS, classified {stats['frames_classified']} at "
+        f"{stats['classified_fps']:.1f} FPS, latency p50 {p50} ms p95 {p95} ms, "
+        f"longest GUI stall {window.stall_meter.max_stall_ms:.0f} ms",
+        file=sys.stderr,
+    )
     for path in window.session.saved_recordings:
         print(f"waste-vision: recording saved to {path}", file=sys.stderr)
     return 0

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from waste_vision.engine.annotators import colour_for, text_colour_on
 from waste_vision.cascade import UNCERTAIN, CascadeResult
+from waste_vision.engine.annotators import colour_for, text_colour_on
 
 PANEL_WIDTH = 340
 KIOSK_PANEL_WIDTH = 520
@@ -67,8 +67,10 @@ class ProbabilityBar(QWidget):
         p.fillRect(r, QColor(48, 48, 52))
         colour = _qcolour(colour_for(self.label))
         if self.value is not None:
-            p.fillRect(QRectF(r.x(), r.y(), r.width() * max(0.0, min(self.value, 1.0)),
-                              r.height()), colour if self.highlight else colour.darker(160))
+            p.fillRect(
+                QRectF(r.x(), r.y(), r.width() * max(0.0, min(self.value, 1.0)), r.height()),
+                colour if self.highlight else colour.darker(160),
+            )
         if self.marker is not None:
             x = r.x() + r.width() * self.marker
             p.fillRect(QRectF(x - 1, r.y(), 2, r.height()), QColor(255, 255, 255))
@@ -82,15 +84,17 @@ class ProbabilityBar(QWidget):
         on_fill_pen = _qcolour(text_colour_on(tuple(fill_colour.getRgb()[:3])))
         text = "—" if self.value is None else f"{self.value:.2f}"
         inner = r.adjusted(6, 0, -6, 0)
-        for clip, pen in ((QRectF(r.x(), r.y(), filled, r.height()), on_fill_pen),
-                          (QRectF(r.x() + filled, r.y(), r.width() - filled, r.height()),
-                           QColor(250, 250, 250))):
+        for clip, pen in (
+            (QRectF(r.x(), r.y(), filled, r.height()), on_fill_pen),
+            (QRectF(r.x() + filled, r.y(), r.width() - filled, r.height()), QColor(250, 250, 250)),
+        ):
             if clip.width() <= 0:
                 continue
             p.setClipRect(clip)
             p.setPen(pen)
-            p.drawText(inner, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                       self.label)
+            p.drawText(
+                inner, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, self.label
+            )
             p.drawText(inner, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, text)
         p.end()
 
@@ -140,8 +144,9 @@ class ThresholdSlider(QWidget):
 
 
 class Panel(QWidget):
-    def __init__(self, stage1_labels: list[str], stage2_labels: list[str],
-                 parent: QWidget | None = None):
+    def __init__(
+        self, stage1_labels: list[str], stage2_labels: list[str], parent: QWidget | None = None
+    ):
         super().__init__(parent)
         self.setObjectName("panel")
         self.on_width = None  # called with the new width (the scroll area around follows)
@@ -163,8 +168,9 @@ class Panel(QWidget):
         outer.addWidget(self.verdict)
         outer.addWidget(self.detail)
 
-        self.stage1_box, self.stage1_bars = _bar_group("Stage 1: organic or recyclable",
-                                                       self.stage1_labels)
+        self.stage1_box, self.stage1_bars = _bar_group(
+            "Stage 1: organic or recyclable", self.stage1_labels
+        )
         outer.addWidget(self.stage1_box)
         self.stage2_box, self.stage2_bars = _bar_group("Stage 2: material", self.stage2_labels)
         outer.addWidget(self.stage2_box)
@@ -173,11 +179,15 @@ class Panel(QWidget):
         th = QVBoxLayout(self.thresholds_box)
         th.setSpacing(4)
         self.stage1_slider = ThresholdSlider(
-            "Recyclable if stage 1 ≥", "stage 1 says recyclable at or above this probability "
-            "(the model's calibrated value is the default)  [ and ] change it")
+            "Recyclable if stage 1 ≥",
+            "stage 1 says recyclable at or above this probability "
+            "(the model's calibrated value is the default)  [ and ] change it",
+        )
         self.uncertain_slider = ThresholdSlider(
-            "Uncertain below", "when the label's weaker decision (stage 1, or the material) "
-            "has a probability below this, it shows as 'uncertain'  - and = change it")
+            "Uncertain below",
+            "when the label's weaker decision (stage 1, or the material) "
+            "has a probability below this, it shows as 'uncertain'  - and = change it",
+        )
         th.addWidget(self.stage1_slider)
         th.addWidget(self.uncertain_slider)
         outer.addWidget(self.thresholds_box)
@@ -188,7 +198,9 @@ class Panel(QWidget):
         grid.setHorizontalSpacing(12)
         grid.setVerticalSpacing(2)
         self.tally_counts: dict[str, QLabel] = {}
-        classes = [l for l in self.stage1_labels if l != "recyclable"] + self.stage2_labels
+        classes = [
+            label for label in self.stage1_labels if label != "recyclable"
+        ] + self.stage2_labels
         for i, name in enumerate(classes):
             swatch = QLabel()
             swatch.setFixedSize(10, 10)
@@ -292,14 +304,14 @@ class Panel(QWidget):
         else:
             why = f"{s1.label} {s1.score:.2f}"
         self._set_verdict(result.label.upper(), colour_for(result.label), why + which)
-        for label, p in zip(self.stage1_labels, s1.probabilities):
+        for label, p in zip(self.stage1_labels, s1.probabilities, strict=False):
             self.stage1_bars[label].set_value(p, highlight=label == s1.label)
         if s2 is None:
             for bar in self.stage2_bars.values():
                 bar.set_value(None)
             self.stage2_box.setTitle("Stage 2: material (not run: organic)")
         else:
-            for label, p in zip(self.stage2_labels, s2.probabilities):
+            for label, p in zip(self.stage2_labels, s2.probabilities, strict=False):
                 self.stage2_bars[label].set_value(p, highlight=label == s2.label)
             self.stage2_box.setTitle("Stage 2: material")
 
@@ -308,8 +320,9 @@ class Panel(QWidget):
         if key != self._verdict_key:  # restyling is the costly part: only when it changes
             self._verdict_key = key
             fg = text_colour_on(colour)
-            self.verdict.setStyleSheet(f"background: rgb{colour}; color: rgb{fg}; "
-                                       "border-radius: 6px; padding: 4px;")
+            self.verdict.setStyleSheet(
+                f"background: rgb{colour}; color: rgb{fg}; border-radius: 6px; padding: 4px;"
+            )
             self.verdict.setText(text)
             self._fit_verdict(text)
         self.detail.setText(detail)
@@ -337,17 +350,18 @@ class Panel(QWidget):
                 label.setText(str(count))
         self.tally_total.setText(f"total {total}")
 
-    def show_rates(self, display_fps: float, classify_fps: float,
-                   latency_ms: float | None) -> None:
+    def show_rates(self, display_fps: float, classify_fps: float, latency_ms: float | None) -> None:
         latency = "—" if latency_ms is None else f"{latency_ms:.0f}"
-        self.rates.setText(f"display {display_fps:.1f} fps · classify {classify_fps:.1f} fps\n"
-                           f"latency {latency} ms (capture → screen)")
+        self.rates.setText(
+            f"display {display_fps:.1f} fps · classify {classify_fps:.1f} fps\n"
+            f"latency {latency} ms (capture → screen)"
+        )
 
     def show_backend(self, text: str) -> None:
         self.backend.setText(f"backend {text}")
 
 
-def _bar_group(title: str, labels) -> tuple[QGroupBox, dict[str, "ProbabilityBar"]]:
+def _bar_group(title: str, labels) -> tuple[QGroupBox, dict[str, ProbabilityBar]]:
     """A titled box with one probability bar per label, in the labels' order."""
     box = QGroupBox(title)
     layout = QVBoxLayout(box)

@@ -54,10 +54,23 @@ XCB_PACKAGES: dict[str, str] = {
 }
 # What .ci/run installs for Qt: one command that leaves nothing else missing.
 QT_APT_PACKAGES = (
-    "libegl1", "libgl1", "libglib2.0-0", "libfontconfig1", "libdbus-1-3", "libxkbcommon0",
-    "libxkbcommon-x11-0", "libxcb-cursor0", "libxcb-icccm4", "libxcb-image0", "libxcb-keysyms1",
-    "libxcb-randr0", "libxcb-render-util0", "libxcb-shape0", "libxcb-xfixes0",
-    "libxcb-xinerama0", "libxcb-xkb1",
+    "libegl1",
+    "libgl1",
+    "libglib2.0-0",
+    "libfontconfig1",
+    "libdbus-1-3",
+    "libxkbcommon0",
+    "libxkbcommon-x11-0",
+    "libxcb-cursor0",
+    "libxcb-icccm4",
+    "libxcb-image0",
+    "libxcb-keysyms1",
+    "libxcb-randr0",
+    "libxcb-render-util0",
+    "libxcb-shape0",
+    "libxcb-xfixes0",
+    "libxcb-xinerama0",
+    "libxcb-xkb1",
 )
 _NOT_FOUND = re.compile(r"^\s*(\S+)\s+=>\s+not found", re.M)
 _DLERROR = re.compile(r"([\w.+-]+\.so[\w.]*): cannot open shared object file")
@@ -111,8 +124,13 @@ def _ldd_missing(path: Path) -> list[str]:
     if not ldd:
         return []
     try:
-        out = subprocess.run([ldd, str(path)], capture_output=True, text=True, timeout=20,
-                             env=dict(os.environ, LC_ALL="C")).stdout
+        out = subprocess.run(
+            [ldd, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env=dict(os.environ, LC_ALL="C"),
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return list(dict.fromkeys(_NOT_FOUND.findall(out)))
@@ -139,9 +157,11 @@ def message(missing: list[str]) -> str:
             what += f" (and {', '.join(unknown)})"
     else:
         what = ("library " if len(unknown) == 1 else "libraries ") + ", ".join(unknown)
-    return (f"the window cannot start: Qt's X11 (xcb) platform plug-in needs the system "
-            f"{what}, not installed here; install with: sudo apt install "
-            f"{' '.join(packages + rest)} (or run without a screen: QT_QPA_PLATFORM=offscreen)")
+    return (
+        f"the window cannot start: Qt's X11 (xcb) platform plug-in needs the system "
+        f"{what}, not installed here; install with: sudo apt install "
+        f"{' '.join(packages + rest)} (or run without a screen: QT_QPA_PLATFORM=offscreen)"
+    )
 
 
 def check_platform(environ=os.environ) -> None:
@@ -157,9 +177,13 @@ def check_platform(environ=os.environ) -> None:
     if missing:
         raise UserError(message(missing))
     if error:
-        raise UserError(f"the window cannot start: Qt's platform plug-in {plugin} does not load "
-                        f"({error}); reinstall PySide6 (pip install --force-reinstall "
-                        "pyside6-essentials) or run with QT_QPA_PLATFORM=offscreen")
+        raise UserError(
+            f"the window cannot start: Qt's platform plug-in {plugin} does not load "
+            f"({error}); reinstall PySide6 (pip install --force-reinstall "
+            "pyside6-essentials) or run with QT_QPA_PLATFORM=offscreen"
+        )
     if not environ.get("DISPLAY"):
-        raise UserError("the window cannot start: no X display (DISPLAY is not set); run it on "
-                        "a desktop, under xvfb-run, or with QT_QPA_PLATFORM=offscreen")
+        raise UserError(
+            "the window cannot start: no X display (DISPLAY is not set); run it on "
+            "a desktop, under xvfb-run, or with QT_QPA_PLATFORM=offscreen"
+        )

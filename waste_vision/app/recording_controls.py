@@ -58,8 +58,7 @@ class RecordingControls:
         if self.path is None:
             return
         seconds = int(now - self.since)
-        self.label.setText(f"● REC {seconds // 60:02d}:{seconds % 60:02d} → "
-                           f"{Path(self.path).name}")
+        self.label.setText(f"● REC {seconds // 60:02d}:{seconds % 60:02d} → {Path(self.path).name}")
         if self.session.recording_error():
             self.session.stop_recording()
 
@@ -89,8 +88,9 @@ class RecordingControls:
             self.window.show_status(f"Recording saved to {path}", 15000)
 
     def ask_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.window, "Recording folder",
-                                                  str(self.settings.recording_folder))
+        folder = QFileDialog.getExistingDirectory(
+            self.window, "Recording folder", str(self.settings.recording_folder)
+        )
         if folder:
             self.settings.recording_folder = Path(folder)
             self.window.show_status(f"Recordings and snapshots go to {folder}", 5000)
@@ -101,9 +101,11 @@ class RecordingControls:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            self.window.show_problem("Cannot open the recordings folder",
-                                     f"{folder} cannot be made ({exc.strerror or exc}); "
-                                     "choose another one (Run > Recording folder…)")
+            self.window.show_problem(
+                "Cannot open the recordings folder",
+                f"{folder} cannot be made ({exc.strerror or exc}); "
+                "choose another one (Run > Recording folder…)",
+            )
             return
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
             self.window.show_status(f"No file manager opened; the recordings are in {folder}")

@@ -21,8 +21,12 @@ class RegionControls:
         """The status-bar label, and the remove actions enabled only with something to remove."""
         drawn = len(self.regions.regions)
         self.window.regions_label.setText(
-            f"regions: {drawn}" if drawn else
-            "finding items" if self.session.mode == "items" else "whole frame")
+            f"regions: {drawn}"
+            if drawn
+            else "finding items"
+            if self.session.mode == "items"
+            else "whole frame"
+        )
         if not self.window.kiosk:
             self.window.set_action_enabled(self.window.act_remove_region, drawn > 0)
             self.window.set_action_enabled(self.window.act_clear_regions, drawn > 0)
@@ -32,18 +36,21 @@ class RegionControls:
         self.window.settings.find_items = checked
         self.session.break_item()
         self.window.show_status(
-            "Finding items on the table" if checked else "Classifying the whole frame", 5000)
+            "Finding items on the table" if checked else "Classifying the whole frame", 5000
+        )
 
     def learn_empty_scene(self) -> None:
         self.session.relearn_empty_scene()
-        self.window.show_status("Learning the empty table: keep the view clear for a moment",
-                                5000)
+        self.window.show_status("Learning the empty table: keep the view clear for a moment", 5000)
 
     def set_tracking(self, checked: bool) -> None:
         self.regions.set_tracking(checked)
         self.window.show_status(
             "Regions follow their items (and return where drawn when the item leaves)"
-            if checked else "Regions stay where they were drawn", 5000)
+            if checked
+            else "Regions stay where they were drawn",
+            5000,
+        )
 
     def remove_last(self) -> None:
         self.regions.remove_last()
@@ -52,8 +59,11 @@ class RegionControls:
     def clear(self) -> None:
         self.regions.clear()
         self.session.break_item()
-        what = ("items are found by themselves again" if self.window.act_find_items.isChecked()
-                else "the whole frame is classified")
+        what = (
+            "items are found by themselves again"
+            if self.window.act_find_items.isChecked()
+            else "the whole frame is classified"
+        )
         self.window.show_status(f"Regions cleared: {what}", 5000)
 
     def _on_drawn(self, box: tuple) -> None:
@@ -61,8 +71,11 @@ class RegionControls:
         self.regions.add(tuple(int(v) for v in box), track)
         self.session.break_item()
         what = "follows its item" if track else "stays where drawn"
-        self.window.show_status(f"Region added at {box}: it {what} (right-click removes it, "
-                                "double-click switches following; T: all regions)", 5000)
+        self.window.show_status(
+            f"Region added at {box}: it {what} (right-click removes it, "
+            "double-click switches following; T: all regions)",
+            5000,
+        )
 
     def _on_remove(self, x: float, y: float) -> None:
         self.regions.remove_at(x, y)
@@ -70,5 +83,4 @@ class RegionControls:
 
     def _on_track_toggled(self, x: float, y: float) -> None:
         self.regions.toggle_tracking_at(x, y)
-        self.window.show_status("Region switched between following its item and staying put",
-                                5000)
+        self.window.show_status("Region switched between following its item and staying put", 5000)

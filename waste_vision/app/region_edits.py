@@ -41,16 +41,19 @@ class LiveRegionSet(RegionSet):
 
     def remove_at(self, x: float, y: float) -> None:
         """Remove the most recently added region whose current box holds (x, y)."""
+
         def remove():
             for i in reversed(range(len(self.regions))):
                 bx, by, bw, bh = self.regions[i].box or self.regions[i].home
                 if bx <= x < bx + bw and by <= y < by + bh:
                     del self.regions[i]
                     return
+
         self._edit(remove)
 
     def toggle_tracking_at(self, x: float, y: float) -> None:
         """The newest region holding (x, y) starts or stops following its item."""
+
         def toggle():
             for zone in reversed(self.regions):
                 bx, by, bw, bh = zone.box or zone.home
@@ -59,6 +62,7 @@ class LiveRegionSet(RegionSet):
                     if not zone.track:
                         zone.box = zone.home
                     return
+
         self._edit(toggle)
 
     def boxes(self, image: np.ndarray, found: list[Box] | None = None) -> list[Box]:

@@ -10,25 +10,25 @@ an error in classification — is reported the moment it happens.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 
-from waste_vision.engine.annotators import Overlay
 from waste_vision.app.bridge import FrameBridge
 from waste_vision.app.stats import RunStats, SessionStats, steady_rate
 from waste_vision.cascade import Cascade
-from waste_vision.errors import UserError
+from waste_vision.engine.annotators import Overlay
 from waste_vision.engine.pipeline import FrameClassifier, Pipeline
 from waste_vision.engine.regions import RegionSet
 from waste_vision.engine.sinks import RecordingSink
@@ -39,6 +39,7 @@ from waste_vision.engine.sources import (
     list_cameras,
     open_source,
 )
+from waste_vision.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,9 @@ class ControlThread:
             try:
                 future.set_result(fn(*args))
             except BaseException as exc:
-                log.warning("%s failed: %s: %s", getattr(fn, "__name__", fn),
-                            type(exc).__name__, exc)
+                log.warning(
+                    "%s failed: %s: %s", getattr(fn, "__name__", fn), type(exc).__name__, exc
+                )
                 future.set_exception(exc)
 
 
@@ -116,8 +118,13 @@ class LiveSession(QObject):
     shutdownFinished = Signal()  # shutdown_async() is done: pipeline, source, recording
     _pipelineEnded = Signal(int)
 
-    def __init__(self, cascade: Cascade, regions: RegionSet, overlay: Overlay | None = None,
-                 parent: QObject | None = None):
+    def __init__(
+        self,
+        cascade: Cascade,
+        regions: RegionSet,
+        overlay: Overlay | None = None,
+        parent: QObject | None = None,
+    ):
         super().__init__(parent)
         self.cascade = cascade
         self.regions = regions
@@ -212,8 +219,11 @@ class LiveSession(QObject):
                 if not cv2.imwrite(str(path), cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR)):
                     raise OSError(f"OpenCV could not write {path}")
             except OSError as exc:
-                self._emit(self.snapshotSaved, "", f"cannot save a snapshot in {folder} "
-                           f"({exc.strerror or exc}); {FOLDER_HINT}")
+                self._emit(
+                    self.snapshotSaved,
+                    "",
+                    f"cannot save a snapshot in {folder} ({exc.strerror or exc}); {FOLDER_HINT}",
+                )
                 return
             self._emit(self.snapshotSaved, str(path), "")
 
@@ -221,6 +231,7 @@ class LiveSession(QObject):
 
     def probe_cameras(self, probe: Callable[[], list[int]] | None = None) -> None:
         """Find working cameras in the background; the answer comes as ``camerasFound``."""
+
         def work():
             try:
                 found = list((probe or (lambda: list_cameras(4)))())
@@ -258,10 +269,8 @@ class LiveSession(QObject):
     # -- control thread ---------------------------------------------------------------------
 
     def _emit(self, signal, *args) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the window was destroyed while this thread worked
             signal.emit(*args)
-        except RuntimeError:  # the window was destroyed while this thread worked
-            pass
 
     def _start(self, run_id: int, spec: str, loop: bool) -> None:
         self._finish(self._run, "stopped", "")
@@ -275,26 +284,36 @@ class LiveSession(QObject):
             self._emit(self.sourceStatus, run_id, event)
 
         try:
-            source = open_source(spec, buffering=Buffering.LATEST, paced=True, loop=loop,
-                                 camera_size=self.camera[0], camera_fps=self.camera[1],
-                                 on_status=on_status)
+            source = open_source(
+                spec,
+                buffering=Buffering.LATEST,
+                paced=True,
+                loop=loop,
+                camera_size=self.camera[0],
+                camera_fps=self.camera[1],
+                on_status=on_status,
+            )
             source.start()
         except UserError as exc:
             self._emit(self.stopped, run_id, "failed", str(exc))
             return
         except Exception as exc:  # OpenCV errors and the like: still one line for the user
-            self._emit(self.stopped, run_id, "failed",
-                       f"{spec}: cannot be played ({type(exc).__name__}: {exc}); check it "
-                       "plays in another player, or pick another source from the Source menu")
+            self._emit(
+                self.stopped,
+                run_id,
+                "failed",
+                f"{spec}: cannot be played ({type(exc).__name__}: {exc}); check it "
+                "plays in another player, or pick another source from the Source menu",
+            )
             return
         stats = self.stats.new_run(source)
-        classifier = FrameClassifier(self.cascade, self.regions, mode=self.mode,
-                                     reuse=self.reuse)
+        classifier = FrameClassifier(self.cascade, self.regions, mode=self.mode, reuse=self.reuse)
         classifier.explain = self.explain
         self._classifier = classifier
         pipeline = Pipeline(source, classifier, self.overlay, [self.bridge.sink(run_id, stats)])
-        thread = threading.Thread(target=self._work, args=(run_id, pipeline),
-                                  name="waste-vision pipeline", daemon=True)
+        thread = threading.Thread(
+            target=self._work, args=(run_id, pipeline), name="waste-vision pipeline", daemon=True
+        )
         self._run = Run(run_id, spec, source, pipeline, thread, stats, last_status)
         thread.start()
         self._emit(self.started, run_id, source.name)
@@ -320,12 +339,20 @@ class LiveSession(QObject):
         error = run.pipeline.error
         message = run.last_status[0]
         if error is not None:
-            self._finish(run, "error", f"classification stopped ({type(error).__name__}: "
-                         f"{error}); start again with Space, and if it happens again restore "
-                         "the models folder")
+            self._finish(
+                run,
+                "error",
+                f"classification stopped ({type(error).__name__}: "
+                f"{error}); start again with Space, and if it happens again restore "
+                "the models folder",
+            )
         elif run.source.status is SourceStatus.FAILED:
-            self._finish(run, "failed", f"{message}; check the source (cable, network, "
-                         "file) and start it again, or pick another from the Source menu")
+            self._finish(
+                run,
+                "failed",
+                f"{message}; check the source (cable, network, "
+                "file) and start it again, or pick another from the Source menu",
+            )
         else:
             self._finish(run, "ended", message or f"{run.source.name}: ended")
 
@@ -346,35 +373,53 @@ class LiveSession(QObject):
     def _start_recording(self, folder: Path) -> None:
         run = self._run
         if run is None:
-            self._emit(self.recordingFinished, "", "nothing is playing, so there is nothing "
-                       "to record; start a source first (Space)")
+            self._emit(
+                self.recordingFinished,
+                "",
+                "nothing is playing, so there is nothing to record; start a source first (Space)",
+            )
             return
         if run.recording is not None:
             return
         size = run.source.size or run.stats.frame_size
         if not size:
-            self._emit(self.recordingFinished, "", "no picture has arrived yet; "
-                       "wait for the video to show, then record again")
+            self._emit(
+                self.recordingFinished,
+                "",
+                "no picture has arrived yet; wait for the video to show, then record again",
+            )
             return
         measured = steady_rate([run.stats.classified])
-        fps = (measured if run.source.is_live and measured >= 1 else None) or run.source.fps \
-            or measured or 30.0
+        fps = (
+            (measured if run.source.is_live and measured >= 1 else None)
+            or run.source.fps
+            or measured
+            or 30.0
+        )
         if folder.exists() and not folder.is_dir():
-            self._emit(self.recordingFinished, "", f"cannot record in {folder}: it is a file, "
-                       "not a folder; choose another folder (Record > Recording folder…)")
+            self._emit(
+                self.recordingFinished,
+                "",
+                f"cannot record in {folder}: it is a file, "
+                "not a folder; choose another folder (Record > Recording folder…)",
+            )
             return
         try:
             folder.mkdir(parents=True, exist_ok=True)
             path = unique_path(folder, "waste-vision", ".mp4")
             # what is shown live is recorded with its capture times: plays at real speed
-            sink = RecordingSink(path, fps, size, jsonl_path=path.with_suffix(".jsonl"),
-                                 real_time=True)
+            sink = RecordingSink(
+                path, fps, size, jsonl_path=path.with_suffix(".jsonl"), real_time=True
+            )
         except UserError as exc:
             self._emit(self.recordingFinished, "", f"{exc}; {FOLDER_HINT}")
             return
         except OSError as exc:
-            self._emit(self.recordingFinished, "", f"cannot record in {folder} "
-                       f"({exc.strerror or exc}); {FOLDER_HINT}")
+            self._emit(
+                self.recordingFinished,
+                "",
+                f"cannot record in {folder} ({exc.strerror or exc}); {FOLDER_HINT}",
+            )
             return
         run.recording = sink
         run.pipeline.sinks.append(sink)

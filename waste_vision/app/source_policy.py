@@ -32,8 +32,9 @@ class Choice:
     spec: str | None = None
 
 
-def at_launch(asked: str | None, last: str | None,
-              exists=lambda p: Path(p).expanduser().exists()) -> Choice:
+def at_launch(
+    asked: str | None, last: str | None, exists=lambda p: Path(p).expanduser().exists()
+) -> Choice:
     """The launch choice before the cameras are known."""
     if asked is None and last:
         if is_camera(last):

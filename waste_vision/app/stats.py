@@ -93,8 +93,10 @@ class SessionStats:
 
     def _fold(self, old: RunStats) -> None:
         self._captured += old.captured
-        for ticks, total, rate in ((old.classified, self._classified, self._classified_rate),
-                                   (old.displayed, self._displayed, self._displayed_rate)):
+        for ticks, total, rate in (
+            (old.classified, self._classified, self._classified_rate),
+            (old.displayed, self._displayed, self._displayed_rate),
+        ):
             total.count += ticks.count
             rate[0] += max(ticks.count - 1, 0)
             rate[1] += ticks.span
@@ -121,10 +123,10 @@ class SessionStats:
             "frames_captured": captured,
             "frames_displayed": displayed,
             "frames_classified": self._classified.count + sum(r.classified.count for r in runs),
-            "display_fps": round(self._rate([r.displayed for r in runs],
-                                            self._displayed_rate), 2),
-            "classified_fps": round(self._rate([r.classified for r in runs],
-                                               self._classified_rate), 2),
+            "display_fps": round(self._rate([r.displayed for r in runs], self._displayed_rate), 2),
+            "classified_fps": round(
+                self._rate([r.classified for r in runs], self._classified_rate), 2
+            ),
             "latency_ms_p50": pct(50),
             "latency_ms_p95": pct(95),
             "dropped_frames": max(captured - displayed, 0),

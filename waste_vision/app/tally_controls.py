@@ -41,18 +41,23 @@ class TallyControls:
         self._show()
 
     def export(self) -> None:
-        suggested = self.window.settings.recording_folder / \
-            f"waste-vision-tally-{time.strftime('%Y%m%d-%H%M%S')}.csv"
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export tally", str(suggested),
-                                              "CSV files (*.csv)")
+        suggested = (
+            self.window.settings.recording_folder
+            / f"waste-vision-tally-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+        )
+        path, _ = QFileDialog.getSaveFileName(
+            self.window, "Export tally", str(suggested), "CSV files (*.csv)"
+        )
         if not path:
             return
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.tally.export_csv(Path(path))
         except OSError as exc:
-            self.window.show_problem("Tally not exported", f"cannot write {path} "
-                                     f"({exc.strerror or exc}); choose another file or folder")
+            self.window.show_problem(
+                "Tally not exported",
+                f"cannot write {path} ({exc.strerror or exc}); choose another file or folder",
+            )
             return
         self.window.show_status(f"Tally saved to {path}", 10000)
 

@@ -28,8 +28,11 @@ class ThresholdControls:
 
     def load(self) -> None:
         """The thresholds remembered from the last run (the model's where none)."""
-        self._show(self.cascade.set_thresholds(self.settings.threshold("stage1"),
-                                               self.settings.threshold("uncertain")))
+        self._show(
+            self.cascade.set_thresholds(
+                self.settings.threshold("stage1"), self.settings.threshold("uncertain")
+            )
+        )
 
     def reset(self) -> None:
         self._show(self.cascade.reset_thresholds())

@@ -11,7 +11,7 @@ dot and "REC" are painted in the top-left corner, over the video or the placehol
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -24,17 +24,20 @@ MIN_DRAG_PX = 8  # a smaller drag is a click, not a region
 REC_RED = QColor(217, 48, 37)
 
 
-def letterbox(frame_wh: tuple[int, int], widget_wh: tuple[float, float],
-              dpr: float = 1.0) -> QRectF:
+def letterbox(
+    frame_wh: tuple[int, int], widget_wh: tuple[float, float], dpr: float = 1.0
+) -> QRectF:
     """Where a frame is drawn in a widget (logical pixels): aspect kept, centred."""
-    dw, dh = fit_size(frame_wh, (max(1, round(widget_wh[0] * dpr)),
-                                 max(1, round(widget_wh[1] * dpr))))
+    dw, dh = fit_size(
+        frame_wh, (max(1, round(widget_wh[0] * dpr)), max(1, round(widget_wh[1] * dpr)))
+    )
     w, h = dw / dpr, dh / dpr
     return QRectF(round((widget_wh[0] - w) / 2), round((widget_wh[1] - h) / 2), w, h)
 
 
-def widget_to_frame(point: QPointF, target: QRectF,
-                    frame_wh: tuple[int, int]) -> tuple[float, float]:
+def widget_to_frame(
+    point: QPointF, target: QRectF, frame_wh: tuple[int, int]
+) -> tuple[float, float]:
     """A widget point as frame pixel coordinates, clamped to the frame."""
     fw, fh = frame_wh
     x = (point.x() - target.x()) * fw / target.width()
@@ -119,11 +122,15 @@ class VideoWidget(QWidget):
         painter.setBrush(QColor(0, 0, 0, 170))
         painter.drawRoundedRect(plate, pad / 2, pad / 2)
         painter.setBrush(REC_RED)
-        painter.drawEllipse(QRectF(plate.x() + pad / 2, plate.y() + pad / 2 + size * 0.15,
-                                   size * 0.7, size * 0.7))
+        painter.drawEllipse(
+            QRectF(plate.x() + pad / 2, plate.y() + pad / 2 + size * 0.15, size * 0.7, size * 0.7)
+        )
         painter.setPen(QColor(255, 255, 255))
-        painter.drawText(QRectF(plate.x() + pad / 2 + size, plate.y(), text_w + pad,
-                                plate.height()), Qt.AlignmentFlag.AlignVCenter, "REC")
+        painter.drawText(
+            QRectF(plate.x() + pad / 2 + size, plate.y(), text_w + pad, plate.height()),
+            Qt.AlignmentFlag.AlignVCenter,
+            "REC",
+        )
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
@@ -131,15 +138,20 @@ class VideoWidget(QWidget):
         target = self.target_rect()
         if self._image is None or target is None:
             painter.setPen(QColor(200, 200, 200))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                             self.placeholder)
+            painter.drawText(
+                self.rect(),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self.placeholder,
+            )
             if self.recording:
                 self._paint_rec_sign(painter)
             painter.end()
             return
         dpr = self.devicePixelRatioF()
-        if (self._image.width(), self._image.height()) == (round(target.width() * dpr),
-                                                           round(target.height() * dpr)):
+        if (self._image.width(), self._image.height()) == (
+            round(target.width() * dpr),
+            round(target.height() * dpr),
+        ):
             self._image.setDevicePixelRatio(dpr)
             painter.drawImage(target.topLeft(), self._image)  # a plain blit
         else:  # the widget was resized since the frame was scaled
@@ -200,8 +212,11 @@ class VideoWidget(QWidget):
         self._drag = None
         self.update()
         target, size = self.target_rect(), self.frame_size
-        if target is None or abs(end.x() - start.x()) < MIN_DRAG_PX \
-                or abs(end.y() - start.y()) < MIN_DRAG_PX:
+        if (
+            target is None
+            or abs(end.x() - start.x()) < MIN_DRAG_PX
+            or abs(end.y() - start.y()) < MIN_DRAG_PX
+        ):
             return
         x0, y0 = widget_to_frame(start, target, size)
         x1, y1 = widget_to_frame(end, target, size)

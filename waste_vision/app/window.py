@@ -48,17 +48,20 @@ from waste_vision.app.tally_controls import TallyControls
 from waste_vision.app.tuning import ThresholdControls, backend_text
 from waste_vision.app.video_widget import VideoWidget
 from waste_vision.cascade import Cascade
+from waste_vision.engine.sources import SourceStatus
 from waste_vision.redact import has_credentials, redact_url
 from waste_vision.resources import default_assets_dir
-from waste_vision.engine.sources import SourceStatus
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = QSize(1280, 800)
-VIDEO_FILTER = ("Videos (*.mp4 *.m4v *.mov *.avi *.mkv *.webm *.mpg *.mpeg *.wmv *.ts);;"
-                "All files (*)")
-DEMO_NOTICE = ("No camera found: playing the bundled demo clip (looping). Pick a camera, a "
-               "video, a stream or an image folder from the Source menu.")
+VIDEO_FILTER = (
+    "Videos (*.mp4 *.m4v *.mov *.avi *.mkv *.webm *.mpg *.mpeg *.wmv *.ts);;All files (*)"
+)
+DEMO_NOTICE = (
+    "No camera found: playing the bundled demo clip (looping). Pick a camera, a "
+    "video, a stream or an image folder from the Source menu."
+)
 KIOSK_DEMO_NOTICE = "No camera found: playing the bundled demo clip (looping)."
 NO_SOURCE = "No video. Open a camera, a video, a stream or an image folder from the Source menu."
 RECORD_TICK_MS = 250
@@ -72,11 +75,19 @@ def apply_theme(app: QApplication) -> None:
     role = QPalette.ColorRole
     text = (232, 234, 237)
     colours = {
-        role.Window: (32, 33, 36), role.WindowText: text, role.Base: (24, 24, 26),
-        role.AlternateBase: (40, 41, 44), role.ToolTipBase: (48, 49, 52), role.ToolTipText: text,
-        role.Text: text, role.Button: (48, 49, 52), role.ButtonText: text,
-        role.BrightText: (255, 80, 80), role.Highlight: (66, 133, 244),
-        role.HighlightedText: (255, 255, 255), role.Link: (138, 180, 248),
+        role.Window: (32, 33, 36),
+        role.WindowText: text,
+        role.Base: (24, 24, 26),
+        role.AlternateBase: (40, 41, 44),
+        role.ToolTipBase: (48, 49, 52),
+        role.ToolTipText: text,
+        role.Text: text,
+        role.Button: (48, 49, 52),
+        role.ButtonText: text,
+        role.BrightText: (255, 80, 80),
+        role.Highlight: (66, 133, 244),
+        role.HighlightedText: (255, 255, 255),
+        role.Link: (138, 180, 248),
     }
     for which, rgb in colours.items():
         palette.setColor(which, QColor(*rgb))
@@ -88,9 +99,16 @@ def apply_theme(app: QApplication) -> None:
 class MainWindow(QMainWindow):
     closing = Signal()  # emitted first thing in closeEvent, while the video still shows
 
-    def __init__(self, cascade: Cascade, settings: AppSettings | None = None, *,
-                 kiosk: bool = False, camera_probe=None, demo_path: Path | None = None,
-                 parent: QWidget | None = None):
+    def __init__(
+        self,
+        cascade: Cascade,
+        settings: AppSettings | None = None,
+        *,
+        kiosk: bool = False,
+        camera_probe=None,
+        demo_path: Path | None = None,
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self.cascade = cascade
         self.settings = settings or AppSettings()
@@ -126,7 +144,8 @@ class MainWindow(QMainWindow):
         self.region_controls = RegionControls(self)
         self.threshold_controls = ThresholdControls(self)
         self.tally_controls = TallyControls(
-            self, [l for l in stage1_labels if l != "recyclable"] + stage2_labels)
+            self, [label for label in stage1_labels if label != "recyclable"] + stage2_labels
+        )
         self.tally = self.tally_controls.tally
         build_actions(self)
         build_menus_and_toolbar(self)
@@ -171,8 +190,9 @@ class MainWindow(QMainWindow):
             "#panelScroll, #panelScroll > QWidget { background: #202124; border: none; }"
             "#panel QGroupBox::title { subcontrol-origin: margin; left: 6px; padding: 0 3px; }"
             "#notice { background: #fff3cd; color: #3a2d00; padding: 6px 10px; }"
-            "#notice[error=\"true\"] { background: #f8d7da; color: #58151c; }"
-            "#tallyTotal { font-weight: bold; }")
+            '#notice[error="true"] { background: #f8d7da; color: #58151c; }'
+            "#tallyTotal { font-weight: bold; }"
+        )
         self.resize(DEFAULT_SIZE)
         self.panel.show_backend(backend_text(self.cascade))
 
@@ -220,8 +240,13 @@ class MainWindow(QMainWindow):
         """
         self.session.probe_cameras(self._camera_probe)
         choice = source_policy.at_launch(spec, self.settings.last_source)
-        if choice.action == "open" and spec is None and is_stream(choice.spec) \
-                and self.settings.last_source_needs_login and not has_credentials(choice.spec):
+        if (
+            choice.action == "open"
+            and spec is None
+            and is_stream(choice.spec)
+            and self.settings.last_source_needs_login
+            and not has_credentials(choice.spec)
+        ):
             # its password was not stored: ask again (cancel: cameras, else the demo)
             full = self._ask_login(choice.spec, self.settings.last_source_user)
             if full is None:
@@ -240,8 +265,9 @@ class MainWindow(QMainWindow):
         answer = ask_credentials(self, redact_url(url), user)
         return with_credentials(url, *answer) if answer is not None else None
 
-    def open_source(self, spec, *, notice: str = "", remember: bool = True,
-                    notice_error: bool = False) -> None:
+    def open_source(
+        self, spec, *, notice: str = "", remember: bool = True, notice_error: bool = False
+    ) -> None:
         """Switch to ``spec`` (camera index, path or URL); errors come back as a dialog.
 
         ``remember``: the next launch starts with it (not for the no-camera fallback, so a
@@ -283,23 +309,34 @@ class MainWindow(QMainWindow):
             self.start_initial(None)
         else:
             # the notice (why it is retrying) stays until frames flow again
-            self.open_source(self.current_spec, remember=False, notice=self.notice_text,
-                             notice_error=self.notice_error)
+            self.open_source(
+                self.current_spec,
+                remember=False,
+                notice=self.notice_text,
+                notice_error=self.notice_error,
+            )
 
     def toggle_running(self) -> None:
         if self.session.active:
             self.session.stop()
             self.show_status("Stopping…")
         elif self.current_spec is not None:
-            self.open_source(self.current_spec, notice=self.notice_text, remember=False,
-                             notice_error=self.notice_error)
+            self.open_source(
+                self.current_spec,
+                notice=self.notice_text,
+                remember=False,
+                notice_error=self.notice_error,
+            )
         else:
             self.start_initial(None)
         self.update_run_actions()
 
     def ask_video(self) -> None:
-        start = str(Path(self.current_spec).parent) if self.current_spec and \
-            Path(self.current_spec).exists() else str(Path.home())
+        start = (
+            str(Path(self.current_spec).parent)
+            if self.current_spec and Path(self.current_spec).exists()
+            else str(Path.home())
+        )
         path, _ = QFileDialog.getOpenFileName(self, "Open video", start, VIDEO_FILTER)
         if path:
             self.open_source(path)
@@ -310,16 +347,20 @@ class MainWindow(QMainWindow):
             self.open_source(path)
 
     def ask_stream(self) -> None:
-        url, ok = QInputDialog.getText(self, "Open stream URL",
-                                       "Stream URL (rtsp://, http:// or https://):")
+        url, ok = QInputDialog.getText(
+            self, "Open stream URL", "Stream URL (rtsp://, http:// or https://):"
+        )
         url = url.strip()
         if not ok or not url:
             return
         if not is_stream(url):
-            self.show_problem("Not a stream URL", f"{redact_url(url)!r} does not start with "
-                              "rtsp://, "
-                              "http:// or https://. For a file use Open video…, for a folder "
-                              "Open image folder….")
+            self.show_problem(
+                "Not a stream URL",
+                f"{redact_url(url)!r} does not start with "
+                "rtsp://, "
+                "http:// or https://. For a file use Open video…, for a folder "
+                "Open image folder….",
+            )
             return
         self.open_source(url)
 
@@ -343,8 +384,11 @@ class MainWindow(QMainWindow):
             self.open_source(self.current_spec, remember=False)
 
     def _on_cameras_found(self, found: list) -> None:
-        if is_camera(self.current_spec) and self.session.active \
-                and int(self.current_spec) not in found:
+        if (
+            is_camera(self.current_spec)
+            and self.session.active
+            and int(self.current_spec) not in found
+        ):
             found = sorted([*found, int(self.current_spec)])  # busy with us, so not probed
         self.cameras = list(found)
         self.camera_menu.clear()
@@ -372,8 +416,9 @@ class MainWindow(QMainWindow):
             if spec is not None:
                 self.open_source(spec)
             else:
-                self.play_demo(notice=KIOSK_DEMO_NOTICE if self.kiosk else DEMO_NOTICE,
-                               remember=False)
+                self.play_demo(
+                    notice=KIOSK_DEMO_NOTICE if self.kiosk else DEMO_NOTICE, remember=False
+                )
                 self.show_status("No camera found: playing the demo clip", 10000)
 
     # -- run events -----------------------------------------------------------------------------
@@ -382,8 +427,9 @@ class MainWindow(QMainWindow):
         if run_id != self.session.current_id:
             return
         self.source_name = name
-        self.video.placeholder = "Waiting for the video…" if self.kiosk else \
-            f"Waiting for {redact_url(name)}…"
+        self.video.placeholder = (
+            "Waiting for the video…" if self.kiosk else f"Waiting for {redact_url(name)}…"
+        )
         self.show_status(f"Playing {name}", 5000)
         self.setWindowTitle(redact_url(name))  # Qt appends the application's display name
         self.update_run_actions()
@@ -393,16 +439,20 @@ class MainWindow(QMainWindow):
             return
         self.update_run_actions()
         if kind == "failed":  # nothing of the previous source may stay on screen
-            self.video.clear("Video not available" if self.kiosk else
-                             f"Not playing: {redact_url(self.current_spec or '')} did not open")
+            self.video.clear(
+                "Video not available"
+                if self.kiosk
+                else f"Not playing: {redact_url(self.current_spec or '')} did not open"
+            )
             self.setWindowTitle("")
             self.panel.show_result(None)
         elif self.video.delivery is None:
             self.video.clear(NO_SOURCE)
         if kind in ("failed", "error"):
             self.show_status(message)
-            self.show_problem("Cannot play this source" if kind == "failed"
-                              else "Classification stopped", message)
+            self.show_problem(
+                "Cannot play this source" if kind == "failed" else "Classification stopped", message
+            )
         elif kind == "ended":
             self.show_status(f"{message}. Press Space to play it again.")
         else:
@@ -413,8 +463,13 @@ class MainWindow(QMainWindow):
             return
         status = event.status
         if status is SourceStatus.RECONNECTING:
-            what = "Camera" if is_camera(self.current_spec) else "Stream" \
-                if is_stream(self.current_spec) else "Source"
+            what = (
+                "Camera"
+                if is_camera(self.current_spec)
+                else "Stream"
+                if is_stream(self.current_spec)
+                else "Source"
+            )
             self._reconnecting = True
             self.show_status(f"{what} lost, reconnecting: {event.message}")
             if self.kiosk:
@@ -489,8 +544,7 @@ class MainWindow(QMainWindow):
     def update_run_actions(self) -> None:
         active = self.session.active
         self.act_start.setText("Stop" if active else "Start")
-        self.set_action_enabled(self.act_record,
-                                active or self.recording_controls.path is not None)
+        self.set_action_enabled(self.act_record, active or self.recording_controls.path is not None)
         self.set_action_enabled(self.act_snapshot, self.video.delivery is not None or active)
 
     # -- public kiosk lockdown ------------------------------------------------------------------
@@ -499,8 +553,9 @@ class MainWindow(QMainWindow):
         """Every enabling goes through here, so a locked kiosk keeps its actions off
         (a disabled action's shortcut does nothing) whatever the run does meanwhile."""
         self._wanted_enabled[action] = bool(enabled)
-        action.setEnabled(bool(enabled) and (not self.public_locked
-                                             or action in self.public_actions))
+        action.setEnabled(
+            bool(enabled) and (not self.public_locked or action in self.public_actions)
+        )
 
     def set_public_locked(self, locked: bool) -> None:
         """Public kiosk (True): only ``public_actions`` work; staff (False): all again."""
@@ -508,8 +563,9 @@ class MainWindow(QMainWindow):
         for action in self.all_actions:
             self.set_action_enabled(action, self._wanted_enabled.get(action, True))
         for action in self._camera_actions():
-            action.setEnabled(not locked and action.text() not in (
-                "Looking for cameras…", "No camera found"))
+            action.setEnabled(
+                not locked and action.text() not in ("Looking for cameras…", "No camera found")
+            )
 
     def _camera_actions(self) -> list:
         found, menus = [], [self.camera_menu]
@@ -538,9 +594,15 @@ class MainWindow(QMainWindow):
         permanent labels, it is cut at a word with "…" (the whole text in the tooltip)."""
         text = redact_url(text)
         bar = self.statusBar()
-        room = bar.width() - sum(w.width() for w in (self.recording_controls.label,
-                                                     self.regions_label, self.backend_label)
-                                  if w.isVisible()) - 40
+        room = (
+            bar.width()
+            - sum(
+                w.width()
+                for w in (self.recording_controls.label, self.regions_label, self.backend_label)
+                if w.isVisible()
+            )
+            - 40
+        )
         room = max(room, 320)  # never fewer words than that: Qt clips the permanent labels
         metrics = bar.fontMetrics()
         shown = text
@@ -573,8 +635,11 @@ class MainWindow(QMainWindow):
         QMessageBox.warning(self, title, message)
 
     def show_shortcuts(self) -> None:
-        rows = [(act.text().replace("&", ""), act.shortcut().toString())
-                for act in self.all_actions if not act.shortcut().isEmpty()]
+        rows = [
+            (act.text().replace("&", ""), act.shortcut().toString())
+            for act in self.all_actions
+            if not act.shortcut().isEmpty()
+        ]
         rows.append(("Add a region", "drag on the video"))
         rows.append(("Remove a region", "right-click it"))
         text = "".join(f"<tr><td>{name}</td><td><b>{keys}</b></td></tr>" for name, keys in rows)

@@ -38,11 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from waste_vision.errors import UserError
 from waste_vision.commands.outputs import check_outputs
 from waste_vision.engine.pipeline import FrameClassifier, Pipeline
 from waste_vision.engine.recorder import check_output
-from waste_vision.redact import redact_url
 from waste_vision.engine.regions import RegionSet, clamp_box, parse_box
 from waste_vision.engine.sinks import RecordingSink
 from waste_vision.engine.sources import (
@@ -53,6 +51,8 @@ from waste_vision.engine.sources import (
     open_source,
     parse_camera_size,
 )
+from waste_vision.errors import UserError
+from waste_vision.redact import redact_url
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 FIRST_FRAME_TIMEOUT_S = 10.0  # a file or folder's first frame; live: open_timeout
@@ -81,19 +81,28 @@ class AnnotateReport:
 
 # -- the frame stage: what happens to a frame between the source and the recording ----------
 
-def build_frame_stage(*, models: Path | None, backend: str, threads: int, int8: bool,
-                      regions: RegionSet, find: str = "items", explain: bool = False,
-                      empty_scene: np.ndarray | None = None, reuse: bool = True):
+
+def build_frame_stage(
+    *,
+    models: Path | None,
+    backend: str,
+    threads: int,
+    int8: bool,
+    regions: RegionSet,
+    find: str = "items",
+    explain: bool = False,
+    empty_scene: np.ndarray | None = None,
+    reuse: bool = True,
+):
     """The classifier and the overlay every frame goes through: items found against the
     empty scene (``find="items"``; learnt from ``empty_scene`` when given, else from the
     first frames) or the whole frame (``find="frame"``); drawn regions take precedence.
     ``reuse=False``: every crop classified, none kept while unchanged (``reuse.py``)."""
-    from waste_vision.engine.annotators import Overlay
     from waste_vision.cascade import Cascade
+    from waste_vision.engine.annotators import Overlay
     from waste_vision.resources import default_models_dir
 
-    cascade = Cascade(models or default_models_dir(), backend=backend, threads=threads,
-                      int8=int8)
+    cascade = Cascade(models or default_models_dir(), backend=backend, threads=threads, int8=int8)
     classifier = FrameClassifier(cascade, regions, mode=find, reuse=reuse)
     classifier.explain = explain
     if empty_scene is not None:
@@ -120,19 +129,24 @@ def read_empty_scene(path: Path | None, size: tuple[int, int]) -> np.ndarray | N
 
 # -- checks made before any work ------------------------------------------------------------
 
+
 def _check_outputs(output: Path, jsonl: Path | None) -> Path:
     """Each output on its own: a file name in a folder that can be written."""
     output = check_output(output)
     if jsonl is not None:
         jsonl = Path(jsonl).expanduser()
         if jsonl.resolve() == output.resolve():
-            raise UserError(f"--jsonl {jsonl} is the video output too; give the log "
-                            "another name, e.g. " + str(output.with_suffix(".jsonl")))
+            raise UserError(
+                f"--jsonl {jsonl} is the video output too; give the log "
+                "another name, e.g. " + str(output.with_suffix(".jsonl"))
+            )
         if jsonl.is_dir():
             raise UserError(f"cannot write the log {jsonl}: it is a folder; give a file name")
         if not jsonl.parent.is_dir():
-            raise UserError(f"cannot write the log {jsonl}: folder {jsonl.parent} does not "
-                            "exist; create it or choose another path")
+            raise UserError(
+                f"cannot write the log {jsonl}: folder {jsonl.parent} does not "
+                "exist; create it or choose another path"
+            )
     return output
 
 
@@ -157,11 +171,14 @@ def _check_regions(boxes, size: tuple[int, int], name: str) -> None:
     w, h = size
     for text, box in boxes:
         if clamp_box(box, w, h) is None:
-            raise UserError(f"region {text} lies outside the {w}x{h} frame of {name}; give "
-                            f"x,y,w,h inside 0,0,{w},{h}")
+            raise UserError(
+                f"region {text} lies outside the {w}x{h} frame of {name}; give "
+                f"x,y,w,h inside 0,0,{w},{h}"
+            )
 
 
 # -- the run --------------------------------------------------------------------------------
+
 
 class _LiveWatch:
     """Status events of a live source: when it was lost and whether it came back."""
@@ -200,26 +217,43 @@ def _empty_log(path: Path) -> None:
 
 def _source_problem(source: VideoSource, name: str) -> str | None:
     if getattr(source, "truncated_at", None) is not None:
-        return (f"{name}: the file stops being readable at frame {source.truncated_at} of "
-                f"{source.frame_count}; annotated what was readable")
+        return (
+            f"{name}: the file stops being readable at frame {source.truncated_at} of "
+            f"{source.frame_count}; annotated what was readable"
+        )
     if getattr(source, "damaged_frames", 0):
-        return (f"{name}: {source.damaged_frames} damaged frame(s) could not be decoded and "
-                "were left out")
+        return (
+            f"{name}: {source.damaged_frames} damaged frame(s) could not be decoded and "
+            "were left out"
+        )
     return None
 
 
-def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
-                   rois: list[str] = (), models: Path | None = None, backend: str = "auto",
-                   threads: int = 2, progress: bool = False, int8: bool = False,
-                   duration: float | None = None, max_frames: int | None = None,
-                   stop: threading.Event | None = None,
-                   open_timeout: float = STREAM_OPEN_TIMEOUT_S, find: str = "items",
-                   track: bool = False, explain: bool = False,
-                   empty_scene: Path | None = None,
-                   summary: Path | None = None, camera_size: str | None = None,
-                   camera_fps: float | None = None,
-                   classify_every_frame: bool = False,
-                   overwrite: bool = False) -> AnnotateReport:
+def annotate_video(
+    input_path,
+    output: Path,
+    *,
+    jsonl: Path | None = None,
+    rois: list[str] = (),
+    models: Path | None = None,
+    backend: str = "auto",
+    threads: int = 2,
+    progress: bool = False,
+    int8: bool = False,
+    duration: float | None = None,
+    max_frames: int | None = None,
+    stop: threading.Event | None = None,
+    open_timeout: float = STREAM_OPEN_TIMEOUT_S,
+    find: str = "items",
+    track: bool = False,
+    explain: bool = False,
+    empty_scene: Path | None = None,
+    summary: Path | None = None,
+    camera_size: str | None = None,
+    camera_fps: float | None = None,
+    classify_every_frame: bool = False,
+    overwrite: bool = False,
+) -> AnnotateReport:
     """Annotate ``input_path`` (any source spec) into ``output``; see the module docstring.
 
     ``stop`` (an Event) ends a run early, as a signal does from the command line.
@@ -229,9 +263,11 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
     spec = str(input_path)
     jsonl = Path(jsonl).expanduser() if jsonl is not None else None
     # first of all, before any file is opened: nothing the user has is written over
-    check_outputs({"-o": Path(output), "--jsonl": jsonl, "--summary": summary},
-                  {"the input": _input_path(spec), "the --empty-scene photo": empty_scene},
-                  overwrite=overwrite)
+    check_outputs(
+        {"-o": Path(output), "--jsonl": jsonl, "--summary": summary},
+        {"the input": _input_path(spec), "the --empty-scene photo": empty_scene},
+        overwrite=overwrite,
+    )
     output = _check_outputs(Path(output), jsonl)
     _check_limits(duration, max_frames)
     regions, boxes = _parse_regions(rois)
@@ -239,18 +275,24 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
     if summary is not None:
         summary = Path(summary).expanduser()
         if summary.is_dir() or not summary.parent.is_dir():
-            raise UserError(f"cannot write the summary {summary}: "
-                            + ("it is a folder; give a file name" if summary.is_dir() else
-                               f"folder {summary.parent} does not exist; create it or "
-                               "choose another path"))
+            raise UserError(
+                f"cannot write the summary {summary}: "
+                + (
+                    "it is a folder; give a file name"
+                    if summary.is_dir()
+                    else f"folder {summary.parent} does not exist; create it or choose another path"
+                )
+            )
     watch = _LiveWatch()
     size = parse_camera_size(camera_size) if camera_size else None
-    source = open_source(spec, on_status=watch, open_timeout=open_timeout,
-                         camera_size=size, camera_fps=camera_fps)
+    source = open_source(
+        spec, on_status=watch, open_timeout=open_timeout, camera_size=size, camera_fps=camera_fps
+    )
     live = source.is_live
     if not live and getattr(source, "frame_count", None) and not source.fps:
-        raise UserError(f"{redact_url(spec)}: cannot tell the video's frame rate; is it a "
-                        "video file?")
+        raise UserError(
+            f"{redact_url(spec)}: cannot tell the video's frame rate; is it a video file?"
+        )
     sink = None
     try:
         source.start()  # UserError: a camera or stream that does not open
@@ -259,24 +301,42 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
             if stop.is_set():
                 raise UserError(f"{source.name}: stopped before the first frame arrived", 1)
             wait = open_timeout if live else FIRST_FRAME_TIMEOUT_S
-            raise UserError(f"{source.name}: no frame arrived within {wait:g} s; check that "
-                            "it is a working video source")
+            raise UserError(
+                f"{source.name}: no frame arrived within {wait:g} s; check that "
+                "it is a working video source"
+            )
         size = (first.image.shape[1], first.image.shape[0])
         _check_regions(boxes, size, source.name)
         # a slideshow read headless shows each image for 2 s, as the window does
         fps = source.fps or (30.0 if live else 0.5)
         classifier, overlay = build_frame_stage(
-            models=models, backend=backend, threads=threads, int8=int8, regions=regions,
-            find=find, explain=explain, empty_scene=read_empty_scene(empty_scene, size),
-            reuse=not classify_every_frame)
+            models=models,
+            backend=backend,
+            threads=threads,
+            int8=int8,
+            regions=regions,
+            find=find,
+            explain=explain,
+            empty_scene=read_empty_scene(empty_scene, size),
+            reuse=not classify_every_frame,
+        )
         if overwrite and jsonl is not None and jsonl.exists():
             _empty_log(jsonl)
         sink = RecordingSink(output, fps, size, jsonl_path=jsonl, real_time=live)
         pipeline = Pipeline(source, classifier, overlay, [sink])
         # a live source's first frame is stale by the time the models are loaded: start
         # from a fresh one, so the video does not open on a frozen second
-        report = _run(pipeline, source, None if live else first, live=live, fps=fps,
-                      duration=duration, max_frames=max_frames, stop=stop, progress=progress)
+        report = _run(
+            pipeline,
+            source,
+            None if live else first,
+            live=live,
+            fps=fps,
+            duration=duration,
+            max_frames=max_frames,
+            stop=stop,
+            progress=progress,
+        )
     finally:
         if sink is not None:
             sink.close()  # before the source: a stream's stop may wait for a network read
@@ -296,8 +356,10 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
     if live and watch.lost_at is not None:
         lost = time.strftime("%H:%M:%S", time.localtime(watch.lost_at))
         why = watch.lost_reason.split(": ", 1)[-1]
-        problem = (f"{source.name}: stream lost at {lost} ({why}) and not back when the run "
-                   f"ended; kept the {report.frames} frames recorded before")
+        problem = (
+            f"{source.name}: stream lost at {lost} ({why}) and not back when the run "
+            f"ended; kept the {report.frames} frames recorded before"
+        )
     elif live and source.status is SourceStatus.FAILED:
         problem = f"{source.name}: the source failed; kept the {report.frames} frames recorded"
     if sink.error:
@@ -307,9 +369,18 @@ def annotate_video(input_path, output: Path, *, jsonl: Path | None = None,
     return report
 
 
-def _run(pipeline: Pipeline, source: VideoSource, first, *, live: bool, fps: float,
-         duration: float | None, max_frames: int | None, stop: threading.Event,
-         progress: bool) -> AnnotateReport:
+def _run(
+    pipeline: Pipeline,
+    source: VideoSource,
+    first,
+    *,
+    live: bool,
+    fps: float,
+    duration: float | None,
+    max_frames: int | None,
+    stop: threading.Event,
+    progress: bool,
+) -> AnnotateReport:
     bar = None
     if progress:
         from tqdm import tqdm
@@ -352,9 +423,15 @@ def _run(pipeline: Pipeline, source: VideoSource, first, *, live: bool, fps: flo
         done.set()
         if bar is not None:
             bar.close()
-    return AnnotateReport(pipeline.frames, getattr(source, "frame_count", None),
-                          time.monotonic() - start, None, None, stopped=stop.is_set(),
-                          live=live)
+    return AnnotateReport(
+        pipeline.frames,
+        getattr(source, "frame_count", None),
+        time.monotonic() - start,
+        None,
+        None,
+        stopped=stop.is_set(),
+        live=live,
+    )
 
 
 def run_annotate(args) -> int:
@@ -369,27 +446,46 @@ def run_annotate(args) -> int:
         previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     try:
         report = annotate_video(
-            args.input, args.output, jsonl=args.jsonl, rois=args.roi, models=args.models,
-            backend=args.backend, threads=args.threads, int8=args.int8,
+            args.input,
+            args.output,
+            jsonl=args.jsonl,
+            rois=args.roi,
+            models=args.models,
+            backend=args.backend,
+            threads=args.threads,
+            int8=args.int8,
             progress=(sys.stderr.isatty() or args.progress) and not quiet,
-            duration=getattr(args, "duration", None), max_frames=getattr(args, "max_frames", None),
-            stop=stop, open_timeout=getattr(args, "open_timeout", STREAM_OPEN_TIMEOUT_S),
-            find=args.find, track=args.track, explain=args.explain,
-            empty_scene=args.empty_scene, summary=args.summary,
-            camera_size=args.camera_size, camera_fps=args.camera_fps,
+            duration=getattr(args, "duration", None),
+            max_frames=getattr(args, "max_frames", None),
+            stop=stop,
+            open_timeout=getattr(args, "open_timeout", STREAM_OPEN_TIMEOUT_S),
+            find=args.find,
+            track=args.track,
+            explain=args.explain,
+            empty_scene=args.empty_scene,
+            summary=args.summary,
+            camera_size=args.camera_size,
+            camera_fps=args.camera_fps,
             classify_every_frame=getattr(args, "classify_every_frame", False),
-            overwrite=getattr(args, "overwrite", False))
+            overwrite=getattr(args, "overwrite", False),
+        )
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     how = "recorded" if report.live else "annotated"
     if report.stopped:
         how = f"stopped on request: {how}"
-    skipped = (f"; {report.skipped} frame(s) skipped while the encoder was behind"
-               if report.skipped else "")
+    skipped = (
+        f"; {report.skipped} frame(s) skipped while the encoder was behind"
+        if report.skipped
+        else ""
+    )
     if not quiet:
-        print(f"{how} {report.frames} frames in {report.seconds:.1f} s "
-              f"({report.fps:.1f} FPS) -> {report.output}{skipped}", file=sys.stderr)
+        print(
+            f"{how} {report.frames} frames in {report.seconds:.1f} s "
+            f"({report.fps:.1f} FPS) -> {report.output}{skipped}",
+            file=sys.stderr,
+        )
     if report.summary is not None:
         print(json.dumps(report.summary))  # stdout: the counts, for a script to read
     if report.problem:

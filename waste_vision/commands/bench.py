@@ -30,8 +30,11 @@ from waste_vision.resources import default_assets_dir, default_models_dir
 
 
 def _percentiles(ms: list[float]) -> dict:
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 3),
-            "p95_ms": round(float(np.percentile(ms, 95)), 3), "runs": len(ms)}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p95_ms": round(float(np.percentile(ms, 95)), 3),
+        "runs": len(ms),
+    }
 
 
 def _time_calls(fn, x: np.ndarray, runs: int) -> dict:
@@ -47,11 +50,20 @@ def _time_calls(fn, x: np.ndarray, runs: int) -> dict:
 
 def bench_stages(models: Path, threads: int, runs: int) -> dict:
     manifest = load_manifest(models)
-    x = np.random.default_rng(0).uniform(0, 255, (*manifest.stages[0].input_size, 3)
-                                         ).astype(np.float32)
-    out = {"litert": {s.name: _time_calls(_LiteRTModel(s.tflite, threads), x, runs)
-                      for s in manifest.stages}}
-    for name, path in (("fused", manifest.fused_tflite), ("fused int8", manifest.fused_int8_tflite)):
+    x = (
+        np.random.default_rng(0)
+        .uniform(0, 255, (*manifest.stages[0].input_size, 3))
+        .astype(np.float32)
+    )
+    out = {
+        "litert": {
+            s.name: _time_calls(_LiteRTModel(s.tflite, threads), x, runs) for s in manifest.stages
+        }
+    }
+    for name, path in (
+        ("fused", manifest.fused_tflite),
+        ("fused int8", manifest.fused_int8_tflite),
+    ):
         if path:
             out["litert"][name] = _time_calls(_LiteRTModel(path, threads), x, runs)
     try:
@@ -59,24 +71,45 @@ def bench_stages(models: Path, threads: int, runs: int) -> dict:
     except UserError as exc:
         out["keras"] = {"unavailable": str(exc)}
     else:
-        out["keras"] = {name: _time_calls(m, x, max(runs // 4, 10))
-                        for name, m in keras_models.items()}
+        out["keras"] = {
+            name: _time_calls(m, x, max(runs // 4, 10)) for name, m in keras_models.items()
+        }
     return out
 
 
-def bench_annotate(clip: Path, models: Path, threads: int, int8: bool = False,
-                   find: str = "frame", rois: list[str] = (), track: bool = False,
-                   every_frame: bool = False, max_frames: int | None = None) -> dict:
+def bench_annotate(
+    clip: Path,
+    models: Path,
+    threads: int,
+    int8: bool = False,
+    find: str = "frame",
+    rois: list[str] = (),
+    track: bool = False,
+    every_frame: bool = False,
+    max_frames: int | None = None,
+) -> dict:
     """``annotate`` of ``clip`` (its first ``max_frames``, None: all); ``every_frame``: no
     result reused (--classify-every-frame)."""
     from waste_vision.commands.annotate import annotate_video
 
     with tempfile.TemporaryDirectory() as tmp:
-        report = annotate_video(clip, Path(tmp) / "out.mp4", models=models, threads=threads,
-                                int8=int8, find=find, rois=list(rois), track=track,
-                                classify_every_frame=every_frame, max_frames=max_frames)
-    out = {"frames": report.frames, "seconds": round(report.seconds, 3),
-           "fps": round(report.fps, 2)}
+        report = annotate_video(
+            clip,
+            Path(tmp) / "out.mp4",
+            models=models,
+            threads=threads,
+            int8=int8,
+            find=find,
+            rois=list(rois),
+            track=track,
+            classify_every_frame=every_frame,
+            max_frames=max_frames,
+        )
+    out = {
+        "frames": report.frames,
+        "seconds": round(report.seconds, 3),
+        "fps": round(report.fps, 2),
+    }
     crops = report.crops_classified + report.crops_reused
     if crops:
         out["crops_reused"] = round(report.crops_reused / crops, 3)
@@ -86,17 +119,23 @@ def bench_annotate(clip: Path, models: Path, threads: int, int8: bool = False,
 TWO_ZONES = ["160,120,400,400", "720,120,400,400"]  # two 400x400 zones in a 720p frame
 
 
-def bench_regions(clip: Path, models: Path, threads: int, every_frame: bool = False,
-                  max_frames: int | None = None) -> dict:
+def bench_regions(
+    clip: Path, models: Path, threads: int, every_frame: bool = False, max_frames: int | None = None
+) -> dict:
     """``annotate`` of the 720p demo clip with no region (whole frame), two fixed zones, two
     tracked zones and item finding, in one run, so the ratios hold on a busy machine.
     ``every_frame``: every crop classified (no result reused, as --classify-every-frame)."""
-    def run(**kw) -> dict:
-        return bench_annotate(clip, models, threads, every_frame=every_frame,
-                              max_frames=max_frames, **kw)
 
-    out = {"no_region": run(), "two_zones": run(rois=TWO_ZONES),
-           "two_tracked": run(rois=TWO_ZONES, track=True)}
+    def run(**kw) -> dict:
+        return bench_annotate(
+            clip, models, threads, every_frame=every_frame, max_frames=max_frames, **kw
+        )
+
+    out = {
+        "no_region": run(),
+        "two_zones": run(rois=TWO_ZONES),
+        "two_tracked": run(rois=TWO_ZONES, track=True),
+    }
     base = out["no_region"]["fps"]
     for key in ("two_zones", "two_tracked"):
         out[f"{key}_vs_no_region"] = round(out[key]["fps"] / base, 2) if base else None
@@ -105,9 +144,17 @@ def bench_regions(clip: Path, models: Path, threads: int, every_frame: bool = Fa
     return out
 
 
-def bench_live(clip: Path, models: Path, threads: int, seconds: float,
-               rois: list[str] = (), track: bool = False, find: str = "frame",
-               explain: bool = False, every_frame: bool = False) -> dict:
+def bench_live(
+    clip: Path,
+    models: Path,
+    threads: int,
+    seconds: float,
+    rois: list[str] = (),
+    track: bool = False,
+    find: str = "frame",
+    explain: bool = False,
+    every_frame: bool = False,
+) -> dict:
     from waste_vision.engine.annotators import Overlay
     from waste_vision.engine.pipeline import FrameClassifier, Pipeline
     from waste_vision.engine.sources import Buffering, FileSource
@@ -132,9 +179,13 @@ def bench_live(clip: Path, models: Path, threads: int, seconds: float,
         time.sleep(seconds)
         pipeline.stop()
     warm = latencies[10:] or latencies
-    return {"source_fps": source.fps, "seconds": seconds,
-            "classified_fps": round(len(latencies) / seconds, 2),
-            "dropped_frames": source.dropped, "latency": _percentiles(warm)}
+    return {
+        "source_fps": source.fps,
+        "seconds": seconds,
+        "classified_fps": round(len(latencies) / seconds, 2),
+        "dropped_frames": source.dropped,
+        "latency": _percentiles(warm),
+    }
 
 
 def bench_original_loop(clip: Path, models: Path, frames: int) -> dict:
@@ -148,8 +199,9 @@ def bench_original_loop(clip: Path, models: Path, frames: int) -> dict:
     fps = cap.get(cv2.CAP_PROP_FPS)
     size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     with tempfile.TemporaryDirectory() as tmp:
-        out = cv2.VideoWriter(os.path.join(tmp, "orig.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
-                              fps, size)
+        out = cv2.VideoWriter(
+            os.path.join(tmp, "orig.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, size
+        )
         stage1.predict(np.zeros((1, *s1.input_size, 3), np.float32), verbose=0)  # warm up
         start = time.perf_counter()
         done = 0
@@ -192,45 +244,59 @@ def run_bench(args) -> int:
         from waste_vision.commands.outputs import check_outputs
 
         json_path = Path(args.json).expanduser()
-        check_outputs({"--json": json_path},
-                      {"the --clip video": clip, "the models' manifest": models / "cascade.json"},
-                      overwrite=None)
+        check_outputs(
+            {"--json": json_path},
+            {"the --clip video": clip, "the models' manifest": models / "cascade.json"},
+            overwrite=None,
+        )
         if json_path.is_dir() or not json_path.parent.is_dir():
-            raise UserError(f"cannot write --json {json_path}: " + (
-                "it is a folder; give a file name" if json_path.is_dir() else
-                f"folder {json_path.parent} does not exist; create it or choose another path"))
+            raise UserError(
+                f"cannot write --json {json_path}: "
+                + (
+                    "it is a folder; give a file name"
+                    if json_path.is_dir()
+                    else f"folder {json_path.parent} does not exist; create it or choose another path"
+                )
+            )
     quiet = getattr(args, "quiet", 0) > getattr(args, "verbose", 0)
 
     def say(line: str) -> None:
         if not quiet:
             print(line, file=sys.stderr)
+
     if not args.skip_original and importlib.util.find_spec("keras") is None:
         # the original loop runs the .keras models (absent from the frozen bundle)
-        print("waste-vision: Keras is not installed (or not in this bundle): "
-              "skipping the original loop", file=sys.stderr)
+        print(
+            "waste-vision: Keras is not installed (or not in this bundle): "
+            "skipping the original loop",
+            file=sys.stderr,
+        )
         args.skip_original = True
     results: dict = {"cpu_count": os.cpu_count(), "threads": args.threads}
     say("annotate end to end ...")
     frames = args.max_frames
     results["annotate"] = bench_annotate(clip, models, args.threads, max_frames=frames)
     if load_manifest(models).fused_int8_tflite:
-        results["annotate_int8"] = bench_annotate(clip, models, args.threads, int8=True,
-                                                  max_frames=frames)
+        results["annotate_int8"] = bench_annotate(
+            clip, models, args.threads, int8=True, max_frames=frames
+        )
     say(f"live, {args.live_seconds:.0f} s ...")
     results["live"] = bench_live(clip, models, args.threads, args.live_seconds)
     say("regions and item finding ...")
     results["regions"] = bench_regions(clip, models, args.threads, max_frames=frames)
-    results["regions_every_frame"] = bench_regions(clip, models, args.threads, every_frame=True,
-                                                   max_frames=frames)
-    results["live_two_tracked"] = bench_live(clip, models, args.threads, args.live_seconds,
-                                             rois=TWO_ZONES, track=True)
+    results["regions_every_frame"] = bench_regions(
+        clip, models, args.threads, every_frame=True, max_frames=frames
+    )
+    results["live_two_tracked"] = bench_live(
+        clip, models, args.threads, args.live_seconds, rois=TWO_ZONES, track=True
+    )
     results["live_two_tracked_every_frame"] = bench_live(
-        clip, models, args.threads, args.live_seconds, rois=TWO_ZONES, track=True,
-        every_frame=True)
-    results["live_items"] = bench_live(clip, models, args.threads, args.live_seconds,
-                                       find="items")
-    results["live_items_explain"] = bench_live(clip, models, args.threads, args.live_seconds,
-                                               find="items", explain=True)
+        clip, models, args.threads, args.live_seconds, rois=TWO_ZONES, track=True, every_frame=True
+    )
+    results["live_items"] = bench_live(clip, models, args.threads, args.live_seconds, find="items")
+    results["live_items_explain"] = bench_live(
+        clip, models, args.threads, args.live_seconds, find="items", explain=True
+    )
     # before anything imports TensorFlow: what the app and annotate need
     results["rss_before_tensorflow_mb"] = rss_mb()
     say("per-stage inference ...")
@@ -241,7 +307,8 @@ def run_bench(args) -> int:
         for key in ("annotate", "annotate_int8"):
             if key in results:
                 results[f"{key}_vs_original"] = round(
-                    results[key]["fps"] / results["original_loop"]["fps"], 1)
+                    results[key]["fps"] / results["original_loop"]["fps"], 1
+                )
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(format_results(results))
     if args.json:
@@ -256,42 +323,63 @@ def format_results(r: dict) -> str:
             if name == "unavailable":
                 lines.append(f"  {backend:<7} unavailable: {t}")
             else:
-                lines.append(f"  {backend:<7} {name:<20} p50 {t['p50_ms']:7.2f} ms   "
-                             f"p95 {t['p95_ms']:7.2f} ms")
+                lines.append(
+                    f"  {backend:<7} {name:<20} p50 {t['p50_ms']:7.2f} ms   "
+                    f"p95 {t['p95_ms']:7.2f} ms"
+                )
     a, live = r["annotate"], r["live"]
     lines.append(f"  annotate  {a['frames']} frames in {a['seconds']:.2f} s = {a['fps']:.1f} FPS")
     if "annotate_int8" in r:
         a8 = r["annotate_int8"]
-        lines.append(f"  annotate --int8  {a8['frames']} frames in {a8['seconds']:.2f} s = "
-                     f"{a8['fps']:.1f} FPS")
-    lines.append(f"  live      {live['classified_fps']:.1f} classified FPS from a "
-                 f"{live['source_fps']:.0f} FPS source, latency p50 "
-                 f"{live['latency']['p50_ms']:.1f} ms p95 {live['latency']['p95_ms']:.1f} ms, "
-                 f"{live['dropped_frames']} dropped")
+        lines.append(
+            f"  annotate --int8  {a8['frames']} frames in {a8['seconds']:.2f} s = "
+            f"{a8['fps']:.1f} FPS"
+        )
+    lines.append(
+        f"  live      {live['classified_fps']:.1f} classified FPS from a "
+        f"{live['source_fps']:.0f} FPS source, latency p50 "
+        f"{live['latency']['p50_ms']:.1f} ms p95 {live['latency']['p95_ms']:.1f} ms, "
+        f"{live['dropped_frames']} dropped"
+    )
     for key, how in (("regions", ""), ("regions_every_frame", ", every frame classified")):
         if key not in r:
             continue
         g = r[key]
-        lines.append(f"  regions{how}: no region {g['no_region']['fps']:.1f} FPS, two zones "
-                     f"{g['two_zones']['fps']:.1f} ({g['two_zones_vs_no_region']}x), two "
-                     f"tracked {g['two_tracked']['fps']:.1f} ({g['two_tracked_vs_no_region']}x)"
-                     f", finding items {g['items']['fps']:.1f} ({g['items_vs_no_region']}x)")
-    for key, what in (("live_two_tracked", "two tracked regions"),
-                      ("live_two_tracked_every_frame", "two tracked regions, every frame"),
-                      ("live_items", "finding items"),
-                      ("live_items_explain", "finding items, heat maps shown")):
+        lines.append(
+            f"  regions{how}: no region {g['no_region']['fps']:.1f} FPS, two zones "
+            f"{g['two_zones']['fps']:.1f} ({g['two_zones_vs_no_region']}x), two "
+            f"tracked {g['two_tracked']['fps']:.1f} ({g['two_tracked_vs_no_region']}x)"
+            f", finding items {g['items']['fps']:.1f} ({g['items_vs_no_region']}x)"
+        )
+    for key, what in (
+        ("live_two_tracked", "two tracked regions"),
+        ("live_two_tracked_every_frame", "two tracked regions, every frame"),
+        ("live_items", "finding items"),
+        ("live_items_explain", "finding items, heat maps shown"),
+    ):
         if key in r:
             lv = r[key]
-            lines.append(f"  live, {what}: {lv['classified_fps']:.1f} classified FPS, latency "
-                         f"p50 {lv['latency']['p50_ms']:.1f} ms p95 "
-                         f"{lv['latency']['p95_ms']:.1f} ms")
+            lines.append(
+                f"  live, {what}: {lv['classified_fps']:.1f} classified FPS, latency "
+                f"p50 {lv['latency']['p50_ms']:.1f} ms p95 "
+                f"{lv['latency']['p95_ms']:.1f} ms"
+            )
     if "original_loop" in r:
         o = r["original_loop"]
-        lines.append(f"  original  {o['frames']} frames in {o['seconds']:.2f} s = "
-                     f"{o['fps']:.2f} FPS (model.predict per frame, one thread)")
-        lines.append(f"  annotate is {r['annotate_vs_original']}x the original loop"
-                     + (f", annotate --int8 {r['annotate_int8_vs_original']}x"
-                        if "annotate_int8_vs_original" in r else ""))
-    lines.append(f"  RSS {r['rss_before_tensorflow_mb']:.0f} MB before TensorFlow is imported "
-                 f"(LiteRT pipeline), peak {r['peak_rss_mb']:.0f} MB with the Keras runs")
+        lines.append(
+            f"  original  {o['frames']} frames in {o['seconds']:.2f} s = "
+            f"{o['fps']:.2f} FPS (model.predict per frame, one thread)"
+        )
+        lines.append(
+            f"  annotate is {r['annotate_vs_original']}x the original loop"
+            + (
+                f", annotate --int8 {r['annotate_int8_vs_original']}x"
+                if "annotate_int8_vs_original" in r
+                else ""
+            )
+        )
+    lines.append(
+        f"  RSS {r['rss_before_tensorflow_mb']:.0f} MB before TensorFlow is imported "
+        f"(LiteRT pipeline), peak {r['peak_rss_mb']:.0f} MB with the Keras runs"
+    )
     return "\n".join(lines)

@@ -19,10 +19,19 @@ from waste_vision.images import ImageReadError, iter_image_files, read_rgb
 from waste_vision.redact import redact_url
 from waste_vision.resources import default_models_dir
 
-URL_INPUT = ("a URL: classify reads image files and folders; for a camera or stream use "
-             "waste-vision annotate URL -o OUT.mp4")
-CSV_FIELDS = ["path", "label", "stage1_label", "stage1_score", "stage2_label", "stage2_score",
-              "error"]
+URL_INPUT = (
+    "a URL: classify reads image files and folders; for a camera or stream use "
+    "waste-vision annotate URL -o OUT.mp4"
+)
+CSV_FIELDS = [
+    "path",
+    "label",
+    "stage1_label",
+    "stage1_score",
+    "stage2_label",
+    "stage2_score",
+    "error",
+]
 
 
 def expand_inputs(paths: list[Path]) -> Iterator[tuple[str, str | None]]:
@@ -46,12 +55,18 @@ def expand_inputs(paths: list[Path]) -> Iterator[tuple[str, str | None]]:
 def record(path: str, result: CascadeResult | None, error: str | None) -> dict:
     if result is None:
         return {"path": path, "label": None, "stage1": None, "stage2": None, "error": error}
-    return {"path": path, "label": result.label, "stage1": result.stage1.as_dict(),
-            "stage2": result.stage2.as_dict() if result.stage2 else None, "error": None}
+    return {
+        "path": path,
+        "label": result.label,
+        "stage1": result.stage1.as_dict(),
+        "stage2": result.stage2.as_dict() if result.stage2 else None,
+        "error": None,
+    }
 
 
-def classify_paths(cascade: Cascade, inputs: list[tuple[str, str | None]],
-                   all_stages: bool = False, progress=None) -> Iterator[dict]:
+def classify_paths(
+    cascade: Cascade, inputs: list[tuple[str, str | None]], all_stages: bool = False, progress=None
+) -> Iterator[dict]:
     items = progress(inputs) if progress else inputs
     for path, error in items:
         if error is None:
@@ -93,11 +108,17 @@ class _CsvWriter:
 
     def write(self, rec: dict) -> None:
         s1, s2 = rec["stage1"] or {}, rec["stage2"] or {}
-        self.writer.writerow({
-            "path": rec["path"], "label": rec["label"] or "",
-            "stage1_label": s1.get("label", ""), "stage1_score": s1.get("score", ""),
-            "stage2_label": s2.get("label", ""), "stage2_score": s2.get("score", ""),
-            "error": rec["error"] or ""})
+        self.writer.writerow(
+            {
+                "path": rec["path"],
+                "label": rec["label"] or "",
+                "stage1_label": s1.get("label", ""),
+                "stage1_score": s1.get("score", ""),
+                "stage2_label": s2.get("label", ""),
+                "stage2_score": s2.get("score", ""),
+                "error": rec["error"] or "",
+            }
+        )
 
 
 WRITERS = {"table": _TableWriter, "jsonl": _JsonlWriter, "csv": _CsvWriter}
@@ -106,18 +127,27 @@ WRITERS = {"table": _TableWriter, "jsonl": _JsonlWriter, "csv": _CsvWriter}
 def run_classify(args, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     models = args.models or default_models_dir()
-    cascade = Cascade(models, backend=args.backend, uncertain_below=args.uncertain_below,
-                      int8=getattr(args, "int8", False))
+    cascade = Cascade(
+        models,
+        backend=args.backend,
+        uncertain_below=args.uncertain_below,
+        int8=getattr(args, "int8", False),
+    )
     inputs = list(expand_inputs(args.paths))
     if not inputs:
-        raise UserError("no images found in " + ", ".join(redact_url(str(p)) for p in args.paths)
-                        + "; give image files or folders that contain images")
+        raise UserError(
+            "no images found in "
+            + ", ".join(redact_url(str(p)) for p in args.paths)
+            + "; give image files or folders that contain images"
+        )
     progress = None
     quiet = getattr(args, "quiet", 0) > getattr(args, "verbose", 0)
     if args.format == "table" and len(inputs) > 20 and sys.stderr.isatty() and not quiet:
         from tqdm import tqdm
 
-        progress = lambda it: tqdm(it, total=len(inputs), unit="img", file=sys.stderr)
+        def progress(it):
+            return tqdm(it, total=len(inputs), unit="img", file=sys.stderr)
+
     writer = WRITERS[args.format](out)
     failed = 0
     for rec in classify_paths(cascade, inputs, args.all_stages, progress):

@@ -31,8 +31,12 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_outputs(outputs: dict[str, Path | None], inputs: dict[str, Path | None] | None = None,
-                  *, overwrite: bool | None = None) -> None:
+def check_outputs(
+    outputs: dict[str, Path | None],
+    inputs: dict[str, Path | None] | None = None,
+    *,
+    overwrite: bool | None = None,
+) -> None:
     """Refuse (``UserError``, exit 2) an output that is an input, two outputs that are one
     file, and, where ``overwrite`` is False, an output that exists. ``overwrite=None``: the
     command replaces existing outputs by design (no --overwrite option).
@@ -41,21 +45,25 @@ def check_outputs(outputs: dict[str, Path | None], inputs: dict[str, Path | None
     (``the input``) to it; None values are left out. Never replace an input, whatever ``overwrite`` says.
     """
     outs = [(name, Path(p).expanduser()) for name, p in outputs.items() if p is not None]
-    ins = [(name, Path(p).expanduser()) for name, p in (inputs or {}).items()
-           if p is not None]
+    ins = [(name, Path(p).expanduser()) for name, p in (inputs or {}).items() if p is not None]
     for out_name, out in outs:
         for in_name, src in ins:
             if src.exists() and same_file(out, src):
-                raise UserError(f"{out_name} {out} is {in_name} {src}: writing it "
-                                "would destroy what is being read; give the output another "
-                                "name")
+                raise UserError(
+                    f"{out_name} {out} is {in_name} {src}: writing it "
+                    "would destroy what is being read; give the output another "
+                    "name"
+                )
     for i, (name_a, a) in enumerate(outs):
-        for name_b, b in outs[i + 1:]:
+        for name_b, b in outs[i + 1 :]:
             if same_file(a, b):
-                raise UserError(f"{name_a} {a} and {name_b} {b} are the same file; give each "
-                                "output its own name")
+                raise UserError(
+                    f"{name_a} {a} and {name_b} {b} are the same file; give each "
+                    "output its own name"
+                )
     if overwrite is False:
         for name, out in outs:
             if out.exists() and not out.is_dir():
-                raise UserError(f"{name} {out} already exists; {OVERWRITE_HINT} (or choose "
-                                "another name)")
+                raise UserError(
+                    f"{name} {out} already exists; {OVERWRITE_HINT} (or choose another name)"
+                )

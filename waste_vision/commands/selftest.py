@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from waste_vision.errors import UserError
 
@@ -164,16 +165,19 @@ def where() -> str:
 def format_report(checks: list[Check], total_s: float, out: TextIO) -> str:
     good, bad = _marks(out)
     width = max(len(c.name) for c in checks)
-    lines = [f"{good if c.ok else bad} {c.name:<{width}} {c.seconds * 1000:8.1f} ms  {c.detail}"
-             for c in checks]
+    lines = [
+        f"{good if c.ok else bad} {c.name:<{width}} {c.seconds * 1000:8.1f} ms  {c.detail}"
+        for c in checks
+    ]
     failed = sum(not c.ok for c in checks)
     verdict = "all passed" if not failed else f"{failed} FAILED"
     lines.append(f"self-test: {len(checks)} checks, {verdict}, {total_s:.2f} s")
     return "\n".join(lines)
 
 
-def run_selftest(models_dir: Path | None = None, assets_dir: Path | None = None,
-                 out: TextIO | None = None) -> int:
+def run_selftest(
+    models_dir: Path | None = None, assets_dir: Path | None = None, out: TextIO | None = None
+) -> int:
     """Run every check, print the one-screen report; 0 when all passed, else 1."""
     from waste_vision import __version__
     from waste_vision.resources import default_assets_dir, default_models_dir

@@ -64,9 +64,13 @@ def scale_for(frame_shape: tuple[int, ...], min_scale: float = 0.0) -> Style:
     """Sizes for a frame, proportional to its shorter side (720 px = 1.0), at least
     ``min_scale`` (see ``Overlay.fit_display``)."""
     s = max(max(min(frame_shape[:2]), 1) / 720, min_scale)
-    return Style(font_scale=max(1.1 * s, 0.1), small_scale=max(0.7 * s, 0.1),
-                 thickness=max(1, round(2 * s + 0.4)), line=max(1, round(3 * s)),
-                 pad=max(1, round(8 * s)))
+    return Style(
+        font_scale=max(1.1 * s, 0.1),
+        small_scale=max(0.7 * s, 0.1),
+        thickness=max(1, round(2 * s + 0.4)),
+        line=max(1, round(3 * s)),
+        pad=max(1, round(8 * s)),
+    )
 
 
 def _clip(box: Box, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
@@ -96,9 +100,17 @@ def _place(x: int, y: int, w: int, h: int, shape: tuple[int, ...]) -> Rect:
 
 def _draw_text(scene: np.ndarray, rect: Rect, lines, baselines, style: Style, colour: Colour):
     x, y = rect[:2]
-    for (text, scale), base in zip(lines, baselines):
-        cv2.putText(scene, text, (x + style.pad, y + base), FONT, scale, colour,
-                    style.thickness, cv2.LINE_AA)
+    for (text, scale), base in zip(lines, baselines, strict=False):
+        cv2.putText(
+            scene,
+            text,
+            (x + style.pad, y + base),
+            FONT,
+            scale,
+            colour,
+            style.thickness,
+            cv2.LINE_AA,
+        )
 
 
 class Annotator(Protocol):
@@ -119,11 +131,16 @@ class BoxAnnotator:
             x0, y0, x1, y1 = corners
             t = style.line
             colour = colour_for(region.result.label)
-            for bar in ((x0, y0, x1, y0 + t - 1), (x0, y1 - t + 1, x1, y1),
-                        (x0, y0, x0 + t - 1, y1), (x1 - t + 1, y0, x1, y1)):
+            for bar in (
+                (x0, y0, x1, y0 + t - 1),
+                (x0, y1 - t + 1, x1, y1),
+                (x0, y0, x0 + t - 1, y1),
+                (x1 - t + 1, y0, x1, y1),
+            ):
                 a, b, c, d = bar  # filled bars: exact pixels, unlike thick cv2 lines
-                cv2.rectangle(scene, (max(a, x0), max(b, y0)), (min(c, x1), min(d, y1)),
-                              colour, cv2.FILLED)
+                cv2.rectangle(
+                    scene, (max(a, x0), max(b, y0)), (min(c, x1), min(d, y1)), colour, cv2.FILLED
+                )
         return scene
 
 
@@ -150,8 +167,9 @@ class LabelAnnotator:
                 lines.append((text, style.small_scale))
         return lines
 
-    def rect(self, shape: tuple[int, ...], region: RegionResult,
-             taken: list[Rect] = ()) -> Rect | None:
+    def rect(
+        self, shape: tuple[int, ...], region: RegionResult, taken: list[Rect] = ()
+    ) -> Rect | None:
         """Where ``annotate`` puts the tab for ``region`` clear of the ``taken`` tabs; None
         for a region outside the frame."""
         corners = _clip(region.box, shape)
@@ -160,8 +178,11 @@ class LabelAnnotator:
         style = scale_for(shape, self.min_scale)
         w, h, _ = _text_block(self.lines(region.result, style), style)
         x0, y0, _, y1 = corners
-        candidates = [_place(x0, y, w, h, shape) for y in (y0 - h, y0, y1 + 1, y1 - h + 1)
-                      if 0 <= y <= shape[0] - h]
+        candidates = [
+            _place(x0, y, w, h, shape)
+            for y in (y0 - h, y0, y1 + 1, y1 - h + 1)
+            if 0 <= y <= shape[0] - h
+        ]
         for rect in candidates or [_place(x0, y0, w, h, shape)]:
             if not any(boxes_overlap(rect, t) for t in taken):
                 return rect
@@ -184,7 +205,7 @@ class LabelAnnotator:
 
     def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
         style = scale_for(scene.shape, self.min_scale)
-        for region, rect in zip(result.regions, self.rects(scene.shape, result)):
+        for region, rect in zip(result.regions, self.rects(scene.shape, result), strict=False):
             if rect is None:
                 continue
             lines = self.lines(region.result, style)
@@ -203,8 +224,10 @@ class StatsAnnotator:
     min_scale = 0.0  # raised by Overlay.fit_display for a small window
 
     def lines(self, result: FrameResult, style: Style) -> list[tuple[str, float]]:
-        text = (f"capture {result.capture_fps:.1f} fps  classify {result.classify_fps:.1f} fps"
-                f"  latency {result.latency_ms:.0f} ms")
+        text = (
+            f"capture {result.capture_fps:.1f} fps  classify {result.classify_fps:.1f} fps"
+            f"  latency {result.latency_ms:.0f} ms"
+        )
         return [(text, style.small_scale)]
 
     def rect(self, shape: tuple[int, ...], result: FrameResult) -> Rect:
@@ -216,7 +239,7 @@ class StatsAnnotator:
         style = scale_for(scene.shape, self.min_scale)
         lines = self.lines(result, style)
         x, y, w, h = rect = self.rect(scene.shape, result)
-        roi = scene[y:y + h, x:x + w]
+        roi = scene[y : y + h, x : x + w]
         roi //= 3  # darken in place: text stays legible, the scene still shows through
         _draw_text(scene, rect, lines, _text_block(lines, style)[2], style, (255, 255, 255))
         return scene
@@ -238,12 +261,12 @@ class HeatAnnotator:
                 continue
             x0, y0, x1, y1 = corners
             w, h = x1 - x0 + 1, y1 - y0 + 1
-            heat = cv2.resize(region.heat.astype(np.float32), (w, h),
-                              interpolation=cv2.INTER_CUBIC)
-            colours = cv2.applyColorMap(np.clip(heat * 255, 0, 255).astype(np.uint8),
-                                        cv2.COLORMAP_JET)[..., ::-1]  # BGR -> RGB
+            heat = cv2.resize(region.heat.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+            colours = cv2.applyColorMap(
+                np.clip(heat * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET
+            )[..., ::-1]  # BGR -> RGB
             alpha = (self.strength * np.clip(heat, 0, 1))[..., None]
-            roi = scene[y0:y1 + 1, x0:x1 + 1]
+            roi = scene[y0 : y1 + 1, x0 : x1 + 1]
             roi[:] = (roi * (1 - alpha) + colours * alpha).astype(np.uint8)
         return scene
 
@@ -263,7 +286,7 @@ class SceneAnnotator:
         w, h, baselines = _text_block(lines, style)
         rect = _place(0, 0, w, h, scene.shape)
         x, y = rect[:2]
-        scene[y:y + h, x:x + w] //= 3
+        scene[y : y + h, x : x + w] //= 3
         _draw_text(scene, rect, lines, baselines, style, (255, 255, 255))
         return scene
 
@@ -276,8 +299,9 @@ class Overlay:
 
     @classmethod
     def default(cls) -> Overlay:
-        return cls([HeatAnnotator(), BoxAnnotator(), LabelAnnotator(), SceneAnnotator(),
-                    StatsAnnotator()])
+        return cls(
+            [HeatAnnotator(), BoxAnnotator(), LabelAnnotator(), SceneAnnotator(), StatsAnnotator()]
+        )
 
     def fit_display(self, frame_short: int | None, display_short: int | None) -> None:
         """Type readable where the frame is shown smaller than it is (a small window):

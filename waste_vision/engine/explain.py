@@ -66,14 +66,20 @@ class OcclusionExplainer:
             self._work.pop(gone, None)
         self._turn = (self._turn + 1) % len(crops)
         key, crop, result = crops[self._turn]
-        label = result.label if result.label != "uncertain" else (
-            result.stage2.label if result.stage2 else result.stage1.label)
+        label = (
+            result.label
+            if result.label != "uncertain"
+            else (result.stage2.label if result.stage2 else result.stage1.label)
+        )
         if label == "recyclable" and result.stage2 is not None:
             label = result.stage2.label
         work = self._work.get(key)
         if work is None or work.label != label:
-            work = _Progress(label, label_probability(result, label, self._materials),
-                             np.zeros(self.grid * self.grid, np.float32))
+            work = _Progress(
+                label,
+                label_probability(result, label, self._materials),
+                np.zeros(self.grid * self.grid, np.float32),
+            )
             self._work[key] = work
         h, w = crop.shape[:2]
         occluded = []
@@ -90,9 +96,8 @@ class OcclusionExplainer:
             image[y0:y1, x0:x1] = GREY
             occluded.append(image)
             cells.append(cell)
-        for cell, res in zip(cells, self.cascade.classify_many(occluded)):
-            work.scores[cell] = max(0.0, work.base
-                                    - label_probability(res, label, self._materials))
+        for cell, res in zip(cells, self.cascade.classify_many(occluded), strict=False):
+            work.scores[cell] = max(0.0, work.base - label_probability(res, label, self._materials))
         if work.next_cell >= self.grid * self.grid:
             scores = work.scores.reshape(self.grid, self.grid)
             top = float(scores.max())

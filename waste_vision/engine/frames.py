@@ -40,7 +40,7 @@ EMPTY = "empty"  # the verdict when item finding sees nothing on the table
 @dataclass(frozen=True)
 class RegionResult:
     box: Box  # the region classified, clamped to the frame
-    result: "CascadeResult"
+    result: CascadeResult
     kind: str = "frame"  # "item" (found), "zone" (drawn) or "frame" (the whole frame)
     item_id: int | None = None  # found items: the same id while the item stays
     heat: np.ndarray | None = None  # where the model looked (explain on): grid of 0..1

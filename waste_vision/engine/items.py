@@ -51,15 +51,26 @@ class Item:
         return self.label is not None
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "label": self.label, "first_s": round(self.first_t, 3),
-                "last_s": round(self.last_t, 3), "box": list(self.counted_box or self.box)}
+        return {
+            "id": self.id,
+            "label": self.label,
+            "first_s": round(self.first_t, 3),
+            "last_s": round(self.last_t, 3),
+            "box": list(self.counted_box or self.box),
+        }
 
 
 class ItemTracker:
     """Matches found boxes to items, counts each item once; ``update`` once per frame."""
 
-    def __init__(self, steady_s: float = 0.5, gone_s: float = 0.6, match_iou: float = 0.25,
-                 steady_iou: float = 0.8, keep: int = KEEP_ITEMS):
+    def __init__(
+        self,
+        steady_s: float = 0.5,
+        gone_s: float = 0.6,
+        match_iou: float = 0.25,
+        steady_iou: float = 0.8,
+        keep: int = KEEP_ITEMS,
+    ):
         self.steady_s, self.gone_s = steady_s, gone_s
         self.match_iou, self.steady_iou = match_iou, steady_iou
         self.present: list[Item] = []  # bounded by the scene's max_items (+ those fading)
@@ -106,7 +117,7 @@ class ItemTracker:
         """Second half of ``update``: the labels of the boxes given to ``match``; returns the
         labels counted now, and ends the items not seen for ``gone_s``."""
         counted: list[str] = []
-        for best, label in zip(self._matched, labels):
+        for best, label in zip(self._matched, labels, strict=False):
             if not best.counted:
                 if label != UNCERTAIN:
                     best.votes[label] += 1
@@ -155,5 +166,7 @@ class ItemTracker:
     def items(self) -> list[Item]:
         """The counted items still held (the last ``keep`` that left, and those present),
         in the order they appeared."""
-        return sorted([i for i in self.finished if i.counted]
-                      + [i for i in self.present if i.counted], key=lambda i: i.id)
+        return sorted(
+            [i for i in self.finished if i.counted] + [i for i in self.present if i.counted],
+            key=lambda i: i.id,
+        )

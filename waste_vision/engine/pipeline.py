@@ -13,7 +13,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -66,10 +67,16 @@ class FrameClassifier:
     its own, never reused from the photo before, and counted once as one item.
     """
 
-    def __init__(self, cascade: Cascade, regions: RegionSet | None = None,
-                 all_stages: bool = False, mode: str = "frame",
-                 scene: EmptyScene | None = None, tracker: ItemTracker | None = None,
-                 reuse: bool = True):
+    def __init__(
+        self,
+        cascade: Cascade,
+        regions: RegionSet | None = None,
+        all_stages: bool = False,
+        mode: str = "frame",
+        scene: EmptyScene | None = None,
+        tracker: ItemTracker | None = None,
+        reuse: bool = True,
+    ):
         self.cascade = cascade
         self.regions = regions or RegionSet()
         self.all_stages = all_stages
@@ -89,9 +96,11 @@ class FrameClassifier:
     def summary(self) -> dict:
         """What was counted: ``{"tally": {label: n}, "items": [...], "items_total": n}``
         (items: the last ``items.KEEP_ITEMS`` found ones; the total counts them all)."""
-        return {"tally": dict(sorted(self.counts.items())),
-                "items": [i.as_dict() for i in self.tracker.items()],
-                "items_total": self.tracker.counted_total}
+        return {
+            "tally": dict(sorted(self.counts.items())),
+            "items": [i.as_dict() for i in self.tracker.items()],
+            "items_total": self.tracker.counted_total,
+        }
 
     @property
     def mode(self) -> str:
@@ -119,8 +128,9 @@ class FrameClassifier:
             zones = self.regions.boxes(image, found if self.regions.tracking else None)
             # only zones where something differs from the empty table (nothing while learning);
             # each keeps its own slot, so its kept result stays its own (reuse)
-            slots = [i for i, b in enumerate(zones)
-                     if any(boxes_overlap(b, f) for f in found or [])]
+            slots = [
+                i for i, b in enumerate(zones) if any(boxes_overlap(b, f) for f in found or [])
+            ]
             boxes = [zones[i] for i in slots]
         elif self._mode == "items":
             mode, kind = "items", "item"
@@ -132,8 +142,10 @@ class FrameClassifier:
         crops = [crop(image, b) for b in boxes]
         if mode == "items":
             ids = self.tracker.match(t, boxes)  # before classifying: results kept per item
-        keys = [(kind, ids[i] if ids else slots[i] if slots is not None else i)
-                for i in range(len(boxes))]
+        keys = [
+            (kind, ids[i] if ids else slots[i] if slots is not None else i)
+            for i in range(len(boxes))
+        ]
         if self.reuse is not None and not frame.still:
             results = self.reuse.classify(self.cascade, t, keys, crops, self.all_stages)
         else:
@@ -143,25 +155,37 @@ class FrameClassifier:
             counted = self.tracker.count(t, [r.label for r in results])
             counted += self._count_healed(t)
         elif frame.still:  # each photo is one item: its largest region's label, if sure
-            largest = max(zip(boxes, results), key=lambda br: br[0][2] * br[0][3], default=None)
+            largest = max(
+                zip(boxes, results, strict=False), key=lambda br: br[0][2] * br[0][3], default=None
+            )
             if largest is not None and largest[1].label != UNCERTAIN:
                 counted = [largest[1].label]
         else:
-            largest = max(zip(boxes, results), key=lambda br: br[0][2] * br[0][3], default=None)
+            largest = max(
+                zip(boxes, results, strict=False), key=lambda br: br[0][2] * br[0][3], default=None
+            )
             said = self.verdicts.update(largest[1].label if largest else None, t)
             counted = [said] if said else []
         self.counts.update(counted)
         heat = {}
         if self.explain:
-            self.explainer.update(list(zip(keys, crops, results)))
+            self.explainer.update(list(zip(keys, crops, results, strict=False)))
             heat = self.explainer.maps
-        regions = [RegionResult(b, r, kind, ids[i] if ids else None, heat.get(keys[i]))
-                   for i, (b, r) in enumerate(zip(boxes, results))]
+        regions = [
+            RegionResult(b, r, kind, ids[i] if ids else None, heat.get(keys[i]))
+            for i, (b, r) in enumerate(zip(boxes, results, strict=False))
+        ]
         now = time.monotonic()
-        return FrameResult(frame, regions, latency_ms=(now - frame.timestamp) * 1000,
-                           capture_fps=self._capture_rate.tick(frame.timestamp),
-                           classify_fps=self._classify_rate.tick(now), mode=mode,
-                           learning=learning, counted=tuple(counted))
+        return FrameResult(
+            frame,
+            regions,
+            latency_ms=(now - frame.timestamp) * 1000,
+            capture_fps=self._capture_rate.tick(frame.timestamp),
+            classify_fps=self._classify_rate.tick(now),
+            mode=mode,
+            learning=learning,
+            counted=tuple(counted),
+        )
 
     def _find(self, image: np.ndarray, t: float) -> list[Box] | None:
         """The scene's items (None while learning), noting when learning began."""
@@ -212,8 +236,13 @@ class FrameSource(Protocol):
 class Pipeline:
     """Pull, classify, draw, hand on: the one loop behind ``annotate`` and the window."""
 
-    def __init__(self, source: FrameSource, classifier: FrameClassifier,
-                 overlay: Annotator | None, sinks: list[Sink] | None = None):
+    def __init__(
+        self,
+        source: FrameSource,
+        classifier: FrameClassifier,
+        overlay: Annotator | None,
+        sinks: list[Sink] | None = None,
+    ):
         self.source = source
         self.classifier = classifier
         self.overlay = overlay
@@ -233,8 +262,9 @@ class Pipeline:
         self.frames += 1
         return result, annotated
 
-    def run(self, on_frame: Callable[[FrameResult], None] | None = None,
-            poll_s: float = 0.1) -> int:
+    def run(
+        self, on_frame: Callable[[FrameResult], None] | None = None, poll_s: float = 0.1
+    ) -> int:
         """Process frames until the source finishes or ``stop()``; returns frames processed."""
         while not self._stop.is_set():
             frame = self.source.read(timeout=poll_s)
@@ -247,7 +277,7 @@ class Pipeline:
                 on_frame(result)
         return self.frames
 
-    def start(self, on_frame: Callable[[FrameResult], None] | None = None) -> "Pipeline":
+    def start(self, on_frame: Callable[[FrameResult], None] | None = None) -> Pipeline:
         """Run in a worker thread (the window's way); errors are kept in ``error``."""
 
         def work():

@@ -116,30 +116,36 @@ def h264_encoder() -> str:
     try:
         import av
     except ImportError:
-        raise RecordingError("recording needs PyAV, which is not installed: "
-                             "pip install av") from None
+        raise RecordingError(
+            "recording needs PyAV, which is not installed: pip install av"
+        ) from None
     for name in ENCODERS:
         if name in av.codecs_available:
             return name
-    raise RecordingError(f"this PyAV build (FFmpeg {av.library_versions.get('libavcodec')}) "
-                         f"has no H.264 encoder ({', '.join(ENCODERS)}); install the PyPI "
-                         "wheel: pip install --force-reinstall av")
+    raise RecordingError(
+        f"this PyAV build (FFmpeg {av.library_versions.get('libavcodec')}) "
+        f"has no H.264 encoder ({', '.join(ENCODERS)}); install the PyPI "
+        "wheel: pip install --force-reinstall av"
+    )
 
 
 def check_output(path: Path) -> Path:
     """Refuse, before any work, an output that cannot be a video file; one-line errors."""
     path = Path(path).expanduser()
     if path.is_dir():
-        raise RecordingError(f"cannot record {path}: it is a folder; give a file name, e.g. "
-                             f"{path / 'recording.mp4'}")
+        raise RecordingError(
+            f"cannot record {path}: it is a folder; give a file name, e.g. {path / 'recording.mp4'}"
+        )
     parent = path.parent
     if not parent.is_dir():
         what = "is a file, not a folder" if parent.exists() else "does not exist"
-        raise RecordingError(f"cannot write {path}: folder {parent} {what}; create it or "
-                             "choose another output path")
+        raise RecordingError(
+            f"cannot write {path}: folder {parent} {what}; create it or choose another output path"
+        )
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise RecordingError(f"cannot write {path}: folder {parent} is not writable; choose "
-                             "another output path")
+        raise RecordingError(
+            f"cannot write {path}: folder {parent} is not writable; choose another output path"
+        )
     if path.exists() and not os.access(path, os.W_OK):
         raise RecordingError(f"cannot write {path}: the file exists and is read-only")
     return path
@@ -152,15 +158,25 @@ class Recorder:
     of another size are resized. ``close()`` returns the file (None if no frame came).
     """
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], *,
-                 fragment_seconds: float = 1.0, jsonl_path: Path | None = None,
-                 real_time: bool = False, segment_seconds: float | None = None):
+    def __init__(
+        self,
+        path: Path,
+        fps: float,
+        size: tuple[int, int],
+        *,
+        fragment_seconds: float = 1.0,
+        jsonl_path: Path | None = None,
+        real_time: bool = False,
+        segment_seconds: float | None = None,
+    ):
         self.path = Path(path)
         self.fps = float(fps)
         w, h = (int(v) for v in size)
         if w < 2 or h < 2 or not self.fps > 0:
-            raise RecordingError(f"cannot record {self.path}: size {w}x{h} at {fps} fps "
-                                 "is not a video (need at least 2x2 and fps > 0)")
+            raise RecordingError(
+                f"cannot record {self.path}: size {w}x{h} at {fps} fps "
+                "is not a video (need at least 2x2 and fps > 0)"
+            )
         if segment_seconds is not None:  # the name before fragments replaced segments
             fragment_seconds = segment_seconds
         self._requested = (w, h)
@@ -186,13 +202,14 @@ class Recorder:
         import av
 
         try:
-            self._file = open(self.path, "wb", buffering=0)  # PyAV's own buffer flushes
+            self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115 (closed in close())
         except OSError as exc:
             raise RecordingError(f"cannot record {self.path} ({why(exc)})") from None
         try:
             self._out = _FragmentWriter(self._file)
-            self._container = av.open(self._out, "w", format="mp4", options={
-                "movflags": MOVFLAGS, "flush_packets": "1"})
+            self._container = av.open(
+                self._out, "w", format="mp4", options={"movflags": MOVFLAGS, "flush_packets": "1"}
+            )
             rate = Fraction(self.fps).limit_denominator(10_000)
             stream = self._container.add_stream(encoder, rate=rate)
             stream.width, stream.height = self.size
@@ -204,22 +221,28 @@ class Recorder:
             stream.codec_context.thread_count = ENCODER_THREADS
             if encoder == "libx264":
                 # scenecut off: keyframes (and so fragments) exactly once a second
-                stream.options = {"preset": PRESET, "tune": "zerolatency", "crf": str(CRF),
-                                  "x264-params": f"scenecut=0:{X264_COLOUR}"}
+                stream.options = {
+                    "preset": PRESET,
+                    "tune": "zerolatency",
+                    "crf": str(CRF),
+                    "x264-params": f"scenecut=0:{X264_COLOUR}",
+                }
             self._stream = stream
             self._container.start_encoding()  # header now: a failure shows before frame 1
             self._good_size = self._out.pos
         except Exception as exc:  # FFmpegError, or OSError from writing the header
             self._abandon()
-            raise RecordingError(f"cannot record {self.path}: the H.264 encoder does not "
-                                 f"start ({why(exc)})") from None
+            raise RecordingError(
+                f"cannot record {self.path}: the H.264 encoder does not start ({why(exc)})"
+            ) from None
         if self.jsonl_path is not None:
             try:
                 self._log = _open_log(self.jsonl_path)
             except OSError as exc:
                 self._abandon()
-                raise RecordingError(f"cannot open the log {self.jsonl_path} "
-                                     f"({why(exc)})") from None
+                raise RecordingError(
+                    f"cannot open the log {self.jsonl_path} ({why(exc)})"
+                ) from None
 
     def __enter__(self) -> Recorder:
         return self
@@ -231,8 +254,9 @@ class Recorder:
     def failed(self) -> str | None:
         return self._failed
 
-    def write(self, frame_rgb: np.ndarray, record: dict | None = None,
-              timestamp: float | None = None) -> None:
+    def write(
+        self, frame_rgb: np.ndarray, record: dict | None = None, timestamp: float | None = None
+    ) -> None:
         """Append one frame (and its log line). ``timestamp`` (seconds, any origin) is used
         with ``real_time``; otherwise frame k is at k / fps. Raises RecordingError once
         writing fails, and from then on."""
@@ -265,10 +289,11 @@ class Recorder:
         frame = np.asarray(frame_rgb)
         if (frame.shape[1], frame.shape[0]) != self._requested:
             frame = cv2.resize(frame, self._requested, interpolation=cv2.INTER_AREA)
-        frame = np.ascontiguousarray(frame[:self.size[1], :self.size[0]])
+        frame = np.ascontiguousarray(frame[: self.size[1], : self.size[0]])
         # OpenCV's conversion is ~20x faster than swscale's here (0.8 vs 18 ms at 720p)
-        video_frame = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420),
-                                                 format="yuv420p")
+        video_frame = av.VideoFrame.from_ndarray(
+            cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420), format="yuv420p"
+        )
         video_frame.pts = pts
         video_frame.time_base = Fraction(1, TIMESCALE)
         if seconds >= self._next_key:  # a keyframe starts each fragment
@@ -283,9 +308,16 @@ class Recorder:
         self.frames_written += 1
         self.seconds_written = seconds
         if self._log is not None:
-            self._pending.append(json.dumps({"video_frame": self.frames_written - 1,
-                                             "video_s": round(seconds, 6), **(record or {})},
-                                            default=_plain))
+            self._pending.append(
+                json.dumps(
+                    {
+                        "video_frame": self.frames_written - 1,
+                        "video_s": round(seconds, 6),
+                        **(record or {}),
+                    },
+                    default=_plain,
+                )
+            )
             self._write_log(self._out.frames_in_file)
 
     def _write_log(self, frames: int) -> None:
@@ -342,8 +374,7 @@ class Recorder:
                 if not self._video_failed:  # every frame is in the file
                     self._write_log(self.frames_written)
                 else:  # whole fragments only: the file was cut back to them
-                    self._write_log(self._out.frames_before(self._good_size)
-                                    if self._out else 0)
+                    self._write_log(self._out.frames_before(self._good_size) if self._out else 0)
                 with self._log_errors():
                     self._log.flush()
                     _fsync(self._log.fileno())
@@ -455,7 +486,7 @@ class _FragmentWriter:
             need = 16 - len(self._head)  # a 64-bit size follows the type
         take = view[:need]
         self._head += take
-        view = view[len(take):]
+        view = view[len(take) :]
         if len(self._head) < 8:
             return view
         size, kind = struct.unpack(">I4s", self._head[:8])
@@ -498,13 +529,15 @@ class _FragmentWriter:
             if kind == b"trak":
                 for k2, d2 in _children(data):
                     if k2 == b"tkhd":
-                        self.track_id = struct.unpack(">I", d2[12:16] if d2[0] == 0
-                                                      else d2[20:24])[0]
+                        self.track_id = struct.unpack(">I", d2[12:16] if d2[0] == 0 else d2[20:24])[
+                            0
+                        ]
                     elif k2 == b"mdia":
                         for k3, d3 in _children(d2):
                             if k3 == b"mdhd":
                                 self.timescale = struct.unpack(
-                                    ">I", d3[12:16] if d3[0] == 0 else d3[20:24])[0]
+                                    ">I", d3[12:16] if d3[0] == 0 else d3[20:24]
+                                )[0]
             elif kind == b"mvex":
                 for k2, d2 in _children(data):
                     if k2 == b"trex":  # version/flags, track, description, duration
@@ -521,17 +554,21 @@ class _FragmentWriter:
                 flags = int.from_bytes(data[1:4], "big")
                 if k2 == b"tfhd" and flags & 0x08:
                     at = 8 + (8 if flags & 0x01 else 0) + (4 if flags & 0x02 else 0)
-                    default = struct.unpack(">I", data[at:at + 4])[0]
+                    default = struct.unpack(">I", data[at : at + 4])[0]
                 elif k2 == b"tfdt":
-                    start = struct.unpack(">Q" if data[0] else ">I",
-                                          data[4:12] if data[0] else data[4:8])[0]
+                    start = struct.unpack(
+                        ">Q" if data[0] else ">I", data[4:12] if data[0] else data[4:8]
+                    )[0]
                 elif k2 == b"trun":
                     count = struct.unpack(">I", data[4:8])[0]
                     at = 8 + (4 if flags & 0x01 else 0) + (4 if flags & 0x04 else 0)
                     step = 4 * (flags & 0xF00).bit_count()
                     for i in range(count):
-                        duration += (struct.unpack(">I", data[at + i * step:at + i * step + 4])[0]
-                                     if flags & 0x100 else default)
+                        duration += (
+                            struct.unpack(">I", data[at + i * step : at + i * step + 4])[0]
+                            if flags & 0x100
+                            else default
+                        )
                     frames += count
         return start, duration, frames
 
@@ -548,12 +585,24 @@ class _FragmentWriter:
             size = self.ends[end - 1] - self.starts[k]
             if size >= 1 << 31:
                 return None
-            entries.append(struct.pack(">III", size, self.durations[end] - self.durations[k],
-                                       0x90000000))  # starts with a SAP of type 1 (IDR)
+            entries.append(
+                struct.pack(">III", size, self.durations[end] - self.durations[k], 0x90000000)
+            )  # starts with a SAP of type 1 (IDR)
         sidx_size = SIDX_HEADER + 12 * len(entries)
         anchor = self.index_at + sidx_size
-        box = struct.pack(">I4sB3sIIQQHH", sidx_size, b"sidx", 1, b"\0\0\0", self.track_id,
-                          self.timescale, self.first_time, self.starts[0] - anchor, 0, len(entries)) + b"".join(entries)
+        box = struct.pack(
+            ">I4sB3sIIQQHH",
+            sidx_size,
+            b"sidx",
+            1,
+            b"\0\0\0",
+            self.track_id,
+            self.timescale,
+            self.first_time,
+            self.starts[0] - anchor,
+            0,
+            len(entries),
+        ) + b"".join(entries)
         rest = INDEX_BYTES - len(box)
         if rest:
             box += struct.pack(">I4s", rest, b"free") + bytes(rest - 8)
@@ -565,15 +614,15 @@ def _children(data: bytes):
     version and flags at the body's start."""
     at = 0
     while at + 8 <= len(data):
-        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        size, kind = struct.unpack(">I4s", data[at : at + 8])
         head = 8
         if size == 1:
-            size, head = struct.unpack(">Q", data[at + 8:at + 16])[0], 16
+            size, head = struct.unpack(">Q", data[at + 8 : at + 16])[0], 16
         elif size == 0:
             size = len(data) - at
         if size < head:
             return
-        yield kind, data[at + head:at + size]
+        yield kind, data[at + head : at + size]
         at += size
 
 
@@ -588,12 +637,19 @@ def probe(path: Path) -> dict:
         for frame in container.decode(stream):
             frames += 1
             last = frame
-        duration = float(last.pts * last.time_base) if last is not None and last.pts is not None \
-            else 0.0
-        return {"codec": ctx.name, "profile": ctx.profile, "width": ctx.width,
-                "height": ctx.height, "pix_fmt": ctx.pix_fmt, "frames": frames,
-                "last_frame_s": round(duration, 6),
-                "fps": float(stream.average_rate) if stream.average_rate else None}
+        duration = (
+            float(last.pts * last.time_base) if last is not None and last.pts is not None else 0.0
+        )
+        return {
+            "codec": ctx.name,
+            "profile": ctx.profile,
+            "width": ctx.width,
+            "height": ctx.height,
+            "pix_fmt": ctx.pix_fmt,
+            "frames": frames,
+            "last_frame_s": round(duration, 6),
+            "fps": float(stream.average_rate) if stream.average_rate else None,
+        }
 
 
 def _plain(value):
@@ -649,20 +705,29 @@ class _Legacy:
             raise self._foreign(f"it holds no readable {LEGACY_META}") from None
         target = meta.get("target") if isinstance(meta, dict) else None
         fps, size = (meta.get("fps"), meta.get("size")) if isinstance(meta, dict) else (0, 0)
-        stem = parts.name[:-len(PARTS_SUFFIX)]
-        if (not isinstance(target, str) or Path(target).name != target
-                or Path(target).stem != stem
-                or not isinstance(fps, (int, float)) or isinstance(fps, bool) or not fps > 0
-                or not (isinstance(size, list) and len(size) == 2
-                        and all(isinstance(v, int) and v >= 2 for v in size))):
+        stem = parts.name[: -len(PARTS_SUFFIX)]
+        if (
+            not isinstance(target, str)
+            or Path(target).name != target
+            or Path(target).stem != stem
+            or not isinstance(fps, (int, float))
+            or isinstance(fps, bool)
+            or not fps > 0
+            or not (
+                isinstance(size, list)
+                and len(size) == 2
+                and all(isinstance(v, int) and v >= 2 for v in size)
+            )
+        ):
             raise self._foreign(f"its {LEGACY_META} is not one the recorder wrote")
         self.meta_path = meta_path
         self.fps, self.size = float(fps), (size[0], size[1])
         self.target = parts.with_name(target)
         suffix = Path(target).suffix
         self.join = parts / f"joining{suffix}"  # the old recover's temporary file (and ours)
-        pattern = re.compile(re.escape(stem) + rf"\.part(\d{{{SEGMENT_DIGITS},}})"
-                             + re.escape(suffix))
+        pattern = re.compile(
+            re.escape(stem) + rf"\.part(\d{{{SEGMENT_DIGITS},}})" + re.escape(suffix)
+        )
         found = []
         for p in parts.iterdir():
             m = pattern.fullmatch(p.name)
@@ -671,9 +736,11 @@ class _Legacy:
         self.segments = [p for _, p in sorted(found)]
 
     def _foreign(self, why_not: str) -> RecordingError:
-        return RecordingError(f"not recovering {self.parts}: {why_not}, so it is not a "
-                              "recording's .parts folder; nothing was touched (recordings "
-                              "made now are playable at their own path)")
+        return RecordingError(
+            f"not recovering {self.parts}: {why_not}, so it is not a "
+            "recording's .parts folder; nothing was touched (recordings "
+            "made now are playable at their own path)"
+        )
 
     def remove_own_files(self) -> None:
         """Delete exactly what the old recorder wrote, then the folder if that emptied it."""
@@ -713,16 +780,22 @@ def recover(parts_dir_or_target: Path) -> Path:
     given = Path(parts_dir_or_target).expanduser()
     parts = given if given.is_dir() else given.with_name(given.stem + PARTS_SUFFIX)
     if not parts.is_dir():
-        raise RecordingError(f"nothing to recover: {parts} is not a folder; recordings made "
-                             "by this version are playable at their own path as they are")
+        raise RecordingError(
+            f"nothing to recover: {parts} is not a folder; recordings made "
+            "by this version are playable at their own path as they are"
+        )
     legacy = _Legacy(parts)
     target, tmp = legacy.target, legacy.join
     if target.exists() or target.is_symlink():
-        raise RecordingError(f"not recovering {parts}: {target} exists already; move it "
-                             "away first (nothing was touched)")
+        raise RecordingError(
+            f"not recovering {parts}: {target} exists already; move it "
+            "away first (nothing was touched)"
+        )
     if not legacy.segments:
-        raise RecordingError(f"nothing to recover in {parts}: it holds no segment; delete "
-                             "the folder yourself if you do not need it (nothing was touched)")
+        raise RecordingError(
+            f"nothing to recover in {parts}: it holds no segment; delete "
+            "the folder yourself if you do not need it (nothing was touched)"
+        )
     recorder = None
     try:
         for segment in legacy.segments:
@@ -736,9 +809,11 @@ def recover(parts_dir_or_target: Path) -> Path:
                 recorder.write(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
             cap.release()
         if recorder is None:
-            raise RecordingError(f"nothing to recover in {parts}: no segment is complete "
-                                 "(the recording stopped within its first segment); delete "
-                                 "the folder yourself if you do not need it")
+            raise RecordingError(
+                f"nothing to recover in {parts}: no segment is complete "
+                "(the recording stopped within its first segment); delete "
+                "the folder yourself if you do not need it"
+            )
         recorder.close()
         _place(tmp, target)
     except RecordingError:
@@ -746,16 +821,21 @@ def recover(parts_dir_or_target: Path) -> Path:
             with contextlib.suppress(RecordingError):
                 recorder.close()
             tmp.unlink(missing_ok=True)
-            raise RecordingError(f"cannot write {target} ({recorder.failed or 'see above'}); "
-                                 f"the segments stay in {parts}") from None
+            raise RecordingError(
+                f"cannot write {target} ({recorder.failed or 'see above'}); "
+                f"the segments stay in {parts}"
+            ) from None
         raise
     except FileExistsError:
         tmp.unlink(missing_ok=True)
-        raise RecordingError(f"not recovering {parts}: {target} appeared meanwhile; move it "
-                             "away and run recover again (the segments stay)") from None
+        raise RecordingError(
+            f"not recovering {parts}: {target} appeared meanwhile; move it "
+            "away and run recover again (the segments stay)"
+        ) from None
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise RecordingError(f"cannot write {target} ({why(exc)}); the segments stay in "
-                             f"{parts}") from None
+        raise RecordingError(
+            f"cannot write {target} ({why(exc)}); the segments stay in {parts}"
+        ) from None
     legacy.remove_own_files()
     return target

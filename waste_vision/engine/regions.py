@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from waste_vision.errors import UserError
 from waste_vision.engine.frames import Box
+from waste_vision.errors import UserError
 
 MIN_SIDE = 8  # pixels; a smaller crop says nothing to the classifier
 
@@ -40,7 +40,7 @@ def clamp_box(box: Box, width: int, height: int) -> Box | None:
 
 def crop(image: np.ndarray, box: Box) -> np.ndarray:
     x, y, w, h = box
-    return image[y:y + h, x:x + w]
+    return image[y : y + h, x : x + w]
 
 
 def _overlap(a: Box, b: Box) -> float:

@@ -20,8 +20,8 @@ The same rule holds in every mode, so speed comparisons between modes stay fair;
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Hashable
 
 import cv2
 import numpy as np
@@ -61,19 +61,29 @@ class ResultCache:
         self.classified = 0  # crops run through the cascade
         self.reused = 0  # crops answered from here
 
-    def classify(self, cascade: Cascade, t: float, keys: list[Hashable],
-                 crops: list[np.ndarray], all_stages: bool = False) -> list[CascadeResult]:
+    def classify(
+        self,
+        cascade: Cascade,
+        t: float,
+        keys: list[Hashable],
+        crops: list[np.ndarray],
+        all_stages: bool = False,
+    ) -> list[CascadeResult]:
         """Each crop's result: reused where its region's content is unchanged, the others in
         one batched ``cascade.classify_many`` call. Regions not in ``keys`` are forgotten."""
         rule = cascade.rule
         thumbs = [thumbnail(c) for c in crops]
         results: list[CascadeResult | None] = [None] * len(crops)
         todo, aged = [], []
-        for i, (key, thumb) in enumerate(zip(keys, thumbs)):
+        for i, (key, thumb) in enumerate(zip(keys, thumbs, strict=False)):
             entry = self._entries.get(key)
-            same = (entry is not None and t >= entry.t  # (a looped file's clock goes back)
-                    and entry.rule == rule and entry.all_stages == all_stages
-                    and float(np.mean(np.abs(thumb - entry.thumb))) < self.threshold)
+            same = (
+                entry is not None
+                and t >= entry.t  # (a looped file's clock goes back)
+                and entry.rule == rule
+                and entry.all_stages == all_stages
+                and float(np.mean(np.abs(thumb - entry.thumb))) < self.threshold
+            )
             if not same:
                 todo.append(i)
             elif t - entry.t < self.max_age_s:
@@ -88,8 +98,9 @@ class ResultCache:
             results[i] = self._entries[keys[i]].result
         todo += aged[:1]
         if todo:
-            for i, result in zip(todo, cascade.classify_many([crops[i] for i in todo],
-                                                             all_stages)):
+            for i, result in zip(
+                todo, cascade.classify_many([crops[i] for i in todo], all_stages), strict=False
+            ):
                 results[i] = result
                 self._entries[keys[i]] = _Entry(thumbs[i], result, t, rule, all_stages)
         for gone in set(self._entries) - set(keys):

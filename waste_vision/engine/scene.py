@@ -42,7 +42,6 @@ import numpy as np
 
 from waste_vision.engine.frames import Box, boxes_overlap
 
-
 GAIN_EVERY = 3  # frames between measurements of the light's gain
 
 
@@ -146,8 +145,9 @@ class EmptyScene:
         while small.shape[1] >= 2 * width:
             small = cv2.pyrDown(small)
         if small.shape[1] != width:
-            small = cv2.resize(small, (width, max(1, round(h * width / w))),
-                               interpolation=cv2.INTER_AREA)
+            small = cv2.resize(
+                small, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA
+            )
         # a last blur at the working size, as camera noise is still a pixel wide here
         return cv2.GaussianBlur(small, (5, 5), 0).astype(np.float32)
 
@@ -173,8 +173,11 @@ class EmptyScene:
         with the light drift taken out."""
         bg = self.background
         keep = self._background_mask
-        if (keep is None or keep.shape != small.shape[:2]
-                or np.count_nonzero(keep) < 0.1 * keep.size):
+        if (
+            keep is None
+            or keep.shape != small.shape[:2]
+            or np.count_nonzero(keep) < 0.1 * keep.size
+        ):
             keep = np.ones(small.shape[:2], bool)
         # the light's gain from every other background pixel: a median is robust to the
         # edges of items, and a quarter of the pixels gives the same value 4x faster
@@ -182,10 +185,14 @@ class EmptyScene:
         if self._gain is None or self._frames % GAIN_EVERY == 0:  # light drifts slowly
             # (one channel at a time: contiguous planes take the median ~1.5x faster)
             keep = keep[::2, ::2]
-            planes = zip(cv2.split(np.ascontiguousarray(bg[::2, ::2])),
-                         cv2.split(np.ascontiguousarray(small[::2, ::2])))
-            gain = np.array([(np.median(b[keep]) + 1.0) / (np.median(f[keep]) + 1.0)
-                             for b, f in planes])
+            planes = zip(
+                cv2.split(np.ascontiguousarray(bg[::2, ::2])),
+                cv2.split(np.ascontiguousarray(small[::2, ::2])),
+                strict=False,
+            )
+            gain = np.array(
+                [(np.median(b[keep]) + 1.0) / (np.median(f[keep]) + 1.0) for b, f in planes]
+            )
             self._gain = np.clip(gain, 0.5, 2.0).astype(np.float32)
         # per-channel gain as an OpenCV scalar: 3-4x faster than numpy's broadcast over 3
         adjusted = cv2.multiply(small, (*(float(g) for g in self._gain), 0.0))
@@ -200,8 +207,9 @@ class EmptyScene:
         s = self.settings
         small = self._small(image)
         self.healed = []
-        if self._relearn_asked or (self.background is not None
-                                   and self.background.shape != small.shape):
+        if self._relearn_asked or (
+            self.background is not None and self.background.shape != small.shape
+        ):
             self._reset()  # asked for, or the source's frame size changed
         if self.background is None:
             self._learn(small)
@@ -216,8 +224,9 @@ class EmptyScene:
             return None
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         k = max(3, int(s.join * w) | 1)
-        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE,
-                                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        mask = cv2.morphologyEx(
+            mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+        )
         _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         scale_x, scale_y = image.shape[1] / w, image.shape[0] / h
         boxes = []
@@ -229,16 +238,20 @@ class EmptyScene:
             mx, my = s.margin * bw, s.margin * bh
             x0, y0 = max(0.0, x - mx), max(0.0, y - my)
             x1, y1 = min(float(w), x + bw + mx), min(float(h), y + bh + my)
-            box = (int(x0 * scale_x), int(y0 * scale_y),
-                   int((x1 - x0) * scale_x), int((y1 - y0) * scale_y))
+            box = (
+                int(x0 * scale_x),
+                int(y0 * scale_y),
+                int((x1 - x0) * scale_x),
+                int((y1 - y0) * scale_y),
+            )
             if self._ghost(labels, i, (x, y, bw, bh), mask, adjusted, ghosts):
-                spot = ghosts[y:y + bh, x:x + bw] & (labels[y:y + bh, x:x + bw] == i)
-                if self._ghost_run[y:y + bh, x:x + bw][spot].mean() >= s.heal_frames:
+                spot = ghosts[y : y + bh, x : x + bw] & (labels[y : y + bh, x : x + bw] == i)
+                if self._ghost_run[y : y + bh, x : x + bw][spot].mean() >= s.heal_frames:
                     self._heal(labels, i, (x, y, bw, bh), adjusted, mask, box)
                     continue
             boxes.append(box)
         self._ghost_run[~ghosts] = 0
-        boxes = sorted(_merge(boxes), key=lambda b: -b[2] * b[3])[:s.max_items]
+        boxes = sorted(_merge(boxes), key=lambda b: -b[2] * b[3])[: s.max_items]
         # adapt where nothing was found (with a safety ring around each item)
         background = cv2.bitwise_not(cv2.dilate(mask, np.ones((5, 5), np.uint8)))
         # background += rate * (adjusted - background) where the mask is set, in one pass
@@ -246,15 +259,27 @@ class EmptyScene:
         self._background_mask = background > 0
         return boxes
 
-    def _ghost(self, labels: np.ndarray, i: int, rect: tuple[int, int, int, int],
-               mask: np.ndarray, adjusted: np.ndarray, ghosts: np.ndarray) -> bool:
+    def _ghost(
+        self,
+        labels: np.ndarray,
+        i: int,
+        rect: tuple[int, int, int, int],
+        mask: np.ndarray,
+        adjusted: np.ndarray,
+        ghosts: np.ndarray,
+    ) -> bool:
         """Does blob ``i`` look like the table around it now, where the learnt scene did not?
         Marks it in ``ghosts`` and counts its run in ``_ghost_run`` if so."""
         assert self.background is not None and self._ghost_run is not None  # learnt
         x, y, bw, bh = rect
         h, w = labels.shape
         pad = 4
-        x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + bw + pad), min(h, y + bh + pad)
+        x0, y0, x1, y1 = (
+            max(0, x - pad),
+            max(0, y - pad),
+            min(w, x + bw + pad),
+            min(h, y + bh + pad),
+        )
         inside = labels[y0:y1, x0:x1] == i
         inside_u8 = inside.view(np.uint8)
         ring = cv2.dilate(inside_u8, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8))
@@ -276,18 +301,38 @@ class EmptyScene:
         run[inside] = np.minimum(run[inside], 254) + 1
         return True
 
-    def _heal(self, labels: np.ndarray, i: int, rect: tuple[int, int, int, int],
-              adjusted: np.ndarray, mask: np.ndarray, box: Box) -> None:
+    def _heal(
+        self,
+        labels: np.ndarray,
+        i: int,
+        rect: tuple[int, int, int, int],
+        adjusted: np.ndarray,
+        mask: np.ndarray,
+        box: Box,
+    ) -> None:
         """Relearn ghost blob ``i`` (and its safety ring) as table; report it in ``healed``
         when what was learnt there came from the learning frames."""
-        assert (self.background is not None and self._from_learning is not None
-                and self._ghost_run is not None)  # learnt
+        assert (
+            self.background is not None
+            and self._from_learning is not None
+            and self._ghost_run is not None
+        )  # learnt
         x, y, bw, bh = rect
         h, w = labels.shape
         pad = 3
-        x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(w, x + bw + pad), min(h, y + bh + pad)
-        spot = cv2.dilate((labels[y0:y1, x0:x1] == i).astype(np.uint8),
-                          np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)) > 0
+        x0, y0, x1, y1 = (
+            max(0, x - pad),
+            max(0, y - pad),
+            min(w, x + bw + pad),
+            min(h, y + bh + pad),
+        )
+        spot = (
+            cv2.dilate(
+                (labels[y0:y1, x0:x1] == i).astype(np.uint8),
+                np.ones((2 * pad + 1, 2 * pad + 1), np.uint8),
+            )
+            > 0
+        )
         self.background[y0:y1, x0:x1][spot] = adjusted[y0:y1, x0:x1][spot]
         learnt = self._from_learning[y0:y1, x0:x1]
         if learnt[spot].mean() > 0.5:

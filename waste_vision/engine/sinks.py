@@ -47,15 +47,18 @@ def frame_record(result: FrameResult) -> dict:
         "latency_ms": round(result.latency_ms, 3),
         "verdict": result.verdict,
         "mode": result.mode,
-        "regions": [{
-            "box": list(r.box),
-            "label": r.result.label,
-            "score": round(r.result.score, 6),
-            "stage1": r.result.stage1.as_dict(),
-            "stage2": r.result.stage2.as_dict() if r.result.stage2 else None,
-            "kind": r.kind,
-            "item": r.item_id,
-        } for r in result.regions],
+        "regions": [
+            {
+                "box": list(r.box),
+                "label": r.result.label,
+                "score": round(r.result.score, 6),
+                "stage1": r.result.stage1.as_dict(),
+                "stage2": r.result.stage2.as_dict() if r.result.stage2 else None,
+                "kind": r.kind,
+                "item": r.item_id,
+            }
+            for r in result.regions
+        ],
         "counted": list(result.counted),
     }
 
@@ -63,15 +66,29 @@ def frame_record(result: FrameResult) -> dict:
 class RecordingSink:
     """Writes annotated frames and their JSONL lines through a ``Recorder`` in a thread."""
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], *,
-                 jsonl_path: Path | None = None, queue_size: int = 8,
-                 segment_seconds: float = 1.0, real_time: bool = False,
-                 stall_timeout: float = STALL_TIMEOUT_S):
+    def __init__(
+        self,
+        path: Path,
+        fps: float,
+        size: tuple[int, int],
+        *,
+        jsonl_path: Path | None = None,
+        queue_size: int = 8,
+        segment_seconds: float = 1.0,
+        real_time: bool = False,
+        stall_timeout: float = STALL_TIMEOUT_S,
+    ):
         self.path = Path(path)
         self.real_time = real_time
         self.stall_timeout = stall_timeout
-        self._recorder = Recorder(self.path, fps, size, fragment_seconds=segment_seconds,
-                                  jsonl_path=jsonl_path, real_time=real_time)
+        self._recorder = Recorder(
+            self.path,
+            fps,
+            size,
+            fragment_seconds=segment_seconds,
+            jsonl_path=jsonl_path,
+            real_time=real_time,
+        )
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.error: str | None = None
         self.output: Path | None = None
@@ -114,9 +131,11 @@ class RecordingSink:
         if not self._thread.is_alive():
             self.error = f"the recording thread for {self.path} ended unexpectedly"
         elif time.monotonic() - self._progress > self.stall_timeout:
-            self.error = (f"cannot record {self.path}: the encoder took no frame for "
-                          f"{self.stall_timeout:.0f} s (disk or system stalled?); the recording "
-                          f"stops at frame {self.frames_written}")
+            self.error = (
+                f"cannot record {self.path}: the encoder took no frame for "
+                f"{self.stall_timeout:.0f} s (disk or system stalled?); the recording "
+                f"stops at frame {self.frames_written}"
+            )
         if self.error is not None:
             log.info("%s", self.error)
 
@@ -134,8 +153,9 @@ class RecordingSink:
                     continue  # drain: the recording has stopped, classification has not
                 annotated, result = item
                 try:
-                    self._recorder.write(annotated, frame_record(result),
-                                         timestamp=result.frame.timestamp)
+                    self._recorder.write(
+                        annotated, frame_record(result), timestamp=result.frame.timestamp
+                    )
                 except RecordingError as exc:
                     self.error = str(exc)
                 except Exception as exc:  # e.g. a record that cannot be made: still one line

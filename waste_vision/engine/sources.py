@@ -46,15 +46,16 @@ import time
 import zlib
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
 
-from waste_vision.errors import UserError
 from waste_vision.engine.frames import Frame
+from waste_vision.errors import UserError
 from waste_vision.images import IMAGE_SUFFIXES, ImageReadError, iter_image_files, read_rgb, to_rgb8
 from waste_vision.redact import redact_url
 
@@ -192,8 +193,13 @@ class VideoSource(ABC):
     is_live = False  # frames come on the source's clock whether or not anyone reads them
     is_still = False  # each frame is a photo of its own (Frame.still), not one scene over time
 
-    def __init__(self, name: str, *, buffering: Buffering,
-                 on_status: Callable[[StatusEvent], None] | None = None):
+    def __init__(
+        self,
+        name: str,
+        *,
+        buffering: Buffering,
+        on_status: Callable[[StatusEvent], None] | None = None,
+    ):
         self.name = name
         self.buffering = buffering
         self.on_status = on_status
@@ -232,7 +238,8 @@ class VideoSource(ABC):
             self._buffer.close()
             raise
         self._thread = threading.Thread(
-            target=self._thread_main, name=THREAD_PREFIX + self.name, daemon=True)
+            target=self._thread_main, name=THREAD_PREFIX + self.name, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -250,7 +257,9 @@ class VideoSource(ABC):
             if thread.is_alive():  # a shorter wait is the caller's choice: no warning then
                 (log.warning if timeout >= JOIN_TIMEOUT_S else log.info)(
                     "%s: capture thread still blocked in the backend after %.0f s",
-                    self.name, timeout)
+                    self.name,
+                    timeout,
+                )
 
     def read(self, timeout: float | None = None) -> Frame | None:
         if self._thread is None and not self._buffer.closed:
@@ -265,7 +274,7 @@ class VideoSource(ABC):
 
     # -- for subclasses -------------------------------------------------------------------
 
-    def _open(self) -> None:
+    def _open(self) -> None:  # noqa: B027 (an optional hook: most sources open in start())
         """Acquire the device in the caller's thread, so start() can raise UserError."""
 
     def _release(self) -> None:
@@ -294,8 +303,9 @@ class VideoSource(ABC):
 
     def _notify(self, message: str) -> None:
         # every message through redact_url: a stream's password never reaches a screen or log
-        event = StatusEvent(self._status, redact_url(" ".join(str(message).split())),
-                            time.monotonic())
+        event = StatusEvent(
+            self._status, redact_url(" ".join(str(message).split())), time.monotonic()
+        )
         log.info("[%s] %s", event.status.value, event.message)
         if self.on_status is not None:
             try:
@@ -330,10 +340,16 @@ class LiveCaptureSource(VideoSource):
 
     is_live = True
 
-    def __init__(self, opener: Callable[[], Capture], *, name: str = "live source",
-                 buffering: Buffering | None = None, reconnect: Reconnect | None = Reconnect(),
-                 on_status: Callable[[StatusEvent], None] | None = None,
-                 open_error: str | None = None):
+    def __init__(
+        self,
+        opener: Callable[[], Capture],
+        *,
+        name: str = "live source",
+        buffering: Buffering | None = None,
+        reconnect: Reconnect | None = Reconnect(),
+        on_status: Callable[[StatusEvent], None] | None = None,
+        open_error: str | None = None,
+    ):
         super().__init__(name, buffering=buffering or Buffering.LATEST, on_status=on_status)
         self._opener = opener
         self.reconnect = reconnect if reconnect is not None else Reconnect(max_attempts=0)
@@ -369,13 +385,18 @@ class LiveCaptureSource(VideoSource):
             self._release()
             while self._cap is None:
                 if policy.max_attempts is not None and attempts >= policy.max_attempts:
-                    why = f"gave up after {attempts} reconnect attempts" if attempts else \
-                        "reconnecting is off"
+                    why = (
+                        f"gave up after {attempts} reconnect attempts"
+                        if attempts
+                        else "reconnecting is off"
+                    )
                     self._set_status(SourceStatus.FAILED, f"{self.name}: {problem}; {why}")
                     return
                 attempts += 1
-                self._set_status(SourceStatus.RECONNECTING, f"{self.name}: {problem}; "
-                                 f"reconnecting in {delay:.2f} s (attempt {attempts})")
+                self._set_status(
+                    SourceStatus.RECONNECTING,
+                    f"{self.name}: {problem}; reconnecting in {delay:.2f} s (attempt {attempts})",
+                )
                 if self._stop_event.wait(delay):
                     return
                 delay = min(delay * 2, policy.max_delay)
@@ -394,8 +415,11 @@ class LiveCaptureSource(VideoSource):
             now = time.monotonic()
             if not ok or bgr is None:
                 return "read failed", flowed
-            if policy.stall_timeout is not None and last_read is not None \
-                    and now - last_read > policy.stall_timeout:
+            if (
+                policy.stall_timeout is not None
+                and last_read is not None
+                and now - last_read > policy.stall_timeout
+            ):
                 return f"no new frame for {now - last_read:.1f} s", flowed
             checksum = _checksum(bgr)
             if checksum != last_sum:
@@ -425,14 +449,21 @@ class CameraSource(LiveCaptureSource):
     of the driver's default (often 640x480). Drivers grant what they can: ``granted`` is
     what the camera delivers, and the source's name says it (the window's status bar)."""
 
-    def __init__(self, index: int, size: tuple[int, int] | None = None,
-                 fps: float | None = None, **kwargs):
+    def __init__(
+        self, index: int, size: tuple[int, int] | None = None, fps: float | None = None, **kwargs
+    ):
         self.index = index
         self.asked = (size, fps)
         self.granted: tuple[int, int, float] | None = None  # width, height, fps once open
-        super().__init__(self._open_camera, name=f"camera {index}", open_error=(
-            f"camera {index} does not open (not connected, or in use by another app); "
-            "`waste-vision cameras` lists the ones that do"), **kwargs)
+        super().__init__(
+            self._open_camera,
+            name=f"camera {index}",
+            open_error=(
+                f"camera {index} does not open (not connected, or in use by another app); "
+                "`waste-vision cameras` lists the ones that do"
+            ),
+            **kwargs,
+        )
 
     def _open_camera(self):
         cap = cv2.VideoCapture(self.index)
@@ -449,34 +480,55 @@ class CameraSource(LiveCaptureSource):
             rate = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
             self.granted = (w, h, rate)
             if w > 0 and h > 0:
-                self.name = (f"camera {self.index} ({w}x{h}"
-                             + (f" @ {rate:g} fps)" if rate > 0 else ")"))
+                self.name = f"camera {self.index} ({w}x{h}" + (
+                    f" @ {rate:g} fps)" if rate > 0 else ")"
+                )
         return cap
 
 
 class StreamSource(LiveCaptureSource):
     """A network stream (RTSP, HTTP MJPEG, HLS...) read through FFmpeg with bounded waits."""
 
-    def __init__(self, url: str, *, reconnect: Reconnect | None = Reconnect(),
-                 open_timeout: float = STREAM_OPEN_TIMEOUT_S, **kwargs):
+    def __init__(
+        self,
+        url: str,
+        *,
+        reconnect: Reconnect | None = Reconnect(),
+        open_timeout: float = STREAM_OPEN_TIMEOUT_S,
+        **kwargs,
+    ):
         self.url = url
         policy = reconnect if reconnect is not None else Reconnect(max_attempts=0)
         read_ms = int(1000 * (policy.stall_timeout or 30.0))  # FFmpeg's own default is 30 s
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(1000 * open_timeout),
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms]
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(1000 * open_timeout),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            read_ms,
+        ]
         name = redact_url(url)  # the name reaches the status bar, logs and thread names
         super().__init__(
-            lambda: cv2.VideoCapture(url, cv2.CAP_FFMPEG, params), name=name, reconnect=policy,
+            lambda: cv2.VideoCapture(url, cv2.CAP_FFMPEG, params),
+            name=name,
+            reconnect=policy,
             open_error=f"{name}: the stream does not open (no answer within {open_timeout:g} s, "
-                       "or not a video stream); check the URL, credentials and network",
-            **kwargs)
+            "or not a video stream); check the URL, credentials and network",
+            **kwargs,
+        )
 
 
 class FileSource(VideoSource):
     """A video file. Opened here, so open_source raises UserError for an unreadable file."""
 
-    def __init__(self, path: str | Path, *, buffering: Buffering | None = None, paced: bool = False,
-                 loop: bool = False, on_status: Callable[[StatusEvent], None] | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        buffering: Buffering | None = None,
+        paced: bool = False,
+        loop: bool = False,
+        on_status: Callable[[StatusEvent], None] | None = None,
+    ):
         self.path = Path(path)
         default = Buffering.LATEST if paced else Buffering.EVERY_FRAME
         super().__init__(str(self.path), buffering=buffering or default, on_status=on_status)
@@ -495,8 +547,10 @@ class FileSource(VideoSource):
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
             cap.release()
-            raise UserError(f"{self.path}: OpenCV cannot open this video (damaged, cut short or an "
-                            "unsupported format); re-encode it, e.g. to MP4 (H.264)")
+            raise UserError(
+                f"{self.path}: OpenCV cannot open this video (damaged, cut short or an "
+                "unsupported format); re-encode it, e.g. to MP4 (H.264)"
+            )
         return cap
 
     def _capture(self) -> None:
@@ -515,8 +569,10 @@ class FileSource(VideoSource):
         if pacer is not None and not pacer.wait():  # show the last frame for its full slot
             return
         if self.truncated_at is not None:
-            message = (f"{self.name}: decoding stopped at frame {self.truncated_at} of "
-                       f"{self.frame_count} (file cut short or damaged)")
+            message = (
+                f"{self.name}: decoding stopped at frame {self.truncated_at} of "
+                f"{self.frame_count} (file cut short or damaged)"
+            )
         else:
             message = f"{self.name}: end of file after {delivered} frames"
         if self.damaged_frames:
@@ -563,17 +619,26 @@ class ImageFolderSource(VideoSource):
 
     is_still = True
 
-    def __init__(self, folder: str | Path, *, seconds_per_image: float = 2.0, paced: bool = False,
-                 loop: bool = False, buffering: Buffering | None = None,
-                 on_status: Callable[[StatusEvent], None] | None = None):
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        seconds_per_image: float = 2.0,
+        paced: bool = False,
+        loop: bool = False,
+        buffering: Buffering | None = None,
+        on_status: Callable[[StatusEvent], None] | None = None,
+    ):
         self.folder = Path(folder)
         default = Buffering.LATEST if paced else Buffering.EVERY_FRAME
         super().__init__(str(self.folder), buffering=buffering or default, on_status=on_status)
         self.paths = list(iter_image_files(self.folder))
         if not self.paths:
             kinds = ", ".join(sorted(IMAGE_SUFFIXES))
-            raise UserError(f"{self.folder}: no images in this folder (looked for {kinds}); "
-                            "point at a folder of photos or at a video file")
+            raise UserError(
+                f"{self.folder}: no images in this folder (looked for {kinds}); "
+                "point at a folder of photos or at a video file"
+            )
         self.seconds_per_image, self.paced, self.loop = seconds_per_image, paced, loop
         self.fps = 1.0 / seconds_per_image if paced else None
         self.skipped: list[Path] = []  # unreadable images, left out of later loops
@@ -615,20 +680,26 @@ def source_kind(spec: str | int | Path) -> str:
     return "path"
 
 
-def open_source(spec: str | int | Path, *, buffering: Buffering | None = None, paced: bool = False,
-                loop: bool = False, reconnect: Reconnect | None = Reconnect(),
-                on_status: Callable[[StatusEvent], None] | None = None,
-                seconds_per_image: float = 2.0,
-                open_timeout: float = STREAM_OPEN_TIMEOUT_S,
-                camera_size: tuple[int, int] | None = None,
-                camera_fps: float | None = None) -> VideoSource:
+def open_source(
+    spec: str | int | Path,
+    *,
+    buffering: Buffering | None = None,
+    paced: bool = False,
+    loop: bool = False,
+    reconnect: Reconnect | None = Reconnect(),
+    on_status: Callable[[StatusEvent], None] | None = None,
+    seconds_per_image: float = 2.0,
+    open_timeout: float = STREAM_OPEN_TIMEOUT_S,
+    camera_size: tuple[int, int] | None = None,
+    camera_fps: float | None = None,
+) -> VideoSource:
     """Pick the source for a camera index, a stream URL, a video file or an image folder.
 
     Raises UserError for paths (missing, no images, not a video); cameras and streams are only
     opened by start(), which raises UserError if they do not open (a stream: within
     ``open_timeout`` seconds).
     """
-    live = dict(buffering=buffering, reconnect=reconnect, on_status=on_status)
+    live = {"buffering": buffering, "reconnect": reconnect, "on_status": on_status}
     kind = source_kind(spec)
     if kind == "camera":
         return CameraSource(int(spec), camera_size, camera_fps, **live)
@@ -636,16 +707,25 @@ def open_source(spec: str | int | Path, *, buffering: Buffering | None = None, p
         return StreamSource(str(spec).strip(), open_timeout=open_timeout, **live)
     path = Path(spec).expanduser()
     if not path.exists():
-        raise UserError(f"{path}: no such file or folder; check the path, or give a camera "
-                        "index (0, 1, ...) or an rtsp:// or http(s):// URL")
+        raise UserError(
+            f"{path}: no such file or folder; check the path, or give a camera "
+            "index (0, 1, ...) or an rtsp:// or http(s):// URL"
+        )
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageFolderSource(path, seconds_per_image=seconds_per_image, paced=paced, loop=loop,
-                                 buffering=buffering, on_status=on_status)
+        return ImageFolderSource(
+            path,
+            seconds_per_image=seconds_per_image,
+            paced=paced,
+            loop=loop,
+            buffering=buffering,
+            on_status=on_status,
+        )
     return FileSource(path, buffering=buffering, paced=paced, loop=loop, on_status=on_status)
 
 
-def list_cameras(max_index: int = 5, *,
-                 opener: Callable[[int], Capture] = cv2.VideoCapture) -> list[int]:
+def list_cameras(
+    max_index: int = 5, *, opener: Callable[[int], Capture] = cv2.VideoCapture
+) -> list[int]:
     """Camera indices 0..max_index that open and deliver a frame (an opened index may not)."""
     logging_api = getattr(cv2, "utils", None) and getattr(cv2.utils, "logging", None)
     previous = logging_api.getLogLevel() if logging_api else None

@@ -142,11 +142,11 @@ def test_start_stop_and_the_space_shortcut(make_window, qtbot):
     window = make_window()
     window.open_source(str(DEMO))
     wait_frames(qtbot, window)
-    assert window.act_start.text() == "Stop"
+    assert window.act.start.text() == "Stop"
     assert window.panel.verdict.text() not in ("", "—")
     with qtbot.waitSignal(window.session.stopped, timeout=10_000):
-        window.act_start.trigger()
-    assert not window.session.active and window.act_start.text() == "Start"
+        window.act.start.trigger()
+    assert not window.session.active and window.act.start.text() == "Start"
     qtbot.wait(100)  # a frame delivered before the stop may still be painting
     shown = window.session.stats.runs[-1].displayed.count
     qtbot.wait(300)
@@ -157,7 +157,7 @@ def test_start_stop_and_the_space_shortcut(make_window, qtbot):
         QTest.keyClick(window, Qt.Key.Key_Space)  # the shortcut starts it again
     wait_frames(qtbot, window)
     assert window.session.active and window.settings.last_source == str(DEMO)
-    assert "Space" in window.act_start.toolTip()
+    assert "Space" in window.act.start.toolTip()
 
 
 def test_record_toggle_writes_a_playable_file(make_window, qtbot, settings):
@@ -165,7 +165,7 @@ def test_record_toggle_writes_a_playable_file(make_window, qtbot, settings):
     window.open_source(str(DEMO))
     wait_frames(qtbot, window)
     with qtbot.waitSignal(window.session.recordingStarted, timeout=10_000) as started:
-        window.act_record.trigger()
+        window.act.record.trigger()
     path = started.args[0]
     assert path.startswith(str(settings.recording_folder)) and path.endswith(".mp4")
     label = window.recording_controls.label  # "● REC mm:ss → name" in the status bar
@@ -173,10 +173,10 @@ def test_record_toggle_writes_a_playable_file(make_window, qtbot, settings):
     assert label.toolTip() == path
     qtbot.wait(1200)
     with qtbot.waitSignal(window.session.recordingFinished, timeout=20_000) as finished:
-        window.act_record.trigger()
+        window.act.record.trigger()
     saved, error = finished.args
     assert (saved, error) == (path, "")
-    assert not label.isVisible() and not window.act_record.isChecked()
+    assert not label.isVisible() and not window.act.record.isChecked()
     assert "Recording saved to" in window.statusBar().currentMessage()
     assert playable_frames(saved) >= 10
     assert (
@@ -190,7 +190,7 @@ def test_closing_the_window_while_recording_leaves_a_playable_file(make_window, 
     window.open_source(str(DEMO))
     wait_frames(qtbot, window)
     with qtbot.waitSignal(window.session.recordingStarted, timeout=10_000) as started:
-        window.act_record.trigger()
+        window.act.record.trigger()
     qtbot.wait(1000)
     window.close()  # returns at once; the window goes once the recording is finished
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=20_000)
@@ -207,12 +207,12 @@ def test_a_recording_that_cannot_start_shows_a_dialog_and_the_app_goes_on(
     window = make_window()
     window.open_source(str(DEMO))
     wait_frames(qtbot, window)
-    window.act_record.trigger()
+    window.act.record.trigger()
     qtbot.waitUntil(lambda: len(dialogs) > 0, timeout=10_000)
     kind, title, text = dialogs[0]
     assert title == "Recording failed"
     assert str(blocker) in text and "choose another folder" in text
-    assert not window.act_record.isChecked() and window.recording_controls.path is None
+    assert not window.act.record.isChecked() and window.recording_controls.path is None
     wait_frames(qtbot, window)  # still playing
 
 
@@ -221,7 +221,7 @@ def test_a_recording_that_fails_midway_is_stopped_with_a_dialog(make_window, qtb
     window.open_source(str(DEMO))
     wait_frames(qtbot, window)
     with qtbot.waitSignal(window.session.recordingStarted, timeout=10_000) as started:
-        window.act_record.trigger()
+        window.act.record.trigger()
     qtbot.wait(500)
     window.session._run.recording.error = f"cannot record {started.args[0]}: disk full"
     qtbot.waitUntil(lambda: len(dialogs) > 0, timeout=10_000)  # noticed within a tick
@@ -238,12 +238,12 @@ def test_files_loop_on_request_and_end_otherwise(make_window, qtbot, tmp_path):
         out.write(np_frame(i))
     out.release()
     window = make_window()
-    window.act_loop.trigger()
-    assert window.act_loop.isChecked() and window.settings.loop_files
+    window.act.loop.trigger()
+    assert window.act.loop.isChecked() and window.settings.loop_files
     window.open_source(str(clip))
     wait_frames(qtbot, window, n=15)  # more frames than the file has: it looped
     with qtbot.waitSignal(window.session.stopped, timeout=5000) as stopped:
-        window.act_loop.trigger()  # off while playing: this pass is the last
+        window.act.loop.trigger()  # off while playing: this pass is the last
     assert stopped.args[1] == "ended" and "end of file" in stopped.args[2]
     assert "Press Space to play it again" in window.statusBar().currentMessage()
     assert not window.session.active
@@ -325,9 +325,9 @@ def test_threshold_sliders_change_what_the_cascade_does(make_window, cascade, se
     assert cascade.classify(image).label == result.stage2.label
     assert settings.threshold("stage1") == pytest.approx(p - step, abs=1e-3)  # remembered
     before = window.panel.stage1_slider.value()
-    window.act_s1_up.trigger()  # the "]" shortcut's action
+    window.act.s1_up.trigger()  # the "]" shortcut's action
     assert window.panel.stage1_slider.value() == pytest.approx(before + 0.01)
-    window.act_reset_thresholds.trigger()
+    window.act.reset_thresholds.trigger()
     assert cascade.rule == cascade.model_rule
     assert settings.threshold("stage1") is None
 
@@ -363,7 +363,7 @@ def test_drawing_and_removing_regions_with_the_mouse(make_window, qtbot):
     qtbot.waitUntil(lambda: video.delivery.result.mode == "zones", timeout=5000)
     assert all(r.box != (0, 0, fw, fh) for r in video.delivery.result.regions)
     with qtbot.waitSignal(window.session.stopped, timeout=10_000):
-        window.act_start.trigger()  # stopped: the tracked box stays where it is
+        window.act.start.trigger()  # stopped: the tracked box stays where it is
     bx, by, bw, bh = window.regions.regions[0].box
     QTest.mouseClick(
         video,
@@ -376,14 +376,14 @@ def test_drawing_and_removing_regions_with_the_mouse(make_window, qtbot):
         video, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(0.5, 0.5)
     )  # a click is not a drag: no region
     assert window.regions.regions == []
-    qtbot.waitUntil(lambda: not window.act_remove_region.isEnabled(), timeout=2000)
-    assert not window.act_clear_regions.isEnabled()  # no region: nothing to remove
+    qtbot.waitUntil(lambda: not window.act.remove_region.isEnabled(), timeout=2000)
+    assert not window.act.clear_regions.isEnabled()  # no region: nothing to remove
     window.regions.add((10, 10, 100, 100))
     window.regions.add((200, 200, 100, 100))
-    qtbot.waitUntil(lambda: window.act_remove_region.isEnabled(), timeout=2000)
-    window.act_remove_region.trigger()
+    qtbot.waitUntil(lambda: window.act.remove_region.isEnabled(), timeout=2000)
+    window.act.remove_region.trigger()
     assert [r.box for r in window.regions.regions] == [(10, 10, 100, 100)]
-    window.act_clear_regions.trigger()
+    window.act.clear_regions.trigger()
     assert window.regions.regions == []
 
 
@@ -399,11 +399,11 @@ def test_switching_sources_from_the_menu_actions(make_window, qtbot, tmp_path, m
     monkeypatch.setattr(
         window_module.QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder)
     )
-    window.act_open_video.trigger()
+    window.act.open_video.trigger()
     wait_frames(qtbot, window)
     assert window.video.frame_size == (1280, 720)
     demo_run = window.session.current_id
-    window.act_open_folder.trigger()
+    window.act.open_folder.trigger()
     wait_frames(qtbot, window, n=0)  # a slideshow: the next image comes 2 s later
     assert window.session.current_id == demo_run + 1
     glass = read_rgb(folder / "glass_trashnet_glass102.jpg")
@@ -435,7 +435,7 @@ def test_a_bad_source_names_the_problem_and_the_app_stays_up(
     monkeypatch.setattr(
         window_module.QInputDialog, "getText", lambda *a, **k: ("ftp://camera.local/live", True)
     )
-    window.act_open_stream.trigger()
+    window.act.open_stream.trigger()
     assert dialogs.pop()[1] == "Not a stream URL"
     window.open_source(str(DEMO))  # still works afterwards
     wait_frames(qtbot, window)
@@ -452,7 +452,7 @@ def test_tally_counts_stable_verdicts_and_exports_csv(make_window, qtbot, tmp_pa
     assert dict(window.tally.counts) == {"glass": 1, "organic": 1}
     window.panel.show_tally(window.tally.rows(), window.tally.total)
     assert window.panel.tally_counts["glass"].text() == "1"
-    window.act_export_tally.trigger()
+    window.act.export_tally.trigger()
     rows = list(csv.reader(out.open()))
     assert rows[0] == ["class", "count"]
     assert dict(rows[1:]) == {
@@ -463,7 +463,7 @@ def test_tally_counts_stable_verdicts_and_exports_csv(make_window, qtbot, tmp_pa
         "paper": "0",
         "plastic": "0",
     }
-    window.act_reset_tally.trigger()
+    window.act.reset_tally.trigger()
     assert window.tally.total == 0 and window.panel.tally_total.text() == "total 0"
 
 
@@ -473,11 +473,11 @@ def test_tally_counts_items_of_the_playing_demo(make_window, qtbot):
     qtbot.waitUntil(lambda: window.tally.total >= 2, timeout=FRAME_WAIT_MS)
     assert window.tally.counts["glass"] == 1  # the clip opens with 1.5 s of glass
     assert window.panel.tally_total.text() == f"total {window.tally.total}"
-    assert not window.act_undo_reset_tally.isEnabled()
-    window.act_reset_tally.trigger()
-    assert window.tally.counts["glass"] == 0 and window.act_undo_reset_tally.isEnabled()
-    window.act_undo_reset_tally.trigger()  # Ctrl+Z: the counts come back
-    assert window.tally.counts["glass"] >= 1 and not window.act_undo_reset_tally.isEnabled()
+    assert not window.act.undo_reset_tally.isEnabled()
+    window.act.reset_tally.trigger()
+    assert window.tally.counts["glass"] == 0 and window.act.undo_reset_tally.isEnabled()
+    window.act.undo_reset_tally.trigger()  # Ctrl+Z: the counts come back
+    assert window.tally.counts["glass"] >= 1 and not window.act.undo_reset_tally.isEnabled()
 
 
 def test_snapshot_saves_the_annotated_frame(make_window, qtbot, settings):
@@ -485,7 +485,7 @@ def test_snapshot_saves_the_annotated_frame(make_window, qtbot, settings):
     window.open_source(str(DEMO))
     wait_frames(qtbot, window)
     with qtbot.waitSignal(window.session.snapshotSaved, timeout=10_000) as saved:
-        window.act_snapshot.trigger()
+        window.act.snapshot.trigger()
     path, error = saved.args
     assert error == "" and path.endswith(".png")
     image = cv2.imread(path)
@@ -507,7 +507,7 @@ def test_kiosk_hides_the_chrome_restarts_after_failures_and_leaves_only_by_key(
 
     verdict = window.panel.verdict
     assert QFontMetrics(verdict.font()).horizontalAdvance("CARDBOARD") < verdict.width()
-    assert not window.act_start.isEnabled() and window.act_quit_kiosk.isEnabled()
+    assert not window.act.start.isEnabled() and window.act.quit_kiosk.isEnabled()
     from PySide6.QtWidgets import QApplication
 
     assert QApplication.overrideCursor().shape() == Qt.CursorShape.BlankCursor
@@ -518,7 +518,7 @@ def test_kiosk_hides_the_chrome_restarts_after_failures_and_leaves_only_by_key(
     assert window.notice.isVisible() and window.notice.font().pointSize() >= 24
     assert not window.panel.rates.isVisible() and not window.panel.backend.isVisible()
     # F12 is staff mode, behind a PIN (tests/test_kiosk.py): the public never sees figures
-    assert not window.act_staff_figures.isEnabled() and window.act_staff_mode.isEnabled()
+    assert not window.act.staff_figures.isEnabled() and window.act.staff_mode.isEnabled()
     window.current_spec = str(DEMO)  # as if the file came back: the next retry plays
     qtbot.waitUntil(lambda: window.video.delivery is not None, timeout=FRAME_WAIT_MS)
     wait_frames(qtbot, window)
@@ -526,7 +526,7 @@ def test_kiosk_hides_the_chrome_restarts_after_failures_and_leaves_only_by_key(
     assert window.session._run.source.loop is True  # kiosk files always loop
     window.close()  # an ordinary close request is refused
     assert window.isVisible()
-    window.act_quit_kiosk.trigger()  # Ctrl+Shift+Q
+    window.act.quit_kiosk.trigger()  # Ctrl+Shift+Q
     assert not window.isVisible()
     assert QApplication.overrideCursor() is None
 
@@ -568,7 +568,7 @@ def test_camera_faults_never_freeze_the_window_and_it_recovers_within_2_s(
         window.open_source("0")
         wait_frames(qtbot, window)
         with qtbot.waitSignal(window.session.recordingStarted, timeout=10_000) as started:
-            window.act_record.trigger()
+            window.act.record.trigger()
         displayed = window.video.delivery.stats.displayed
         recoveries = []
         for fault in ("stall", "fail", "freeze", "unplugged"):
@@ -582,7 +582,7 @@ def test_camera_faults_never_freeze_the_window_and_it_recovers_within_2_s(
             recoveries.append(time.monotonic() - back)
             messages.clear()
         with qtbot.waitSignal(window.session.recordingFinished, timeout=20_000) as finished:
-            window.act_record.trigger()
+            window.act.record.trigger()
     finally:
         timer.stop()
         camera.mode = "ok"
@@ -618,14 +618,14 @@ def test_scene_clip_finds_items_says_nothing_there_and_counts(make_window, qtbot
     """Item finding (the default): the empty table reads "nothing there", items are counted
     once each as they are found (the scene clip's first item arrives at 2 s)."""
     window = make_window()
-    assert not window.act_find_items.isChecked()  # the fixture's settings
-    window.act_find_items.trigger()
+    assert not window.act.find_items.isChecked()  # the fixture's settings
+    window.act.find_items.trigger()
     assert window.session.mode == "items" and window.settings.find_items
     window.open_source(str(ROOT / "assets" / "demo.mp4"))
     qtbot.waitUntil(lambda: window.panel.verdict.text() == "NOTHING THERE", timeout=10_000)
     qtbot.waitUntil(lambda: window.tally.total >= 1, timeout=15_000)
     assert window.panel.verdict.text() not in ("NOTHING THERE", "LEARNING")
-    window.act_find_items.trigger()  # off: the whole frame is classified again
+    window.act.find_items.trigger()  # off: the whole frame is classified again
     assert window.session.mode == "frame" and not window.settings.find_items
     qtbot.waitUntil(
         lambda: window.panel.verdict.text() not in ("NOTHING THERE", "LEARNING"), timeout=5000
@@ -684,7 +684,7 @@ def all_texts(window) -> list[str]:
         texts += [widget.toolTip(), widget.windowTitle(), widget.statusTip()]
         if isinstance(widget, (QLabel, QAbstractButton, QLineEdit)):
             texts.append(widget.text())
-    texts += [a.text() for a in window.all_actions] + [a.toolTip() for a in window.all_actions]
+    texts += [a.text() for a in window.act.all] + [a.toolTip() for a in window.act.all]
     return texts
 
 
@@ -802,7 +802,7 @@ def test_help_about_names_the_versions_and_the_log(make_window, dialogs, log_to)
     from importlib.metadata import version
 
     window = make_window()
-    window.act_about.trigger()
+    window.act.about.trigger()
     ((kind, title, text),) = dialogs
     assert kind == "about" and version("waste-vision") in text
     assert str(log_to) in text and "Models" in text
@@ -820,8 +820,8 @@ def test_open_recordings_folder_makes_it_and_opens_it(make_window, settings, mon
     window = make_window()
     folder = settings.recording_folder
     assert not folder.exists()
-    assert window.act_open_rec_folder in window.menuBar().actions()[1].menu().actions()
-    window.act_open_rec_folder.trigger()
+    assert window.act.open_rec_folder in window.menuBar().actions()[1].menu().actions()
+    window.act.open_rec_folder.trigger()
     assert folder.is_dir() and [Path(p) for p in opened] == [folder]
 
 

@@ -39,9 +39,9 @@ def window(qtbot, cascade, tmp_path):
 def record_a_while(qtbot, win, frames: int = 15) -> str:
     win.open_source(str(DEMO))
     with qtbot.waitSignal(win.session.recordingStarted, timeout=20_000) as started:
-        qtbot.waitUntil(lambda: win.act_record.isEnabled(), timeout=20_000)
+        qtbot.waitUntil(lambda: win.act.record.isEnabled(), timeout=20_000)
         qtbot.waitUntil(lambda: win.video.delivery is not None, timeout=20_000)
-        win.act_record.trigger()
+        win.act.record.trigger()
     qtbot.waitUntil(
         lambda: (
             win.session._run is not None

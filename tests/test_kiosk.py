@@ -112,8 +112,8 @@ def test_public_kiosk_cannot_record_snapshot_or_change_settings_from_the_keyboar
     wait_frames(qtbot, window)
     window.update_run_actions()  # what re-enabled Record and Snapshot before the fix
     window._on_cameras_found([0])  # a camera turns up: its menu entry stays off too
-    enabled = {a for a in window.all_actions if a.isEnabled()}
-    assert enabled == window.public_actions  # the exit and F12, nothing else
+    enabled = {a for a in window.act.all if a.isEnabled()}
+    assert enabled == window.act.public  # the exit and F12, nothing else
     assert not any(a.isEnabled() for a in window._camera_actions())
     started = []
     window.session.recordingStarted.connect(started.append)
@@ -134,7 +134,7 @@ def test_public_kiosk_cannot_record_snapshot_or_change_settings_from_the_keyboar
     # F12 with the right PIN: staff mode, every key works again (the same presses record)
     press(window, Qt.Key.Key_F12)
     assert asked and window.kiosk_controller.access is Access.STAFF
-    assert window.act_record.isEnabled() and window.menuBar().isVisible()
+    assert window.act.record.isEnabled() and window.menuBar().isVisible()
     assert window.panel.rates.isVisible()  # the figures are for staff
     with qtbot.waitSignal(window.session.recordingStarted, timeout=10_000):
         press(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
@@ -142,7 +142,7 @@ def test_public_kiosk_cannot_record_snapshot_or_change_settings_from_the_keyboar
     # F12 again: locked; the recording goes on with its sign, and nobody can stop it
     press(window, Qt.Key.Key_F12)
     assert window.kiosk_controller.access is Access.PUBLIC
-    assert {a for a in window.all_actions if a.isEnabled()} == window.public_actions
+    assert {a for a in window.act.all if a.isEnabled()} == window.act.public
     assert not window.menuBar().isVisible() and not window.panel.rates.isVisible()
     press(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
     qtbot.wait(300)
@@ -157,9 +157,9 @@ def test_wrong_pins_keep_it_locked_and_too_many_refuse_f12(make_window, qtbot, m
     monkeypatch.setattr(kiosk_module, "ask_pin", lambda parent: typed.append(1) or next(answers))
     window = make_window(kiosk=True)
     kiosk = window.kiosk_controller
-    window.act_staff_mode.trigger()
+    window.act.staff_mode.trigger()
     assert "Wrong PIN" in window.notice.text() and len(typed) == 1
-    window.act_staff_mode.trigger()  # straight after a wrong one: a pause first, no prompt
+    window.act.staff_mode.trigger()  # straight after a wrong one: a pause first, no prompt
     assert "wait a moment" in window.notice.text() and len(typed) == 1
     monkeypatch.setattr(kiosk_module, "WRONG_PIN_DELAY_MS", 0)
     answers = iter(["0000", "1234", "9999", PIN])
@@ -167,11 +167,11 @@ def test_wrong_pins_keep_it_locked_and_too_many_refuse_f12(make_window, qtbot, m
     kiosk.wrong_pins = 0
     kiosk._refused_until = 0.0
     for n in range(1, kiosk_module.MAX_ATTEMPTS + 1):
-        window.act_staff_mode.trigger()
-        assert kiosk.access is Access.PUBLIC and not window.act_record.isEnabled()
+        window.act.staff_mode.trigger()
+        assert kiosk.access is Access.PUBLIC and not window.act.record.isEnabled()
         assert "Wrong PIN" in window.notice.text()
         assert len(typed) == n
-    window.act_staff_mode.trigger()  # the right PIN now, but F12 is refused for a while
+    window.act.staff_mode.trigger()  # the right PIN now, but F12 is refused for a while
     assert len(typed) == kiosk_module.MAX_ATTEMPTS  # not even asked
     assert "too many wrong PINs" in window.notice.text()
     assert kiosk.access is Access.PUBLIC
@@ -180,19 +180,19 @@ def test_wrong_pins_keep_it_locked_and_too_many_refuse_f12(make_window, qtbot, m
 def test_without_a_pin_f12_says_how_to_set_one_and_stays_public(make_window, monkeypatch):
     monkeypatch.setattr(kiosk_module, "ask_pin", lambda parent: pytest.fail("asked for a PIN"))
     window = make_window(kiosk=True)
-    window.act_staff_mode.trigger()
+    window.act.staff_mode.trigger()
     assert "waste-vision app --set-staff-pin" in window.notice.text()
     assert window.kiosk_controller.access is Access.PUBLIC
-    assert not window.act_record.isEnabled() and not window.act_reset_thresholds.isEnabled()
+    assert not window.act.record.isEnabled() and not window.act.reset_thresholds.isEnabled()
 
 
 def test_f12_is_staff_mode_in_the_kiosk_and_the_figures_elsewhere(make_window):
     normal = make_window()
-    assert normal.act_staff_figures.shortcut().toString() == "F12"
-    assert normal.act_staff_mode.shortcut().isEmpty()
+    assert normal.act.staff_figures.shortcut().toString() == "F12"
+    assert normal.act.staff_mode.shortcut().isEmpty()
     kiosk = make_window(kiosk=True)
-    assert kiosk.act_staff_mode.shortcut().toString() == "F12"
-    assert kiosk.act_staff_figures.shortcut().isEmpty()  # no two actions on one key
+    assert kiosk.act.staff_mode.shortcut().toString() == "F12"
+    assert kiosk.act.staff_figures.shortcut().isEmpty()  # no two actions on one key
 
 
 def test_set_staff_pin_from_the_command_line(tmp_path, monkeypatch):

@@ -24,12 +24,16 @@ import hmac
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QFont, QKeySequence
 from PySide6.QtWidgets import QApplication, QInputDialog, QLineEdit
 
 from waste_vision.errors import UserError
+
+if TYPE_CHECKING:  # the window makes this controller and hands itself in
+    from waste_vision.app.window import MainWindow
 
 FIRST_DELAY_S = 1.0
 MAX_DELAY_S = 30.0
@@ -167,7 +171,7 @@ def public_notice(spec: str | None, kind: str) -> str:
 
 
 class Kiosk(QObject):
-    def __init__(self, window):
+    def __init__(self, window: MainWindow):
         super().__init__(window)
         self.window = window
         self.delay = FIRST_DELAY_S
@@ -195,8 +199,8 @@ class Kiosk(QObject):
         w.notice.setFont(font)
         w.video.placeholder = "Waiting for the camera…"
         # F12 is staff mode here; the figures are one of the things staff mode shows
-        w.act_staff_figures.setShortcut(QKeySequence())
-        w.act_staff_mode.setShortcut(QKeySequence("F12"))
+        w.act.staff_figures.setShortcut(QKeySequence())
+        w.act.staff_mode.setShortcut(QKeySequence("F12"))
         self._lock()
         if screen is not None:  # also fills the screen where no window manager runs
             w.setGeometry(screen.geometry())
@@ -248,7 +252,7 @@ class Kiosk(QObject):
         w.menuBar().hide()
         w.toolbar.hide()
         w.statusBar().hide()
-        w.act_staff_figures.setChecked(False)
+        w.act.staff_figures.setChecked(False)
         w.show_staff_figures(False)
         w.panel.thresholds_box.setVisible(False)
         w.video.cancel_drag()
@@ -265,7 +269,7 @@ class Kiosk(QObject):
         w.toolbar.show()
         w.statusBar().show()
         w.panel.thresholds_box.setVisible(True)
-        w.act_staff_figures.setChecked(True)
+        w.act.staff_figures.setChecked(True)
         w.show_staff_figures(True)
         w.video.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, False)
         self._show_cursor()

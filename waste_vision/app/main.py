@@ -17,6 +17,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import cast
 
 from waste_vision.engine.sources import parse_camera_size
 from waste_vision.errors import UserError
@@ -117,7 +118,14 @@ def run_app(args) -> int:
         from waste_vision.app.platform_check import check_platform
 
         check_platform()
-    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "waste-vision"])
+    existing = QApplication.instance()
+    # typed QCoreApplication; one made before the window (pytest-qt's) is a QApplication, as
+    # the window's widgets need
+    app = (
+        cast(QApplication, existing)
+        if existing is not None
+        else QApplication([sys.argv[0] if sys.argv else "waste-vision"])
+    )
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("waste-vision")
@@ -138,7 +146,7 @@ def run_app(args) -> int:
     restore_hooks = install_error_hook(window, log_path)
     log.info("window started (kiosk: %s), log %s", bool(args.kiosk), log_path)
     if args.find is not None:
-        window.act_find_items.setChecked(args.find == "items")
+        window.act.find_items.setChecked(args.find == "items")
         window.region_controls.set_find_items(args.find == "items")
     window.session.reuse = not getattr(args, "classify_every_frame", False)
     size = parse_camera_size(args.camera_size) if args.camera_size else None

@@ -1,20 +1,82 @@
 """The window's actions, menus and toolbar, laid out in one place (as Qt Designer's
 ``setupUi`` would): which command has which shortcut, and where it shows. The slots live
 on the window (sources, view) and its controllers (recording, regions, thresholds, tally);
-this module only wires them to actions."""
+this module only wires them to actions.
+
+The actions are one typed object, ``WindowActions`` (``window.actions``): the controllers
+reach them as ``window.actions.record`` and the like, which a type checker follows.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QToolBar, QToolButton
 
+if TYPE_CHECKING:  # the window builds its actions with this module
+    from waste_vision.app.window import MainWindow
+
+
+@dataclass(frozen=True)
+class WindowActions:
+    """Every command of the window as a QAction, in the order the shortcuts list shows them.
+
+    Each has its shortcut on the window itself, so it works with the menu bar hidden (kiosk).
+    """
+
+    start: QAction
+    record: QAction
+    snapshot: QAction
+    open_video: QAction
+    open_stream: QAction
+    open_folder: QAction
+    demo: QAction
+    loop: QAction
+    rescan: QAction
+    rec_folder: QAction
+    open_rec_folder: QAction
+    remove_region: QAction
+    clear_regions: QAction
+    track_regions: QAction
+    find_items: QAction
+    explain: QAction
+    learn_empty: QAction
+    s1_down: QAction
+    s1_up: QAction
+    unc_down: QAction
+    unc_up: QAction
+    reset_thresholds: QAction
+    reset_tally: QAction
+    undo_reset_tally: QAction
+    export_tally: QAction
+    fullscreen: QAction
+    staff_figures: QAction
+    staff_mode: QAction  # kiosk: F12 asks for the staff PIN (kiosk.py gives it the key)
+    shortcuts: QAction
+    about: QAction
+    quit: QAction
+    quit_kiosk: QAction  # the one way out of kiosk mode; works in the normal window too
+
+    @property
+    def all(self) -> tuple[QAction, ...]:
+        """Every action, in field order."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    @property
+    def public(self) -> frozenset[QAction]:
+        """What the public may do at a locked kiosk: leave (on purpose) and ask for staff mode."""
+        return frozenset({self.quit_kiosk, self.staff_mode})
+
 
 def _action(
-    window,
+    window: MainWindow,
     text: str,
     shortcut: str | QKeySequence | None = None,
-    slot=None,
+    slot: Callable[..., Any] | None = None,
     *,
     checkable: bool = False,
     tip: str | None = None,
@@ -30,257 +92,238 @@ def _action(
     if slot is not None:
         action.triggered.connect(slot)
     window.addAction(action)  # shortcuts work with the menu bar hidden (kiosk)
-    window.all_actions.append(action)
     return action
 
 
-def build_actions(window) -> None:
-    """Every command as a QAction on the window (``window.act_*``), its shortcut working
-    with the menu bar hidden (kiosk)."""
-    window.all_actions = []
+def build_actions(window: MainWindow) -> WindowActions:
+    """Every command as a QAction on the window, its shortcut working with the menu bar
+    hidden (kiosk). Made in field order (keyword arguments are evaluated in order)."""
 
-    def a(*args, **kwargs) -> QAction:
+    def a(*args: Any, **kwargs: Any) -> QAction:
         return _action(window, *args, **kwargs)
 
-    window.act_start = a(
-        "Start", "Space", window.toggle_running, tip="Start or stop the current source"
-    )
-    window.act_record = a(
-        "Record",
-        "Ctrl+R",
-        window.recording_controls.toggle,
-        checkable=True,
-        tip="Record the annotated video (and a JSONL log) to the recording folder",
-    )
-    window.act_snapshot = a(
-        "Snapshot",
-        "Ctrl+S",
-        window.recording_controls.snapshot,
-        tip="Save the annotated frame as a PNG in the recording folder",
-    )
-    window.act_open_video = a("Open video…", "Ctrl+O", window.ask_video, tip="Play a video file")
-    window.act_open_stream = a(
-        "Open stream URL…",
-        "Ctrl+U",
-        window.ask_stream,
-        tip="Play an rtsp://, http:// or https:// stream",
-    )
-    window.act_open_folder = a(
-        "Open image folder…",
-        "Ctrl+Shift+O",
-        window.ask_folder,
-        tip="Show a folder's images as a slideshow",
-    )
-    window.act_demo = a(
-        "Play demo clip", "Ctrl+D", window.play_demo, tip="Play the bundled demo clip"
-    )
-    window.act_loop = a(
-        "Loop files",
-        "Ctrl+L",
-        window.set_loop,
-        checkable=True,
-        tip="Start video files and folders again when they end",
-    )
-    window.act_rescan = a(
-        "Rescan cameras", "F5", window.rescan_cameras, tip="Look for cameras again"
-    )
-    window.act_rec_folder = a(
-        "Recording folder…",
-        None,
-        window.recording_controls.ask_folder,
-        tip="Where recordings and snapshots go",
-    )
-    window.act_open_rec_folder = a(
-        "Open recordings folder",
-        None,
-        window.recording_controls.open_folder,
-        tip="Show the recordings and snapshots in the file manager",
-    )
+    recording = window.recording_controls
     regions = window.region_controls
-    window.act_remove_region = a(
-        "Remove last region", "Backspace", regions.remove_last, tip="Remove the region drawn last"
+    panel = window.panel
+    return WindowActions(
+        start=a("Start", "Space", window.toggle_running, tip="Start or stop the current source"),
+        record=a(
+            "Record",
+            "Ctrl+R",
+            recording.toggle,
+            checkable=True,
+            tip="Record the annotated video (and a JSONL log) to the recording folder",
+        ),
+        snapshot=a(
+            "Snapshot",
+            "Ctrl+S",
+            recording.snapshot,
+            tip="Save the annotated frame as a PNG in the recording folder",
+        ),
+        open_video=a("Open video…", "Ctrl+O", window.ask_video, tip="Play a video file"),
+        open_stream=a(
+            "Open stream URL…",
+            "Ctrl+U",
+            window.ask_stream,
+            tip="Play an rtsp://, http:// or https:// stream",
+        ),
+        open_folder=a(
+            "Open image folder…",
+            "Ctrl+Shift+O",
+            window.ask_folder,
+            tip="Show a folder's images as a slideshow",
+        ),
+        demo=a("Play demo clip", "Ctrl+D", window.play_demo, tip="Play the bundled demo clip"),
+        loop=a(
+            "Loop files",
+            "Ctrl+L",
+            window.set_loop,
+            checkable=True,
+            tip="Start video files and folders again when they end",
+        ),
+        rescan=a("Rescan cameras", "F5", window.rescan_cameras, tip="Look for cameras again"),
+        rec_folder=a(
+            "Recording folder…",
+            None,
+            recording.ask_folder,
+            tip="Where recordings and snapshots go",
+        ),
+        open_rec_folder=a(
+            "Open recordings folder",
+            None,
+            recording.open_folder,
+            tip="Show the recordings and snapshots in the file manager",
+        ),
+        remove_region=a(
+            "Remove last region",
+            "Backspace",
+            regions.remove_last,
+            tip="Remove the region drawn last",
+        ),
+        clear_regions=a(
+            "Clear regions",
+            "Delete",
+            regions.clear,
+            tip="Remove all drawn regions: items are found by themselves again",
+        ),
+        track_regions=a(
+            "Regions follow items",
+            "T",
+            regions.set_tracking,
+            checkable=True,
+            tip="Drawn regions follow the item in them and return "
+            "where drawn when it leaves; off: fixed zones",
+        ),
+        find_items=a(
+            "Find items",
+            "I",
+            regions.set_find_items,
+            checkable=True,
+            tip="Find each item on the table and classify it on its own; "
+            "off: classify the whole frame (one item close up)",
+        ),
+        explain=a(
+            "Explain",
+            "X",
+            window.session.set_explain,
+            checkable=True,
+            tip="Show where the model looked on each item (heat map)",
+        ),
+        learn_empty=a(
+            "Learn empty table",
+            "E",
+            regions.learn_empty_scene,
+            tip="Take the view as it is now (clear the table first) as the empty scene",
+        ),
+        s1_down=a("Stage-1 threshold −0.01", "[", lambda: panel.stage1_slider.step(-1)),
+        s1_up=a("Stage-1 threshold +0.01", "]", lambda: panel.stage1_slider.step(1)),
+        unc_down=a("Uncertain threshold −0.01", "-", lambda: panel.uncertain_slider.step(-1)),
+        unc_up=a("Uncertain threshold +0.01", "=", lambda: panel.uncertain_slider.step(1)),
+        reset_thresholds=a(
+            "Reset thresholds",
+            "Ctrl+0",
+            window.threshold_controls.reset,
+            tip="Back to the model's calibrated thresholds",
+        ),
+        reset_tally=a(
+            "Reset tally",
+            "Ctrl+Shift+T",
+            window.tally_controls.reset,
+            tip="Set every count back to zero",
+        ),
+        undo_reset_tally=a(
+            "Undo reset tally",
+            "Ctrl+Z",
+            window.tally_controls.undo_reset,
+            tip="Bring back the counts the last reset cleared",
+        ),
+        export_tally=a(
+            "Export tally…",
+            "Ctrl+E",
+            window.tally_controls.export,
+            tip="Save the counts as a CSV file",
+        ),
+        fullscreen=a("Full screen", "F11", window.toggle_fullscreen, checkable=True),
+        staff_figures=a(
+            "Show figures",
+            "F12",
+            window.show_staff_figures,
+            checkable=True,
+            tip="Rates, latency and backend (hidden in kiosk mode)",
+        ),
+        # kiosk: F12 asks for the staff PIN (kiosk.py gives it the key; no shortcut elsewhere)
+        staff_mode=a(
+            "Staff mode",
+            None,
+            window.toggle_staff_mode,
+            tip="Kiosk: unlock the controls with the staff PIN; again: lock",
+        ),
+        shortcuts=a("Keyboard shortcuts", "F1", window.show_shortcuts),
+        about=a(
+            "About waste-vision",
+            None,
+            window.show_about,
+            tip="Versions, profile and where the log is",
+        ),
+        quit=a("Quit", "Ctrl+Q", window.quit_app),
+        # the one way out of kiosk mode; works in the normal window too
+        quit_kiosk=a("Quit (kiosk)", "Ctrl+Shift+Q", window.quit_app),
     )
-    window.act_clear_regions = a(
-        "Clear regions",
-        "Delete",
-        regions.clear,
-        tip="Remove all drawn regions: items are found by themselves again",
-    )
-    window.act_track_regions = a(
-        "Regions follow items",
-        "T",
-        regions.set_tracking,
-        checkable=True,
-        tip="Drawn regions follow the item in them and return "
-        "where drawn when it leaves; off: fixed zones",
-    )
-    window.act_find_items = a(
-        "Find items",
-        "I",
-        regions.set_find_items,
-        checkable=True,
-        tip="Find each item on the table and classify it on its own; "
-        "off: classify the whole frame (one item close up)",
-    )
-    window.act_explain = a(
-        "Explain",
-        "X",
-        window.session.set_explain,
-        checkable=True,
-        tip="Show where the model looked on each item (heat map)",
-    )
-    window.act_learn_empty = a(
-        "Learn empty table",
-        "E",
-        regions.learn_empty_scene,
-        tip="Take the view as it is now (clear the table first) as the empty scene",
-    )
-    window.act_s1_down = a(
-        "Stage-1 threshold −0.01", "[", lambda: window.panel.stage1_slider.step(-1)
-    )
-    window.act_s1_up = a("Stage-1 threshold +0.01", "]", lambda: window.panel.stage1_slider.step(1))
-    window.act_unc_down = a(
-        "Uncertain threshold −0.01", "-", lambda: window.panel.uncertain_slider.step(-1)
-    )
-    window.act_unc_up = a(
-        "Uncertain threshold +0.01", "=", lambda: window.panel.uncertain_slider.step(1)
-    )
-    window.act_reset_thresholds = a(
-        "Reset thresholds",
-        "Ctrl+0",
-        window.threshold_controls.reset,
-        tip="Back to the model's calibrated thresholds",
-    )
-    window.act_reset_tally = a(
-        "Reset tally",
-        "Ctrl+Shift+T",
-        window.tally_controls.reset,
-        tip="Set every count back to zero",
-    )
-    window.act_undo_reset_tally = a(
-        "Undo reset tally",
-        "Ctrl+Z",
-        window.tally_controls.undo_reset,
-        tip="Bring back the counts the last reset cleared",
-    )
-    window.set_action_enabled(window.act_undo_reset_tally, False)
-    window.act_export_tally = a(
-        "Export tally…", "Ctrl+E", window.tally_controls.export, tip="Save the counts as a CSV file"
-    )
-    window.act_fullscreen = a("Full screen", "F11", window.toggle_fullscreen, checkable=True)
-    window.act_staff_figures = a(
-        "Show figures",
-        "F12",
-        window.show_staff_figures,
-        checkable=True,
-        tip="Rates, latency and backend (hidden in kiosk mode)",
-    )
-    # kiosk: F12 asks for the staff PIN (kiosk.py gives it the key; no shortcut elsewhere)
-    window.act_staff_mode = a(
-        "Staff mode",
-        None,
-        window.toggle_staff_mode,
-        tip="Kiosk: unlock the controls with the staff PIN; again: lock",
-    )
-    window.act_shortcuts = a("Keyboard shortcuts", "F1", window.show_shortcuts)
-    window.act_about = a(
-        "About waste-vision", None, window.show_about, tip="Versions, profile and where the log is"
-    )
-    window.act_quit = a("Quit", "Ctrl+Q", window.quit_app)
-    # the one way out of kiosk mode; works in the normal window too
-    window.act_quit_kiosk = a("Quit (kiosk)", "Ctrl+Shift+Q", window.quit_app)
-    # what the public may do at a locked kiosk: leave (on purpose) and ask for staff mode
-    window.public_actions = {window.act_quit_kiosk, window.act_staff_mode}
-    window.panel.set_actions(window.act_reset_tally, window.act_export_tally)
 
 
-def build_menus_and_toolbar(window) -> None:
-    """Where the actions show: the menu bar, and the toolbar for the frequent ones."""
+def build_menus_and_toolbar(window: MainWindow, actions: WindowActions) -> tuple[QMenu, QToolBar]:
+    """Where the actions show: the menu bar, and the toolbar for the frequent ones.
+    Returns the camera menu (filled once the cameras are probed) and the toolbar."""
+    act = actions
     bar = window.menuBar()
     source = bar.addMenu("&Source")
-    window.camera_menu = QMenu("Camera", window)
-    window.camera_menu.addAction("Looking for cameras…").setEnabled(False)
-    source.addMenu(window.camera_menu)
-    for act in (
-        window.act_open_video,
-        window.act_open_stream,
-        window.act_open_folder,
-        window.act_demo,
-    ):
-        source.addAction(act)
+    camera_menu = QMenu("Camera", window)
+    camera_menu.addAction("Looking for cameras…").setEnabled(False)
+    source.addMenu(camera_menu)
+    for action in (act.open_video, act.open_stream, act.open_folder, act.demo):
+        source.addAction(action)
     source.addSeparator()
-    source.addAction(window.act_loop)
-    source.addAction(window.act_rescan)
+    source.addAction(act.loop)
+    source.addAction(act.rescan)
     source.addSeparator()
-    source.addAction(window.act_quit)
+    source.addAction(act.quit)
     run = bar.addMenu("&Run")
-    for act in (window.act_start, window.act_record, window.act_snapshot):
-        run.addAction(act)
+    for action in (act.start, act.record, act.snapshot):
+        run.addAction(action)
     run.addSeparator()
-    run.addAction(window.act_rec_folder)
-    run.addAction(window.act_open_rec_folder)
+    run.addAction(act.rec_folder)
+    run.addAction(act.open_rec_folder)
     regions = bar.addMenu("Re&gions")
-    regions.addAction(window.act_find_items)
-    regions.addAction(window.act_learn_empty)
-    regions.addAction(window.act_explain)
+    regions.addAction(act.find_items)
+    regions.addAction(act.learn_empty)
+    regions.addAction(act.explain)
     regions.addSeparator()
-    regions.addAction(window.act_track_regions)
-    regions.addAction(window.act_remove_region)
-    regions.addAction(window.act_clear_regions)
+    regions.addAction(act.track_regions)
+    regions.addAction(act.remove_region)
+    regions.addAction(act.clear_regions)
     thresholds = bar.addMenu("&Thresholds")
-    for act in (
-        window.act_s1_down,
-        window.act_s1_up,
-        window.act_unc_down,
-        window.act_unc_up,
-        window.act_reset_thresholds,
-    ):
-        thresholds.addAction(act)
+    for action in (act.s1_down, act.s1_up, act.unc_down, act.unc_up, act.reset_thresholds):
+        thresholds.addAction(action)
     tally = bar.addMenu("T&ally")
-    tally.addAction(window.act_reset_tally)
-    tally.addAction(window.act_undo_reset_tally)
-    tally.addAction(window.act_export_tally)
+    tally.addAction(act.reset_tally)
+    tally.addAction(act.undo_reset_tally)
+    tally.addAction(act.export_tally)
     view = bar.addMenu("&View")
-    view.addAction(window.act_fullscreen)
-    view.addAction(window.act_staff_figures)
+    view.addAction(act.fullscreen)
+    view.addAction(act.staff_figures)
     help_menu = bar.addMenu("&Help")
-    help_menu.addAction(window.act_shortcuts)
-    help_menu.addAction(window.act_about)
+    help_menu.addAction(act.shortcuts)
+    help_menu.addAction(act.about)
 
-    window.toolbar = QToolBar("Controls")
-    window.toolbar.setObjectName("controls")
-    window.toolbar.setMovable(False)
-    window.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-    window.toolbar.addAction(window.act_start)
-    window.toolbar.addAction(window.act_record)
-    window.toolbar.addAction(window.act_snapshot)
-    window.toolbar.addSeparator()
+    toolbar = QToolBar("Controls")
+    toolbar.setObjectName("controls")
+    toolbar.setMovable(False)
+    toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+    toolbar.addAction(act.start)
+    toolbar.addAction(act.record)
+    toolbar.addAction(act.snapshot)
+    toolbar.addSeparator()
     camera_button = QToolButton()
     camera_button.setText("Camera")
-    camera_button.setMenu(window.camera_menu)
+    camera_button.setMenu(camera_menu)
     camera_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-    window.toolbar.addWidget(camera_button)
-    for act in (
-        window.act_open_video,
-        window.act_open_stream,
-        window.act_open_folder,
-        window.act_demo,
-        window.act_loop,
-    ):
-        window.toolbar.addAction(act)
-    window.toolbar.addSeparator()
-    window.toolbar.addAction(window.act_find_items)
-    window.toolbar.addAction(window.act_learn_empty)
-    window.toolbar.addAction(window.act_explain)
-    window.toolbar.addAction(window.act_clear_regions)
-    window.addToolBar(window.toolbar)
+    toolbar.addWidget(camera_button)
+    for action in (act.open_video, act.open_stream, act.open_folder, act.demo, act.loop):
+        toolbar.addAction(action)
+    toolbar.addSeparator()
+    toolbar.addAction(act.find_items)
+    toolbar.addAction(act.learn_empty)
+    toolbar.addAction(act.explain)
+    toolbar.addAction(act.clear_regions)
+    window.addToolBar(toolbar)
     # Start/Stop and Record/Stop recording change their text: fixed widths keep the
     # toolbar from shifting under the pointer
-    metrics = window.toolbar.fontMetrics()
-    for act, texts in (
-        (window.act_start, ("Start", "Stop")),
-        (window.act_record, ("Record", "Stop recording")),
+    metrics = toolbar.fontMetrics()
+    for action, texts in (
+        (act.start, ("Start", "Stop")),
+        (act.record, ("Record", "Stop recording")),
     ):
-        button = window.toolbar.widgetForAction(act)
+        button = toolbar.widgetForAction(action)
         if button is not None:
             button.setFixedWidth(max(metrics.horizontalAdvance(t) for t in texts) + 20)
+    return camera_menu, toolbar

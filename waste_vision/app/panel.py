@@ -7,6 +7,8 @@ repaint 30 times a second than styled progress bars.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import (
@@ -81,7 +83,9 @@ class ProbabilityBar(QWidget):
         # white: each character stays readable wherever the bar ends (drawn twice, clipped)
         filled = r.width() * max(0.0, min(self.value or 0.0, 1.0))
         fill_colour = colour if self.highlight else colour.darker(160)
-        on_fill_pen = _qcolour(text_colour_on(tuple(fill_colour.getRgb()[:3])))
+        on_fill_pen = _qcolour(
+            text_colour_on((fill_colour.red(), fill_colour.green(), fill_colour.blue()))
+        )
         text = "—" if self.value is None else f"{self.value:.2f}"
         inner = r.adjusted(6, 0, -6, 0)
         for clip, pen in (
@@ -149,7 +153,8 @@ class Panel(QWidget):
     ):
         super().__init__(parent)
         self.setObjectName("panel")
-        self.on_width = None  # called with the new width (the scroll area around follows)
+        # called with the new width (the scroll area around follows)
+        self.on_width: Callable[[int], None] | None = None
         self.setFixedWidth(PANEL_WIDTH)
         self.stage1_labels, self.stage2_labels = list(stage1_labels), list(stage2_labels)
         self._base_points = self.font().pointSize()

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QLabel
 
+if TYPE_CHECKING:  # the window makes this controller and hands itself in
+    from waste_vision.app.window import MainWindow
+
 
 class RecordingControls:
-    def __init__(self, window):
+    def __init__(self, window: MainWindow):
         self.window = window
         self.session = window.session
         self.settings = window.settings
@@ -37,7 +41,7 @@ class RecordingControls:
         return self.path is not None or self.asked
 
     def toggle(self) -> None:
-        act = self.window.act_record
+        act = self.window.act.record
         if self.window.public_locked and not self.busy:  # a public kiosk never starts one
             act.setChecked(False)
             return
@@ -65,8 +69,8 @@ class RecordingControls:
     def _on_started(self, path: str) -> None:
         self.path = path
         self.since = time.monotonic()
-        self.window.act_record.setChecked(True)
-        self.window.act_record.setText("Stop recording")
+        self.window.act.record.setChecked(True)
+        self.window.act.record.setText("Stop recording")
         self.label.setVisible(True)
         self.window.video.set_recording(True)
         self.label.setText(f"● REC 00:00 → {Path(path).name}")
@@ -76,8 +80,8 @@ class RecordingControls:
     def _on_finished(self, path: str, error: str) -> None:
         self.path = None
         self.asked = False
-        self.window.act_record.setChecked(False)
-        self.window.act_record.setText("Record")
+        self.window.act.record.setChecked(False)
+        self.window.act.record.setText("Record")
         self.label.setVisible(False)
         self.window.video.set_recording(False)
         self.window.update_run_actions()

@@ -7,9 +7,14 @@ followed, so a count never spans two different setups.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the window makes this controller and hands itself in
+    from waste_vision.app.window import MainWindow
+
 
 class RegionControls:
-    def __init__(self, window):
+    def __init__(self, window: MainWindow):
         self.window = window
         self.session = window.session
         self.regions = window.regions
@@ -28,8 +33,8 @@ class RegionControls:
             else "whole frame"
         )
         if not self.window.kiosk:
-            self.window.set_action_enabled(self.window.act_remove_region, drawn > 0)
-            self.window.set_action_enabled(self.window.act_clear_regions, drawn > 0)
+            self.window.set_action_enabled(self.window.act.remove_region, drawn > 0)
+            self.window.set_action_enabled(self.window.act.clear_regions, drawn > 0)
 
     def set_find_items(self, checked: bool) -> None:
         self.session.set_mode("items" if checked else "frame")
@@ -61,14 +66,15 @@ class RegionControls:
         self.session.break_item()
         what = (
             "items are found by themselves again"
-            if self.window.act_find_items.isChecked()
+            if self.window.act.find_items.isChecked()
             else "the whole frame is classified"
         )
         self.window.show_status(f"Regions cleared: {what}", 5000)
 
     def _on_drawn(self, box: tuple) -> None:
-        track = self.window.act_track_regions.isChecked()
-        self.regions.add(tuple(int(v) for v in box), track)
+        track = self.window.act.track_regions.isChecked()
+        x, y, w, h = (int(v) for v in box)
+        self.regions.add((x, y, w, h), track)
         self.session.break_item()
         what = "follows its item" if track else "stays where drawn"
         self.window.show_status(

@@ -36,6 +36,7 @@ from waste_vision.engine.sources import (
     Buffering,
     SourceStatus,
     StatusEvent,
+    VideoSource,
     list_cameras,
     open_source,
 )
@@ -85,7 +86,7 @@ class Run:
 
     id: int
     spec: str
-    source: object
+    source: VideoSource
     pipeline: Pipeline
     thread: threading.Thread
     stats: RunStats
@@ -432,6 +433,8 @@ class LiveSession(QObject):
 
     def _close_recording(self, run: Run) -> None:
         sink, run.recording = run.recording, None
+        if sink is None:
+            return
         if sink in run.pipeline.sinks:
             run.pipeline.sinks.remove(sink)  # the pipeline copies the list per frame
         output = sink.close()

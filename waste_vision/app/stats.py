@@ -36,7 +36,9 @@ class Ticks:
 
     @property
     def span(self) -> float:
-        return 0.0 if self.first is None else self.last - self.first
+        if self.first is None or self.last is None:
+            return 0.0
+        return self.last - self.first
 
 
 def steady_rate(runs: list[Ticks]) -> float:

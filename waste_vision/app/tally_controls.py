@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QFileDialog
 
 from waste_vision.engine.tally import Tally
 
+if TYPE_CHECKING:  # the window makes this controller and hands itself in
+    from waste_vision.app.window import MainWindow
+
 
 class TallyControls:
-    def __init__(self, window, labels: list[str]):
+    def __init__(self, window: MainWindow, labels: list[str]):
         self.window = window
         self.tally = Tally(labels)
         self._before_reset: dict = {}
@@ -29,7 +33,7 @@ class TallyControls:
         self._before_reset = dict(self.tally.counts)
         self.tally.reset()
         self._show()
-        self.window.set_action_enabled(self.window.act_undo_reset_tally, bool(self._before_reset))
+        self.window.set_action_enabled(self.window.act.undo_reset_tally, bool(self._before_reset))
         self.window.show_status("Tally reset (Ctrl+Z brings the counts back)", 10000)
 
     def undo_reset(self) -> None:
@@ -37,7 +41,7 @@ class TallyControls:
         for label, n in self._before_reset.items():
             self.tally.counts[label] += n
         self._before_reset = {}
-        self.window.set_action_enabled(self.window.act_undo_reset_tally, False)
+        self.window.set_action_enabled(self.window.act.undo_reset_tally, False)
         self._show()
 
     def export(self) -> None:

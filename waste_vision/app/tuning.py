@@ -6,7 +6,12 @@ panel's sliders show what the cascade accepted, and the settings remember it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from waste_vision.cascade import Cascade
+
+if TYPE_CHECKING:  # the window makes this controller and hands itself in
+    from waste_vision.app.window import MainWindow
 
 
 def backend_text(cascade: Cascade) -> str:
@@ -18,7 +23,7 @@ def backend_text(cascade: Cascade) -> str:
 class ThresholdControls:
     """The panel's two sliders and Reset thresholds, wired to the cascade."""
 
-    def __init__(self, window):
+    def __init__(self, window: MainWindow):
         self.window = window
         self.cascade = window.cascade
         self.settings = window.settings

@@ -163,7 +163,7 @@ class VideoWidget(QWidget):
         if self.recording:
             self._paint_rec_sign(painter)
         painter.end()
-        if self._fresh:
+        if self._fresh and self.delivery is not None:
             self._fresh = False
             if self.on_painted is not None:
                 self.on_painted(self.delivery, time.monotonic())
@@ -175,29 +175,32 @@ class VideoWidget(QWidget):
 
     # -- regions ----------------------------------------------------------------------------
 
-    def _inside(self, pos: QPointF) -> QRectF | None:
+    def _on_frame(self, pos: QPointF) -> tuple[float, float] | None:
+        """``pos`` in frame pixels when it lies on the frame drawn; else None."""
+        size = self.frame_size
         target = self.target_rect()
-        return target if target is not None and target.contains(pos) else None
+        if size is None or target is None or not target.contains(pos):
+            return None
+        return widget_to_frame(pos, target, size)
 
     def mousePressEvent(self, event) -> None:
         pos = event.position()
-        target = self._inside(pos)
-        if target is None:
+        at = self._on_frame(pos)
+        if at is None:
             return super().mousePressEvent(event)
         if event.button() == Qt.MouseButton.LeftButton:
             self._drag = (pos, pos)
         elif event.button() == Qt.MouseButton.RightButton:
-            self.regionRemoveRequested.emit(*widget_to_frame(pos, target, self.frame_size))
+            self.regionRemoveRequested.emit(*at)
         event.accept()
 
     def mouseDoubleClickEvent(self, event) -> None:
         """Double-click a region: it starts or stops following its item."""
-        pos = event.position()
-        target = self._inside(pos)
-        if target is None or event.button() != Qt.MouseButton.LeftButton:
+        at = self._on_frame(event.position())
+        if at is None or event.button() != Qt.MouseButton.LeftButton:
             return super().mouseDoubleClickEvent(event)
         self._drag = None
-        self.regionTrackToggled.emit(*widget_to_frame(pos, target, self.frame_size))
+        self.regionTrackToggled.emit(*at)
         event.accept()
 
     def mouseMoveEvent(self, event) -> None:
@@ -214,6 +217,7 @@ class VideoWidget(QWidget):
         target, size = self.target_rect(), self.frame_size
         if (
             target is None
+            or size is None
             or abs(end.x() - start.x()) < MIN_DRAG_PX
             or abs(end.y() - start.y()) < MIN_DRAG_PX
         ):

@@ -16,9 +16,10 @@ import time
 from collections import deque
 from concurrent import futures
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeySequence, QPalette
+from PySide6.QtGui import QAction, QColor, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QVBoxLayout,
     QWidget,
@@ -51,6 +53,9 @@ from waste_vision.cascade import Cascade
 from waste_vision.engine.sources import SourceStatus
 from waste_vision.redact import has_credentials, redact_url
 from waste_vision.resources import default_assets_dir
+
+if TYPE_CHECKING:  # imported when a kiosk is made (MainWindow.__init__)
+    from waste_vision.app.kiosk import Kiosk
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +134,9 @@ class MainWindow(QMainWindow):
         self._reconnecting = False
         self._closing = False
         self._allow_close = not kiosk
-        self.kiosk_controller = None
-        self.public_locked = False  # a public kiosk: only public_actions work (kiosk.py)
-        self._wanted_enabled: dict = {}  # what each action would be, unlocked
+        self.kiosk_controller: Kiosk | None = None
+        self.public_locked = False  # a public kiosk: only act.public works (kiosk.py)
+        self._wanted_enabled: dict[QAction, bool] = {}  # what each action would be, unlocked
         self._paint_times: deque[float] = deque(maxlen=31)
         self._recent_latency: deque[float] = deque(maxlen=30)
         self._last_classify_fps = 0.0
@@ -147,11 +152,14 @@ class MainWindow(QMainWindow):
             self, [label for label in stage1_labels if label != "recyclable"] + stage2_labels
         )
         self.tally = self.tally_controls.tally
-        build_actions(self)
-        build_menus_and_toolbar(self)
+        # ``act``, not ``actions``: QWidget.actions() is the list Qt keeps of them
+        self.act = build_actions(self)
+        self.camera_menu, self.toolbar = build_menus_and_toolbar(self, self.act)
+        self.set_action_enabled(self.act.undo_reset_tally, False)  # nothing reset yet
+        self.panel.set_actions(self.act.reset_tally, self.act.export_tally)
         self._build_status_bar()
         self._connect()
-        self.act_staff_figures.setChecked(True)
+        self.act.staff_figures.setChecked(True)
         self._load_settings()
         self.update_run_actions()
         if kiosk:
@@ -221,8 +229,8 @@ class MainWindow(QMainWindow):
 
     def _load_settings(self) -> None:
         self.threshold_controls.load()
-        self.act_loop.setChecked(self.settings.loop_files)
-        self.act_find_items.setChecked(self.settings.find_items)
+        self.act.loop.setChecked(self.settings.loop_files)
+        self.act.find_items.setChecked(self.settings.find_items)
         if self.session.camera[0] is None:  # --camera-size wins over the remembered one
             self.session.camera = (self.settings.camera_size, self.session.camera[1])
         self.session.set_mode("items" if self.settings.find_items else "frame")
@@ -240,23 +248,25 @@ class MainWindow(QMainWindow):
         """
         self.session.probe_cameras(self._camera_probe)
         choice = source_policy.at_launch(spec, self.settings.last_source)
+        chosen = choice.spec
         if (
             choice.action == "open"
             and spec is None
-            and is_stream(choice.spec)
+            and chosen is not None
+            and is_stream(chosen)
             and self.settings.last_source_needs_login
-            and not has_credentials(choice.spec)
+            and not has_credentials(chosen)
         ):
             # its password was not stored: ask again (cancel: cameras, else the demo)
-            full = self._ask_login(choice.spec, self.settings.last_source_user)
+            full = self._ask_login(chosen, self.settings.last_source_user)
             if full is None:
                 self._initial = (None,)
                 return
-            choice = source_policy.Choice("open", full)
-        if choice.action == "open":
-            self.open_source(choice.spec)
+            chosen = full
+        if choice.action == "open" and chosen is not None:
+            self.open_source(chosen)
         else:
-            self._initial = (choice.spec,)
+            self._initial = (chosen,)
 
     def _ask_login(self, url: str, user: str | None) -> str | None:
         """The stream URL with the user name and password asked for; None if cancelled."""
@@ -284,7 +294,7 @@ class MainWindow(QMainWindow):
         # remembered for the next launch only once it delivers a frame (_on_frame_ready):
         # a broken file or a dead URL must not greet every later start with an error
         self._remember = spec if remember and not self.kiosk else None  # stored stripped
-        loop = self.act_loop.isChecked() or demo or self.kiosk
+        loop = self.act.loop.isChecked() or demo or self.kiosk
         self._reconnecting = False
         if self.kiosk_controller is not None:
             self.kiosk_controller.cancel_restart()
@@ -383,32 +393,29 @@ class MainWindow(QMainWindow):
         if is_camera(self.current_spec):
             self.open_source(self.current_spec, remember=False)
 
-    def _on_cameras_found(self, found: list) -> None:
-        if (
-            is_camera(self.current_spec)
-            and self.session.active
-            and int(self.current_spec) not in found
-        ):
-            found = sorted([*found, int(self.current_spec)])  # busy with us, so not probed
+    def _on_cameras_found(self, found: list[int]) -> None:
+        spec = self.current_spec
+        if spec is not None and is_camera(spec) and self.session.active and int(spec) not in found:
+            found = sorted([*found, int(spec)])  # busy with us, so not probed
         self.cameras = list(found)
         self.camera_menu.clear()
         for index in self.cameras:
-            act = self.camera_menu.addAction(f"Camera {index}")
-            act.setEnabled(not self.public_locked)
+            action = self.camera_menu.addAction(f"Camera {index}")
+            action.setEnabled(not self.public_locked)
             if index < 10:
-                act.setShortcut(QKeySequence(f"Alt+{index}"))
-            act.triggered.connect(lambda _=False, i=index: self.open_source(str(i)))
+                action.setShortcut(QKeySequence(f"Alt+{index}"))
+            action.triggered.connect(lambda _=False, i=index: self.open_source(str(i)))
         if not self.cameras:
             self.camera_menu.addAction("No camera found").setEnabled(False)
         self.camera_menu.addSeparator()
         sizes = self.camera_menu.addMenu("Resolution")
         asked = self.session.camera[0]
         for size in (None, (640, 480), (1280, 720), (1920, 1080)):
-            act = sizes.addAction("Driver default" if size is None else f"{size[0]}x{size[1]}")
-            act.setCheckable(True)
-            act.setEnabled(not self.public_locked)
-            act.setChecked(size == asked)
-            act.triggered.connect(lambda _=False, sz=size: self.set_camera_size(sz))
+            action = sizes.addAction("Driver default" if size is None else f"{size[0]}x{size[1]}")
+            action.setCheckable(True)
+            action.setEnabled(not self.public_locked)
+            action.setChecked(size == asked)
+            action.triggered.connect(lambda _=False, sz=size: self.set_camera_size(sz))
         if self._initial is not None:
             (wanted,) = self._initial
             self._initial = None
@@ -543,9 +550,9 @@ class MainWindow(QMainWindow):
 
     def update_run_actions(self) -> None:
         active = self.session.active
-        self.act_start.setText("Stop" if active else "Start")
-        self.set_action_enabled(self.act_record, active or self.recording_controls.path is not None)
-        self.set_action_enabled(self.act_snapshot, self.video.delivery is not None or active)
+        self.act.start.setText("Stop" if active else "Start")
+        self.set_action_enabled(self.act.record, active or self.recording_controls.path is not None)
+        self.set_action_enabled(self.act.snapshot, self.video.delivery is not None or active)
 
     # -- public kiosk lockdown ------------------------------------------------------------------
 
@@ -553,26 +560,26 @@ class MainWindow(QMainWindow):
         """Every enabling goes through here, so a locked kiosk keeps its actions off
         (a disabled action's shortcut does nothing) whatever the run does meanwhile."""
         self._wanted_enabled[action] = bool(enabled)
-        action.setEnabled(
-            bool(enabled) and (not self.public_locked or action in self.public_actions)
-        )
+        action.setEnabled(bool(enabled) and (not self.public_locked or action in self.act.public))
 
     def set_public_locked(self, locked: bool) -> None:
-        """Public kiosk (True): only ``public_actions`` work; staff (False): all again."""
+        """Public kiosk (True): only ``act.public`` works; staff (False): all again."""
         self.public_locked = locked
-        for action in self.all_actions:
+        for action in self.act.all:
             self.set_action_enabled(action, self._wanted_enabled.get(action, True))
         for action in self._camera_actions():
             action.setEnabled(
                 not locked and action.text() not in ("Looking for cameras…", "No camera found")
             )
 
-    def _camera_actions(self) -> list:
-        found, menus = [], [self.camera_menu]
+    def _camera_actions(self) -> list[QAction]:
+        found: list[QAction] = []
+        menus: list[QMenu] = [self.camera_menu]
         while menus:
             for action in menus.pop().actions():
-                if action.menu() is not None:
-                    menus.append(action.menu())
+                submenu = action.menu()  # typed QObject: C++'s menu<T>() template
+                if isinstance(submenu, QMenu):
+                    menus.append(submenu)
                 elif not action.isSeparator():
                     found.append(action)
         return found
@@ -636,9 +643,9 @@ class MainWindow(QMainWindow):
 
     def show_shortcuts(self) -> None:
         rows = [
-            (act.text().replace("&", ""), act.shortcut().toString())
-            for act in self.all_actions
-            if not act.shortcut().isEmpty()
+            (action.text().replace("&", ""), action.shortcut().toString())
+            for action in self.act.all
+            if not action.shortcut().isEmpty()
         ]
         rows.append(("Add a region", "drag on the video"))
         rows.append(("Remove a region", "right-click it"))

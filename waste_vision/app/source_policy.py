@@ -9,18 +9,19 @@ the probe and the camera never open the same device at once.
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from waste_vision.engine.sources import STREAM_PREFIXES
+from waste_vision.engine.sources import is_camera, is_stream
+
+__all__ = ["Action", "Choice", "after_probe", "at_launch", "is_camera", "is_stream"]
 
 
-def is_camera(spec: str | None) -> bool:
-    return spec is not None and str(spec).strip().isdigit()
-
-
-def is_stream(spec: str | None) -> bool:
-    return spec is not None and str(spec).strip().lower().startswith(STREAM_PREFIXES)
+class Action(enum.StrEnum):
+    OPEN = "open"  # play the spec now
+    WAIT = "wait"  # decide once the camera probe has answered
 
 
 @dataclass(frozen=True)
@@ -28,22 +29,26 @@ class Choice:
     """``open``: play ``spec`` now; ``wait``: decide once the camera probe has answered
     (``spec`` is the camera wanted, or None for "the first camera, else the demo")."""
 
-    action: str  # "open" or "wait"
+    action: Action
     spec: str | None = None
 
 
+def _exists(path: str) -> bool:
+    return Path(path).expanduser().exists()
+
+
 def at_launch(
-    asked: str | None, last: str | None, exists=lambda p: Path(p).expanduser().exists()
+    asked: str | None, last: str | None, exists: Callable[[str], bool] = _exists
 ) -> Choice:
     """The launch choice before the cameras are known."""
     if asked is None and last:
         if is_camera(last):
-            return Choice("wait", last)
+            return Choice(Action.WAIT, last)
         if is_stream(last) or exists(last):
             asked = last
     if asked is not None and not is_camera(asked):
-        return Choice("open", asked)
-    return Choice("wait", asked)
+        return Choice(Action.OPEN, asked)
+    return Choice(Action.WAIT, asked)
 
 
 def after_probe(wanted: str | None, cameras: list[int]) -> str | None:

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from waste_vision.errors import UserError
+from waste_vision.manifest import STAGE_NAMES
 from waste_vision.redact import redact_url
 
 INTERNAL_ERROR = 3  # exit code of an unexpected exception (1 and 2 mean other things)
@@ -30,7 +31,7 @@ REUSE_HELP = (
     "classify every region in every frame; by default a region whose picture has "
     "not changed keeps its last result for up to 0.25 s (less CPU; README, Speed)"
 )
-STAGES = ("organic-recyclable", "material")
+STAGES = STAGE_NAMES  # the cascade's stages, as models/cascade.json names them
 INT8_HELP = (
     "use the int8 fused model: faster on some machines, and it disagrees with the "
     "float models on about 3 in 100 material and 3 in 1,000 organic/recyclable "

@@ -13,15 +13,18 @@ it: anything outside the frame is clipped, never an error.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
-from waste_vision.cascade import UNCERTAIN, CascadeResult
-from waste_vision.engine.frames import Box, FrameResult, RegionResult, boxes_overlap
+from waste_vision.engine.frames import Box, FrameResult, Mode, RegionResult, boxes_overlap
+from waste_vision.labels import UNCERTAIN
+
+if TYPE_CHECKING:  # the overlay only reads results; it never runs the cascade
+    from waste_vision.cascade import CascadeResult
 
 Colour = tuple[int, int, int]  # RGB
 
@@ -114,6 +117,9 @@ def _draw_text(scene: np.ndarray, rect: Rect, lines, baselines, style: Style, co
 
 
 class Annotator(Protocol):
+    """Draws into ``scene`` (RGB uint8, C-contiguous) and returns it; the overlay and each
+    of its parts are annotators, and ``pipeline.Pipeline`` takes one."""
+
     def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray: ...
 
 
@@ -168,7 +174,7 @@ class LabelAnnotator:
         return lines
 
     def rect(
-        self, shape: tuple[int, ...], region: RegionResult, taken: list[Rect] = ()
+        self, shape: tuple[int, ...], region: RegionResult, taken: Sequence[Rect] = ()
     ) -> Rect | None:
         """Where ``annotate`` puts the tab for ``region`` clear of the ``taken`` tabs; None
         for a region outside the frame."""
@@ -278,7 +284,7 @@ class SceneAnnotator:
     min_scale = 0.0  # raised by Overlay.fit_display for a small window
 
     def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
-        if result.mode != "items" or result.regions:
+        if result.mode != Mode.ITEMS or result.regions:
             return scene
         style = scale_for(scene.shape, self.min_scale)
         text = "learning the empty table..." if result.learning else "nothing there"

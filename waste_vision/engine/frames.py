@@ -7,9 +7,12 @@ Both are plain, immutable data so they can cross threads without locks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from waste_vision.labels import EMPTY
 
 if TYPE_CHECKING:  # records only carry results; they never run the cascade
     from waste_vision.cascade import CascadeResult
@@ -17,9 +20,46 @@ if TYPE_CHECKING:  # records only carry results; they never run the cascade
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 
 
+class Mode(StrEnum):
+    """What a frame's regions are: the items found, the zones drawn, or the whole frame.
+    A ``StrEnum``: equal to, and written to JSON as, the plain strings it replaces."""
+
+    ITEMS = "items"
+    ZONES = "zones"
+    FRAME = "frame"
+
+
+class RegionKind(StrEnum):
+    """What one classified region is: a found item, a drawn zone or the whole frame."""
+
+    ITEM = "item"
+    ZONE = "zone"
+    FRAME = "frame"
+
+
 def boxes_overlap(a: Box, b: Box) -> bool:
     """Two x, y, w, h boxes share some area (touching edges do not count)."""
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def intersection(a: Box, b: Box) -> int:
+    """The area two x, y, w, h boxes share (0 when apart)."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union: 1 for the same box, 0 for boxes apart."""
+    inter = intersection(a, b)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def overlap_of_smaller(a: Box, b: Box) -> float:
+    """Intersection over the smaller box: 1 when one holds the other."""
+    smaller = min(a[2] * a[3], b[2] * b[3])
+    return intersection(a, b) / smaller if smaller > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -34,14 +74,11 @@ class Frame:
     still: bool = False  # a photo (an image folder), not a moment of one scene: classified alone
 
 
-EMPTY = "empty"  # the verdict when item finding sees nothing on the table
-
-
 @dataclass(frozen=True)
 class RegionResult:
     box: Box  # the region classified, clamped to the frame
     result: CascadeResult
-    kind: str = "frame"  # "item" (found), "zone" (drawn) or "frame" (the whole frame)
+    kind: RegionKind = RegionKind.FRAME  # a found item, a drawn zone or the whole frame
     item_id: int | None = None  # found items: the same id while the item stays
     heat: np.ndarray | None = None  # where the model looked (explain on): grid of 0..1
 
@@ -53,7 +90,7 @@ class FrameResult:
     latency_ms: float = 0.0  # capture -> classification done
     capture_fps: float = 0.0
     classify_fps: float = 0.0
-    mode: str = "frame"  # what was classified: "items", "zones" or "frame"
+    mode: Mode = Mode.FRAME  # what was classified
     learning: bool = False  # item finding is still learning the empty scene
     counted: tuple[str, ...] = ()  # labels of the items counted at this frame
 

@@ -19,20 +19,12 @@ from __future__ import annotations
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from waste_vision.engine.frames import Box
+from waste_vision.engine.frames import Box, iou, overlap_of_smaller
+from waste_vision.labels import UNCERTAIN
 
-UNCERTAIN = "uncertain"  # the cascade's abstention label (same string as cascade.UNCERTAIN)
+__all__ = ["KEEP_ITEMS", "Item", "ItemTracker", "iou"]  # iou: where callers found it before
+
 KEEP_ITEMS = 1000  # counted items that left, kept for the summary (the oldest are dropped)
-
-
-def iou(a: Box, b: Box) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 @dataclass
@@ -75,8 +67,7 @@ class ItemTracker:
         self.match_iou, self.steady_iou = match_iou, steady_iou
         self.present: list[Item] = []  # bounded by the scene's max_items (+ those fading)
         self.finished: deque[Item] = deque(maxlen=keep)  # the last counted items that left
-        self.tally: Counter[str] = Counter()
-        self.counted_total = 0  # every item counted, however many ``finished`` still holds
+        self.tally: Counter[str] = Counter()  # every item counted, however many are still held
         self._next_id = 1
         self._matched: list[Item] = []  # match() -> count(): this frame's items, in order
 
@@ -125,7 +116,6 @@ class ItemTracker:
                     best.label = best.votes.most_common(1)[0][0]
                     best.counted_box = best.box
                     self.tally[best.label] += 1
-                    self.counted_total += 1
                     counted.append(best.label)
         self._matched = []
         self._end_gone(t)
@@ -147,7 +137,11 @@ class ItemTracker:
         self._next_id += 1
         self.finished.append(item)
         self.tally[label] += 1
-        self.counted_total += 1
+
+    @property
+    def counted_total(self) -> int:
+        """Every item counted, however many ``finished`` still holds."""
+        return self.tally.total()
 
     def counted_near(self, box: Box, since: float, overlap: float = 0.3) -> bool:
         """Was an item counted at ``box`` (intersection over the smaller box >= ``overlap``)
@@ -156,10 +150,7 @@ class ItemTracker:
             if not item.counted or item.last_t < since:
                 continue
             for b in {item.counted_box or item.box, item.box}:
-                ix = max(0, min(b[0] + b[2], box[0] + box[2]) - max(b[0], box[0]))
-                iy = max(0, min(b[1] + b[3], box[1] + box[3]) - max(b[1], box[1]))
-                smaller = min(b[2] * b[3], box[2] * box[3])
-                if smaller > 0 and ix * iy / smaller >= overlap:
+                if overlap_of_smaller(b, box) >= overlap:
                     return True
         return False
 

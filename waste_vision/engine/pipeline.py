@@ -10,22 +10,34 @@ so neither capture nor display ever waits for inference.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
-from waste_vision.cascade import UNCERTAIN, Cascade
+from waste_vision.cascade import Cascade
+from waste_vision.engine.annotators import Annotator
 from waste_vision.engine.explain import OcclusionExplainer
-from waste_vision.engine.frames import Box, Frame, FrameResult, RegionResult, boxes_overlap
+from waste_vision.engine.frames import (
+    Box,
+    Frame,
+    FrameResult,
+    Mode,
+    RegionKind,
+    RegionResult,
+    boxes_overlap,
+)
 from waste_vision.engine.items import ItemTracker
 from waste_vision.engine.regions import RegionSet, crop
 from waste_vision.engine.reuse import ResultCache
 from waste_vision.engine.scene import EmptyScene
 from waste_vision.engine.tally import Tally
+from waste_vision.labels import UNCERTAIN
 
 
 class RateMeter:
@@ -45,7 +57,35 @@ class RateMeter:
         return (len(self._times) - 1) / (self._times[-1] - self._times[0])
 
 
-MODES = ("items", "frame")  # what is classified when no region is drawn
+MODES = (Mode.ITEMS, Mode.FRAME)  # what is classified when no region is drawn
+
+
+def as_mode(value: str) -> Mode:
+    """``"items"`` or ``"frame"`` (or the ``Mode``) -> the ``Mode``; ValueError otherwise."""
+    if value not in MODES:
+        raise ValueError(f"mode must be one of {tuple(map(str, MODES))}, not {value!r}")
+    return Mode(value)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything about how a frame is classified that the window may change while a source
+    plays. Immutable: the window replaces the whole object in one assignment
+    (``FrameClassifier.reconfigure``), and the pipeline thread takes it once at the start of
+    each frame, so a frame never mixes an old setting with a new one.
+
+    ``mode``: what is classified when no zone is drawn (``items`` or ``frame``); ``reuse``:
+    a region whose content has not changed keeps its last result; ``explain``: heat maps of
+    where the model looked; ``all_stages``: run stage 2 even where stage 1 says organic.
+    """
+
+    mode: Mode = Mode.FRAME
+    reuse: bool = True
+    explain: bool = False
+    all_stages: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", as_mode(self.mode))  # "items" -> Mode.ITEMS
 
 
 class FrameClassifier:
@@ -65,6 +105,9 @@ class FrameClassifier:
     Stills (``Frame.still``: a photo from an image folder) are the exception, in every mode:
     each photo is its own scene, so the whole photo (or each zone of it) is classified on
     its own, never reused from the photo before, and counted once as one item.
+
+    The settings live in one ``PipelineConfig`` (``config``), read once per frame; ``mode``,
+    ``explain`` and ``all_stages`` are thin views of it whose setters replace it whole.
     """
 
     def __init__(
@@ -72,26 +115,73 @@ class FrameClassifier:
         cascade: Cascade,
         regions: RegionSet | None = None,
         all_stages: bool = False,
-        mode: str = "frame",
+        mode: str = Mode.FRAME,
         scene: EmptyScene | None = None,
         tracker: ItemTracker | None = None,
         reuse: bool = True,
+        config: PipelineConfig | None = None,
     ):
         self.cascade = cascade
         self.regions = regions or RegionSet()
-        self.all_stages = all_stages
         self.scene = scene or EmptyScene()
         self.tracker = tracker or ItemTracker()
-        self.mode = mode
-        self.reuse: ResultCache | None = ResultCache() if reuse else None
-        self.verdicts = Tally([])  # the counting rule without items (frame and zone modes)
-        self.counts: Counter[str] = Counter()  # everything counted, in any mode
-        self.explain = False  # heat maps of where the model looked (explain.py)
+        self.config = config or PipelineConfig(as_mode(mode), reuse, False, all_stages)
+        self.cache = ResultCache()  # used while ``config.reuse`` is on
+        # the one count of everything counted, in any mode; its verdict rule counts in the
+        # frame and zone modes, and the items the tracker counts are added to it
+        self.tally = Tally([])
         self.explainer = OcclusionExplainer(cascade)
         self._capture_rate = RateMeter()
         self._classify_rate = RateMeter()
         self._learning_since: float | None = None  # when the empty scene began to be learnt
         self._was_learning = False
+
+    def reconfigure(self, **changes: Any) -> PipelineConfig:
+        """Replace the configuration in one assignment (safe from any thread: the pipeline
+        takes the whole object once per frame); returns the new one."""
+        config = dataclasses.replace(self.config, **changes)
+        self.config = config
+        return config
+
+    @property
+    def mode(self) -> Mode:
+        return self.config.mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self.reconfigure(mode=value)
+
+    @property
+    def explain(self) -> bool:
+        """Heat maps of where the model looked (explain.py)."""
+        return self.config.explain
+
+    @explain.setter
+    def explain(self, on: bool) -> None:
+        self.reconfigure(explain=bool(on))
+
+    @property
+    def all_stages(self) -> bool:
+        return self.config.all_stages
+
+    @all_stages.setter
+    def all_stages(self, on: bool) -> None:
+        self.reconfigure(all_stages=bool(on))
+
+    @property
+    def reuse(self) -> ResultCache | None:
+        """The kept results while reuse is on (``config.reuse``), else None."""
+        return self.cache if self.config.reuse else None
+
+    @property
+    def verdicts(self) -> Tally:
+        """The counting rule without items (frame and zone modes): ``tally``."""
+        return self.tally
+
+    @property
+    def counts(self) -> Counter[str]:
+        """Everything counted, in any mode (``tally.counts``)."""
+        return self.tally.counts
 
     def summary(self) -> dict:
         """What was counted: ``{"tally": {label: n}, "items": [...], "items_total": n}``
@@ -102,73 +192,65 @@ class FrameClassifier:
             "items_total": self.tracker.counted_total,
         }
 
-    @property
-    def mode(self) -> str:
-        return self._mode
-
-    @mode.setter
-    def mode(self, value: str) -> None:
-        if value not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, not {value!r}")
-        self._mode = value
-
     def __call__(self, frame: Frame) -> FrameResult:
+        cfg = self.config  # this frame's settings, whatever the window changes meanwhile
+        zones = self.regions.snapshot()  # the zones drawn now, kept for the whole frame
         image = frame.image
         learning, ids = False, []
         slots: list[int] | None = None  # zones: which drawn zone each box is
         # a file's own clock, so a clip counts the same at any processing speed
         t = frame.position_s if frame.position_s is not None else frame.timestamp
+        mode: Mode
+        kind: RegionKind
         if frame.still:  # a photo: classified whole (or by zone), no empty scene to learn
-            kind = "zone" if self.regions.regions else "frame"
-            mode, boxes = ("zones" if self.regions.regions else "frame"), self.regions.boxes(image)
-        elif self.regions.regions:
+            kind = RegionKind.ZONE if zones.regions else RegionKind.FRAME
+            mode, boxes = (Mode.ZONES if zones.regions else Mode.FRAME), zones.boxes(image)
+        elif zones.regions:
             found = self._find(image, t)
             learning = found is None
-            mode, kind = "zones", "zone"
-            zones = self.regions.boxes(image, found if self.regions.tracking else None)
+            mode, kind = Mode.ZONES, RegionKind.ZONE
+            drawn = zones.boxes(image, found if zones.tracking else None)
             # only zones where something differs from the empty table (nothing while learning);
             # each keeps its own slot, so its kept result stays its own (reuse)
             slots = [
-                i for i, b in enumerate(zones) if any(boxes_overlap(b, f) for f in found or [])
+                i for i, b in enumerate(drawn) if any(boxes_overlap(b, f) for f in found or [])
             ]
-            boxes = [zones[i] for i in slots]
-        elif self._mode == "items":
-            mode, kind = "items", "item"
+            boxes = [drawn[i] for i in slots]
+        elif cfg.mode == Mode.ITEMS:
+            mode, kind = Mode.ITEMS, RegionKind.ITEM
             found = self._find(image, t)
             learning = found is None
             boxes = sorted(found or [], key=lambda b: (b[0], b[1]))
         else:
-            mode, kind, boxes = "frame", "frame", self.regions.boxes(image)
+            mode, kind, boxes = Mode.FRAME, RegionKind.FRAME, zones.boxes(image)
         crops = [crop(image, b) for b in boxes]
-        if mode == "items":
+        if mode == Mode.ITEMS:
             ids = self.tracker.match(t, boxes)  # before classifying: results kept per item
-        keys = [
+        keys: list[Hashable] = [
             (kind, ids[i] if ids else slots[i] if slots is not None else i)
             for i in range(len(boxes))
         ]
-        if self.reuse is not None and not frame.still:
-            results = self.reuse.classify(self.cascade, t, keys, crops, self.all_stages)
+        if cfg.reuse and not frame.still:
+            results = self.cache.classify(self.cascade, t, keys, crops, cfg.all_stages)
         else:
-            results = self.cascade.classify_many(crops, self.all_stages)
-        counted: list[str] = []
-        if mode == "items":
+            results = self.cascade.classify_many(crops, cfg.all_stages)
+        largest = max(
+            zip(boxes, results, strict=False), key=lambda br: br[0][2] * br[0][3], default=None
+        )
+        if mode == Mode.ITEMS:
             counted = self.tracker.count(t, [r.label for r in results])
-            counted += self._count_healed(t)
+            counted += self._count_healed(t, cfg)
+            self.tally.add(counted)
         elif frame.still:  # each photo is one item: its largest region's label, if sure
-            largest = max(
-                zip(boxes, results, strict=False), key=lambda br: br[0][2] * br[0][3], default=None
-            )
+            counted = []
             if largest is not None and largest[1].label != UNCERTAIN:
                 counted = [largest[1].label]
+            self.tally.add(counted)
         else:
-            largest = max(
-                zip(boxes, results, strict=False), key=lambda br: br[0][2] * br[0][3], default=None
-            )
-            said = self.verdicts.update(largest[1].label if largest else None, t)
+            said = self.tally.update(largest[1].label if largest else None, t)
             counted = [said] if said else []
-        self.counts.update(counted)
         heat = {}
-        if self.explain:
+        if cfg.explain:
             self.explainer.update(list(zip(keys, crops, results, strict=False)))
             heat = self.explainer.maps
         regions = [
@@ -195,7 +277,7 @@ class FrameClassifier:
         self._was_learning = found is None
         return found
 
-    def _count_healed(self, t: float) -> list[str]:
+    def _count_healed(self, t: float, cfg: PipelineConfig) -> list[str]:
         """Items learnt into the empty scene that have now left (``EmptyScene.healed``):
         each is counted once, from what the learnt view showed there, unless an item counted
         since the learning began was seen at that spot (E pressed over counted items, or the
@@ -207,7 +289,7 @@ class FrameClassifier:
             since -= self.tracker.gone_s  # items still present when the learning began
             if view is None or self.tracker.counted_near(box, since):
                 continue
-            result = self.cascade.classify_many([crop(view, box)], self.all_stages)[0]
+            result = self.cascade.classify_many([crop(view, box)], cfg.all_stages)[0]
             if result.label != UNCERTAIN:
                 self.tracker.add_counted(t, box, result.label)
                 counted.append(result.label)
@@ -220,10 +302,6 @@ class Sink(Protocol):
     def write(self, result: FrameResult, annotated: np.ndarray) -> None: ...
 
     def close(self) -> None: ...
-
-
-class Annotator(Protocol):
-    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray: ...
 
 
 class FrameSource(Protocol):

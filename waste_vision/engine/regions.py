@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from waste_vision.engine.frames import Box
+from waste_vision.engine.frames import Box, overlap_of_smaller
 from waste_vision.errors import UserError
 
 MIN_SIDE = 8  # pixels; a smaller crop says nothing to the classifier
@@ -43,14 +43,6 @@ def crop(image: np.ndarray, box: Box) -> np.ndarray:
     return image[y : y + h, x : x + w]
 
 
-def _overlap(a: Box, b: Box) -> float:
-    """Intersection over the smaller box: 1 when one holds the other."""
-    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    smaller = min(a[2] * a[3], b[2] * b[3])
-    return ix * iy / smaller if smaller > 0 else 0.0
-
-
 @dataclass
 class Zone:
     """One region drawn by hand. By default a fixed zone: what lies inside it is
@@ -74,8 +66,8 @@ class Zone:
         h, w = image.shape[:2]
         current = self.box or self.home
         if self.track and found is not None:
-            near = max(found, key=lambda f: _overlap(current, f), default=None)
-            if near is not None and _overlap(current, near) >= 0.3:
+            near = max(found, key=lambda f: overlap_of_smaller(current, f), default=None)
+            if near is not None and overlap_of_smaller(current, near) >= 0.3:
                 current, self.missing = near, 0
             else:
                 self.missing += 1
@@ -101,6 +93,11 @@ class RegionSet:
 
     def clear(self) -> None:
         self.regions.clear()
+
+    def snapshot(self) -> RegionSet:
+        """The zones drawn now, in a set of their own: the pipeline classifies a whole frame
+        with the zones it started with while the window adds or removes some."""
+        return RegionSet(list(self.regions))
 
     @property
     def tracking(self) -> bool:

@@ -20,7 +20,7 @@ The same rule holds in every mode, so speed comparisons between modes stay fair;
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -65,8 +65,8 @@ class ResultCache:
         self,
         cascade: Cascade,
         t: float,
-        keys: list[Hashable],
-        crops: list[np.ndarray],
+        keys: Sequence[Hashable],
+        crops: Sequence[np.ndarray],
         all_stages: bool = False,
     ) -> list[CascadeResult]:
         """Each crop's result: reused where its region's content is unchanged, the others in
@@ -84,7 +84,7 @@ class ResultCache:
                 and entry.all_stages == all_stages
                 and float(np.mean(np.abs(thumb - entry.thumb))) < self.threshold
             )
-            if not same:
+            if entry is None or not same:
                 todo.append(i)
             elif t - entry.t < self.max_age_s:
                 results[i] = entry.result
@@ -107,7 +107,9 @@ class ResultCache:
             del self._entries[gone]
         self.classified += len(todo)
         self.reused += len(crops) - len(todo)
-        return results
+        done = [r for r in results if r is not None]
+        assert len(done) == len(results), "every crop is either reused or classified"
+        return done
 
     def clear(self) -> None:
         self._entries.clear()

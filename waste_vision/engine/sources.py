@@ -671,13 +671,31 @@ class ImageFolderSource(VideoSource):
         self._set_status(SourceStatus.ENDED, f"{self.name}: slideshow done, {shown} images")
 
 
-def source_kind(spec: str | int | Path) -> str:
-    """What a source spec names: "camera", "stream" or "path" (a video file or images)."""
+class SourceKind(enum.StrEnum):
+    """What a source spec names (equal to the plain strings it replaces)."""
+
+    CAMERA = "camera"  # a camera index: 0, 1, ...
+    STREAM = "stream"  # an rtsp:// or http(s):// URL
+    PATH = "path"  # a video file, an image or a folder of images
+
+
+def source_kind(spec: str | int | Path) -> SourceKind:
+    """What a source spec names: a camera, a stream or a path (a video file or images)."""
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
-        return "camera"
+        return SourceKind.CAMERA
     if isinstance(spec, str) and spec.strip().lower().startswith(STREAM_PREFIXES):
-        return "stream"
-    return "path"
+        return SourceKind.STREAM
+    return SourceKind.PATH
+
+
+def is_camera(spec: object) -> bool:
+    """``spec`` (as text; None is nothing) is a camera index."""
+    return spec is not None and source_kind(str(spec)) == SourceKind.CAMERA
+
+
+def is_stream(spec: object) -> bool:
+    """``spec`` (as text; None is nothing) is a stream URL."""
+    return spec is not None and source_kind(str(spec)) == SourceKind.STREAM
 
 
 def open_source(
@@ -701,9 +719,9 @@ def open_source(
     """
     live = {"buffering": buffering, "reconnect": reconnect, "on_status": on_status}
     kind = source_kind(spec)
-    if kind == "camera":
+    if kind == SourceKind.CAMERA:
         return CameraSource(int(spec), camera_size, camera_fps, **live)
-    if kind == "stream":
+    if kind == SourceKind.STREAM:
         return StreamSource(str(spec).strip(), open_timeout=open_timeout, **live)
     path = Path(spec).expanduser()
     if not path.exists():

@@ -21,7 +21,7 @@ import csv
 from collections import Counter
 from pathlib import Path
 
-UNCERTAIN = "uncertain"  # cascade.UNCERTAIN (the records need not import the cascade)
+from waste_vision.labels import UNCERTAIN
 
 STABLE_S = 0.5
 
@@ -40,7 +40,7 @@ class Tally:
 
     @property
     def total(self) -> int:
-        return sum(self.counts.values())
+        return self.counts.total()
 
     def update(self, label: str | None, t: float) -> str | None:
         """Feed the verdict shown at time ``t`` (seconds); returns the label if it counted."""

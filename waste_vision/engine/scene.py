@@ -172,6 +172,8 @@ class EmptyScene:
         """The mask (uint8 0/255) of pixels that differ from the empty scene, and the frame
         with the light drift taken out."""
         bg = self.background
+        if bg is None:
+            raise RuntimeError("changed() needs the empty scene learnt first")
         keep = self._background_mask
         if (
             keep is None
@@ -195,7 +197,8 @@ class EmptyScene:
             )
             self._gain = np.clip(gain, 0.5, 2.0).astype(np.float32)
         # per-channel gain as an OpenCV scalar: 3-4x faster than numpy's broadcast over 3
-        adjusted = cv2.multiply(small, (*(float(g) for g in self._gain), 0.0))
+        scalar = (*(float(g) for g in self._gain), 0.0)
+        adjusted = cv2.multiply(small, scalar)  # type: ignore[call-overload]  # (stubs: no scalars)
         d = cv2.absdiff(adjusted, bg)
         diff = np.maximum(np.maximum(d[..., 0], d[..., 1]), d[..., 2])  # 5x .max(axis=2)
         threshold = max(self.settings.threshold, self.settings.noise_factor * self.noise)

@@ -407,6 +407,8 @@ class LiveCaptureSource(VideoSource):
     def _pump(self) -> tuple[str | None, bool]:
         """Frames until a problem (its one-line reason) or stop (None); plus "did any flow"."""
         cap, policy = self._cap, self.reconnect
+        if cap is None:
+            raise RuntimeError(f"{self.name}: pumped before it was opened")
         flowed = False
         last_read: float | None = None  # no stall check before the first frame: opening takes time
         last_sum, same_since = None, 0.0
@@ -471,7 +473,7 @@ class CameraSource(LiveCaptureSource):
         if cap.isOpened():
             if size is not None:
                 # most USB cameras deliver large sizes at full rate only as MJPG
-                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))
                 cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
                 cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
             if fps is not None:
@@ -582,6 +584,8 @@ class FileSource(VideoSource):
     def _play_once(self, pacer: _Pacer | None) -> int | None:
         """One pass through the file; frames delivered, or None when stopped."""
         cap, count = self._cap, self.frame_count
+        if cap is None:
+            raise RuntimeError(f"{self.name}: played before it was opened")
         good = skipped = bad_run = 0
         while not self._stop_event.is_set():
             ok, bgr = cap.read()
@@ -717,13 +721,25 @@ def open_source(
     opened by start(), which raises UserError if they do not open (a stream: within
     ``open_timeout`` seconds).
     """
-    live = {"buffering": buffering, "reconnect": reconnect, "on_status": on_status}
     kind = source_kind(spec)
     if kind == SourceKind.CAMERA:
-        return CameraSource(int(spec), camera_size, camera_fps, **live)
+        return CameraSource(
+            int(str(spec)),
+            camera_size,
+            camera_fps,
+            buffering=buffering,
+            reconnect=reconnect,
+            on_status=on_status,
+        )
     if kind == SourceKind.STREAM:
-        return StreamSource(str(spec).strip(), open_timeout=open_timeout, **live)
-    path = Path(spec).expanduser()
+        return StreamSource(
+            str(spec).strip(),
+            open_timeout=open_timeout,
+            buffering=buffering,
+            reconnect=reconnect,
+            on_status=on_status,
+        )
+    path = Path(str(spec)).expanduser()
     if not path.exists():
         raise UserError(
             f"{path}: no such file or folder; check the path, or give a camera "

@@ -113,6 +113,18 @@ def wait_frames(qtbot, window, n=3, timeout=FRAME_WAIT_MS):
     qtbot.waitUntil(lambda: displayed.count >= start + n, timeout=timeout)
 
 
+def recorded(window) -> int:
+    """Frames the running recording has written so far (0 before it starts)."""
+    run = window.session._run
+    sink = run.recording if run is not None else None
+    return sink.frames_written if sink is not None else 0
+
+
+def painted_all(window) -> bool:
+    """No frame waiting in the bridge and the last one taken already painted."""
+    return not window.bridge._pending and not window.video._fresh
+
+
 def playable_frames(path) -> int:
     cap = cv2.VideoCapture(str(path))
     frames = 0
@@ -147,10 +159,12 @@ def test_start_stop_and_the_space_shortcut(make_window, qtbot):
     with qtbot.waitSignal(window.session.stopped, timeout=10_000):
         window.act.start.trigger()
     assert not window.session.active and window.act.start.text() == "Start"
-    qtbot.wait(100)  # a frame delivered before the stop may still be painting
+    assert window.session._run is None  # the run is finished: its pipeline thread joined
+    qtbot.waitUntil(lambda: painted_all(window), timeout=5000)  # delivered before the stop
     shown = window.session.stats.runs[-1].displayed.count
-    qtbot.wait(300)
+    qtbot.wait(300)  # time for a frame that should not come (the clip plays at 30 fps)
     assert window.session.stats.runs[-1].displayed.count == shown  # nothing after the stop
+    assert painted_all(window)
     window.activateWindow()
     window.setFocus()
     with qtbot.waitSignal(window.session.started, timeout=10_000):
@@ -171,14 +185,14 @@ def test_record_toggle_writes_a_playable_file(make_window, qtbot, settings):
     label = window.recording_controls.label  # "● REC mm:ss → name" in the status bar
     assert label.isVisible() and Path(path).name in label.text()
     assert label.toolTip() == path
-    qtbot.wait(1200)
+    qtbot.waitUntil(lambda: recorded(window) >= 15, timeout=20_000)
     with qtbot.waitSignal(window.session.recordingFinished, timeout=20_000) as finished:
         window.act.record.trigger()
     saved, error = finished.args
     assert (saved, error) == (path, "")
     assert not label.isVisible() and not window.act.record.isChecked()
     assert "Recording saved to" in window.statusBar().currentMessage()
-    assert playable_frames(saved) >= 10
+    assert playable_frames(saved) >= 15  # every frame written before the stop
     assert (
         settings.recording_folder / (settings.recording_folder / saved).with_suffix(".jsonl").name
     ).is_file()
@@ -191,11 +205,11 @@ def test_closing_the_window_while_recording_leaves_a_playable_file(make_window, 
     wait_frames(qtbot, window)
     with qtbot.waitSignal(window.session.recordingStarted, timeout=10_000) as started:
         window.act.record.trigger()
-    qtbot.wait(1000)
+    qtbot.waitUntil(lambda: recorded(window) >= 15, timeout=20_000)
     window.close()  # returns at once; the window goes once the recording is finished
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=20_000)
     assert started.args[0] in window.session.saved_recordings
-    assert playable_frames(started.args[0]) >= 10
+    assert playable_frames(started.args[0]) >= 15
 
 
 def test_a_recording_that_cannot_start_shows_a_dialog_and_the_app_goes_on(
@@ -222,7 +236,7 @@ def test_a_recording_that_fails_midway_is_stopped_with_a_dialog(make_window, qtb
     wait_frames(qtbot, window)
     with qtbot.waitSignal(window.session.recordingStarted, timeout=10_000) as started:
         window.act.record.trigger()
-    qtbot.wait(500)
+    qtbot.waitUntil(lambda: recorded(window) >= 5, timeout=20_000)  # something to keep
     window.session._run.recording.error = f"cannot record {started.args[0]}: disk full"
     qtbot.waitUntil(lambda: len(dialogs) > 0, timeout=10_000)  # noticed within a tick
     kind, title, text = dialogs[0]
@@ -484,12 +498,15 @@ def test_snapshot_saves_the_annotated_frame(make_window, qtbot, settings):
     window = make_window()
     window.open_source(str(DEMO))
     wait_frames(qtbot, window)
+    shown = window.video.delivery.annotated  # what Snapshot saves: the frame on screen
     with qtbot.waitSignal(window.session.snapshotSaved, timeout=10_000) as saved:
         window.act.snapshot.trigger()
     path, error = saved.args
     assert error == "" and path.endswith(".png")
+    assert Path(path).parent == settings.recording_folder
     image = cv2.imread(path)
     assert image.shape == (720, 1280, 3)
+    assert (cv2.cvtColor(image, cv2.COLOR_BGR2RGB) == shown).all()  # PNG: the same pixels
 
 
 def test_kiosk_hides_the_chrome_restarts_after_failures_and_leaves_only_by_key(
@@ -572,10 +589,11 @@ def test_camera_faults_never_freeze_the_window_and_it_recovers_within_2_s(
         displayed = window.video.delivery.stats.displayed
         recoveries = []
         for fault in ("stall", "fail", "freeze", "unplugged"):
-            qtbot.wait(700)  # some good frames first
+            good = displayed.count
+            qtbot.waitUntil(lambda good=good: displayed.count >= good + 20, timeout=5_000)
             camera.mode = fault
             qtbot.waitUntil(lambda: any("reconnecting" in m for m in messages[-3:]), timeout=5_000)
-            qtbot.wait(800)
+            qtbot.wait(800)  # the fault lasts a while after it is noticed (not a wait for it)
             camera.mode = "ok"
             back, seen = time.monotonic(), displayed.count
             qtbot.waitUntil(lambda seen=seen: displayed.count > seen + 2, timeout=5_000)

@@ -11,6 +11,7 @@ import threading
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
+from PySide6.QtWidgets import QApplication
 
 from tests.conftest import ROOT
 from waste_vision.app.bridge import FrameBridge, fit_size, scale_for_display
@@ -94,7 +95,7 @@ def test_bridge_keeps_only_the_newest_frame_until_the_gui_takes_it(qtbot):
     thread.start()
     thread.join()
     qtbot.waitUntil(lambda: len(emitted) == 1)
-    qtbot.wait(50)
+    QApplication.processEvents()  # every signal the pushes queued is delivered by now
     assert len(emitted) == 1  # one notification for five frames: no queue builds up
     delivery = bridge.take()
     assert delivery.result.frame.index == 4 and bridge.replaced == 4

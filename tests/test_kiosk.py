@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from tests.test_app import (  # noqa: F401
     DEMO,
@@ -95,6 +96,13 @@ def red_pixels(window) -> int:
     return int(((abs(r - 217) < 25) & (abs(g - 48) < 25) & (abs(b - 37) < 25)).sum())
 
 
+def settle(window) -> None:
+    """Wait until the session has done everything asked of it so far (its control thread
+    runs calls in order) and its answers (queued signals) have reached the window."""
+    window.session._control.submit(lambda: None).result(10)
+    QApplication.processEvents()
+
+
 def press(window, key, modifier=Qt.KeyboardModifier.NoModifier):
     window.activateWindow()
     window.setFocus()
@@ -119,14 +127,22 @@ def test_public_kiosk_cannot_record_snapshot_or_change_settings_from_the_keyboar
     window.session.recordingStarted.connect(started.append)
     snaps = []
     window.session.snapshotSaved.connect(lambda *a: snaps.append(a))
+    asked_snapshots = []  # save_snapshot writes on a thread of its own: catch the request
+    real_save = window.session.save_snapshot
+    monkeypatch.setattr(
+        window.session,
+        "save_snapshot",
+        lambda *a: asked_snapshots.append(a) or real_save(*a),
+    )
     threshold = window.panel.stage1_slider.value()
     press(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
     press(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     press(window, Qt.Key.Key_BracketRight)  # stage-1 threshold +0.01
     press(window, Qt.Key.Key_Space)  # start/stop
     window.recording_controls.toggle()  # even a direct call refuses
-    qtbot.wait(1500)
-    assert started == [] and snaps == [] and window.session._run.recording is None
+    settle(window)
+    assert started == [] and snaps == [] and asked_snapshots == []
+    assert window.session._run.recording is None
     assert window.session.active  # Space did not stop it
     assert not window.video.recording and red_pixels(window) == 0
     assert window.panel.stage1_slider.value() == threshold
@@ -145,8 +161,9 @@ def test_public_kiosk_cannot_record_snapshot_or_change_settings_from_the_keyboar
     assert {a for a in window.act.all if a.isEnabled()} == window.act.public
     assert not window.menuBar().isVisible() and not window.panel.rates.isVisible()
     press(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
-    qtbot.wait(300)
+    settle(window)  # a stop, had it been asked, is done by now
     assert window.recording_controls.path is not None
+    assert window.session._run.recording is not None
     qtbot.waitUntil(lambda: red_pixels(window) > 20, timeout=3000)
 
 

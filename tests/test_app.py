@@ -650,6 +650,37 @@ def test_scene_clip_finds_items_says_nothing_there_and_counts(make_window, qtbot
     )
 
 
+def test_settings_reach_the_running_pipeline_as_one_new_configuration(make_window, qtbot):
+    """Explain, find items and reuse change the running pipeline by replacing its whole
+    PipelineConfig (read once per frame), and the next source starts with the same one."""
+    window = make_window()
+    window.open_source(str(DEMO))
+    wait_frames(qtbot, window)
+    classifier = window.session._classifier
+    before = classifier.config
+    assert before.mode == "frame" and not before.explain and before.reuse
+    window.act.explain.trigger()
+    assert classifier.config is window.session.config and classifier.config is not before
+    assert classifier.config.explain and classifier.config.mode == before.mode
+    assert before.explain is False  # the old configuration is never changed in place
+    qtbot.waitUntil(
+        lambda: any(r.heat is not None for r in window.video.delivery.result.regions),
+        timeout=10_000,
+    )  # heat maps from the next frames on
+    window.act.find_items.trigger()
+    window.session.set_reuse(False)
+    assert classifier.config == window.session.config
+    assert (classifier.config.mode, classifier.config.explain, classifier.config.reuse) == (
+        "items",
+        True,
+        False,
+    )
+    window.open_source(str(DEMO))  # the same source again: a new run, a new classifier
+    wait_frames(qtbot, window)
+    assert window.session._classifier is not classifier
+    assert window.session._classifier.config == classifier.config
+
+
 def test_a_small_window_narrows_the_panel_and_enlarges_the_overlay_type(make_window, qtbot):
     window = make_window()
     window.open_source(str(DEMO))

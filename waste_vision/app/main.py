@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import cast
 
+from waste_vision.engine.frames import Mode
 from waste_vision.engine.sources import parse_camera_size
 from waste_vision.errors import UserError
 
@@ -146,9 +147,10 @@ def run_app(args) -> int:
     restore_hooks = install_error_hook(window, log_path)
     log.info("window started (kiosk: %s), log %s", bool(args.kiosk), log_path)
     if args.find is not None:
-        window.act.find_items.setChecked(args.find == "items")
-        window.region_controls.set_find_items(args.find == "items")
-    window.session.reuse = not getattr(args, "classify_every_frame", False)
+        find_items = args.find == Mode.ITEMS
+        window.act.find_items.setChecked(find_items)
+        window.region_controls.set_find_items(find_items)
+    window.session.set_reuse(not getattr(args, "classify_every_frame", False))
     size = parse_camera_size(args.camera_size) if args.camera_size else None
     if size is not None or args.camera_fps is not None:
         window.session.camera = (size or window.session.camera[0], args.camera_fps)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from waste_vision.engine.frames import Mode
+
 if TYPE_CHECKING:  # the window makes this controller and hands itself in
     from waste_vision.app.window import MainWindow
 
@@ -29,7 +31,7 @@ class RegionControls:
             f"regions: {drawn}"
             if drawn
             else "finding items"
-            if self.session.mode == "items"
+            if self.session.mode is Mode.ITEMS
             else "whole frame"
         )
         if not self.window.kiosk:
@@ -37,7 +39,7 @@ class RegionControls:
             self.window.set_action_enabled(self.window.act.clear_regions, drawn > 0)
 
     def set_find_items(self, checked: bool) -> None:
-        self.session.set_mode("items" if checked else "frame")
+        self.session.set_mode(Mode.ITEMS if checked else Mode.FRAME)
         self.window.settings.find_items = checked
         self.session.break_item()
         self.window.show_status(

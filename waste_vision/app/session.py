@@ -11,6 +11,7 @@ an error in classification — is reported the moment it happens.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -29,7 +31,8 @@ from waste_vision.app.bridge import FrameBridge
 from waste_vision.app.stats import RunStats, SessionStats, steady_rate
 from waste_vision.cascade import Cascade
 from waste_vision.engine.annotators import Overlay
-from waste_vision.engine.pipeline import FrameClassifier, Pipeline
+from waste_vision.engine.frames import Mode
+from waste_vision.engine.pipeline import FrameClassifier, Pipeline, PipelineConfig
 from waste_vision.engine.regions import RegionSet
 from waste_vision.engine.sinks import RecordingSink
 from waste_vision.engine.sources import (
@@ -130,9 +133,9 @@ class LiveSession(QObject):
         self.cascade = cascade
         self.regions = regions
         self.overlay = overlay or Overlay.default()
-        self.mode = "items"  # what is classified without drawn regions (pipeline.MODES)
-        self.explain = False  # heat maps of where the model looked
-        self.reuse = True  # unchanged regions keep their result (--classify-every-frame: off)
+        # how frames are classified (mode, reuse, explain): replaced whole on every change,
+        # kept for every later source (--classify-every-frame: reuse off)
+        self.config = PipelineConfig(mode=Mode.ITEMS)
         self.camera: tuple[tuple[int, int] | None, float | None] = (None, None)  # asked size, fps
         self._classifier: FrameClassifier | None = None  # the current run's
         self.bridge = FrameBridge(self)
@@ -150,12 +153,19 @@ class LiveSession(QObject):
 
     # -- GUI thread API ---------------------------------------------------------------------
 
-    def set_mode(self, mode: str) -> None:
+    @property
+    def mode(self) -> Mode:
+        """What is classified without drawn regions (``pipeline.MODES``)."""
+        return self.config.mode
+
+    def set_mode(self, mode: Mode) -> None:
         """``items`` (find each item on the table) or ``frame`` (classify the whole frame);
         takes effect at the next frame, and for every later source."""
-        self.mode = mode
-        if self._classifier is not None:
-            self._classifier.mode = mode  # one attribute: atomic for the pipeline thread
+        self._configure(mode=mode)
+
+    def set_reuse(self, on: bool) -> None:
+        """Unchanged regions keep their last result (off: every crop of every frame)."""
+        self._configure(reuse=bool(on))
 
     def set_overlay_figures(self, shown: bool) -> None:
         """Rates and latency drawn into the video (and recordings), or not (kiosk)."""
@@ -166,9 +176,16 @@ class LiveSession(QObject):
 
     def set_explain(self, on: bool) -> None:
         """Show where the model looked on each item (a few extra model calls a frame)."""
-        self.explain = on
-        if self._classifier is not None:
-            self._classifier.explain = on
+        self._configure(explain=bool(on))
+
+    def _configure(self, **changes: Any) -> None:
+        """A new ``PipelineConfig`` replaces the old one whole, here and in the running
+        pipeline, which takes it once per frame: a frame never mixes old and new settings."""
+        config = dataclasses.replace(self.config, **changes)
+        self.config = config
+        classifier = self._classifier
+        if classifier is not None:
+            classifier.config = config  # one assignment: atomic for the pipeline thread
 
     def break_item(self) -> None:
         """Regions changed: the next steady verdict starts a new item (frame/zone modes)."""
@@ -308,9 +325,9 @@ class LiveSession(QObject):
             )
             return
         stats = self.stats.new_run(source)
-        classifier = FrameClassifier(self.cascade, self.regions, mode=self.mode, reuse=self.reuse)
-        classifier.explain = self.explain
+        classifier = FrameClassifier(self.cascade, self.regions, config=self.config)
         self._classifier = classifier
+        classifier.config = self.config  # a change the GUI made meanwhile is not lost
         pipeline = Pipeline(source, classifier, self.overlay, [self.bridge.sink(run_id, stats)])
         thread = threading.Thread(
             target=self._work, args=(run_id, pipeline), name="waste-vision pipeline", daemon=True

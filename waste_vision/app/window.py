@@ -50,6 +50,7 @@ from waste_vision.app.tally_controls import TallyControls
 from waste_vision.app.tuning import ThresholdControls, backend_text
 from waste_vision.app.video_widget import VideoWidget
 from waste_vision.cascade import Cascade
+from waste_vision.engine.frames import Mode
 from waste_vision.engine.sources import SourceStatus
 from waste_vision.redact import has_credentials, redact_url
 from waste_vision.resources import default_assets_dir
@@ -233,7 +234,7 @@ class MainWindow(QMainWindow):
         self.act.find_items.setChecked(self.settings.find_items)
         if self.session.camera[0] is None:  # --camera-size wins over the remembered one
             self.session.camera = (self.settings.camera_size, self.session.camera[1])
-        self.session.set_mode("items" if self.settings.find_items else "frame")
+        self.session.set_mode(Mode.ITEMS if self.settings.find_items else Mode.FRAME)
         geometry = self.settings.geometry
         if geometry is not None and not self.kiosk:
             self.restoreGeometry(geometry)
@@ -250,7 +251,7 @@ class MainWindow(QMainWindow):
         choice = source_policy.at_launch(spec, self.settings.last_source)
         chosen = choice.spec
         if (
-            choice.action == "open"
+            choice.action is source_policy.Action.OPEN
             and spec is None
             and chosen is not None
             and is_stream(chosen)
@@ -263,7 +264,7 @@ class MainWindow(QMainWindow):
                 self._initial = (None,)
                 return
             chosen = full
-        if choice.action == "open" and chosen is not None:
+        if choice.action is source_policy.Action.OPEN and chosen is not None:
             self.open_source(chosen)
         else:
             self._initial = (chosen,)
@@ -500,7 +501,7 @@ class MainWindow(QMainWindow):
         result = delivery.result
         largest = max(result.regions, key=lambda r: r.box[2] * r.box[3], default=None)
         primary = largest.result if largest else None
-        if result.mode in ("items", "zones") and primary is None:  # nothing on the table
+        if result.mode in (Mode.ITEMS, Mode.ZONES) and primary is None:  # nothing on the table
             self.panel.show_empty(result.learning)
         else:
             self.panel.show_result(primary, len(result.regions))

@@ -159,9 +159,10 @@ def ask_pin(parent) -> str | None:
 def public_notice(spec: str | None, kind: str) -> str:
     """What a passer-by reads when the video stops: plain words, no paths or error codes
     (the details stay in the log)."""
+    from waste_vision.app.session import Stop  # here: --set-staff-pin needs no engine
     from waste_vision.app.source_policy import is_camera, is_stream
 
-    if kind == "ended":
+    if kind == Stop.ENDED:
         return "Starting again…"
     if is_camera(spec):
         return "Camera not connected — retrying"
@@ -307,12 +308,14 @@ class Kiosk(QObject):
             self.window.set_notice("")
 
     def _on_stopped(self, run_id: int, kind: str, message: str) -> None:
+        from waste_vision.app.session import Stop
+
         w = self.window
-        if run_id != w.session.current_id or w._closing or kind == "stopped":
+        if run_id != w.session.current_id or w._closing or kind == Stop.ASKED:
             return
         wait = self.delay
         self.delay = min(self.delay * 2, MAX_DELAY_S)
-        w.set_notice(public_notice(w.current_spec, kind), error=kind != "ended")
+        w.set_notice(public_notice(w.current_spec, kind), error=kind != Stop.ENDED)
         self._timer.start(int(wait * 1000))
 
     def _restart(self) -> None:

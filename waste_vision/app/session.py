@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import logging
 import queue
 import threading
@@ -51,6 +52,16 @@ PIPELINE_JOIN_S = 3.0  # a pipeline step takes milliseconds; longer means a stuc
 SHUTDOWN_TIMEOUT_S = 30.0
 MAX_SAVED_LISTED = 100
 FOLDER_HINT = "choose another folder (Record > Recording folder…) or free some disk space"
+
+
+class Stop(enum.StrEnum):
+    """Why a run stopped (``LiveSession.stopped``); a ``StrEnum``, so it crosses the Qt
+    signal as the plain string it equals."""
+
+    ASKED = "stopped"  # stop() or another source asked for
+    ENDED = "ended"  # the end of a file or a slideshow
+    FAILED = "failed"  # the source did not open, or broke
+    ERROR = "error"  # classification raised
 
 
 class ControlThread:
@@ -111,9 +122,7 @@ class LiveSession(QObject):
     """Source -> pipeline -> bridge for one window; every public method returns at once."""
 
     started = Signal(int, str)  # run id, source name
-    # run id, why, message. why: "stopped" (asked to), "ended" (end of a file or slideshow),
-    # "failed" (the source did not open or broke), "error" (classification raised)
-    stopped = Signal(int, str, str)
+    stopped = Signal(int, str, str)  # run id, why (a ``Stop``), message
     sourceStatus = Signal(int, object)  # run id, StatusEvent (sent from the capture thread)
     recordingStarted = Signal(str)  # the file being written
     recordingFinished = Signal(str, str)  # the file written ("" if none), error ("" if none)
@@ -291,9 +300,9 @@ class LiveSession(QObject):
             signal.emit(*args)
 
     def _start(self, run_id: int, spec: str, loop: bool) -> None:
-        self._finish(self._run, "stopped", "")
+        self._finish(self._run, Stop.ASKED, "")
         if run_id != self.current_id:  # another source was asked for meanwhile
-            self._emit(self.stopped, run_id, "stopped", "")
+            self._emit(self.stopped, run_id, Stop.ASKED, "")
             return
         last_status = [""]
 
@@ -313,13 +322,13 @@ class LiveSession(QObject):
             )
             source.start()
         except UserError as exc:
-            self._emit(self.stopped, run_id, "failed", str(exc))
+            self._emit(self.stopped, run_id, Stop.FAILED, str(exc))
             return
         except Exception as exc:  # OpenCV errors and the like: still one line for the user
             self._emit(
                 self.stopped,
                 run_id,
-                "failed",
+                Stop.FAILED,
                 f"{spec}: cannot be played ({type(exc).__name__}: {exc}); check it "
                 "plays in another player, or pick another source from the Source menu",
             )
@@ -347,7 +356,7 @@ class LiveSession(QObject):
             self._emit(self._pipelineEnded, run_id)
 
     def _stop(self) -> None:
-        self._finish(self._run, "stopped", "")
+        self._finish(self._run, Stop.ASKED, "")
 
     def _ended(self, run_id: int) -> None:
         """The pipeline thread of ``run_id`` finished on its own: say why, clean up."""
@@ -359,7 +368,7 @@ class LiveSession(QObject):
         if error is not None:
             self._finish(
                 run,
-                "error",
+                Stop.ERROR,
                 f"classification stopped ({type(error).__name__}: "
                 f"{error}); start again with Space, and if it happens again restore "
                 "the models folder",
@@ -367,14 +376,14 @@ class LiveSession(QObject):
         elif run.source.status is SourceStatus.FAILED:
             self._finish(
                 run,
-                "failed",
+                Stop.FAILED,
                 f"{message}; check the source (cable, network, "
                 "file) and start it again, or pick another from the Source menu",
             )
         else:
-            self._finish(run, "ended", message or f"{run.source.name}: ended")
+            self._finish(run, Stop.ENDED, message or f"{run.source.name}: ended")
 
-    def _finish(self, run: Run | None, kind: str, message: str) -> None:
+    def _finish(self, run: Run | None, kind: Stop, message: str) -> None:
         if run is None:
             return
         if self._run is run:

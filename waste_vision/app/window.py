@@ -42,7 +42,7 @@ from waste_vision.app.panel import PANEL_WIDTH, Panel, PanelScroll
 from waste_vision.app.recording_controls import RecordingControls
 from waste_vision.app.region_controls import RegionControls
 from waste_vision.app.region_edits import LiveRegionSet
-from waste_vision.app.session import LiveSession
+from waste_vision.app.session import LiveSession, Stop
 from waste_vision.app.settings import AppSettings
 from waste_vision.app.source_policy import is_camera, is_stream
 from waste_vision.app.stats import StallMeter
@@ -446,7 +446,7 @@ class MainWindow(QMainWindow):
         if run_id != self.session.current_id or self._closing:
             return
         self.update_run_actions()
-        if kind == "failed":  # nothing of the previous source may stay on screen
+        if kind == Stop.FAILED:  # nothing of the previous source may stay on screen
             self.video.clear(
                 "Video not available"
                 if self.kiosk
@@ -456,12 +456,13 @@ class MainWindow(QMainWindow):
             self.panel.show_result(None)
         elif self.video.delivery is None:
             self.video.clear(NO_SOURCE)
-        if kind in ("failed", "error"):
+        if kind in (Stop.FAILED, Stop.ERROR):
             self.show_status(message)
             self.show_problem(
-                "Cannot play this source" if kind == "failed" else "Classification stopped", message
+                "Cannot play this source" if kind == Stop.FAILED else "Classification stopped",
+                message,
             )
-        elif kind == "ended":
+        elif kind == Stop.ENDED:
             self.show_status(f"{message}. Press Space to play it again.")
         else:
             self.show_status("Stopped. Press Space to start.")

@@ -33,18 +33,20 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from waste_vision.commands.outputs import check_outputs
-from waste_vision.engine.pipeline import FrameClassifier, Pipeline
+from waste_vision.engine.pipeline import FrameClassifier, Pipeline, PipelineConfig, as_mode
 from waste_vision.engine.recorder import check_output
 from waste_vision.engine.regions import RegionSet, clamp_box, parse_box
 from waste_vision.engine.sinks import RecordingSink
 from waste_vision.engine.sources import (
     STREAM_OPEN_TIMEOUT_S,
+    FileSource,
     SourceStatus,
     StatusEvent,
     VideoSource,
@@ -103,8 +105,8 @@ def build_frame_stage(
     from waste_vision.resources import default_models_dir
 
     cascade = Cascade(models or default_models_dir(), backend=backend, threads=threads, int8=int8)
-    classifier = FrameClassifier(cascade, regions, mode=find, reuse=reuse)
-    classifier.explain = explain
+    config = PipelineConfig(as_mode(find), reuse=reuse, explain=explain)
+    classifier = FrameClassifier(cascade, regions, config=config)
     if empty_scene is not None:
         classifier.scene.learn_from(empty_scene)
     return classifier, Overlay.default()
@@ -216,12 +218,15 @@ def _empty_log(path: Path) -> None:
 
 
 def _source_problem(source: VideoSource, name: str) -> str | None:
-    if getattr(source, "truncated_at", None) is not None:
+    """A video file cut short or with undecodable frames (only files have either)."""
+    if not isinstance(source, FileSource):
+        return None
+    if source.truncated_at is not None:
         return (
             f"{name}: the file stops being readable at frame {source.truncated_at} of "
             f"{source.frame_count}; annotated what was readable"
         )
-    if getattr(source, "damaged_frames", 0):
+    if source.damaged_frames:
         return (
             f"{name}: {source.damaged_frames} damaged frame(s) could not be decoded and "
             "were left out"
@@ -234,7 +239,7 @@ def annotate_video(
     output: Path,
     *,
     jsonl: Path | None = None,
-    rois: list[str] = (),
+    rois: Sequence[str] = (),
     models: Path | None = None,
     backend: str = "auto",
     threads: int = 2,

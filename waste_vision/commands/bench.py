@@ -17,7 +17,9 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -25,7 +27,7 @@ import numpy as np
 from waste_vision.cascade import Cascade, _KerasModel, _LiteRTModel
 from waste_vision.errors import UserError
 from waste_vision.images import resize_for_model
-from waste_vision.manifest import load_manifest
+from waste_vision.manifest import StageSpec, load_manifest
 from waste_vision.resources import default_assets_dir, default_models_dir
 
 
@@ -48,6 +50,12 @@ def _time_calls(fn, x: np.ndarray, runs: int) -> dict:
     return _percentiles(ms)
 
 
+def _keras_file(stage: StageSpec) -> Path:
+    if stage.keras is None:
+        raise UserError(f"stage {stage.name!r} has no .keras model in the manifest")
+    return stage.keras
+
+
 def bench_stages(models: Path, threads: int, runs: int) -> dict:
     manifest = load_manifest(models)
     x = (
@@ -55,9 +63,11 @@ def bench_stages(models: Path, threads: int, runs: int) -> dict:
         .uniform(0, 255, (*manifest.stages[0].input_size, 3))
         .astype(np.float32)
     )
-    out = {
+    out: dict[str, dict[str, Any]] = {
         "litert": {
-            s.name: _time_calls(_LiteRTModel(s.tflite, threads), x, runs) for s in manifest.stages
+            s.name: _time_calls(_LiteRTModel(s.tflite, threads), x, runs)
+            for s in manifest.stages
+            if s.tflite is not None
         }
     }
     for name, path in (
@@ -67,7 +77,7 @@ def bench_stages(models: Path, threads: int, runs: int) -> dict:
         if path:
             out["litert"][name] = _time_calls(_LiteRTModel(path, threads), x, runs)
     try:
-        keras_models = {s.name: _KerasModel(s.keras) for s in manifest.stages}
+        keras_models = {s.name: _KerasModel(_keras_file(s)) for s in manifest.stages}
     except UserError as exc:
         out["keras"] = {"unavailable": str(exc)}
     else:
@@ -83,7 +93,7 @@ def bench_annotate(
     threads: int,
     int8: bool = False,
     find: str = "frame",
-    rois: list[str] = (),
+    rois: Sequence[str] = (),
     track: bool = False,
     every_frame: bool = False,
     max_frames: int | None = None,
@@ -131,7 +141,7 @@ def bench_regions(
             clip, models, threads, every_frame=every_frame, max_frames=max_frames, **kw
         )
 
-    out = {
+    out: dict[str, Any] = {
         "no_region": run(),
         "two_zones": run(rois=TWO_ZONES),
         "two_tracked": run(rois=TWO_ZONES, track=True),
@@ -149,14 +159,14 @@ def bench_live(
     models: Path,
     threads: int,
     seconds: float,
-    rois: list[str] = (),
+    rois: Sequence[str] = (),
     track: bool = False,
     find: str = "frame",
     explain: bool = False,
     every_frame: bool = False,
 ) -> dict:
     from waste_vision.engine.annotators import Overlay
-    from waste_vision.engine.pipeline import FrameClassifier, Pipeline
+    from waste_vision.engine.pipeline import FrameClassifier, Pipeline, PipelineConfig, as_mode
     from waste_vision.engine.sources import Buffering, FileSource
 
     cascade = Cascade(models, backend="litert", threads=threads)
@@ -171,8 +181,8 @@ def bench_live(
     regions = RegionSet()
     for text in rois:
         regions.add(parse_box(text), track)
-    classifier = FrameClassifier(cascade, regions, mode=find, reuse=not every_frame)
-    classifier.explain = explain
+    config = PipelineConfig(as_mode(find), reuse=not every_frame, explain=explain)
+    classifier = FrameClassifier(cascade, regions, config=config)
     pipeline = Pipeline(source, classifier, Overlay.default())
     with source:
         pipeline.start(on_frame)
@@ -200,7 +210,7 @@ def bench_original_loop(clip: Path, models: Path, frames: int) -> dict:
     size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     with tempfile.TemporaryDirectory() as tmp:
         out = cv2.VideoWriter(
-            os.path.join(tmp, "orig.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, size
+            os.path.join(tmp, "orig.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), fps, size
         )
         stage1.predict(np.zeros((1, *s1.input_size, 3), np.float32), verbose=0)  # warm up
         start = time.perf_counter()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from waste_vision.cascade import Cascade, CascadeResult
 from waste_vision.errors import UserError
@@ -79,6 +79,12 @@ def classify_paths(
         yield record(path, None, error)
 
 
+class RecordWriter(Protocol):
+    """One output format of ``classify``: a header when made, then one ``write`` a record."""
+
+    def write(self, rec: dict) -> None: ...
+
+
 class _TableWriter:
     def __init__(self, out: TextIO):
         self.out = out
@@ -121,7 +127,11 @@ class _CsvWriter:
         )
 
 
-WRITERS = {"table": _TableWriter, "jsonl": _JsonlWriter, "csv": _CsvWriter}
+WRITERS: dict[str, Callable[[TextIO], RecordWriter]] = {
+    "table": _TableWriter,
+    "jsonl": _JsonlWriter,
+    "csv": _CsvWriter,
+}
 
 
 def run_classify(args, out: TextIO | None = None) -> int:

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from waste_vision.errors import UserError
+from waste_vision.labels import FIND_MODES
 from waste_vision.manifest import STAGE_NAMES
 from waste_vision.redact import redact_url
 
@@ -32,6 +33,7 @@ REUSE_HELP = (
     "not changed keeps its last result for up to 0.25 s (less CPU; README, Speed)"
 )
 STAGES = STAGE_NAMES  # the cascade's stages, as models/cascade.json names them
+FIND_CHOICES = [str(m) for m in FIND_MODES]  # plain strings: argparse shows their repr
 INT8_HELP = (
     "use the int8 fused model: faster on some machines, and it disagrees with the "
     "float models on about 3 in 100 material and 3 in 1,000 organic/recyclable "
@@ -329,7 +331,7 @@ def _add_annotate(sub) -> None:
     )
     annotate.add_argument(
         "--find",
-        choices=["items", "frame"],
+        choices=FIND_CHOICES,
         default="items",
         help="items (default): find each item against the empty scene, "
         "'empty' when there is none; frame: classify the whole frame",
@@ -456,7 +458,7 @@ def _add_app(sub) -> None:
     )
     app.add_argument(
         "--find",
-        choices=["items", "frame"],
+        choices=FIND_CHOICES,
         default=None,
         help="items: find each item on the table; frame: classify the whole "
         "frame (default: as last time, items at first)",

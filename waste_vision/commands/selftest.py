@@ -66,9 +66,10 @@ def check_models(models_dir: Path, threads: int = 2):
         cascade = Cascade(Path(models_dir), backend="litert", threads=threads)
         cascade.classify(np.zeros((64, 64, 3), np.uint8))  # warm-up, as the app does
         holder["cascade"] = cascade
-        names = [s.tflite.name for s in cascade.manifest.stages]
-        if cascade.uses_fused:
-            names.append(cascade.manifest.fused_tflite.name)
+        names = [s.tflite.name for s in cascade.manifest.stages if s.tflite is not None]
+        fused = cascade.manifest.fused_tflite
+        if cascade.uses_fused and fused is not None:
+            names.append(fused.name)
         return True, f"LiteRT, {', '.join(names)} from {models_dir}"
 
     return _timed("models load", load), holder.get("cascade")
@@ -129,7 +130,7 @@ def check_video(path: Path, cascade=None, frames: int = DEMO_FRAMES) -> Check:
                     cascade.classify(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         finally:
             cap.release()
-        if got < frames:
+        if got < frames or shape is None:
             return False, f"read {got} of {frames} frames from {path}"
         what = "read and classified" if cascade is not None else "read"
         return True, f"{got} frames {shape[1]}x{shape[0]} {what}"

@@ -7,34 +7,30 @@ Both are plain, immutable data so they can cross threads without locks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from waste_vision.labels import EMPTY
+from waste_vision.labels import EMPTY, Mode, RegionKind
+
+__all__ = [  # Mode, RegionKind and EMPTY live in labels.py; the records carry them
+    "EMPTY",
+    "Box",
+    "Frame",
+    "FrameResult",
+    "Mode",
+    "RegionKind",
+    "RegionResult",
+    "boxes_overlap",
+    "intersection",
+    "iou",
+    "overlap_of_smaller",
+]
 
 if TYPE_CHECKING:  # records only carry results; they never run the cascade
     from waste_vision.cascade import CascadeResult
 
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
-
-
-class Mode(StrEnum):
-    """What a frame's regions are: the items found, the zones drawn, or the whole frame.
-    A ``StrEnum``: equal to, and written to JSON as, the plain strings it replaces."""
-
-    ITEMS = "items"
-    ZONES = "zones"
-    FRAME = "frame"
-
-
-class RegionKind(StrEnum):
-    """What one classified region is: a found item, a drawn zone or the whole frame."""
-
-    ITEM = "item"
-    ZONE = "zone"
-    FRAME = "frame"
 
 
 def boxes_overlap(a: Box, b: Box) -> bool:

@@ -37,7 +37,7 @@ from waste_vision.engine.regions import RegionSet, crop
 from waste_vision.engine.reuse import ResultCache
 from waste_vision.engine.scene import EmptyScene
 from waste_vision.engine.tally import Tally
-from waste_vision.labels import UNCERTAIN
+from waste_vision.labels import FIND_MODES, UNCERTAIN
 
 
 class RateMeter:
@@ -57,7 +57,7 @@ class RateMeter:
         return (len(self._times) - 1) / (self._times[-1] - self._times[0])
 
 
-MODES = (Mode.ITEMS, Mode.FRAME)  # what is classified when no region is drawn
+MODES = FIND_MODES  # what is classified when no region is drawn
 
 
 def as_mode(value: str) -> Mode:
@@ -301,7 +301,7 @@ class Sink(Protocol):
 
     def write(self, result: FrameResult, annotated: np.ndarray) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self) -> object: ...  # (what it returns, e.g. the file written, is its own)
 
 
 class FrameSource(Protocol):

@@ -44,11 +44,16 @@ import struct
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from waste_vision.errors import UserError
+
+if TYPE_CHECKING:  # PyAV is imported when a recording starts, not with the engine
+    from av.container import OutputContainer
+    from av.video.stream import VideoStream
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +196,10 @@ class Recorder:
         self._next_key = 0.0
         self._failed: str | None = None
         self._closed = False
-        self._file = self._container = self._stream = self._log = None
+        self._file: IO[bytes] | None = None
+        self._container: OutputContainer | None = None
+        self._stream: VideoStream | None = None
+        self._log: IO[str] | None = None
         self._out: _FragmentWriter | None = None
         self._pending: list[str] = []  # log lines of frames not yet in the file, in order
         self._logged = 0  # log lines written
@@ -206,12 +214,14 @@ class Recorder:
         except OSError as exc:
             raise RecordingError(f"cannot record {self.path} ({why(exc)})") from None
         try:
-            self._out = _FragmentWriter(self._file)
-            self._container = av.open(
-                self._out, "w", format="mp4", options={"movflags": MOVFLAGS, "flush_packets": "1"}
+            self._out = out = _FragmentWriter(self._file)
+            self._container = container = av.open(
+                out, "w", format="mp4", options={"movflags": MOVFLAGS, "flush_packets": "1"}
             )
             rate = Fraction(self.fps).limit_denominator(10_000)
-            stream = self._container.add_stream(encoder, rate=rate)
+            stream = container.add_stream(encoder, rate=rate)
+            if not isinstance(stream, av.VideoStream):
+                raise TypeError(f"{encoder} is not a video encoder")
             stream.width, stream.height = self.size
             stream.pix_fmt = "yuv420p"
             stream.codec_context.time_base = Fraction(1, TIMESCALE)
@@ -228,8 +238,8 @@ class Recorder:
                     "x264-params": f"scenecut=0:{X264_COLOUR}",
                 }
             self._stream = stream
-            self._container.start_encoding()  # header now: a failure shows before frame 1
-            self._good_size = self._out.pos
+            container.start_encoding()  # header now: a failure shows before frame 1
+            self._good_size = out.pos
         except Exception as exc:  # FFmpegError, or OSError from writing the header
             self._abandon()
             raise RecordingError(
@@ -274,8 +284,12 @@ class Recorder:
         if self._failed:
             raise RecordingError(self._failed)
 
-    def _write(self, frame_rgb, record, timestamp) -> None:
+    def _write(self, frame_rgb: np.ndarray, record: dict | None, timestamp: float | None) -> None:
         import av
+
+        container, stream, out = self._container, self._stream, self._out
+        if container is None or stream is None or out is None:  # (only after __init__ failed)
+            raise RecordingError(f"the recording {self.path} is not open")
 
         if self.real_time:
             now = time.monotonic() if timestamp is None else float(timestamp)
@@ -291,19 +305,18 @@ class Recorder:
             frame = cv2.resize(frame, self._requested, interpolation=cv2.INTER_AREA)
         frame = np.ascontiguousarray(frame[: self.size[1], : self.size[0]])
         # OpenCV's conversion is ~20x faster than swscale's here (0.8 vs 18 ms at 720p)
-        video_frame = av.VideoFrame.from_ndarray(
-            cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420), format="yuv420p"
-        )
+        yuv = np.asarray(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
+        video_frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         video_frame.pts = pts
         video_frame.time_base = Fraction(1, TIMESCALE)
         if seconds >= self._next_key:  # a keyframe starts each fragment
             video_frame.pict_type = av.video.frame.PictureType.I
             self._next_key = (seconds // self.fragment_seconds + 1) * self.fragment_seconds
-        for packet in self._stream.encode(video_frame):
-            self._container.mux(packet)
+        for packet in stream.encode(video_frame):
+            container.mux(packet)
         # every mux ends on a box boundary (flush_packets): a failure later is cut back
         # to here, so a full disk never leaves a torn fragment at the end of the file
-        self._good_size = self._out.pos
+        self._good_size = out.pos
         self._last_pts = pts
         self.frames_written += 1
         self.seconds_written = seconds
@@ -318,7 +331,7 @@ class Recorder:
                     default=_plain,
                 )
             )
-            self._write_log(self._out.frames_in_file)
+            self._write_log(out.frames_in_file)
 
     def _write_log(self, frames: int) -> None:
         """Write the pending lines of the first ``frames`` frames: those the file holds."""
@@ -346,9 +359,12 @@ class Recorder:
         if self._container is not None:
             try:
                 if not self._video_failed:
-                    for packet in self._stream.encode():
+                    stream, out = self._stream, self._out
+                    if stream is None or out is None:  # (only after __init__ failed)
+                        raise RecordingError(f"the recording {self.path} was never opened")
+                    for packet in stream.encode():
                         self._container.mux(packet)
-                    self._good_size = self._out.pos
+                    self._good_size = out.pos
             except Exception as exc:
                 self._video_failed = True
                 errors.append(f"cannot finish {self.path}: {why(exc)}")
@@ -396,12 +412,14 @@ class Recorder:
         """Turn the free box before the first fragment into the segment index, in place:
         its body first, synced, then its 8-byte header, so a crash in between leaves the
         free box (ignored by players) and never half an index."""
+        if self._file is None or self._out is None:
+            return
         fd = self._file.fileno()
-        box = self._out.index()
-        if box is not None:
-            os.pwrite(fd, box[8:], self._out.index_at + 8)
+        box, at = self._out.index(), self._out.index_at
+        if box is not None and at is not None:  # (index() is None without index_at)
+            os.pwrite(fd, box[8:], at + 8)
             _fsync(fd)
-            os.pwrite(fd, box[:8], self._out.index_at)
+            os.pwrite(fd, box[:8], at)
         _fsync(fd)
 
     def _abandon(self) -> None:
@@ -510,9 +528,10 @@ class _FragmentWriter:
 
     def _end_box(self) -> None:
         body, self._body = self._body, None
-        if self._type == b"moov":
+        # (only moov and moof bodies are kept: ``body`` is None for every other box)
+        if self._type == b"moov" and body is not None:
             self._read_moov(bytes(body))
-        elif self._type == b"moof" and self._moof is not None:
+        elif self._type == b"moof" and self._moof is not None and body is not None:
             self._moof[1:4] = self._read_moof(bytes(body))
         elif self._type == b"mdat" and self._moof is not None:
             start, time_, duration, frames = self._moof
@@ -638,7 +657,9 @@ def probe(path: Path) -> dict:
             frames += 1
             last = frame
         duration = (
-            float(last.pts * last.time_base) if last is not None and last.pts is not None else 0.0
+            float(last.pts * last.time_base)
+            if last is not None and last.pts is not None and last.time_base is not None
+            else 0.0
         )
         return {
             "codec": ctx.name,
@@ -659,7 +680,7 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _open_log(path: Path):
+def _open_log(path: Path) -> IO[str]:
     """Started afresh, as the video is: lines appended to an older run's log would name
     frames of a video that no longer exists (whether an existing output may be replaced at
     all is the caller's decision, made before a Recorder is created)."""

@@ -82,6 +82,13 @@ def _merge(boxes: list[Box]) -> list[Box]:
     return boxes
 
 
+def _padded(rect: Box, pad: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """``rect`` (x, y, w, h) grown by ``pad`` on every side, as corners x0, y0, x1, y1
+    (exclusive) inside an image of ``shape``."""
+    x, y, w, h = rect
+    return max(0, x - pad), max(0, y - pad), min(shape[1], x + w + pad), min(shape[0], y + h + pad)
+
+
 class EmptyScene:
     """The empty scene's model and the item finder built on it (one per video source)."""
 
@@ -274,15 +281,8 @@ class EmptyScene:
         """Does blob ``i`` look like the table around it now, where the learnt scene did not?
         Marks it in ``ghosts`` and counts its run in ``_ghost_run`` if so."""
         assert self.background is not None and self._ghost_run is not None  # learnt
-        x, y, bw, bh = rect
-        h, w = labels.shape
         pad = 4
-        x0, y0, x1, y1 = (
-            max(0, x - pad),
-            max(0, y - pad),
-            min(w, x + bw + pad),
-            min(h, y + bh + pad),
-        )
+        x0, y0, x1, y1 = _padded(rect, pad, labels.shape)
         inside = labels[y0:y1, x0:x1] == i
         inside_u8 = inside.view(np.uint8)
         ring = cv2.dilate(inside_u8, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8))
@@ -320,15 +320,8 @@ class EmptyScene:
             and self._from_learning is not None
             and self._ghost_run is not None
         )  # learnt
-        x, y, bw, bh = rect
-        h, w = labels.shape
         pad = 3
-        x0, y0, x1, y1 = (
-            max(0, x - pad),
-            max(0, y - pad),
-            min(w, x + bw + pad),
-            min(h, y + bh + pad),
-        )
+        x0, y0, x1, y1 = _padded(rect, pad, labels.shape)
         spot = (
             cv2.dilate(
                 (labels[y0:y1, x0:x1] == i).astype(np.uint8),

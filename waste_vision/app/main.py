@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 from typing import cast
 
-from waste_vision.engine.frames import Mode
 from waste_vision.engine.sources import parse_camera_size
 from waste_vision.errors import UserError
+from waste_vision.labels import Mode
 
 log = logging.getLogger(__name__)
 

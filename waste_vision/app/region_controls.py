@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from waste_vision.engine.frames import Mode
+from waste_vision.labels import Mode
 
 if TYPE_CHECKING:  # the window makes this controller and hands itself in
     from waste_vision.app.window import MainWindow

@@ -32,7 +32,6 @@ from waste_vision.app.bridge import FrameBridge
 from waste_vision.app.stats import RunStats, SessionStats, steady_rate
 from waste_vision.cascade import Cascade
 from waste_vision.engine.annotators import Overlay
-from waste_vision.engine.frames import Mode
 from waste_vision.engine.pipeline import FrameClassifier, Pipeline, PipelineConfig
 from waste_vision.engine.regions import RegionSet
 from waste_vision.engine.sinks import RecordingSink
@@ -45,6 +44,7 @@ from waste_vision.engine.sources import (
     open_source,
 )
 from waste_vision.errors import UserError
+from waste_vision.labels import Mode
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from waste_vision.cascade import Cascade, CascadeResult
+from waste_vision.labels import UNCERTAIN
 
 GREY = 127
 
@@ -68,7 +69,7 @@ class OcclusionExplainer:
         key, crop, result = crops[self._turn]
         label = (
             result.label
-            if result.label != "uncertain"
+            if result.label != UNCERTAIN
             else (result.stage2.label if result.stage2 else result.stage1.label)
         )
         if label == "recyclable" and result.stage2 is not None:

@@ -333,8 +333,9 @@ class Pipeline:
     def step(self, frame: Frame) -> tuple[FrameResult, np.ndarray]:
         result = self.classifier(frame)
         annotated = frame.image.copy()
-        if self.overlay is not None:
-            annotated = self.overlay.annotate(annotated, result)
+        overlay = self.overlay  # once: the window may swap it meanwhile
+        if overlay is not None:
+            annotated = overlay.annotate(annotated, result)
         for sink in list(self.sinks):
             sink.write(result, annotated)
         self.frames += 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 from waste_vision.labels import UNCERTAIN
@@ -59,10 +60,10 @@ class Tally:
         self.last_counted = label
         return label
 
-    def add(self, labels) -> bool:
+    def add(self, labels: Iterable[str]) -> bool:
         """Count items the pipeline counted (item finding); True if anything changed."""
-        for label in labels:
-            self.counts[label] += 1
+        labels = list(labels)
+        self.counts.update(labels)
         return bool(labels)
 
     def break_item(self) -> None:

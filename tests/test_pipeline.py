@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from tests.conftest import ROOT
 from waste_vision.cascade import Cascade
 from waste_vision.commands.cli import main
@@ -57,6 +59,7 @@ def test_rate_meter():
     assert abs(meter.rate - 30) < 1e-6
 
 
+@pytest.mark.slow  # a minute of annotate passes
 def test_bench_runs_and_reports(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert (

@@ -23,6 +23,9 @@ from waste_vision import resources
 from waste_vision.cascade import Cascade
 from waste_vision.errors import UserError
 
+# builds the wheel and installs it into a folder: part of the slow run (CI runs it)
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 

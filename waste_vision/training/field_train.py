@@ -140,6 +140,15 @@ def train_field(args) -> None:
                             np.tile(np.asarray(lt_train.labels), v)])
     x_out = x_unk.reshape(-1, *x_unk.shape[2:])
     x_clean = x_mat[0].copy()  # the plain view of every material photo, for distillation
+    if args.keep_data:
+        # stage 1's recyclable TRAIN photos (web photos of every kind of recyclable item):
+        # distilled too, so outlier exposure does not make them "uncertain" after stage 1
+        s1 = stage_split(args.keep_data, "organic-recyclable", "TRAIN")
+        keep = [p for p, y in zip(s1.paths, s1.labels) if y == 1][::args.keep_every]
+        x_keep = cached_views(run, keep, 1, size, 0, cache,
+                              f"keep-{len(keep)}-{Path(args.keep_data).name}", belts, 0)[0]
+        x_clean = np.concatenate([x_clean, x_keep])
+        print(f"distilled on {len(x_clean)} plain photos ({len(keep)} stage-1 recyclable)")
     y_val, y_lt = np.asarray(val.labels), np.asarray(lt_val.labels)
     del x_mat, x_lt, x_unk
 
@@ -266,7 +275,9 @@ def train_field(args) -> None:
                val_accuracy_per_source={s: history[best][f"clean_acc_{s}"]
                                         for s in dict.fromkeys(val.sources)},
                field={"trunk": f"{models} (shipped, unchanged)", "views": v,
-                      "place": args.place, "oe_weight": args.oe_weight, "distill": args.distill, "lr": args.lr,
+                      "place": args.place, "oe_weight": args.oe_weight, "distill": args.distill,
+                      "keep_data": str(args.keep_data) if args.keep_data else None,
+                      "lr": args.lr,
                       "batch": args.batch, "epochs_run": len(history) - 1,
                       "chosen_epoch": best, "max_clean_drop": args.max_clean_drop,
                       "labtrash_train_crops": len(lt_train.images),
@@ -298,6 +309,10 @@ def main(argv=None) -> None:
     p.add_argument("--distill", type=float, default=0.0,
                    help="weight of a distillation loss towards the shipped tail on plain "
                         "photos (keeps clean accuracy)")
+    p.add_argument("--keep-data", type=Path, default=None,
+                   help="a stage-1 split folder whose recyclable TRAIN photos join the "
+                        "distillation set (with --distill)")
+    p.add_argument("--keep-every", type=int, default=2, help="every n-th of those photos")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--epochs", type=int, default=6)

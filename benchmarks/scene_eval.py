@@ -47,7 +47,7 @@ SAMPLES = ROOT / "assets" / "samples"
 # t_in None: already lying there in the first frame
 COUNTING_SCHEDULE = [
     ("organic", "organic_kaggle_O_10211.jpg", "left", None, 3.0, 320, 180),
-    ("glass", "glass_trashnet_glass102.jpg", "top", 6.0, 9.5, 300, 190),
+    ("glass", "glass_garbage12_brown-glass1.jpg", "top", 6.0, 9.5, 300, 190),
     ("paper", "paper_trashnet_paper104.jpg", "left", 11.5, 15.0, 170, 180),
     ("metal", "metal_garbage12_metal101.jpg", "right", 11.5, 15.0, 470, 170),
     ("plastic", "plastic_garbage12_plastic162.jpg", "bottom", 17.0, 29.0, 330, 180),

@@ -129,6 +129,35 @@ def test_field_suite_end_to_end(tmp_path, shared_datasets):
     assert abs(report["mean"] - np.mean(list(report["parts"].values()))) < 0.01
     assert (out / "field.png").stat().st_size > 5000
 
+    # the same suite through evaluate (--stage field --data WORK), beside the other reports
+    from argparse import Namespace
+
+    from waste_vision.training.evaluate import evaluate_stage
+
+    work = tmp_path / "work"
+    work.mkdir()
+    for name, target in (("trashnet-split", materials), ("garbage12-split", materials),
+                         ("kaggle-or-split", stage1)):
+        os.symlink(target, work / name)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.symlink(other, shared / "garbage12-other")
+    os.symlink(shared_datasets / "labtrash", shared / "labtrash")
+    report = evaluate_stage(Namespace(stage="field", data=work, models=ROOT / "models",
+                                      reports=tmp_path / "reports", name=None, shared=shared))
+    assert (tmp_path / "reports" / "field" / "field.json").is_file()
+    assert report["counts"]["labtrash_validation_crops"] == 480
+
+
+def test_field_suite_names_a_missing_split(tmp_path):
+    from waste_vision.errors import UserError
+    from waste_vision.training.field import write_report
+
+    with pytest.raises(UserError, match="VALIDATION does not exist: run 'waste-vision data"):
+        write_report(ROOT / "models", tmp_path / "out", tmp_path / "nowhere", [],
+                     tmp_path / "nowhere", tmp_path, tmp_path)
+    assert not (tmp_path / "out").exists()
+
 
 def test_field_training_end_to_end(tmp_path, shared_datasets):
     """A tiny field run from the shipped models: stage 1 and the trunk are left exactly as

@@ -124,8 +124,30 @@ def plot_worst_mistakes(images: list[np.ndarray], captions: list[str], path: Pat
     plt.close(fig)
 
 
+def evaluate_field(args) -> dict:
+    """``evaluate --stage field --data WORK``: the field suite (``training/field.py``) on the
+    validation splits under WORK (``trashnet-split``, ``garbage12-split``,
+    ``kaggle-or-split``) and the shared labtrash and garbage12-other sets, written to
+    ``<reports>/field/`` beside the test reports. Validation only, so models can be chosen
+    on it."""
+    from waste_vision.training.field import write_report
+
+    models = Path(args.models or default_models_dir())
+    work = Path(args.data)
+    shared = Path(getattr(args, "shared", None) or "../shared/datasets")
+    out = Path(args.reports or models / "reports") / (args.name or "field")
+    report = write_report(models, out, work / "trashnet-split", [work / "garbage12-split"],
+                          work / "kaggle-or-split", shared / "labtrash",
+                          shared / "garbage12-other")
+    print(f"field suite: mean {report['mean']:.2f}% over {', '.join(report['parts'])}; "
+          f"report in {out}")
+    return report
+
+
 def evaluate_stage(args) -> dict:
     stage = args.stage
+    if stage == "field":
+        return evaluate_field(args)
     labels = STAGE_LABELS[stage]
     index = 0 if stage == "organic-recyclable" else 1
     models = Path(args.models or default_models_dir())

@@ -31,6 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from waste_vision.cascade import UNCERTAIN, Cascade
+from waste_vision.errors import UserError
 from waste_vision.images import read_rgb, resize_for_model
 from waste_vision.training.augment import (Surface, board_mask, composite, low_light,
                                            motion_blur, sensor_noise, surface)
@@ -211,6 +212,31 @@ def plot_report(report: dict, path: Path, baseline: dict | None = None) -> None:
     plt.close(fig)
 
 
+def write_report(models: Path, out: Path, material_data: Path, material_extra: list[Path],
+                 stage1_data: Path, labtrash: Path, other: Path, baseline: Path | None = None,
+                 max_labtrash: int = 0) -> dict:
+    """Run the suite and write ``out/field.json`` and ``out/field.png`` (beside
+    ``baseline``'s figures when given); a missing input folder is a one-line error."""
+    for path in (material_data, *material_extra, stage1_data):
+        if not (Path(path) / "VALIDATION").is_dir():
+            raise UserError(f"{Path(path) / 'VALIDATION'} does not exist: run 'waste-vision "
+                            "data split' for it first")
+    for path in (Path(labtrash) / "valid", other):
+        if not Path(path).is_dir():
+            raise UserError(f"{path} does not exist: point the field suite at the shared "
+                            "datasets (labtrash, garbage12-other)")
+    start = time.monotonic()
+    report = field_report(models, material_data, material_extra, stage1_data, labtrash, other,
+                          max_labtrash)
+    report["seconds"] = round(time.monotonic() - start, 1)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "field.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_report(report, out / "field.png",
+                json.loads(Path(baseline).read_text()) if baseline else None)
+    return report
+
+
 def main(argv=None) -> None:
     import argparse
 
@@ -228,14 +254,8 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     extra = args.material_extra if args.material_extra is not None else \
         [Path("work/garbage12-split")]
-    start = time.monotonic()
-    report = field_report(args.models, args.material_data, extra, args.stage1_data,
-                          args.labtrash, args.other, args.max_labtrash)
-    report["seconds"] = round(time.monotonic() - start, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "field.json").write_text(json.dumps(report, indent=2) + "\n")
-    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
-    plot_report(report, args.out / "field.png", baseline)
+    report = write_report(args.models, args.out, args.material_data, extra, args.stage1_data,
+                          args.labtrash, args.other, args.baseline, args.max_labtrash)
     print(json.dumps({"parts": report["parts"], "mean": report["mean"],
                       "stage1": report["stage1"]}, indent=1))
     print(f"wrote {args.out / 'field.json'} and field.png")

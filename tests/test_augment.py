@@ -11,9 +11,20 @@ import numpy as np
 import pytest
 
 from waste_vision.images import read_rgb
-from waste_vision.training.augment import (Surface, board_mask, composite, defocus_blur,
-                                           field_view, jpeg, low_light, motion_blur,
-                                           perspective, sensor_noise, surface, white_balance)
+from waste_vision.training.augment import (
+    Surface,
+    board_mask,
+    composite,
+    defocus_blur,
+    field_view,
+    jpeg,
+    low_light,
+    motion_blur,
+    perspective,
+    sensor_noise,
+    surface,
+    white_balance,
+)
 
 SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"
 
@@ -40,7 +51,7 @@ def test_field_view_shape_dtype_range(bottle, garbage12):
         for _ in range(5):
             x = field_view(photo, rng, (224, 224))
             assert x.shape == (224, 224, 3) and x.dtype == np.float32
-            assert 0 <= x.min() and x.max() <= 255
+            assert x.min() >= 0 and x.max() <= 255
 
 
 def test_field_view_is_fixed_by_its_seed(bottle):

@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from waste_vision.training.calibration import (
-    expected_calibration_error, fit_temperature, roc_auc, roc_threshold)
+    expected_calibration_error,
+    fit_temperature,
+    roc_auc,
+    roc_threshold,
+)
 
 
 def test_temperature_recovers_overconfidence():

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from waste_vision.training.datasplit import SPLITS, SplitReport, split_dataset
 from waste_vision.errors import UserError
+from waste_vision.training.datasplit import SPLITS, SplitReport, split_dataset
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared/datasets/kaggle-or-subset"
 _content = itertools.count()
@@ -35,7 +35,10 @@ def make_classes(root: Path, sizes: dict[str, int]) -> None:
 
 def listing(dst: Path) -> dict[str, set[str]]:
     """Relative file paths per split, to compare two runs."""
-    return {s: {str(p.relative_to(dst / s)) for p in (dst / s).rglob("*") if p.is_file()} for s in SPLITS}
+    return {
+        s: {str(p.relative_to(dst / s)) for p in (dst / s).rglob("*") if p.is_file()}
+        for s in SPLITS
+    }
 
 
 def digests(folder: Path) -> set[str]:
@@ -119,8 +122,12 @@ def test_existing_test_split_kept_and_wins_duplicates(tmp_path):
     src = tmp_path / "src"
     make_classes(src / "TRAIN", {"O": 20, "R": 20})
     make_classes(src / "TEST", {"O": 5, "R": 3})
-    shutil.copy(src / "TEST" / "O" / "img_000.jpg", src / "TEST" / "O" / "same.jpg")  # kept: same split
-    shutil.copy(src / "TEST" / "R" / "img_000.jpg", src / "TRAIN" / "R" / "leak.jpg")  # dropped: TEST wins
+    shutil.copy(
+        src / "TEST" / "O" / "img_000.jpg", src / "TEST" / "O" / "same.jpg"
+    )  # kept: same split
+    shutil.copy(
+        src / "TEST" / "R" / "img_000.jpg", src / "TRAIN" / "R" / "leak.jpg"
+    )  # dropped: TEST wins
     report = split_dataset(src, tmp_path / "dst", val=0.25, test=0.5, seed=0)
     assert report.counts["TEST"] == {"O": 6, "R": 3}  # as is: --test does not apply
     assert report.counts["VALIDATION"] == {"O": 5, "R": 5}  # 25% of TRAIN per class
@@ -130,7 +137,9 @@ def test_existing_test_split_kept_and_wins_duplicates(tmp_path):
         p.name for p in (src / "TEST" / "O").iterdir()
     }
     test_hashes = digests(tmp_path / "dst" / "TEST")
-    assert not test_hashes & (digests(tmp_path / "dst" / "TRAIN") | digests(tmp_path / "dst" / "VALIDATION"))
+    assert not test_hashes & (
+        digests(tmp_path / "dst" / "TRAIN") | digests(tmp_path / "dst" / "VALIDATION")
+    )
 
 
 def test_name_clash_gets_suffix(tmp_path):
@@ -139,7 +148,10 @@ def test_name_clash_gets_suffix(tmp_path):
     make_image(src / "O" / "b" / "x")
     report = split_dataset(src, tmp_path / "dst", val=0, test=0)
     assert report.counts["TRAIN"]["O"] == 2
-    assert sorted(p.name for p in (tmp_path / "dst" / "TRAIN" / "O").iterdir()) == ["x.jpg", "x_1.jpg"]
+    assert sorted(p.name for p in (tmp_path / "dst" / "TRAIN" / "O").iterdir()) == [
+        "x.jpg",
+        "x_1.jpg",
+    ]
 
 
 def test_link_mode_makes_hard_links(tmp_path):

@@ -12,10 +12,16 @@ import numpy as np
 import pytest
 
 from waste_vision.images import read_rgb
-from waste_vision.training.field import PARTS, Stress, main as field_main, stressed
+from waste_vision.training.field import PARTS, Stress, stressed
+from waste_vision.training.field import main as field_main
 from waste_vision.training.field_train import choose_epoch
-from waste_vision.training.fielddata import (LABTRASH_VALID_SESSIONS, held_out, labtrash_crops,
-                                             labtrash_frames, unknown_items)
+from waste_vision.training.fielddata import (
+    LABTRASH_VALID_SESSIONS,
+    held_out,
+    labtrash_crops,
+    labtrash_frames,
+    unknown_items,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "assets" / "samples" / "plastic_trashnet_plastic1.jpg"
@@ -35,8 +41,11 @@ def test_stresses_are_fixed_and_do_what_they_say():
     assert stressed(rgb, Stress.DARK, 0).mean() < 0.5 * plain.mean()
     # on cardboard: the white board is gone, the frame turns brown (red over blue)
     board = stressed(rgb, Stress.ON_CARDBOARD, 0).astype(int)
-    assert board[..., 0].mean() - board[..., 2].mean() > 30 > plain[..., 0].mean() - \
-        plain[..., 2].mean()
+    assert (
+        board[..., 0].mean() - board[..., 2].mean()
+        > 30
+        > plain[..., 0].mean() - plain[..., 2].mean()
+    )
     # small in frame: the concrete border around the item is grey and darker than the board
     small = stressed(rgb, Stress.SMALL, 0)
     assert small[:20].mean() < plain[:20].mean() - 30
@@ -59,12 +68,15 @@ def test_labtrash_crops_map_classes_and_pad(tmp_path, shared_datasets):
     os.symlink(image, tmp_path / "valid" / "images" / image.name)
     # one box of each labtrash class, 0.2 x 0.2 of the 640 x 480 frame
     (tmp_path / "valid" / "labels" / f"{image.stem}.txt").write_text(
-        "0 0.3 0.3 0.2 0.2\n1 0.5 0.5 0.2 0.2\n2 0.7 0.7 0.2 0.2\n3 0.5 0.3 0.2 0.2\n")
+        "0 0.3 0.3 0.2 0.2\n1 0.5 0.5 0.2 0.2\n2 0.7 0.7 0.2 0.2\n3 0.5 0.3 0.2 0.2\n"
+    )
     crops = labtrash_crops(tmp_path, "valid", pad=0.1)
     assert crops.labels == [0, 2, 4, 4]  # cardboard, metal, plastic, plastic
     h, w = read_rgb(image).shape[:2]
-    assert crops.images[0].shape[:2] == (int(0.24 * h), int(0.24 * w)) or \
-        abs(crops.images[0].shape[0] - 0.24 * h) <= 2
+    assert (
+        crops.images[0].shape[:2] == (int(0.24 * h), int(0.24 * w))
+        or abs(crops.images[0].shape[0] - 0.24 * h) <= 2
+    )
 
 
 def test_unknown_items_split_is_fixed_and_disjoint(shared_datasets):
@@ -79,17 +91,21 @@ def test_unknown_items_split_is_fixed_and_disjoint(shared_datasets):
 
 
 def test_choose_epoch_guards_clean_accuracy():
-    history = [{"epoch": 0, "clean_acc": 0.97, "field_score": 0.40},
-               {"epoch": 1, "clean_acc": 0.965, "field_score": 0.60},
-               {"epoch": 2, "clean_acc": 0.95, "field_score": 0.80},  # too far below
-               {"epoch": 3, "clean_acc": 0.962, "field_score": 0.55}]
+    history = [
+        {"epoch": 0, "clean_acc": 0.97, "field_score": 0.40},
+        {"epoch": 1, "clean_acc": 0.965, "field_score": 0.60},
+        {"epoch": 2, "clean_acc": 0.95, "field_score": 0.80},  # too far below
+        {"epoch": 3, "clean_acc": 0.962, "field_score": 0.55},
+    ]
     assert choose_epoch(history, 0.01) == 1
     assert choose_epoch(history, 0.03) == 2
     assert choose_epoch(history[:1] + history[2:3], 0.01) == 0
     # a source's own accuracy counts too, not only the whole set's
-    history = [{"epoch": 0, "clean_acc": 0.97, "clean_acc_trashnet": 0.95, "field_score": 0.4},
-               {"epoch": 1, "clean_acc": 0.97, "clean_acc_trashnet": 0.93, "field_score": 0.7},
-               {"epoch": 2, "clean_acc": 0.965, "clean_acc_trashnet": 0.945, "field_score": 0.6}]
+    history = [
+        {"epoch": 0, "clean_acc": 0.97, "clean_acc_trashnet": 0.95, "field_score": 0.4},
+        {"epoch": 1, "clean_acc": 0.97, "clean_acc_trashnet": 0.93, "field_score": 0.7},
+        {"epoch": 2, "clean_acc": 0.965, "clean_acc_trashnet": 0.945, "field_score": 0.6},
+    ]
     assert choose_epoch(history, 0.01) == 2
 
 
@@ -105,10 +121,14 @@ def _tiny_split(root: Path, source: Path, classes, n=2):
 def test_field_suite_end_to_end(tmp_path, shared_datasets):
     """On a few real validation-style photos with the shipped models: every part is there,
     the figures are percentages, the plot is written."""
-    materials = _tiny_split(tmp_path / "trashnet-split", shared_datasets / "trashnet",
-                            ["cardboard", "glass", "metal", "paper", "plastic", "trash"])
-    stage1 = _tiny_split(tmp_path / "kaggle-split", shared_datasets / "kaggle-or-subset" / "TEST",
-                         ["O", "R"])
+    materials = _tiny_split(
+        tmp_path / "trashnet-split",
+        shared_datasets / "trashnet",
+        ["cardboard", "glass", "metal", "paper", "plastic", "trash"],
+    )
+    stage1 = _tiny_split(
+        tmp_path / "kaggle-split", shared_datasets / "kaggle-or-subset" / "TEST", ["O", "R"]
+    )
     other = tmp_path / "other"
     for cls in ("battery", "shoes"):
         (other / cls).mkdir(parents=True)
@@ -117,10 +137,26 @@ def test_field_suite_end_to_end(tmp_path, shared_datasets):
                 os.symlink(p, other / cls / p.name)
                 break
     out = tmp_path / "report"
-    field_main(["--models", str(ROOT / "models"), "--out", str(out), "--material-data",
-                str(materials), "--material-extra", str(materials), "--stage1-data", str(stage1),
-                "--labtrash", str(shared_datasets / "labtrash"), "--other", str(other),
-                "--max-labtrash", "12"])
+    field_main(
+        [
+            "--models",
+            str(ROOT / "models"),
+            "--out",
+            str(out),
+            "--material-data",
+            str(materials),
+            "--material-extra",
+            str(materials),
+            "--stage1-data",
+            str(stage1),
+            "--labtrash",
+            str(shared_datasets / "labtrash"),
+            "--other",
+            str(other),
+            "--max-labtrash",
+            "12",
+        ]
+    )
     report = json.loads((out / "field.json").read_text())
     assert set(report["parts"]) == set(PARTS)
     assert all(0 <= v <= 100 for v in report["parts"].values())
@@ -136,15 +172,26 @@ def test_field_suite_end_to_end(tmp_path, shared_datasets):
 
     work = tmp_path / "work"
     work.mkdir()
-    for name, target in (("trashnet-split", materials), ("garbage12-split", materials),
-                         ("kaggle-or-split", stage1)):
+    for name, target in (
+        ("trashnet-split", materials),
+        ("garbage12-split", materials),
+        ("kaggle-or-split", stage1),
+    ):
         os.symlink(target, work / name)
     shared = tmp_path / "shared"
     shared.mkdir()
     os.symlink(other, shared / "garbage12-other")
     os.symlink(shared_datasets / "labtrash", shared / "labtrash")
-    report = evaluate_stage(Namespace(stage="field", data=work, models=ROOT / "models",
-                                      reports=tmp_path / "reports", name=None, shared=shared))
+    report = evaluate_stage(
+        Namespace(
+            stage="field",
+            data=work,
+            models=ROOT / "models",
+            reports=tmp_path / "reports",
+            name=None,
+            shared=shared,
+        )
+    )
     assert (tmp_path / "reports" / "field" / "field.json").is_file()
     assert report["counts"]["labtrash_validation_crops"] == 480
 
@@ -154,8 +201,15 @@ def test_field_suite_names_a_missing_split(tmp_path):
     from waste_vision.training.field import write_report
 
     with pytest.raises(UserError, match="VALIDATION does not exist: run 'waste-vision data"):
-        write_report(ROOT / "models", tmp_path / "out", tmp_path / "nowhere", [],
-                     tmp_path / "nowhere", tmp_path, tmp_path)
+        write_report(
+            ROOT / "models",
+            tmp_path / "out",
+            tmp_path / "nowhere",
+            [],
+            tmp_path / "nowhere",
+            tmp_path,
+            tmp_path,
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -171,7 +225,7 @@ def test_field_training_end_to_end(tmp_path, shared_datasets):
         for cls in ("cardboard", "glass", "metal", "paper", "plastic", "trash"):
             folder = materials / split / cls
             folder.mkdir(parents=True)
-            for p in sorted((shared_datasets / "trashnet" / cls).iterdir())[start:start + n]:
+            for p in sorted((shared_datasets / "trashnet" / cls).iterdir())[start : start + n]:
                 os.symlink(p, folder / p.name)
     labtrash = tmp_path / "labtrash"
     src = shared_datasets / "labtrash"
@@ -180,18 +234,41 @@ def test_field_training_end_to_end(tmp_path, shared_datasets):
             (labtrash / split / sub).mkdir(parents=True)
         image = sorted((src / split / "images").glob(f"{session}_*.jpg"))[0]
         os.symlink(image, labtrash / split / "images" / image.name)
-        os.symlink(src / split / "labels" / f"{image.stem}.txt",
-                   labtrash / split / "labels" / f"{image.stem}.txt")
+        os.symlink(
+            src / split / "labels" / f"{image.stem}.txt",
+            labtrash / split / "labels" / f"{image.stem}.txt",
+        )
     other = tmp_path / "other" / "battery"
     other.mkdir(parents=True)
     for p in sorted((shared_datasets / "garbage12-other" / "battery").iterdir())[:6]:
         os.symlink(p, other / p.name)
     out = tmp_path / "models"
-    field_train_main(["--models", str(ROOT / "models"), "--out", str(out),
-                      "--material-data", str(materials), "--labtrash", str(labtrash),
-                      "--other", str(tmp_path / "other"), "--views", "2", "--epochs", "1",
-                      "--batch", "4", "--max-clean-drop", "1.0",
-                      "--cache", str(tmp_path / "cache"), "--run-dir", str(tmp_path / "run")])
+    field_train_main(
+        [
+            "--models",
+            str(ROOT / "models"),
+            "--out",
+            str(out),
+            "--material-data",
+            str(materials),
+            "--labtrash",
+            str(labtrash),
+            "--other",
+            str(tmp_path / "other"),
+            "--views",
+            "2",
+            "--epochs",
+            "1",
+            "--batch",
+            "4",
+            "--max-clean-drop",
+            "1.0",
+            "--cache",
+            str(tmp_path / "cache"),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ]
+    )
     shipped = ROOT / "models"
     for ext in (".keras", ".tflite", ".json"):
         name = f"stage1_organic_recyclable{ext}"

@@ -16,8 +16,9 @@ from waste_vision.training.fielddata import labtrash_frames
 def main(trashnet: str, garbage12: str, labtrash: str, out: str, rows: int = 6) -> None:
     rng = np.random.default_rng(7)
     frames = labtrash_frames(Path(labtrash), "train")[::20]
-    belts = belt_crops([f for f, _ in frames], [np.array([b[1:] for b in bx]) for _, bx in frames],
-                       rng)
+    belts = belt_crops(
+        [f for f, _ in frames], [np.array([b[1:] for b in bx]) for _, bx in frames], rng
+    )
     photos = []
     for root in (trashnet, garbage12):
         for cls in ("cardboard", "glass", "metal", "paper", "plastic"):
@@ -29,8 +30,9 @@ def main(trashnet: str, garbage12: str, labtrash: str, out: str, rows: int = 6) 
         rgb = read_rgb(p)
         row = [cv2.resize(rgb, (160, 160))]
         for _ in range(7):
-            row.append(cv2.resize(field_view(rgb, rng, (224, 224), belts).astype(np.uint8),
-                                  (160, 160)))
+            row.append(
+                cv2.resize(field_view(rgb, rng, (224, 224), belts).astype(np.uint8), (160, 160))
+            )
         tiles.append(np.concatenate(row, 1))
     sheet = np.concatenate(tiles, 0)
     Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ def main(old: str, new: str, n: int = 300) -> None:
     models = {name: _LiteRTModel(Path(path), 2) for name, path in (("old", old), ("new", new))}
     x = np.random.default_rng(0).uniform(0, 255, (224, 224, 3)).astype(np.float32)
     times = {name: [] for name in models}
-    for name, model in models.items():
+    for model in models.values():
         for _ in range(20):
             model(x)  # warm-up
     for _ in range(n):
@@ -28,8 +28,10 @@ def main(old: str, new: str, n: int = 300) -> None:
             model(x)
             times[name].append(time.perf_counter() - t)
     for name in models:
-        print(f"{name}: p50 {1000 * np.median(times[name]):.2f} ms, "
-              f"p90 {1000 * np.percentile(times[name], 90):.2f} ms")
+        print(
+            f"{name}: p50 {1000 * np.median(times[name]):.2f} ms, "
+            f"p90 {1000 * np.percentile(times[name], 90):.2f} ms"
+        )
     print(f"new/old p50: {np.median(times['new']) / np.median(times['old']):.3f}")
 
 

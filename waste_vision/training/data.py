@@ -38,7 +38,7 @@ class LabelledFiles:
         if not self.sources:
             self.sources = ["own"] * len(self.paths)
 
-    def extend(self, other: "LabelledFiles") -> None:
+    def extend(self, other: LabelledFiles) -> None:
         self.paths += other.paths
         self.labels += other.labels
         self.sources += other.sources
@@ -74,13 +74,16 @@ def cap_recyclable(files: LabelledFiles) -> LabelledFiles:
         return files
     step = len(recyclable) / len(organic)
     keep = sorted(organic + [recyclable[int(k * step)] for k in range(len(organic))])
-    return LabelledFiles([files.paths[i] for i in keep], [files.labels[i] for i in keep],
-                         sources=[files.sources[i] for i in keep])
+    return LabelledFiles(
+        [files.paths[i] for i in keep],
+        [files.labels[i] for i in keep],
+        sources=[files.sources[i] for i in keep],
+    )
 
 
 def source_name(folder: Path) -> str:
     name = Path(folder).name
-    return name[:-len("-split")] if name.endswith("-split") else name
+    return name[: -len("-split")] if name.endswith("-split") else name
 
 
 def stage_split(data: Path, stage: str, split: str, extras: list[Path] = ()) -> LabelledFiles:

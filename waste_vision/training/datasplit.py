@@ -16,9 +16,9 @@ import hashlib
 import os
 import random
 import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -53,7 +53,7 @@ def _near_groups(paths: list[Path], hashes: dict[Path, np.ndarray], bits: int) -
     if bits >= 0 and len(paths) > 1:
         h = np.array([hashes[p] for p in paths])
         for i in range(len(paths) - 1):
-            for j in np.nonzero((h[i + 1:] != h[i]).sum(1) <= bits)[0] + i + 1:
+            for j in np.nonzero((h[i + 1 :] != h[i]).sum(1) <= bits)[0] + i + 1:
                 parent[find(int(j))] = find(i)
     groups: dict[int, list[Path]] = {}
     for i, p in enumerate(paths):
@@ -81,17 +81,25 @@ class SplitReport:
         width = max([len("class"), len("total")] + [len(c) for c in classes])
         rows = [f"{'class':<{width}}" + "".join(f"{s:>12}" for s in SPLITS)]
         for c in classes:
-            rows.append(f"{c:<{width}}" + "".join(f"{self.counts[s].get(c, 0):>12}" for s in SPLITS))
-        rows.append(f"{'total':<{width}}" + "".join(f"{sum(self.counts[s].values()):>12}" for s in SPLITS))
+            rows.append(
+                f"{c:<{width}}" + "".join(f"{self.counts[s].get(c, 0):>12}" for s in SPLITS)
+            )
+        rows.append(
+            f"{'total':<{width}}" + "".join(f"{sum(self.counts[s].values()):>12}" for s in SPLITS)
+        )
         unreadable = len(self.skipped) - len(self.duplicates) - len(self.near_duplicates)
-        rows.append(f"skipped: {unreadable} unreadable, {len(self.duplicates)} duplicates, "
-                    f"{len(self.near_duplicates)} near-duplicates of a kept split")
+        rows.append(
+            f"skipped: {unreadable} unreadable, {len(self.duplicates)} duplicates, "
+            f"{len(self.near_duplicates)} near-duplicates of a kept split"
+        )
         return "\n".join(rows)
 
 
 def _subdirs(folder: Path) -> list[Path]:
     return sorted(
-        p for p in folder.iterdir() if p.is_dir() and not is_hidden(p.name) and p.name not in SKIPPED_DIRS
+        p
+        for p in folder.iterdir()
+        if p.is_dir() and not is_hidden(p.name) and p.name not in SKIPPED_DIRS
     )
 
 
@@ -115,7 +123,9 @@ def _scan(src: Path) -> tuple[dict[str, Path], list[str]]:
         roots = {"TRAIN": src}
     classes = sorted({c.name for root in roots.values() for c in _subdirs(root)})
     if not classes:
-        raise UserError(f"no class folders found in {src}; expected SRC/<class>/*.jpg or SRC/TRAIN/<class>/")
+        raise UserError(
+            f"no class folders found in {src}; expected SRC/<class>/*.jpg or SRC/TRAIN/<class>/"
+        )
     return roots, classes
 
 
@@ -140,7 +150,7 @@ def split_dataset(
     progress = progress or _no_progress
     _check_args(src, dst, val, test)
     roots, classes = _scan(src)
-    report = SplitReport(counts={s: {c: 0 for c in classes} for s in SPLITS})
+    report = SplitReport(counts={s: dict.fromkeys(classes, 0) for s in SPLITS})
 
     # Decode and hash every file; unreadable ones are reported and left out.
     files = []  # (split, class, path)
@@ -153,7 +163,7 @@ def split_dataset(
                 files.append((split, parts[0], path))
     digests: dict[Path, str] = {}
     hashes: dict[Path, np.ndarray] = {}
-    for split, cls, path in progress(files, total=len(files)):
+    for _split, _cls, path in progress(files, total=len(files)):
         try:
             hashes[path] = difference_hash(read_rgb(path))
         except ImageReadError as exc:

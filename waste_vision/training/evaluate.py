@@ -47,9 +47,12 @@ def per_class_metrics(y: np.ndarray, pred: np.ndarray, labels: list[str]) -> tup
         precision = tp / confusion[:, i].sum() if confusion[:, i].sum() else 0.0
         recall = tp / confusion[i].sum() if confusion[i].sum() else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {"precision": round(float(precision), 4),
-                           "recall": round(float(recall), 4), "f1": round(float(f1), 4),
-                           "support": int(confusion[i].sum())}
+        per_class[name] = {
+            "precision": round(float(precision), 4),
+            "recall": round(float(recall), 4),
+            "f1": round(float(f1), 4),
+            "support": int(confusion[i].sum()),
+        }
     return per_class, confusion.tolist()
 
 
@@ -63,8 +66,14 @@ def plot_confusion(confusion: list, labels: list[str], title: str, path: Path) -
     ax.set_ylabel("true")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, cm[i, j], ha="center", va="center",
-                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                cm[i, j],
+                ha="center",
+                va="center",
+                color="white" if cm[i, j] > cm.max() / 2 else "black",
+            )
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -92,9 +101,14 @@ def plot_threshold_sweep(y: np.ndarray, p: np.ndarray, threshold: float, path: P
     sweep = []
     for t in grid:
         pred = p >= t
-        sweep.append({"threshold": float(t), "accuracy": round(float(np.mean(pred == y)), 4),
-                      "organic_recall": round(float(np.mean(~pred[y == 0])), 4),
-                      "recyclable_recall": round(float(np.mean(pred[y == 1])), 4)})
+        sweep.append(
+            {
+                "threshold": float(t),
+                "accuracy": round(float(np.mean(pred == y)), 4),
+                "organic_recall": round(float(np.mean(~pred[y == 0])), 4),
+                "recyclable_recall": round(float(np.mean(pred[y == 1])), 4),
+            }
+        )
     fig, ax = plt.subplots(figsize=(6, 4))
     for key in ("accuracy", "organic_recall", "recyclable_recall"):
         ax.plot(grid, [s[key] for s in sweep], marker=".", label=key.replace("_", " "))
@@ -115,7 +129,7 @@ def plot_worst_mistakes(images: list[np.ndarray], captions: list[str], path: Pat
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows))
     for ax in np.ravel(axes):
         ax.axis("off")
-    for ax, im, cap in zip(np.ravel(axes), images, captions):
+    for ax, im, cap in zip(np.ravel(axes), images, captions, strict=False):
         ax.imshow(im)
         ax.set_title(cap, fontsize=8)
     fig.suptitle("Most confident mistakes on test")
@@ -136,11 +150,19 @@ def evaluate_field(args) -> dict:
     work = Path(args.data)
     shared = Path(getattr(args, "shared", None) or "../shared/datasets")
     out = Path(args.reports or models / "reports") / (args.name or "field")
-    report = write_report(models, out, work / "trashnet-split", [work / "garbage12-split"],
-                          work / "kaggle-or-split", shared / "labtrash",
-                          shared / "garbage12-other")
-    print(f"field suite: mean {report['mean']:.2f}% over {', '.join(report['parts'])}; "
-          f"report in {out}")
+    report = write_report(
+        models,
+        out,
+        work / "trashnet-split",
+        [work / "garbage12-split"],
+        work / "kaggle-or-split",
+        shared / "labtrash",
+        shared / "garbage12-other",
+    )
+    print(
+        f"field suite: mean {report['mean']:.2f}% over {', '.join(report['parts'])}; "
+        f"report in {out}"
+    )
     return report
 
 
@@ -176,8 +198,11 @@ def evaluate_stage(args) -> dict:
     out = Path(args.reports or models / "reports") / name
     out.mkdir(parents=True, exist_ok=True)
     metrics = {
-        "stage": stage, "data": str(folder), "images": len(y),
-        "accuracy": round(float(np.mean(pred == y)), 4), "per_class": per_class,
+        "stage": stage,
+        "data": str(folder),
+        "images": len(y),
+        "accuracy": round(float(np.mean(pred == y)), 4),
+        "per_class": per_class,
         "confusion_matrix": {"labels": labels, "rows_true_cols_predicted": confusion},
         "expected_calibration_error": round(expected_calibration_error(confidence, pred == y), 4),
         "final_label": final_label_metrics(stage, labels, y, finals, cascade),
@@ -187,45 +212,62 @@ def evaluate_stage(args) -> dict:
         if len(set(y.tolist())) == 2:
             metrics["roc_auc"] = round(roc_auc(y, probs[:, 1]), 4)
             plot_roc(y, probs[:, 1], cascade.rule.stage1_threshold, out / "roc.png")
-            metrics["threshold_sweep"] = plot_threshold_sweep(y, probs[:, 1], cascade.rule.stage1_threshold,
-                                                              out / "threshold_sweep.png")
-    plot_confusion(confusion, labels, f"{name}: accuracy {metrics['accuracy']:.3f}",
-                   out / "confusion.png")
+            metrics["threshold_sweep"] = plot_threshold_sweep(
+                y, probs[:, 1], cascade.rule.stage1_threshold, out / "threshold_sweep.png"
+            )
+    plot_confusion(
+        confusion, labels, f"{name}: accuracy {metrics['accuracy']:.3f}", out / "confusion.png"
+    )
     wrong = np.where(pred != y)[0]
     worst = wrong[np.argsort(-confidence[wrong])][:12]
     plot_worst_mistakes(
         [resize_for_model(read_rgb(files.paths[i]), (160, 160)).astype(np.uint8) for i in worst],
-        [f"{files.paths[i].name}\ntrue {labels[y[i]]}, said {labels[pred[i]]} "
-         f"{confidence[i]:.2f}" for i in worst],
-        out / "worst_mistakes.png")
+        [
+            f"{files.paths[i].name}\ntrue {labels[y[i]]}, said {labels[pred[i]]} "
+            f"{confidence[i]:.2f}"
+            for i in worst
+        ],
+        out / "worst_mistakes.png",
+    )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if getattr(args, "update_manifest", False):
         print(f"recorded the test figures in {record_in_manifest(models, index, metrics)}")
     final = metrics["final_label"]
-    print(f"{name}: accuracy {metrics['accuracy']:.4f} on {len(y)} images, "
-          f"ECE {metrics['expected_calibration_error']:.4f}; final label: coverage "
-          f"{final['coverage']:.4f}, accuracy where labelled {final['accuracy_labelled']:.4f}, "
-          f"right of all {final['right_of_all']:.4f}; report in {out}")
+    print(
+        f"{name}: accuracy {metrics['accuracy']:.4f} on {len(y)} images, "
+        f"ECE {metrics['expected_calibration_error']:.4f}; final label: coverage "
+        f"{final['coverage']:.4f}, accuracy where labelled {final['accuracy_labelled']:.4f}, "
+        f"right of all {final['right_of_all']:.4f}; report in {out}"
+    )
     return metrics
 
 
-def final_label_metrics(stage: str, labels: list[str], y: np.ndarray, finals: list[str],
-                        cascade: Cascade) -> dict:
+def final_label_metrics(
+    stage: str, labels: list[str], y: np.ndarray, finals: list[str], cascade: Cascade
+) -> dict:
     """What the user sees: how often a label is given (coverage) and how often it is right.
 
     For stage-1 test sets a material counts as "recyclable" (they carry no material truth);
     for material sets the truth is the material (a photo called organic is wrong).
     """
     truth = [labels[i] for i in y]
-    said = np.asarray([("recyclable" if f not in ("organic", UNCERTAIN) else f)
-                       if stage == "organic-recyclable" else f for f in finals])
+    said = np.asarray(
+        [
+            ("recyclable" if f not in ("organic", UNCERTAIN) else f)
+            if stage == "organic-recyclable"
+            else f
+            for f in finals
+        ]
+    )
     labelled = said != UNCERTAIN
     right = said == np.asarray(truth)
-    return {"min_confidence": cascade.rule.min_confidence,
-            "stage1_threshold": cascade.rule.stage1_threshold,
-            "coverage": round(float(labelled.mean()), 4),
-            "accuracy_labelled": round(float(right[labelled].mean()) if labelled.any() else 0.0, 4),
-            "right_of_all": round(float(right.mean()), 4)}
+    return {
+        "min_confidence": cascade.rule.min_confidence,
+        "stage1_threshold": cascade.rule.stage1_threshold,
+        "coverage": round(float(labelled.mean()), 4),
+        "accuracy_labelled": round(float(right[labelled].mean()) if labelled.any() else 0.0, 4),
+        "right_of_all": round(float(right.mean()), 4),
+    }
 
 
 def record_in_manifest(models: Path, index: int, metrics: dict) -> Path:

@@ -15,9 +15,13 @@ def export_tflite(model, path: Path) -> Path:
     """Write ``model`` (float32) as a ``.tflite`` whose weights are stored as float16."""
     import tensorflow as tf
 
-    model.export(str(path), format="litert", verbose=False,
-                 optimizations=[tf.lite.Optimize.DEFAULT],
-                 target_spec={"supported_types": [tf.float16]})
+    model.export(
+        str(path),
+        format="litert",
+        verbose=False,
+        optimizations=[tf.lite.Optimize.DEFAULT],
+        target_spec={"supported_types": [tf.float16]},
+    )
     return Path(path)
 
 

@@ -33,12 +33,13 @@ def on_board(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     board = grey + tint[None, None, :] + light[..., None] + rng.normal(0, 3, (side, side, 1))
     board = np.clip(board, 0, 255).astype(np.uint8)
     y, x = rng.integers(0, side - h + 1), rng.integers(0, side - w + 1)
-    board[y:y + h, x:x + w] = rgb
+    board[y : y + h, x : x + w] = rgb
     return board
 
 
-def augment(rgb: np.ndarray, rng: np.random.Generator, size: tuple[int, int],
-            board: float = 0.0) -> np.ndarray:
+def augment(
+    rgb: np.ndarray, rng: np.random.Generator, size: tuple[int, int], board: float = 0.0
+) -> np.ndarray:
     """A random view: flips, rotation, zoom/crop, brightness and contrast; with probability
     ``board`` the photo is first laid on a plain light board (see ``on_board``)."""
     if board and rng.random() < board:
@@ -52,8 +53,9 @@ def augment(rgb: np.ndarray, rng: np.random.Generator, size: tuple[int, int],
     scale = rng.uniform(1.0, 1.3)
     centre = (w / 2 + rng.uniform(-0.08, 0.08) * w, h / 2 + rng.uniform(-0.08, 0.08) * h)
     matrix = cv2.getRotationMatrix2D(centre, angle, scale)
-    rgb = cv2.warpAffine(np.ascontiguousarray(rgb), matrix, (w, h),
-                         borderMode=cv2.BORDER_REFLECT_101)
+    rgb = cv2.warpAffine(
+        np.ascontiguousarray(rgb), matrix, (w, h), borderMode=cv2.BORDER_REFLECT_101
+    )
     x = resize_for_model(rgb, size)
     contrast = rng.uniform(0.75, 1.25)
     brightness = rng.uniform(-30, 30)
@@ -61,8 +63,9 @@ def augment(rgb: np.ndarray, rng: np.random.Generator, size: tuple[int, int],
     return np.clip(x, 0, 255)
 
 
-def _cache_key(paths: list[Path], views: int, trunk_name: str, seed: int,
-               board: float = 0.0) -> str:
+def _cache_key(
+    paths: list[Path], views: int, trunk_name: str, seed: int, board: float = 0.0
+) -> str:
     parts = [trunk_name, views, seed, [str(p) for p in paths]] + ([board] if board else [])
     h = hashlib.sha256(json.dumps(parts).encode())
     return h.hexdigest()[:16]
@@ -98,34 +101,58 @@ class LiteRTTrunk:
         return np.stack(out)
 
 
-def trunk_features(trunk, paths: list[Path], size: tuple[int, int], views: int,
-                   cache_dir: Path, seed: int, desc: str, batch: int = 32,
-                   board: float = 0.0, only_board: bool = False) -> np.ndarray:
+def trunk_features(
+    trunk,
+    paths: list[Path],
+    size: tuple[int, int],
+    views: int,
+    cache_dir: Path,
+    seed: int,
+    desc: str,
+    batch: int = 32,
+    board: float = 0.0,
+    only_board: bool = False,
+) -> np.ndarray:
     """Trunk outputs, shape (views, n, ...): view 0 is the plain image, the rest augmented.
 
     ``board``: chance that an augmented view lies on a plain board; ``only_board``: every
     view (view 0 included) is the plain image on a board, for the shortcut check.
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = _cache_key(paths, views, f"{trunk.name}{len(trunk.layers)}{trunk.output.shape}", seed,
-                     "only" if only_board else board)
+    key = _cache_key(
+        paths,
+        views,
+        f"{trunk.name}{len(trunk.layers)}{trunk.output.shape}",
+        seed,
+        "only" if only_board else board,
+    )
     cached = cache_dir / f"{desc}-{key}.npy"
     if cached.exists():
         return np.load(cached)
-    run = LiteRTTrunk(trunk, cache_dir, hashlib.sha256(
-        f"{trunk.name}{len(trunk.layers)}{trunk.output.shape}".encode()).hexdigest()[:12])
+    run = LiteRTTrunk(
+        trunk,
+        cache_dir,
+        hashlib.sha256(f"{trunk.name}{len(trunk.layers)}{trunk.output.shape}".encode()).hexdigest()[
+            :12
+        ],
+    )
     rng = np.random.default_rng(seed)
     out = np.zeros((views, len(paths), *trunk.output.shape[1:]), np.float16)
     images = [read_rgb(p) for p in tqdm(paths, desc=f"{desc}: decode", unit="img")]
     for v in range(views):
-        for start in tqdm(range(0, len(paths), batch), desc=f"{desc}: view {v + 1}/{views}",
-                          unit="batch"):
-            chunk = images[start:start + batch]
+        for start in tqdm(
+            range(0, len(paths), batch), desc=f"{desc}: view {v + 1}/{views}", unit="batch"
+        ):
+            chunk = images[start : start + batch]
             if only_board:
                 x = np.stack([resize_for_model(on_board(im, rng), size) for im in chunk])
             else:
-                x = np.stack([resize_for_model(im, size) if v == 0
-                              else augment(im, rng, size, board) for im in chunk])
-            out[v, start:start + len(chunk)] = run(x)
+                x = np.stack(
+                    [
+                        resize_for_model(im, size) if v == 0 else augment(im, rng, size, board)
+                        for im in chunk
+                    ]
+                )
+            out[v, start : start + len(chunk)] = run(x)
     np.save(cached, out)
     return out

@@ -33,8 +33,15 @@ from tqdm import tqdm
 from waste_vision.cascade import UNCERTAIN, Cascade
 from waste_vision.errors import UserError
 from waste_vision.images import read_rgb, resize_for_model
-from waste_vision.training.augment import (Surface, board_mask, composite, low_light,
-                                           motion_blur, sensor_noise, surface)
+from waste_vision.training.augment import (
+    Surface,
+    board_mask,
+    composite,
+    low_light,
+    motion_blur,
+    sensor_noise,
+    surface,
+)
 from waste_vision.training.data import STAGE_LABELS, stage_split
 from waste_vision.training.fielddata import labtrash_crops, unknown_items
 
@@ -60,15 +67,17 @@ def stressed(rgb: np.ndarray, stress: Stress, seed: int) -> np.ndarray:
         work = rgb
         if max(rgb.shape[:2]) > 320:
             s = 320 / max(rgb.shape[:2])
-            work = cv2.resize(rgb, (int(rgb.shape[1] * s), int(rgb.shape[0] * s)),
-                              interpolation=cv2.INTER_AREA)
+            work = cv2.resize(
+                rgb, (int(rgb.shape[1] * s), int(rgb.shape[0] * s)), interpolation=cv2.INTER_AREA
+            )
         side = max(work.shape[:2])
         if stress is Stress.SMALL:
             background, scale = surface(Surface.CONCRETE, rng, side, side), (0.38, 0.42)
         else:
             background, scale = surface(Surface.CARDBOARD, rng, side, side), (0.7, 0.8)
-        rgb = composite(np.ascontiguousarray(work), board_mask(work), background, rng, scale,
-                        edge_cut=0.0)
+        rgb = composite(
+            np.ascontiguousarray(work), board_mask(work), background, rng, scale, edge_cut=0.0
+        )
     x = np.clip(resize_for_model(rgb, (SIZE, SIZE)), 0, 255).astype(np.uint8)
     if stress is Stress.BLUR:
         x = motion_blur(x, 11, rng.uniform(0, 180))
@@ -77,12 +86,13 @@ def stressed(rgb: np.ndarray, stress: Stress, seed: int) -> np.ndarray:
     return x
 
 
-def run_cascade(cascade: Cascade, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray,
-                                                                      list[str]]:
+def run_cascade(
+    cascade: Cascade, images: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(P(recyclable), material probabilities, final labels) of model-size images."""
     p1, p2, final = [], [], []
     for i in range(0, len(images), 32):
-        for r in cascade.classify_many(images[i:i + 32], all_stages=True):
+        for r in cascade.classify_many(images[i : i + 32], all_stages=True):
             p1.append(r.stage1.probabilities[1])
             p2.append(r.stage2.probabilities)
             final.append(r.label)  # stage 2 counts only when stage 1 said recyclable
@@ -93,9 +103,15 @@ def _pct(x) -> float:
     return round(100 * float(np.mean(x)), 2) if len(x) else float("nan")
 
 
-def field_report(models: Path, material_data: Path, material_extra: list[Path],
-                 stage1_data: Path, labtrash: Path, other: Path,
-                 max_labtrash: int = 0) -> dict:
+def field_report(
+    models: Path,
+    material_data: Path,
+    material_extra: list[Path],
+    stage1_data: Path,
+    labtrash: Path,
+    other: Path,
+    max_labtrash: int = 0,
+) -> dict:
     """The suite's figures for the models in ``models`` (see the module docstring);
     ``max_labtrash`` > 0 keeps only that many conveyor crops (for a quick check)."""
     cascade = Cascade(models, backend="litert")
@@ -105,9 +121,13 @@ def field_report(models: Path, material_data: Path, material_extra: list[Path],
     s1 = stage_split(stage1_data, "organic-recyclable", "VALIDATION")
     s1_paths, s1_y = s1.paths[::5], np.asarray(s1.labels[::5])
     s1_photos = [read_rgb(p) for p in tqdm(s1_paths, desc="stage-1 validation", unit="img")]
-    report: dict = {"models": str(models), "parts": {}, "stage1": {}, "confusion_sets": {},
-                    "counts": {"material_validation": len(photos),
-                               "stage1_validation": len(s1_photos)}}
+    report: dict = {
+        "models": str(models),
+        "parts": {},
+        "stage1": {},
+        "confusion_sets": {},
+        "counts": {"material_validation": len(photos), "stage1_validation": len(s1_photos)},
+    }
 
     by_stress = {}
     for stress in Stress:
@@ -116,42 +136,53 @@ def field_report(models: Path, material_data: Path, material_extra: list[Path],
         by_stress[stress] = p2.argmax(1)
         s1_imgs = [stressed(im, stress, i) for i, im in enumerate(s1_photos)]
         q1, _, _ = run_cascade(cascade, s1_imgs)
-        correct = np.r_[(q1 >= cascade.rule.stage1_threshold) == s1_y,
-                        q1_mat >= cascade.rule.stage1_threshold]
+        correct = np.r_[
+            (q1 >= cascade.rule.stage1_threshold) == s1_y, q1_mat >= cascade.rule.stage1_threshold
+        ]
         report["stage1"][stress.value] = _pct(correct)
-        print(f"{stress.value}: material {_pct(by_stress[stress] == y_mat)}%, stage 1 "
-              f"{report['stage1'][stress.value]}%", flush=True)
+        print(
+            f"{stress.value}: material {_pct(by_stress[stress] == y_mat)}%, stage 1 "
+            f"{report['stage1'][stress.value]}%",
+            flush=True,
+        )
         if stress is not Stress.NONE:
             report["parts"][stress.value] = _pct(by_stress[stress] == y_mat)
     report["material_clean"] = _pct(by_stress[Stress.NONE] == y_mat)
     sources = np.asarray(val.sources)
     report["material_clean_per_source"] = {
         s: _pct(by_stress[Stress.NONE][sources == s] == y_mat[sources == s])
-        for s in dict.fromkeys(val.sources)}
+        for s in dict.fromkeys(val.sources)
+    }
 
     crops = labtrash_crops(labtrash, "valid")
     if max_labtrash:
         crops.images, crops.labels = crops.images[:max_labtrash], crops.labels[:max_labtrash]
     y_lt = np.asarray(crops.labels)
-    _, p2, _ = run_cascade(cascade, [np.clip(resize_for_model(c, (SIZE, SIZE)), 0, 255)
-                                     .astype(np.uint8) for c in crops.images])
+    _, p2, _ = run_cascade(
+        cascade,
+        [np.clip(resize_for_model(c, (SIZE, SIZE)), 0, 255).astype(np.uint8) for c in crops.images],
+    )
     lt_pred = p2.argmax(1)
     report["parts"]["labtrash"] = _pct(lt_pred == y_lt)
     report["counts"]["labtrash_validation_crops"] = len(y_lt)
     report["labtrash_per_class"] = {
-        MATERIALS[c]: _pct(lt_pred[y_lt == c] == c) for c in sorted(set(crops.labels))}
+        MATERIALS[c]: _pct(lt_pred[y_lt == c] == c) for c in sorted(set(crops.labels))
+    }
 
     unknown = unknown_items(other, material_data, "VALIDATION")
-    u_imgs = [np.clip(resize_for_model(read_rgb(p), (SIZE, SIZE)), 0, 255).astype(np.uint8)
-              for p in unknown]
+    u_imgs = [
+        np.clip(resize_for_model(read_rgb(p), (SIZE, SIZE)), 0, 255).astype(np.uint8)
+        for p in unknown
+    ]
     _, _, final = run_cascade(cascade, u_imgs)
     final = np.asarray(final)
     report["parts"]["unknown"] = _pct(final == UNCERTAIN)
     report["unknown_final_labels"] = {k: int(np.sum(final == k)) for k in sorted(set(final))}
     report["counts"]["unknown_validation"] = len(unknown)
     kinds = np.asarray([p.parent.name for p in unknown])
-    report["unknown_uncertain_per_kind"] = {k: _pct(final[kinds == k] == UNCERTAIN)
-                                            for k in sorted(set(kinds))}
+    report["unknown_uncertain_per_kind"] = {
+        k: _pct(final[kinds == k] == UNCERTAIN) for k in sorted(set(kinds))
+    }
 
     # named confusion sets
     idx = {m: MATERIALS.index(m) for m in MATERIALS}
@@ -160,15 +191,19 @@ def field_report(models: Path, material_data: Path, material_extra: list[Path],
     clear_glass = (y_mat == idx["glass"]) & (sat < 40)
     none, dark = by_stress[Stress.NONE], by_stress[Stress.DARK]
     report["confusion_sets"] = {
-        "printed paperboard (labtrash cardboard crops) called cardboard":
-            _pct(lt_pred[y_lt == idx["cardboard"]] == idx["cardboard"]),
-        "dim cans (metal photos, dark) called metal, not plastic":
-            _pct(dark[y_mat == idx["metal"]] == idx["metal"]),
-        "low-colour plastic (clear PET and the like) called plastic, not glass":
-            _pct(none[clear_plastic] == idx["plastic"]),
+        "printed paperboard (labtrash cardboard crops) called cardboard": _pct(
+            lt_pred[y_lt == idx["cardboard"]] == idx["cardboard"]
+        ),
+        "dim cans (metal photos, dark) called metal, not plastic": _pct(
+            dark[y_mat == idx["metal"]] == idx["metal"]
+        ),
+        "low-colour plastic (clear PET and the like) called plastic, not glass": _pct(
+            none[clear_plastic] == idx["plastic"]
+        ),
         "low-colour glass called glass, not plastic": _pct(none[clear_glass] == idx["glass"]),
-        "cardboard photos on cardboard called cardboard, not paper":
-            _pct(by_stress[Stress.ON_CARDBOARD][y_mat == idx["cardboard"]] == idx["cardboard"]),
+        "cardboard photos on cardboard called cardboard, not paper": _pct(
+            by_stress[Stress.ON_CARDBOARD][y_mat == idx["cardboard"]] == idx["cardboard"]
+        ),
     }
     report["counts"]["low_colour_plastic"] = int(clear_plastic.sum())
     report["counts"]["low_colour_glass"] = int(clear_glass.sum())
@@ -201,7 +236,7 @@ def plot_report(report: dict, path: Path, baseline: dict | None = None) -> None:
         ax.legend()
     else:
         ax.bar(xs, now, 0.6, color="#2a7ab0")
-    for x, v in zip(xs + (0.2 if baseline else 0), now):
+    for x, v in zip(xs + (0.2 if baseline else 0), now, strict=False):
         ax.text(x, v + 1, f"{v:.0f}", ha="center", fontsize=8)
     ax.set_xticks(xs, names)
     ax.set_ylim(0, 105)
@@ -212,28 +247,42 @@ def plot_report(report: dict, path: Path, baseline: dict | None = None) -> None:
     plt.close(fig)
 
 
-def write_report(models: Path, out: Path, material_data: Path, material_extra: list[Path],
-                 stage1_data: Path, labtrash: Path, other: Path, baseline: Path | None = None,
-                 max_labtrash: int = 0) -> dict:
+def write_report(
+    models: Path,
+    out: Path,
+    material_data: Path,
+    material_extra: list[Path],
+    stage1_data: Path,
+    labtrash: Path,
+    other: Path,
+    baseline: Path | None = None,
+    max_labtrash: int = 0,
+) -> dict:
     """Run the suite and write ``out/field.json`` and ``out/field.png`` (beside
     ``baseline``'s figures when given); a missing input folder is a one-line error."""
     for path in (material_data, *material_extra, stage1_data):
         if not (Path(path) / "VALIDATION").is_dir():
-            raise UserError(f"{Path(path) / 'VALIDATION'} does not exist: run 'waste-vision "
-                            "data split' for it first")
+            raise UserError(
+                f"{Path(path) / 'VALIDATION'} does not exist: run 'waste-vision "
+                "data split' for it first"
+            )
     for path in (Path(labtrash) / "valid", other):
         if not Path(path).is_dir():
-            raise UserError(f"{path} does not exist: point the field suite at the shared "
-                            "datasets (labtrash, garbage12-other)")
+            raise UserError(
+                f"{path} does not exist: point the field suite at the shared "
+                "datasets (labtrash, garbage12-other)"
+            )
     start = time.monotonic()
-    report = field_report(models, material_data, material_extra, stage1_data, labtrash, other,
-                          max_labtrash)
+    report = field_report(
+        models, material_data, material_extra, stage1_data, labtrash, other, max_labtrash
+    )
     report["seconds"] = round(time.monotonic() - start, 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "field.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot_report(report, out / "field.png",
-                json.loads(Path(baseline).read_text()) if baseline else None)
+    plot_report(
+        report, out / "field.png", json.loads(Path(baseline).read_text()) if baseline else None
+    )
     return report
 
 
@@ -249,15 +298,29 @@ def main(argv=None) -> None:
     p.add_argument("--labtrash", type=Path, default=Path("../shared/datasets/labtrash"))
     p.add_argument("--other", type=Path, default=Path("../shared/datasets/garbage12-other"))
     p.add_argument("--max-labtrash", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--baseline", type=Path, default=None,
-                   help="an earlier field.json to plot beside this one")
+    p.add_argument(
+        "--baseline", type=Path, default=None, help="an earlier field.json to plot beside this one"
+    )
     args = p.parse_args(argv)
-    extra = args.material_extra if args.material_extra is not None else \
-        [Path("work/garbage12-split")]
-    report = write_report(args.models, args.out, args.material_data, extra, args.stage1_data,
-                          args.labtrash, args.other, args.baseline, args.max_labtrash)
-    print(json.dumps({"parts": report["parts"], "mean": report["mean"],
-                      "stage1": report["stage1"]}, indent=1))
+    extra = (
+        args.material_extra if args.material_extra is not None else [Path("work/garbage12-split")]
+    )
+    report = write_report(
+        args.models,
+        args.out,
+        args.material_data,
+        extra,
+        args.stage1_data,
+        args.labtrash,
+        args.other,
+        args.baseline,
+        args.max_labtrash,
+    )
+    print(
+        json.dumps(
+            {"parts": report["parts"], "mean": report["mean"], "stage1": report["stage1"]}, indent=1
+        )
+    )
     print(f"wrote {args.out / 'field.json'} and field.png")
 
 

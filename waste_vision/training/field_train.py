@@ -33,8 +33,13 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from waste_vision.images import read_rgb, resize_for_model
-from waste_vision.training.augment import (belt_crops, board_mask, field_view, surface_bank,
-                                           work_size)
+from waste_vision.training.augment import (
+    belt_crops,
+    board_mask,
+    field_view,
+    surface_bank,
+    work_size,
+)
 from waste_vision.training.calibration import fit_temperature
 from waste_vision.training.data import stage_split
 from waste_vision.training.export import export_tflite
@@ -46,8 +51,17 @@ from waste_vision.training.train import STAGE_FILES, assemble, class_weights, up
 STAGE = "material"
 
 
-def cached_views(run: LiteRTTrunk, images, views: int, size: int, seed: int, cache: Path,
-                 name: str, belts, place: float) -> np.ndarray:
+def cached_views(
+    run: LiteRTTrunk,
+    images,
+    views: int,
+    size: int,
+    seed: int,
+    cache: Path,
+    name: str,
+    belts,
+    place: float,
+) -> np.ndarray:
     """Trunk outputs (views, n, 7, 7, C) float16: view 0 plain, the rest field views.
 
     ``images``: paths or RGB arrays. Stored under ``cache`` by ``name`` (which must change
@@ -64,8 +78,10 @@ def cached_views(run: LiteRTTrunk, images, views: int, size: int, seed: int, cac
         if views > 1:
             work = work_size(rgb)
             mask = board_mask(work) if place else None  # the same for every view
-            batch += [field_view(work, rng, (size, size), belts, place, bank, mask)
-                      for _ in range(views - 1)]
+            batch += [
+                field_view(work, rng, (size, size), belts, place, bank, mask)
+                for _ in range(views - 1)
+            ]
         feats = run(np.stack(batch))
         if out is None:
             out = np.zeros((views, len(images), *feats.shape[1:]), np.float16)
@@ -104,8 +120,11 @@ def train_field(args) -> None:
         d.mkdir(parents=True, exist_ok=True)
     trunk, tail, summary = load_stage(models, STAGE)
     size = summary["input_size"][0]
-    run = LiteRTTrunk(trunk, cache, f"field-{summary['backbone']}{summary['split_block']}"
-                      f"-{Path(models).resolve().name}")
+    run = LiteRTTrunk(
+        trunk,
+        cache,
+        f"field-{summary['backbone']}{summary['split_block']}-{Path(models).resolve().name}",
+    )
 
     # --- data
     train = stage_split(args.material_data, STAGE, "TRAIN", args.material_extra)
@@ -115,38 +134,48 @@ def train_field(args) -> None:
     unk_train = unknown_items(args.other, args.material_data, "TRAIN")
     unk_val = unknown_items(args.other, args.material_data, "VALIDATION")
     frames = labtrash_frames(args.labtrash, "train")
-    belts = belt_crops([f for f, _ in frames], [np.array([b[1:] for b in bx]) for _, bx in frames],
-                       np.random.default_rng(args.seed))
-    print(f"material {len(train.paths)} train / {len(val.paths)} val photos; labtrash crops "
-          f"{len(lt_train.images)} train / {len(lt_val.images)} val; unknown items "
-          f"{len(unk_train)} train / {len(unk_val)} val; {len(belts)} belt crops", flush=True)
+    belts = belt_crops(
+        [f for f, _ in frames],
+        [np.array([b[1:] for b in bx]) for _, bx in frames],
+        np.random.default_rng(args.seed),
+    )
+    print(
+        f"material {len(train.paths)} train / {len(val.paths)} val photos; labtrash crops "
+        f"{len(lt_train.images)} train / {len(lt_val.images)} val; unknown items "
+        f"{len(unk_train)} train / {len(unk_val)} val; {len(belts)} belt crops",
+        flush=True,
+    )
 
     v = args.views
     tag = f"v{v}-s{args.seed}"
-    x_mat = cached_views(run, train.paths, v, size, args.seed, cache, f"mat-train-{tag}", belts,
-                         args.place)
-    x_lt = cached_views(run, lt_train.images, v, size, args.seed + 1, cache, f"lt-train-{tag}",
-                        belts, 0.0)
-    x_unk = cached_views(run, unk_train, v, size, args.seed + 2, cache, f"unk-train-{tag}",
-                         belts, args.place)
+    x_mat = cached_views(
+        run, train.paths, v, size, args.seed, cache, f"mat-train-{tag}", belts, args.place
+    )
+    x_lt = cached_views(
+        run, lt_train.images, v, size, args.seed + 1, cache, f"lt-train-{tag}", belts, 0.0
+    )
+    x_unk = cached_views(
+        run, unk_train, v, size, args.seed + 2, cache, f"unk-train-{tag}", belts, args.place
+    )
     xv_mat = cached_views(run, val.paths, 1, size, 0, cache, "mat-val", belts, 0)[0]
     xv_lt = cached_views(run, lt_val.images, 1, size, 0, cache, "lt-val", belts, 0)[0]
     xv_unk = cached_views(run, unk_val, 1, size, 0, cache, "unk-val", belts, 0)[0]
     print(f"features cached after {(time.monotonic() - start) / 60:.1f} min", flush=True)
 
-    x_lab = np.concatenate([x_mat.reshape(-1, *x_mat.shape[2:]),
-                            x_lt.reshape(-1, *x_lt.shape[2:])])
-    y_lab = np.concatenate([np.tile(np.asarray(train.labels), v),
-                            np.tile(np.asarray(lt_train.labels), v)])
+    x_lab = np.concatenate([x_mat.reshape(-1, *x_mat.shape[2:]), x_lt.reshape(-1, *x_lt.shape[2:])])
+    y_lab = np.concatenate(
+        [np.tile(np.asarray(train.labels), v), np.tile(np.asarray(lt_train.labels), v)]
+    )
     x_out = x_unk.reshape(-1, *x_unk.shape[2:])
     x_clean = x_mat[0].copy()  # the plain view of every material photo, for distillation
     if args.keep_data:
         # stage 1's recyclable TRAIN photos (web photos of every kind of recyclable item):
         # distilled too, so outlier exposure does not make them "uncertain" after stage 1
         s1 = stage_split(args.keep_data, "organic-recyclable", "TRAIN")
-        keep = [p for p, y in zip(s1.paths, s1.labels) if y == 1][::args.keep_every]
-        x_keep = cached_views(run, keep, 1, size, 0, cache,
-                              f"keep-{len(keep)}-{Path(args.keep_data).name}", belts, 0)[0]
+        keep = [p for p, y in zip(s1.paths, s1.labels, strict=False) if y == 1][:: args.keep_every]
+        x_keep = cached_views(
+            run, keep, 1, size, 0, cache, f"keep-{len(keep)}-{Path(args.keep_data).name}", belts, 0
+        )[0]
         x_clean = np.concatenate([x_clean, x_keep])
         print(f"distilled on {len(x_clean)} plain photos ({len(keep)} stage-1 recyclable)")
     y_val, y_lt = np.asarray(val.labels), np.asarray(lt_val.labels)
@@ -159,8 +188,12 @@ def train_field(args) -> None:
     steps = len(x_lab) // args.batch
     warmup = min(50, steps * args.epochs // 2)
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, max(steps * args.epochs - warmup, 1), alpha=0.05, warmup_target=args.lr,
-        warmup_steps=warmup)
+        0.0,
+        max(steps * args.epochs - warmup, 1),
+        alpha=0.05,
+        warmup_target=args.lr,
+        warmup_steps=warmup,
+    )
     optimizer = keras.optimizers.Adam(schedule)
     variables = tail.trainable_variables
 
@@ -169,17 +202,18 @@ def train_field(args) -> None:
         nl, no = tf.shape(x)[0], tf.shape(xo)[0]
         with tf.GradientTape() as tape:
             z = tail(tf.concat([x, xo, xc], 0), training=True)
-            zl, zo, zc = z[:nl], z[nl:nl + no], z[nl + no:]
+            zl, zo, zc = z[:nl], z[nl : nl + no], z[nl + no :]
             per = tf.nn.sparse_softmax_cross_entropy_with_logits(y, zl)
             sw = tf.gather(w, y)
             ce = tf.reduce_sum(per * sw) / tf.reduce_sum(sw)
             # cross-entropy to the uniform distribution over the five materials
             oe = tf.reduce_mean(tf.reduce_logsumexp(zo, 1) - tf.reduce_mean(zo, 1))
             # distillation: on plain photos, stay close to the shipped tail's probabilities
-            kd = tf.reduce_mean(tf.reduce_sum(
-                pc * (tf.math.log(pc + 1e-8) - tf.nn.log_softmax(zc)), 1))
+            kd = tf.reduce_mean(
+                tf.reduce_sum(pc * (tf.math.log(pc + 1e-8) - tf.nn.log_softmax(zc)), 1)
+            )
             loss = ce + args.oe_weight * oe + args.distill * kd
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=False))
         return ce, oe
 
     @tf.function
@@ -187,23 +221,32 @@ def train_field(args) -> None:
         return tail(x, training=False)
 
     def all_logits(x):
-        return np.concatenate([logits_of(tf.constant(x[i:i + 128], tf.float32)).numpy()
-                               for i in range(0, len(x), 128)])
+        return np.concatenate(
+            [
+                logits_of(tf.constant(x[i : i + 128], tf.float32)).numpy()
+                for i in range(0, len(x), 128)
+            ]
+        )
 
     def validate(epoch: int) -> dict:
         z = all_logits(xv_mat)
         t = fit_temperature(z, y_val)
         p_lt, p_unk = softmax(all_logits(xv_lt) / t), softmax(all_logits(xv_unk) / t)
         pv = softmax(z / t)
-        row = {"epoch": epoch, "temperature": t,
-               "clean_acc": float(np.mean(pv.argmax(1) == y_val)),
-               "clean_loss": float(-np.mean(np.log(pv[np.arange(len(y_val)), y_val] + 1e-9))),
-               "labtrash_acc": float(np.mean(p_lt.argmax(1) == y_lt)),
-               "unknown_below_half": float(np.mean(p_unk.max(1) < 0.5)),
-               "known_below_half": float(np.mean(pv.max(1) < 0.5))}
+        row = {
+            "epoch": epoch,
+            "temperature": t,
+            "clean_acc": float(np.mean(pv.argmax(1) == y_val)),
+            "clean_loss": float(-np.mean(np.log(pv[np.arange(len(y_val)), y_val] + 1e-9))),
+            "labtrash_acc": float(np.mean(p_lt.argmax(1) == y_lt)),
+            "unknown_below_half": float(np.mean(p_unk.max(1) < 0.5)),
+            "known_below_half": float(np.mean(pv.max(1) < 0.5)),
+        }
         sources = np.asarray(val.sources)
         for s in dict.fromkeys(val.sources):
-            row[f"clean_acc_{s}"] = float(np.mean(pv.argmax(1)[sources == s] == y_val[sources == s]))
+            row[f"clean_acc_{s}"] = float(
+                np.mean(pv.argmax(1)[sources == s] == y_val[sources == s])
+            )
         row["field_score"] = (row["labtrash_acc"] + row["unknown_below_half"]) / 2
         return row
 
@@ -211,8 +254,10 @@ def train_field(args) -> None:
     if args.reselect:
         # no training: the epochs of the run in --run-dir, chosen again and written
         with open(run_dir / "field_log.csv") as f:
-            history = [{k: float(v) if v not in ("", None) else None for k, v in r.items()}
-                       for r in csv.DictReader(f)]
+            history = [
+                {k: float(v) if v not in ("", None) else None for k, v in r.items()}
+                for r in csv.DictReader(f)
+            ]
         for r in history:
             r["epoch"] = int(r["epoch"])
     else:
@@ -224,21 +269,25 @@ def train_field(args) -> None:
     teacher = softmax(all_logits(x_clean)) if not args.reselect else None
     for epoch in range(1, 0 if args.reselect else args.epochs + 1):
         order = rng.permutation(len(x_lab))
-        bar = tqdm(range(steps), desc=f"epoch {epoch}/{args.epochs}", unit="batch",
-                   mininterval=30)
+        bar = tqdm(range(steps), desc=f"epoch {epoch}/{args.epochs}", unit="batch", mininterval=30)
         ce_run = oe_run = 0.0
         for i in bar:
-            idx = np.sort(order[i * args.batch:(i + 1) * args.batch])
+            idx = np.sort(order[i * args.batch : (i + 1) * args.batch])
             oidx = rng.integers(0, len(x_out), n_out)
             cidx = rng.integers(0, len(x_clean), n_clean)
-            ce, oe = step(tf.constant(x_lab[idx], tf.float32), tf.constant(y_lab[idx]),
-                          tf.constant(x_out[oidx], tf.float32),
-                          tf.constant(x_clean[cidx], tf.float32),
-                          tf.constant(teacher[cidx], tf.float32))
+            ce, oe = step(
+                tf.constant(x_lab[idx], tf.float32),
+                tf.constant(y_lab[idx]),
+                tf.constant(x_out[oidx], tf.float32),
+                tf.constant(x_clean[cidx], tf.float32),
+                tf.constant(teacher[cidx], tf.float32),
+            )
             ce_run, oe_run = 0.98 * ce_run + 0.02 * float(ce), 0.98 * oe_run + 0.02 * float(oe)
             if i % 50 == 0:
-                bar.set_postfix(ce=f"{ce_run / (1 - 0.98 ** (i + 1)):.3f}",
-                                oe=f"{oe_run / (1 - 0.98 ** (i + 1)):.3f}")
+                bar.set_postfix(
+                    ce=f"{ce_run / (1 - 0.98 ** (i + 1)):.3f}",
+                    oe=f"{oe_run / (1 - 0.98 ** (i + 1)):.3f}",
+                )
         row = validate(epoch)
         row["minutes"] = (time.monotonic() - start) / 60
         history.append(row)
@@ -258,7 +307,7 @@ def train_field(args) -> None:
         print("no trained epoch keeps the clean validation accuracy; nothing written")
         return
     saved = np.load(run_dir / f"epoch{best}.npz")
-    for var, key in zip(tail.weights, saved.files):
+    for var, key in zip(tail.weights, saved.files, strict=False):
         var.assign(saved[key])
 
     # --- export: stage 1 as shipped, the new material stage, the fused model, the manifest
@@ -271,18 +320,30 @@ def train_field(args) -> None:
     temperature = history[best]["temperature"]
     new = dict(summary)
     new.pop("joint", None)
-    new.update(temperature=temperature, val_accuracy=history[best]["clean_acc"],
-               val_accuracy_per_source={s: history[best][f"clean_acc_{s}"]
-                                        for s in dict.fromkeys(val.sources)},
-               field={"trunk": f"{models} (shipped, unchanged)", "views": v,
-                      "place": args.place, "oe_weight": args.oe_weight, "distill": args.distill,
-                      "keep_data": str(args.keep_data) if args.keep_data else None,
-                      "lr": args.lr,
-                      "batch": args.batch, "epochs_run": len(history) - 1,
-                      "chosen_epoch": best, "max_clean_drop": args.max_clean_drop,
-                      "labtrash_train_crops": len(lt_train.images),
-                      "unknown_train": len(unk_train), "history": history,
-                      "earlier": summary.get("joint", {}).get("start")})
+    new.update(
+        temperature=temperature,
+        val_accuracy=history[best]["clean_acc"],
+        val_accuracy_per_source={
+            s: history[best][f"clean_acc_{s}"] for s in dict.fromkeys(val.sources)
+        },
+        field={
+            "trunk": f"{models} (shipped, unchanged)",
+            "views": v,
+            "place": args.place,
+            "oe_weight": args.oe_weight,
+            "distill": args.distill,
+            "keep_data": str(args.keep_data) if args.keep_data else None,
+            "lr": args.lr,
+            "batch": args.batch,
+            "epochs_run": len(history) - 1,
+            "chosen_epoch": best,
+            "max_clean_drop": args.max_clean_drop,
+            "labtrash_train_crops": len(lt_train.images),
+            "unknown_train": len(unk_train),
+            "history": history,
+            "earlier": summary.get("joint", {}).get("start"),
+        },
+    )
     base = out / STAGE_FILES[STAGE]
     parts = (STAGE, trunk, tail, summary["backbone"], summary["split_block"], temperature)
     assemble(*parts, "float16").save(f"{base}.keras")
@@ -303,15 +364,24 @@ def main(argv=None) -> None:
     p.add_argument("--labtrash", type=Path, default=Path("../shared/datasets/labtrash"))
     p.add_argument("--other", type=Path, default=Path("../shared/datasets/garbage12-other"))
     p.add_argument("--views", type=int, default=6, help="per photo: 1 plain + field views")
-    p.add_argument("--place", type=float, default=0.5,
-                   help="chance a field view lays the item on a surface")
+    p.add_argument(
+        "--place", type=float, default=0.5, help="chance a field view lays the item on a surface"
+    )
     p.add_argument("--oe-weight", type=float, default=0.5)
-    p.add_argument("--distill", type=float, default=0.0,
-                   help="weight of a distillation loss towards the shipped tail on plain "
-                        "photos (keeps clean accuracy)")
-    p.add_argument("--keep-data", type=Path, default=None,
-                   help="a stage-1 split folder whose recyclable TRAIN photos join the "
-                        "distillation set (with --distill)")
+    p.add_argument(
+        "--distill",
+        type=float,
+        default=0.0,
+        help="weight of a distillation loss towards the shipped tail on plain "
+        "photos (keeps clean accuracy)",
+    )
+    p.add_argument(
+        "--keep-data",
+        type=Path,
+        default=None,
+        help="a stage-1 split folder whose recyclable TRAIN photos join the "
+        "distillation set (with --distill)",
+    )
     p.add_argument("--keep-every", type=int, default=2, help="every n-th of those photos")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--batch", type=int, default=64)
@@ -320,8 +390,11 @@ def main(argv=None) -> None:
     p.add_argument("--max-minutes", type=float, default=1e9)
     p.add_argument("--cache", type=Path, default=Path("work/field-cache"))
     p.add_argument("--run-dir", type=Path, default=Path("work/runs/field"))
-    p.add_argument("--reselect", action="store_true",
-                   help="train nothing: choose among the epochs saved in --run-dir and write")
+    p.add_argument(
+        "--reselect",
+        action="store_true",
+        help="train nothing: choose among the epochs saved in --run-dir and write",
+    )
     p.add_argument("--seed", type=int, default=1337)
     train_field(p.parse_args(argv))
 

@@ -57,8 +57,7 @@ def labtrash_frames(root: Path, split: str) -> list[tuple[Path, list]]:
     return out
 
 
-def labtrash_crops(root: Path, split: str, pad: float = 0.08,
-                   min_side: int = 24) -> Crops:
+def labtrash_crops(root: Path, split: str, pad: float = 0.08, min_side: int = 24) -> Crops:
     """Every labelled item of a split, cut by its box padded by ``pad`` of its size."""
     crops = Crops([], [], [])
     for image, boxes in labtrash_frames(root, split):

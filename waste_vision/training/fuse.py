@@ -20,22 +20,23 @@ FUSED_FILE = "cascade_fused.tflite"
 
 
 def _parts(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    trunk = next(l for l in model.layers if l.name == "trunk")
-    tail = next(l for l in model.layers if l.name.endswith("_tail"))
+    trunk = next(layer for layer in model.layers if layer.name == "trunk")
+    tail = next(layer for layer in model.layers if layer.name.endswith("_tail"))
     return trunk, tail
 
 
 def _bridge(shallow: keras.Model, deep: keras.Model) -> keras.Model | bool:
     """The frozen layers of ``deep`` after ``shallow`` ends, as a model from ``shallow``'s
     output; True when both trunks are the same; False when their shared layers differ."""
-    names = [l.name for l in shallow.layers]
-    deep_names = [l.name for l in deep.layers]
-    if deep_names[:len(names)] != names:
+    names = [layer.name for layer in shallow.layers]
+    deep_names = [layer.name for layer in deep.layers]
+    if deep_names[: len(names)] != names:
         return False
     for name in names:
         a, b = shallow.get_layer(name).get_weights(), deep.get_layer(name).get_weights()
-        if len(a) != len(b) or any(x.shape != y.shape or not np.array_equal(x, y)
-                                   for x, y in zip(a, b)):
+        if len(a) != len(b) or any(
+            x.shape != y.shape or not np.array_equal(x, y) for x, y in zip(a, b, strict=False)
+        ):
             return False
     if len(deep_names) == len(names):
         return True

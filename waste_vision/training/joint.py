@@ -28,13 +28,18 @@ from keras import layers
 from tqdm import tqdm
 
 from waste_vision.images import read_rgb, resize_for_model
+from waste_vision.training.backbone import trunk_model
 from waste_vision.training.calibration import fit_temperature
 from waste_vision.training.data import STAGE_LABELS, stage_split
 from waste_vision.training.export import export_tflite
 from waste_vision.training.features import augment, on_board
-from waste_vision.training.train import (STAGE_FILES, assemble, build_tail, class_weights,
-                                         update_manifest)
-from waste_vision.training.backbone import trunk_model
+from waste_vision.training.train import (
+    STAGE_FILES,
+    assemble,
+    build_tail,
+    class_weights,
+    update_manifest,
+)
 
 STAGES = ("organic-recyclable", "material")
 
@@ -45,8 +50,7 @@ def load_stage(models: Path, stage: str) -> tuple[keras.Model, keras.Model, dict
     shipped = keras.models.load_model(models / f"{STAGE_FILES[stage]}.keras", compile=False)
     size, split = summary["input_size"][0], summary["split_block"]
     trunk = trunk_model(summary["backbone"], split, size, pretrained=False)
-    tail = build_tail(stage, len(summary["labels"]), summary["backbone"], split,
-                      pretrained=False)
+    tail = build_tail(stage, len(summary["labels"]), summary["backbone"], split, pretrained=False)
     trunk.set_weights([w.astype(np.float32) for w in shipped.get_layer("trunk").get_weights()])
     weights = [w.astype(np.float32) for w in shipped.layers[2].get_weights()]
     weights[-2:] = [weights[-2] * summary["temperature"], weights[-1] * summary["temperature"]]
@@ -79,8 +83,7 @@ class Batches:
     while the current one trains (OpenCV releases the GIL).
     """
 
-    def __init__(self, files: dict, per_stage: dict[str, int], size: int, seed: int,
-                 board: float):
+    def __init__(self, files: dict, per_stage: dict[str, int], size: int, seed: int, board: float):
         self.files, self.per_stage, self.size, self.board = files, per_stage, size, board
         self.rng = np.random.default_rng(seed)
         self.order = {s: self.rng.permutation(len(f.paths)) for s, f in files.items()}
@@ -93,7 +96,7 @@ class Batches:
         if self.pos[stage] + k > n:
             self.order[stage] = self.rng.permutation(n)
             self.pos[stage] = 0
-        idx = self.order[stage][self.pos[stage]:self.pos[stage] + k]
+        idx = self.order[stage][self.pos[stage] : self.pos[stage] + k]
         self.pos[stage] += k
         return idx
 
@@ -103,8 +106,12 @@ class Batches:
             files = self.files[stage]
             idx = self._take(stage)
             board = self.board if stage == "organic-recyclable" else 0.0
-            x = np.stack([augment(read_rgb(files.paths[i]), self.rng, (self.size, self.size),
-                                  board) for i in idx]).astype(np.float32)
+            x = np.stack(
+                [
+                    augment(read_rgb(files.paths[i]), self.rng, (self.size, self.size), board)
+                    for i in idx
+                ]
+            ).astype(np.float32)
             out += [x, np.asarray([files.labels[i] for i in idx])]
         return out
 
@@ -132,12 +139,14 @@ def stage_loss(stage: str, n_classes: int, weights: dict[int, float]):
     def loss(y, logits):
         y = tf.cast(y, tf.int32)
         if n_classes == 2:
-            per = tf.nn.sigmoid_cross_entropy_with_logits(tf.cast(y, tf.float32)[:, None],
-                                                          logits)[:, 0]
+            per = tf.nn.sigmoid_cross_entropy_with_logits(tf.cast(y, tf.float32)[:, None], logits)[
+                :, 0
+            ]
         else:
             per = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
         sw = tf.gather(w, y)
         return tf.reduce_sum(per * sw) / tf.reduce_sum(sw)
+
     return loss
 
 
@@ -160,8 +169,10 @@ def train_joint(args) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
     # --- data: both stages' train and validation photos, as `train` reads them
-    data = {"organic-recyclable": (args.stage1_data, args.stage1_extra),
-            "material": (args.material_data, args.material_extra)}
+    data = {
+        "organic-recyclable": (args.stage1_data, args.stage1_extra),
+        "material": (args.material_data, args.material_extra),
+    }
     train = {s: stage_split(d, s, "TRAIN", extra) for s, (d, extra) in data.items()}
     val = {s: stage_split(d, s, "VALIDATION", extra) for s, (d, extra) in data.items()}
     for s in STAGES:
@@ -171,11 +182,12 @@ def train_joint(args) -> None:
     # one trunk shared and partly unfrozen
     trunk, tail1, summary1 = load_stage(models, "organic-recyclable")
     trunk2, tail2, summary2 = load_stage(models, "material")
-    if summary1["split_block"] != summary2["split_block"] or summary1["backbone"] != \
-            summary2["backbone"]:
+    if (
+        summary1["split_block"] != summary2["split_block"]
+        or summary1["backbone"] != summary2["backbone"]
+    ):
         raise SystemExit("joint fine-tuning needs both stages on the same trunk")
-    size, backbone, split = summary1["input_size"][0], summary1["backbone"], \
-        summary1["split_block"]
+    size, backbone, split = summary1["input_size"][0], summary1["backbone"], summary1["split_block"]
     del trunk2
     if args.start == "imagenet":
         # Same shapes, ImageNet weights: the tails' last block and head start from ImageNet
@@ -186,18 +198,25 @@ def train_joint(args) -> None:
     tails = {"organic-recyclable": tail1, "material": tail2}
     for tail in tails.values():
         set_tail_learning(tail)
-    variables = trunk.trainable_variables + tail1.trainable_variables + \
-        tail2.trainable_variables
-    print(f"trunk blocks {args.from_block}..{split - 1} and both tails learn: "
-          f"{sum(int(np.prod(v.shape)) for v in variables):,} weights")
-    losses = {s: stage_loss(s, len(STAGE_LABELS[s]),
-                            class_weights(np.asarray(train[s].labels), len(STAGE_LABELS[s])))
-              for s in STAGES}
+    variables = trunk.trainable_variables + tail1.trainable_variables + tail2.trainable_variables
+    print(
+        f"trunk blocks {args.from_block}..{split - 1} and both tails learn: "
+        f"{sum(int(np.prod(v.shape)) for v in variables):,} weights"
+    )
+    losses = {
+        s: stage_loss(
+            s,
+            len(STAGE_LABELS[s]),
+            class_weights(np.asarray(train[s].labels), len(STAGE_LABELS[s])),
+        )
+        for s in STAGES
+    }
     steps_per_epoch = args.steps_per_epoch or len(train["material"].paths) // args.per_stage
     total_steps = steps_per_epoch * args.epochs
     warmup = min(args.warmup_steps, total_steps // 2)
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, total_steps - warmup, alpha=0.05, warmup_target=args.lr, warmup_steps=warmup)
+        0.0, total_steps - warmup, alpha=0.05, warmup_target=args.lr, warmup_steps=warmup
+    )
     optimizer = keras.optimizers.Adam(schedule)
     n1 = args.stage1_batch or args.per_stage
 
@@ -208,7 +227,7 @@ def train_joint(args) -> None:
             l1 = losses["organic-recyclable"](y1, tail1(features[:n1], training=True))
             l2 = losses["material"](y2, tail2(features[n1:], training=True))
             loss = l1 + l2
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=False))
         return l1, l2
 
     @tf.function
@@ -217,8 +236,12 @@ def train_joint(args) -> None:
         return (tail1 if which == 0 else tail2)(features, training=False)
 
     def all_logits(images: np.ndarray, which: int) -> np.ndarray:
-        return np.concatenate([logits_of(tf.constant(images[i:i + 64], tf.float32),
-                                         which).numpy() for i in range(0, len(images), 64)])
+        return np.concatenate(
+            [
+                logits_of(tf.constant(images[i : i + 64], tf.float32), which).numpy()
+                for i in range(0, len(images), 64)
+            ]
+        )
 
     x_val = {s: plain_images(val[s].paths, size, f"{s} validation") for s in STAGES}
     y_val = {s: np.asarray(val[s].labels) for s in STAGES}
@@ -233,21 +256,32 @@ def train_joint(args) -> None:
 
     # --- train: new classifiers alone first (ImageNet start), then trunk and tails; score
     # validation before and after every epoch and keep the best epoch's weights
-    dense = [v for t in (tail1, tail2) for layer in t.layers
-             if isinstance(layer, layers.Dense) for v in layer.trainable_variables]
+    dense = [
+        v
+        for t in (tail1, tail2)
+        for layer in t.layers
+        if isinstance(layer, layers.Dense)
+        for v in layer.trainable_variables
+    ]
     head_optimizer = keras.optimizers.Adam(1e-3)
 
     @tf.function
     def head_step(x1, y1, x2, y2):
         features = trunk(tf.concat([x1, x2], 0), training=False)
         with tf.GradientTape() as tape:
-            loss = losses["organic-recyclable"](y1, tail1(features[:n1], training=True)) + \
-                losses["material"](y2, tail2(features[n1:], training=True))
-        head_optimizer.apply_gradients(zip(tape.gradient(loss, dense), dense))
+            loss = losses["organic-recyclable"](y1, tail1(features[:n1], training=True)) + losses[
+                "material"
+            ](y2, tail2(features[n1:], training=True))
+        head_optimizer.apply_gradients(zip(tape.gradient(loss, dense), dense, strict=False))
         return loss
 
-    batches = Batches(train, {"organic-recyclable": n1, "material": args.per_stage}, size,
-                      args.seed, args.on_board)
+    batches = Batches(
+        train,
+        {"organic-recyclable": n1, "material": args.per_stage},
+        size,
+        args.seed,
+        args.on_board,
+    )
     if args.start == "imagenet":
         bar = tqdm(range(args.head_steps), desc="classifiers alone", unit="batch")
         for _ in bar:
@@ -263,8 +297,10 @@ def train_joint(args) -> None:
             x1, y1, x2, y2 = next(batches)
             l1, l2 = train_step(x1, y1, x2, y2)
             run1, run2 = 0.98 * run1 + 0.02 * float(l1), 0.98 * run2 + 0.02 * float(l2)
-            bar.set_postfix(stage1=f"{run1 / (1 - 0.98 ** (step + 1)):.3f}",
-                            material=f"{run2 / (1 - 0.98 ** (step + 1)):.3f}")
+            bar.set_postfix(
+                stage1=f"{run1 / (1 - 0.98 ** (step + 1)):.3f}",
+                material=f"{run2 / (1 - 0.98 ** (step + 1)):.3f}",
+            )
         row = {"epoch": epoch, **validate()}
         history.append(row)
         print(f"epoch {epoch}:", row, flush=True)
@@ -281,10 +317,12 @@ def train_joint(args) -> None:
             break
     best_epoch = min(history[1:], key=lambda r: r["score"])["epoch"]
     if history[best_epoch]["score"] >= history[0]["score"]:
-        print(f"warning: the best epoch ({best_epoch}) does not beat the models it started "
-              f"from on validation; it is written to {out} all the same, to compare")
+        print(
+            f"warning: the best epoch ({best_epoch}) does not beat the models it started "
+            f"from on validation; it is written to {out} all the same, to compare"
+        )
     saved = np.load(best_path)
-    for v, key in zip(variables, saved.files):
+    for v, key in zip(variables, saved.files, strict=False):
         v.assign(saved[key])
 
     # --- calibrate each stage on its validation photos and export both stages and the fusion
@@ -296,23 +334,38 @@ def train_joint(args) -> None:
         earlier = summary.pop("joint", None)  # this run continued an earlier joint run
         for key in ("views", "youden_threshold"):  # cached views and Youden: train's, not ours
             summary.pop(key, None)
-        summary.update(train_images=len(train[stage].paths),
-                       on_board=args.on_board if which == 0 else 0.0,
-                       extra=[str(p) for p in data[stage][1]])
-        summary.update(temperature=temperature, joint={
-            **({"continues": earlier} if earlier and args.start == "shipped" else {}),
-            "start": args.start, "head_steps": args.head_steps,
-            "from_block": args.from_block, "epochs_run": len(history) - 1,
-            "best_epoch": best_epoch, "lr": args.lr, "per_stage": args.per_stage,
-            "stage1_batch": n1, "models": str(models),
-            "history": history})
+        summary.update(
+            train_images=len(train[stage].paths),
+            on_board=args.on_board if which == 0 else 0.0,
+            extra=[str(p) for p in data[stage][1]],
+        )
+        summary.update(
+            temperature=temperature,
+            joint={
+                **({"continues": earlier} if earlier and args.start == "shipped" else {}),
+                "start": args.start,
+                "head_steps": args.head_steps,
+                "from_block": args.from_block,
+                "epochs_run": len(history) - 1,
+                "best_epoch": best_epoch,
+                "lr": args.lr,
+                "per_stage": args.per_stage,
+                "stage1_batch": n1,
+                "models": str(models),
+                "history": history,
+            },
+        )
         sources = np.asarray(val[stage].sources)
         if logits.shape[1] == 1:
             predicted = (logits[:, 0] / temperature >= 0).astype(int)
             own = slice(0, val[stage].primary)
             summary["val_accuracy"] = float(np.mean(predicted[own] == y_val[stage][own]))
-            board = plain_images(val[stage].paths[own], size, "validation on a board",
-                                 np.random.default_rng(args.seed))
+            board = plain_images(
+                val[stage].paths[own],
+                size,
+                "validation on a board",
+                np.random.default_rng(args.seed),
+            )
             zb = all_logits(board, 0)[:, 0]
             said = zb >= 0
             summary["val_on_board_accuracy"] = float(np.mean(said == y_val[stage][own]))
@@ -322,9 +375,12 @@ def train_joint(args) -> None:
             summary["val_accuracy"] = float(np.mean(predicted == y_val[stage]))
         summary["val_accuracy_per_source"] = {
             s: float(np.mean(predicted[sources == s] == y_val[stage][sources == s]))
-            for s in dict.fromkeys(val[stage].sources)}
-        print(f"{stage}: validation {summary['val_accuracy']:.4f}, T={temperature:.3f}, "
-              f"per source {summary['val_accuracy_per_source']}")
+            for s in dict.fromkeys(val[stage].sources)
+        }
+        print(
+            f"{stage}: validation {summary['val_accuracy']:.4f}, T={temperature:.3f}, "
+            f"per source {summary['val_accuracy_per_source']}"
+        )
         base = out / STAGE_FILES[stage]
         parts = (stage, trunk, tail, backbone, split, temperature)
         assemble(*parts, "float16").save(f"{base}.keras")
@@ -338,35 +394,73 @@ def main(argv=None) -> None:
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", type=Path, default=Path("models"),
-                   help="trained stages: their shapes, and with --start shipped their weights")
+    p.add_argument(
+        "--models",
+        type=Path,
+        default=Path("models"),
+        help="trained stages: their shapes, and with --start shipped their weights",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--stage1-data", type=Path, default=Path("work/kaggle-or-split"))
-    p.add_argument("--stage1-extra", type=Path, action="append", default=[],
-                   help="more stage-1 sources, split alike (as train's --extra)")
+    p.add_argument(
+        "--stage1-extra",
+        type=Path,
+        action="append",
+        default=[],
+        help="more stage-1 sources, split alike (as train's --extra)",
+    )
     p.add_argument("--material-data", type=Path, default=Path("work/trashnet-split"))
     p.add_argument("--material-extra", type=Path, action="append", default=[])
-    p.add_argument("--start", choices=("imagenet", "shipped"), default="imagenet",
-                   help="imagenet: tails from ImageNet, new classifiers; shipped: both stages "
-                        "exactly as in --models (their tails have already fit the train photos)")
-    p.add_argument("--head-steps", type=int, default=150,
-                   help="batches that train the new classifiers alone first (imagenet start)")
-    p.add_argument("--from-block", type=int, default=4,
-                   help="trunk blocks from this one on learn (0: the whole trunk)")
+    p.add_argument(
+        "--start",
+        choices=("imagenet", "shipped"),
+        default="imagenet",
+        help="imagenet: tails from ImageNet, new classifiers; shipped: both stages "
+        "exactly as in --models (their tails have already fit the train photos)",
+    )
+    p.add_argument(
+        "--head-steps",
+        type=int,
+        default=150,
+        help="batches that train the new classifiers alone first (imagenet start)",
+    )
+    p.add_argument(
+        "--from-block",
+        type=int,
+        default=4,
+        help="trunk blocks from this one on learn (0: the whole trunk)",
+    )
     p.add_argument("--per-stage", type=int, default=16, help="photos per stage in a batch")
-    p.add_argument("--stage1-batch", type=int, default=0,
-                   help="stage-1 photos in a batch, when not --per-stage (it has 4x the photos)")
-    p.add_argument("--epochs", type=int, default=8,
-                   help="an epoch is one pass over the material photos")
-    p.add_argument("--steps-per-epoch", type=int, default=0,
-                   help="batches per epoch (0: one pass over the material photos)")
+    p.add_argument(
+        "--stage1-batch",
+        type=int,
+        default=0,
+        help="stage-1 photos in a batch, when not --per-stage (it has 4x the photos)",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=8, help="an epoch is one pass over the material photos"
+    )
+    p.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=0,
+        help="batches per epoch (0: one pass over the material photos)",
+    )
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (cosine decay)")
-    p.add_argument("--warmup-steps", type=int, default=100,
-                   help="batches over which the learning rate rises from 0 (Adam's first "
-                        "steps would otherwise jolt the pretrained trunk)")
+    p.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=100,
+        help="batches over which the learning rate rises from 0 (Adam's first "
+        "steps would otherwise jolt the pretrained trunk)",
+    )
     p.add_argument("--on-board", type=float, default=0.3)
-    p.add_argument("--max-minutes", type=float, default=1e9,
-                   help="stop after the epoch that would otherwise run past this")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=1e9,
+        help="stop after the epoch that would otherwise run past this",
+    )
     p.add_argument("--run-dir", type=Path, default=Path("work/runs/joint"))
     p.add_argument("--seed", type=int, default=1337)
     train_joint(p.parse_args(argv))

@@ -124,18 +124,24 @@ class _LazyTensor(_Sealed):
             raise PthFormatError(f"bad stride {stride} (negative or not integers)")
         numel = math.prod(size)
         if numel > storage.numel:
-            raise PthFormatError(f"size {size} has {numel} elements, more than its storage "
-                                 f"{storage.key!r} holds ({storage.numel})")
+            raise PthFormatError(
+                f"size {size} has {numel} elements, more than its storage "
+                f"{storage.key!r} holds ({storage.numel})"
+            )
         if numel == 0:
             if self.offset > storage.numel:
-                raise PthFormatError(f"offset {self.offset} lies past the end of storage "
-                                     f"{storage.key!r} ({storage.numel} elements)")
+                raise PthFormatError(
+                    f"offset {self.offset} lies past the end of storage "
+                    f"{storage.key!r} ({storage.numel} elements)"
+                )
             return
-        last = self.offset + sum((n - 1) * st for n, st in zip(size, stride))
+        last = self.offset + sum((n - 1) * st for n, st in zip(size, stride, strict=False))
         if last >= storage.numel:
-            raise PthFormatError(f"offset {self.offset}, size {size} and stride {stride} reach "
-                                 f"element {last}, past the end of storage {storage.key!r} "
-                                 f"({storage.numel} elements)")
+            raise PthFormatError(
+                f"offset {self.offset}, size {size} and stride {stride} reach "
+                f"element {last}, past the end of storage {storage.key!r} "
+                f"({storage.numel} elements)"
+            )
 
     def materialize(self) -> np.ndarray:
         """A copy of the view; call only after ``check``."""
@@ -165,7 +171,8 @@ def _check_opcodes(f: io.BytesIO) -> None:
             warnings.simplefilter("ignore", DeprecationWarning)  # STRING escapes, as pickle's
             for op, arg, _pos in pickletools.genops(f):
                 if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and not (
-                        isinstance(arg, int) and 0 <= arg <= MAX_MEMO):
+                    isinstance(arg, int) and 0 <= arg <= MAX_MEMO
+                ):
                     raise PthFormatError(f"pickle memo index {arg} is out of range")
     except PthFormatError:
         raise
@@ -221,8 +228,7 @@ class _Unpickler(pickle.Unpickler):
         if known is None:
             known = self._storages[key] = _Storage(key, storage_type.dtype, numel)
         elif (known.dtype, known.numel) != (storage_type.dtype, numel):
-            raise PthFormatError(f"storage {key!r} is declared twice with different types "
-                                 "or sizes")
+            raise PthFormatError(f"storage {key!r} is declared twice with different types or sizes")
         return known
 
 
@@ -253,8 +259,18 @@ def _load(path: Path) -> dict[str, np.ndarray]:
         keys = _plain_load(f)
     except PthFormatError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError,
-            AttributeError, RecursionError, MemoryError, OverflowError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        AttributeError,
+        RecursionError,
+        MemoryError,
+        OverflowError,
+    ) as exc:
         raise PthFormatError(_unreadable(exc)) from None
     if not isinstance(obj, dict) or not isinstance(keys, (list, tuple)):
         raise PthFormatError("not a state dict (.pth holds no name -> tensor mapping)")
@@ -270,8 +286,10 @@ def _load(path: Path) -> dict[str, np.ndarray]:
         (numel,) = struct.unpack("<q", header)
         storage = storages[key]
         if numel != storage.numel:
-            raise PthFormatError(f"storage {key!r} holds {numel} elements in the file but "
-                                 f"{storage.numel} in its declaration")
+            raise PthFormatError(
+                f"storage {key!r} holds {numel} elements in the file but "
+                f"{storage.numel} in its declaration"
+            )
         nbytes = numel * storage.dtype.itemsize
         buf = f.read(nbytes)
         if len(buf) != nbytes:
@@ -293,6 +311,8 @@ def _load(path: Path) -> dict[str, np.ndarray]:
     stored = sum(s.numel * s.dtype.itemsize for s in storages.values())
     wanted = sum(t.nbytes() for t in tensors.values())
     if wanted > 2 * stored:
-        raise PthFormatError(f"its tensors would take {wanted} bytes from {stored} bytes of "
-                             "storage (overlapping views)")
+        raise PthFormatError(
+            f"its tensors would take {wanted} bytes from {stored} bytes of "
+            "storage (overlapping views)"
+        )
     return {name: t.materialize() for name, t in tensors.items()}

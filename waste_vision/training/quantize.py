@@ -29,7 +29,7 @@ import numpy as np
 from waste_vision.cascade import _LiteRTModel
 from waste_vision.images import ImageReadError, iter_image_files, read_rgb, resize_for_model
 from waste_vision.manifest import load_manifest
-from waste_vision.training.data import STAGE_LABELS, class_folders
+from waste_vision.training.data import class_folders
 from waste_vision.training.export import export_tflite
 from waste_vision.training.fuse import FUSED_FILE, fused_model
 
@@ -44,8 +44,14 @@ def _inputs(paths: list[Path], size: tuple[int, int]):
             continue
 
 
-def export_int8(model, out: Path, calibration: list[Path], debug: list[Path],
-                size: tuple[int, int], float_layers: int = 5) -> list[str]:
+def export_int8(
+    model,
+    out: Path,
+    calibration: list[Path],
+    debug: list[Path],
+    size: tuple[int, int],
+    float_layers: int = 5,
+) -> list[str]:
     """Write ``model`` with int8 weights and activations (float32 in and out), keeping the
     ``float_layers`` layers with the largest quantization error (on ``debug`` photos) float.
     Returns the names of the layers kept float."""
@@ -66,14 +72,18 @@ def export_int8(model, out: Path, calibration: list[Path], debug: list[Path],
         converter.representative_dataset = representative
         keep_float: list[str] = []
         if float_layers:
-            probe = tf.lite.experimental.QuantizationDebugger(converter=converter,
-                                                              debug_dataset=debug_set)
+            probe = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=debug_set
+            )
             probe.run()
             keep_float = _worst_layers(probe, float_layers)
         debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=representative,
+            converter=converter,
+            debug_dataset=representative,
             debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                denylisted_nodes=keep_float))
+                denylisted_nodes=keep_float
+            ),
+        )
         out.write_bytes(debugger.get_nondebug_quantized_model())
     return keep_float
 
@@ -90,7 +100,8 @@ def _worst_layers(debugger, count: int) -> list[str]:
     ranked = sorted(
         (float(r["mean_squared_error"]) ** 0.5 / float(r["scale"]), r["tensor_name"])
         for r in rows
-        if float(r["scale"] or 0) > 0 and r["op_name"] not in ("LOGISTIC", "SOFTMAX"))
+        if float(r["scale"] or 0) > 0 and r["op_name"] not in ("LOGISTIC", "SOFTMAX")
+    )
     return [name for _error, name in ranked[::-1][:count]]
 
 
@@ -113,8 +124,15 @@ def _outputs(tflite: Path, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.nda
     return np.array([o[0].reshape(-1)[0] for o in out]), np.array([o[1] for o in out]), ms
 
 
-def compare(float16: Path, int8: Path, threshold: float, photos: list[Path],
-            stage1: tuple[list, list], stage2: tuple[list, list], size) -> dict:
+def compare(
+    float16: Path,
+    int8: Path,
+    threshold: float,
+    photos: list[Path],
+    stage1: tuple[list, list],
+    stage2: tuple[list, list],
+    size,
+) -> dict:
     """Disagreements on ``photos`` (no labels needed) and validation accuracy of both."""
     x = [v for _p, v in _inputs(photos, size)]
     (a1, a2, _), (b1, b2, _) = _outputs(float16, x), _outputs(int8, x)
@@ -122,11 +140,12 @@ def compare(float16: Path, int8: Path, threshold: float, photos: list[Path],
     report["stage1_flips"] = int(np.sum((a1 >= threshold) != (b1 >= threshold)))
     # stage 2 only matters where stage 1 says recyclable
     recyclable = a1 >= threshold
-    report["stage2_flips_on_recyclable"] = int(np.sum(
-        (a2.argmax(1) != b2.argmax(1)) & recyclable))
+    report["stage2_flips_on_recyclable"] = int(np.sum((a2.argmax(1) != b2.argmax(1)) & recyclable))
     report["recyclable_photos"] = int(recyclable.sum())
-    val = {stage: ([v for _p, v in _inputs(paths, size)], labels)  # decoded once for both
-           for stage, (paths, labels) in (("stage1", stage1), ("stage2", stage2))}
+    val = {
+        stage: ([v for _p, v in _inputs(paths, size)], labels)  # decoded once for both
+        for stage, (paths, labels) in (("stage1", stage1), ("stage2", stage2))
+    }
     for name, path in (("float16", float16), ("int8", int8)):
         for stage, (xs, labels) in val.items():
             p1, p2, ms = _outputs(path, xs)
@@ -139,13 +158,23 @@ def compare(float16: Path, int8: Path, threshold: float, photos: list[Path],
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=Path, default=Path("models"))
-    parser.add_argument("--calibration", type=Path, nargs="+", required=True,
-                        help="folders of training photos (never validation or test)")
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="folders of training photos (never validation or test)",
+    )
     parser.add_argument("--count", type=int, default=300, help="calibration photos")
-    parser.add_argument("--agreement", type=int, default=1000,
-                        help="further training photos to count disagreements on")
-    parser.add_argument("--float-layers", type=int, default=5,
-                        help="worst-quantizing layers kept float")
+    parser.add_argument(
+        "--agreement",
+        type=int,
+        default=1000,
+        help="further training photos to count disagreements on",
+    )
+    parser.add_argument(
+        "--float-layers", type=int, default=5, help="worst-quantizing layers kept float"
+    )
     parser.add_argument("--stage1-val", type=Path, required=True)
     parser.add_argument("--stage2-val", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
@@ -156,9 +185,9 @@ def main(argv: list[str] | None = None) -> None:
     size = tuple(s1.input_size)
     pool = [p for folder in args.calibration for p in iter_image_files(folder)]
     random.Random(args.seed).shuffle(pool)
-    calibration, rest = pool[:args.count], pool[args.count:]
+    calibration, rest = pool[: args.count], pool[args.count :]
     n_debug = min(40, len(rest) // 2)  # photos for the per-layer error probe
-    debug, agreement = rest[:n_debug], rest[n_debug:n_debug + args.agreement]
+    debug, agreement = rest[:n_debug], rest[n_debug : n_debug + args.agreement]
     model = fused_model(args.models / s1.keras.name, args.models / s2.keras.name)
     if model is None:
         raise SystemExit("the stages do not share a trunk: there is no fused model to quantize")
@@ -169,9 +198,15 @@ def main(argv: list[str] | None = None) -> None:
         reference = export_tflite(model, scratch / FUSED_FILE)  # float16, as shipped
         val1 = class_folders(args.stage1_val, "organic-recyclable")
         val2 = class_folders(args.stage2_val, "material")
-        report = compare(reference, out, s1.threshold, agreement + val1.paths + val2.paths,
-                         (val1.paths, np.asarray(val1.labels)),
-                         (val2.paths, np.asarray(val2.labels)), size)
+        report = compare(
+            reference,
+            out,
+            s1.threshold,
+            agreement + val1.paths + val2.paths,
+            (val1.paths, np.asarray(val1.labels)),
+            (val2.paths, np.asarray(val2.labels)),
+            size,
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report = {"calibration_photos": len(calibration), "kept_float": _short(kept_float), **report}

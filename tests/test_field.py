@@ -213,6 +213,7 @@ def test_field_suite_names_a_missing_split(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # a minute of training
 def test_field_training_end_to_end(tmp_path, shared_datasets):
     """A tiny field run from the shipped models: stage 1 and the trunk are left exactly as
     shipped, the new material stage and the fused model are written, the manifest keeps the

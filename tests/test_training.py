@@ -17,6 +17,9 @@ from waste_vision.commands.cli import main
 from waste_vision.images import read_rgb, resize_for_model
 from waste_vision.training.export import tflite_outputs
 
+# each test trains or exports models: minutes on two cores, so part of the slow run (CI)
+pytestmark = pytest.mark.slow
+
 
 def _tiny_split(root, source, classes, per_split=(4, 2)):
     for cls in classes:

@@ -254,12 +254,14 @@ def _add_evaluate(sub) -> None:
         help="evaluate a stage, write MODELS/reports/<name>/ "
         "(and the manifest only with --update-manifest)",
     )
-    evaluate.add_argument("--stage", choices=STAGES, required=True)
+    evaluate.add_argument("--stage", choices=[*STAGES, "field"], required=True)
     evaluate.add_argument(
         "--data",
         type=Path,
         required=True,
-        help="split folder (its TEST/) or a folder of class folders",
+        help="split folder (its TEST/) or a folder of class folders; for --stage field, the "
+        "work folder holding trashnet-split, garbage12-split and kaggle-or-split (validation "
+        "splits only: the field suite, docs/field.md)",
     )
     evaluate.add_argument("--models", type=Path, default=None, help="models folder")
     evaluate.add_argument(

@@ -17,9 +17,9 @@ import numpy as np
 
 from waste_vision.errors import UserError
 from waste_vision.images import resize_for_model
+from waste_vision.labels import UNCERTAIN
 from waste_vision.manifest import Manifest, StageSpec, load_manifest
 
-UNCERTAIN = "uncertain"
 DEFAULT_MIN_CONFIDENCE = 0.5
 
 
@@ -168,7 +168,7 @@ def _stage_result(spec: StageSpec, out: np.ndarray, threshold: float = 0.5) -> S
     out = np.asarray(out, dtype=np.float64).reshape(-1)
     if out.size == 1:  # one sigmoid unit = P(second label)
         p = float(out[0])
-        probs = (1.0 - p, p)
+        probs: tuple[float, ...] = (1.0 - p, p)
         index = 1 if p >= threshold else 0
     else:
         probs = tuple(float(v) for v in out)
@@ -315,6 +315,7 @@ class Cascade:
 def decide(rule: DecisionRule, s1: StageResult, s2: StageResult | None) -> CascadeResult:
     """The final label from both stages' results under ``rule`` (see ``DecisionRule``)."""
     if s1.label == "recyclable":
+        assert s2 is not None, "stage 2 runs whenever stage 1 says recyclable"
         label, score = s2.label, min(s1.score, s2.score)
     else:
         label, score = s1.label, s1.score

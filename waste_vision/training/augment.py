@@ -13,8 +13,10 @@ are laid on the surface whole, as a smaller picture, which still teaches scale a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -50,17 +52,19 @@ def surface(kind: Surface, rng: np.random.Generator, h: int, w: int) -> np.ndarr
         grey = base + streaks + 6 * _smooth_noise(rng, h, w, 40) + rng.normal(0, 3, (h, w))
         rgb = np.stack([grey, grey, grey * rng.uniform(1.0, 1.1)], -1)
     elif kind is Surface.CARDBOARD:
-        base = np.array([rng.uniform(150, 200), rng.uniform(110, 150), rng.uniform(70, 100)])
+        colour = np.array([rng.uniform(150, 200), rng.uniform(110, 150), rng.uniform(70, 100)])
         period = rng.uniform(6, 14)
         ridges = 6 * np.sin(2 * np.pi * yy / period)
         fibres = 10 * _smooth_noise(rng, h, w, 8) + rng.normal(0, 4, (h, w))
-        rgb = base[None, None, :] + (ridges + fibres + 12 * _smooth_noise(rng, h, w, 60))[..., None]
+        rgb = (
+            colour[None, None, :] + (ridges + fibres + 12 * _smooth_noise(rng, h, w, 60))[..., None]
+        )
     elif kind is Surface.WOOD:
-        base = np.array([rng.uniform(120, 190), rng.uniform(80, 130), rng.uniform(40, 80)])
+        colour = np.array([rng.uniform(120, 190), rng.uniform(80, 130), rng.uniform(40, 80)])
         warp = 25 * _smooth_noise(rng, h, w, 50)
         rings = np.sin(2 * np.pi * (yy + warp) / rng.uniform(10, 25))
         grain = rng.normal(0, 1, (h, 1)).astype(np.float32) * 6 + rng.normal(0, 3, (h, w))
-        rgb = base[None, None, :] + (18 * rings + grain)[..., None]
+        rgb = colour[None, None, :] + (18 * rings + grain)[..., None]
     else:  # concrete
         grey = rng.uniform(90, 170)
         speckle = rng.normal(0, 9, (h, w))
@@ -143,7 +147,7 @@ def _board_mask(rgb: np.ndarray) -> np.ndarray | None:
     filled = mask.copy()
     flood = np.zeros((h + 2, w + 2), np.uint8)
     cv2.floodFill(filled, flood, (0, 0), 255)
-    mask = mask | cv2.bitwise_not(filled)
+    mask = np.bitwise_or(mask, cv2.bitwise_not(filled))
     # a ragged mask (a clear item's rims in pieces) would cut the item apart: not used
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     hull_area = sum(cv2.contourArea(cv2.convexHull(c)) for c in contours)
@@ -196,9 +200,9 @@ def composite(
 def perspective(rgb: np.ndarray, rng: np.random.Generator, strength: float = 0.12) -> np.ndarray:
     """A random tilt of the camera: the four corners moved inwards by up to ``strength``."""
     h, w = rgb.shape[:2]
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    jitter = rng.uniform(0, strength, (4, 2)) * np.float32([w, h])
-    dst = src + jitter * np.float32([[1, 1], [-1, 1], [-1, -1], [1, -1]])
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    jitter = rng.uniform(0, strength, (4, 2)) * np.array([w, h], np.float32)
+    dst = src + jitter * np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], np.float32)
     m = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
     return cv2.warpPerspective(rgb, m, (w, h), borderMode=cv2.BORDER_REFLECT_101)
 
@@ -209,7 +213,10 @@ def motion_blur(rgb: np.ndarray, length: int, angle: float) -> np.ndarray:
     kernel = np.zeros((length, length), np.float32)
     kernel[length // 2, :] = 1
     m = cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), angle, 1)
-    kernel = cv2.warpAffine(kernel, m, (length, length))
+    # float32 in, float32 out (cv2's stub types any result as integer-or-float)
+    kernel = cast(
+        "np.ndarray[Any, np.dtype[np.float32]]", cv2.warpAffine(kernel, m, (length, length))
+    )
     kernel /= max(kernel.sum(), 1e-6)
     return cv2.filter2D(rgb, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
 
@@ -239,7 +246,7 @@ def sensor_noise(rgb: np.ndarray, rng: np.random.Generator, sigma: float) -> np.
 
 def white_balance(rgb: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
     """Per-channel gains (R, G, B): warm bulbs, cold LEDs, green-tinted tubes."""
-    x = rgb.astype(np.float32) * np.float32(gains)[None, None, :]
+    x = rgb.astype(np.float32) * np.array(gains, np.float32)[None, None, :]
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
@@ -248,7 +255,9 @@ def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
     ok, data = cv2.imencode(
         ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
     )
-    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    assert decoded is not None  # a JPEG encoded just above always decodes
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
 def work_size(rgb: np.ndarray) -> np.ndarray:
@@ -271,8 +280,8 @@ def random_background(
     rng: np.random.Generator,
     h: int,
     w: int,
-    belt_crops: list[np.ndarray] = (),
-    bank: list[np.ndarray] = (),
+    belt_crops: Sequence[np.ndarray] = (),
+    bank: Sequence[np.ndarray] = (),
 ) -> np.ndarray:
     """A surface: a real belt crop (when given), one from ``bank`` turned and re-lit, or a
     new procedural one."""
@@ -294,9 +303,9 @@ def field_view(
     rgb: np.ndarray,
     rng: np.random.Generator,
     size: tuple[int, int],
-    belt_crops: list[np.ndarray] = (),
+    belt_crops: Sequence[np.ndarray] = (),
     place: float = 0.6,
-    bank: list[np.ndarray] = (),
+    bank: Sequence[np.ndarray] = (),
     mask=_NO_MASK,
 ) -> np.ndarray:
     """One random field-style training view, float32 RGB in [0, 255] at ``size``.
@@ -325,8 +334,8 @@ def field_view(
         rgb = perspective(rgb, rng, rng.uniform(0.0, 0.15))
         # zoom in: a crop of 70-100% of each side, possibly off-centre (item cut by edges)
         ch, cw = int(h * rng.uniform(0.7, 1.0)), int(w * rng.uniform(0.7, 1.0))
-        y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        rgb = rgb[y : y + ch, x : x + cw]
+        y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        rgb = rgb[y0 : y0 + ch, x0 : x0 + cw]
     x = np.clip(resize_for_model(rgb, size), 0, 255).astype(np.uint8)
     if rng.random() < 0.45:
         if rng.random() < 0.6:

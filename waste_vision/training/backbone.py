@@ -81,7 +81,7 @@ class BlockSpec:
 
 def block_specs(variant: str = "lite0") -> list[BlockSpec]:
     v = VARIANTS[variant]
-    specs = []
+    specs: list[BlockSpec] = []
     last = len(BLOCK_ARGS) - 1
     for stage, (kernel, stride, expand, f_in, f_out, repeats) in enumerate(BLOCK_ARGS):
         f_in = f_in if stage == 0 else _round_filters(f_in, v.width)  # the stem stays 32
@@ -154,6 +154,11 @@ class LiteBuilder:
         self.p = name_prefix
         self.specs = block_specs(variant)
 
+    def _weights(self) -> dict[str, np.ndarray]:
+        """The ported weights; only asked for by ``_apply`` when there are some."""
+        assert self.sd is not None, "weights are set only when a state dict is given"
+        return self.sd
+
     def _apply(self, layer, x, weights):
         y = layer(x)
         if self.sd is not None:
@@ -163,19 +168,18 @@ class LiteBuilder:
     def _conv_bn(
         self, x, filters, kernel, stride, name, conv_key, bn_key, act=True, depthwise=False
     ):
-        sd = self.sd
         if depthwise:
             conv = layers.DepthwiseConv2D(
                 kernel, stride, padding="same", use_bias=False, name=f"{self.p}{name}_dwconv"
             )
-            x = self._apply(conv, x, lambda: [_depthwise(sd[f"{conv_key}.weight"])])
+            x = self._apply(conv, x, lambda: [_depthwise(self._weights()[f"{conv_key}.weight"])])
         else:
             conv = layers.Conv2D(
                 filters, kernel, stride, padding="same", use_bias=False, name=f"{self.p}{name}_conv"
             )
-            x = self._apply(conv, x, lambda: [_conv(sd[f"{conv_key}.weight"])])
+            x = self._apply(conv, x, lambda: [_conv(self._weights()[f"{conv_key}.weight"])])
         bn = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=0.99, name=f"{self.p}{name}_bn")
-        x = self._apply(bn, x, lambda: _bn(sd, bn_key))
+        x = self._apply(bn, x, lambda: _bn(self._weights(), bn_key))
         if act:
             x = layers.ReLU(6.0, name=f"{self.p}{name}_relu6")(x)
         return x
@@ -228,7 +232,9 @@ class LiteBuilder:
     def classifier(self, x):
         x = layers.GlobalAveragePooling2D(name=f"{self.p}avg_pool")(x)
         dense = layers.Dense(1000, name=f"{self.p}imagenet_logits")
-        return self._apply(dense, x, lambda: [self.sd["_fc.weight"].T, self.sd["_fc.bias"]])
+        return self._apply(
+            dense, x, lambda: [self._weights()["_fc.weight"].T, self._weights()["_fc.bias"]]
+        )
 
 
 def lite_imagenet(

@@ -9,6 +9,7 @@ itself (its camera, its backgrounds) never tells the class.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def source_name(folder: Path) -> str:
     return name[: -len("-split")] if name.endswith("-split") else name
 
 
-def stage_split(data: Path, stage: str, split: str, extras: list[Path] = ()) -> LabelledFiles:
+def stage_split(data: Path, stage: str, split: str, extras: Sequence[Path] = ()) -> LabelledFiles:
     """One split of a stage's own data followed by the same split of each extra source."""
     split_dir = Path(data) / split
     if not split_dir.is_dir():

@@ -182,12 +182,15 @@ def evaluate_stage(args) -> dict:
     y = np.asarray(files.labels)
     # The shipped path (the fused model where there is one) gives both stages' outputs and
     # the final label under the cascade's decision rule, as a user sees it.
-    probs, finals = [], []
+    rows: list[tuple[float, ...]] = []
+    finals: list[str] = []
     for path in tqdm(files.paths, desc=f"evaluate {stage}", unit="img"):
         result = cascade.classify(read_rgb(path), all_stages=True)
-        probs.append((result.stage1, result.stage2)[index].probabilities)
+        stage_result = (result.stage1, result.stage2)[index]
+        assert stage_result is not None  # all_stages: stage 2 runs on every image
+        rows.append(stage_result.probabilities)
         finals.append(result.label)
-    probs = np.asarray(probs)
+    probs = np.asarray(rows)
     if len(labels) == 2:
         pred = (probs[:, 1] >= cascade.rule.stage1_threshold).astype(int)
     else:

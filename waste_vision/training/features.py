@@ -64,7 +64,7 @@ def augment(
 
 
 def _cache_key(
-    paths: list[Path], views: int, trunk_name: str, seed: int, board: float = 0.0
+    paths: list[Path], views: int, trunk_name: str, seed: int, board: float | str = 0.0
 ) -> str:
     parts = [trunk_name, views, seed, [str(p) for p in paths]] + ([board] if board else [])
     h = hashlib.sha256(json.dumps(parts).encode())

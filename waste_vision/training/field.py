@@ -93,6 +93,7 @@ def run_cascade(
     p1, p2, final = [], [], []
     for i in range(0, len(images), 32):
         for r in cascade.classify_many(images[i : i + 32], all_stages=True):
+            assert r.stage2 is not None  # all_stages: stage 2 runs on every image
             p1.append(r.stage1.probabilities[1])
             p2.append(r.stage2.probabilities)
             final.append(r.label)  # stage 2 counts only when stage 1 said recyclable
@@ -174,8 +175,8 @@ def field_report(
         np.clip(resize_for_model(read_rgb(p), (SIZE, SIZE)), 0, 255).astype(np.uint8)
         for p in unknown
     ]
-    _, _, final = run_cascade(cascade, u_imgs)
-    final = np.asarray(final)
+    _, _, final_labels = run_cascade(cascade, u_imgs)
+    final = np.asarray(final_labels)
     report["parts"]["unknown"] = _pct(final == UNCERTAIN)
     report["unknown_final_labels"] = {k: int(np.sum(final == k)) for k in sorted(set(final))}
     report["counts"]["unknown_validation"] = len(unknown)

@@ -26,6 +26,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -73,7 +74,7 @@ def cached_views(
     bank = surface_bank(rng) if views > 1 else []
     out = None
     for i, item in enumerate(tqdm(images, desc=name, unit="img", mininterval=20)):
-        rgb = read_rgb(item) if isinstance(item, (str, Path)) else item
+        rgb = read_rgb(Path(item)) if isinstance(item, (str, Path)) else item
         batch = [np.clip(resize_for_model(rgb, (size, size)), 0, 255)]
         if views > 1:
             work = work_size(rgb)
@@ -86,6 +87,7 @@ def cached_views(
         if out is None:
             out = np.zeros((views, len(images), *feats.shape[1:]), np.float16)
         out[:, i] = feats
+    assert out is not None, f"{name}: no images"
     np.save(path, out)
     return out
 
@@ -251,6 +253,7 @@ def train_field(args) -> None:
         return row
 
     run_dir = Path(args.run_dir)
+    history: list[dict[str, Any]]
     if args.reselect:
         # no training: the epochs of the run in --run-dir, chosen again and written
         with open(run_dir / "field_log.csv") as f:
@@ -268,6 +271,7 @@ def train_field(args) -> None:
     n_clean = max(args.batch // 2, 1) if args.distill else 1
     teacher = softmax(all_logits(x_clean)) if not args.reselect else None
     for epoch in range(1, 0 if args.reselect else args.epochs + 1):
+        assert teacher is not None  # made whenever epochs run (not with --reselect)
         order = rng.permutation(len(x_lab))
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{args.epochs}", unit="batch", mininterval=30)
         ce_run = oe_run = 0.0

@@ -39,11 +39,13 @@ def read_boxes(label_file: Path) -> list[tuple[int, float, float, float, float]]
     """YOLO boxes ``class cx cy w h`` (normalised); an empty list when the file is missing."""
     if not label_file.exists():
         return []
-    rows = []
+    rows: list[tuple[int, float, float, float, float]] = []
     for line in label_file.read_text().split("\n"):
         parts = line.split()
         if len(parts) == 5:
-            rows.append((int(parts[0]), *map(float, parts[1:])))
+            cls = int(parts[0])
+            cx, cy, w, h = map(float, parts[1:])
+            rows.append((cls, cx, cy, w, h))
     return rows
 
 

@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -129,14 +130,14 @@ def compare(
     int8: Path,
     threshold: float,
     photos: list[Path],
-    stage1: tuple[list, list],
-    stage2: tuple[list, list],
+    stage1: tuple[list[Path], np.ndarray],
+    stage2: tuple[list[Path], np.ndarray],
     size,
 ) -> dict:
     """Disagreements on ``photos`` (no labels needed) and validation accuracy of both."""
     x = [v for _p, v in _inputs(photos, size)]
     (a1, a2, _), (b1, b2, _) = _outputs(float16, x), _outputs(int8, x)
-    report = {"agreement_photos": len(x), "float16": {}, "int8": {}}
+    report: dict[str, Any] = {"agreement_photos": len(x), "float16": {}, "int8": {}}
     report["stage1_flips"] = int(np.sum((a1 >= threshold) != (b1 >= threshold)))
     # stage 2 only matters where stage 1 says recyclable
     recyclable = a1 >= threshold
@@ -182,12 +183,16 @@ def main(argv: list[str] | None = None) -> None:
 
     manifest = load_manifest(args.models)
     s1, s2 = manifest.stages
-    size = tuple(s1.input_size)
+    size = s1.input_size  # (height, width)
     pool = [p for folder in args.calibration for p in iter_image_files(folder)]
     random.Random(args.seed).shuffle(pool)
     calibration, rest = pool[: args.count], pool[args.count :]
     n_debug = min(40, len(rest) // 2)  # photos for the per-layer error probe
     debug, agreement = rest[:n_debug], rest[n_debug : n_debug + args.agreement]
+    if s1.keras is None or s2.keras is None:
+        raise SystemExit(
+            "the manifest names no .keras model for a stage: there is nothing to quantize"
+        )
     model = fused_model(args.models / s1.keras.name, args.models / s2.keras.name)
     if model is None:
         raise SystemExit("the stages do not share a trunk: there is no fused model to quantize")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -296,7 +297,7 @@ def update_manifest(models: Path) -> Path | None:
         if "threshold" in summary:
             entry["threshold"] = round(summary["threshold"], 6)
         entries.append(entry)
-    manifest = {"stages": entries}
+    manifest: dict[str, Any] = {"stages": entries}
     fused = export_fused(models / entries[0]["keras"], models / entries[1]["keras"], models)
     if fused:
         manifest["fused"] = {"tflite": fused.name, "outputs": ["stage1", "stage2"]}

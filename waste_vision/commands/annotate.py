@@ -207,16 +207,6 @@ def _input_path(spec: str) -> Path | None:
     return path if path.exists() else None
 
 
-def _empty_log(path: Path) -> None:
-    """--overwrite: the recorder appends to a log (a recording that goes on), so a log being
-    replaced is emptied first; its lines then match the new video from frame 0."""
-    try:
-        with open(path, "w", encoding="utf-8"):
-            pass
-    except OSError as exc:
-        raise UserError(f"cannot replace the log {path}: {exc.strerror}") from None
-
-
 def _source_problem(source: VideoSource, name: str) -> str | None:
     """A video file cut short or with undecodable frames (only files have either)."""
     if not isinstance(source, FileSource):
@@ -325,8 +315,6 @@ def annotate_video(
             empty_scene=read_empty_scene(empty_scene, size),
             reuse=not classify_every_frame,
         )
-        if overwrite and jsonl is not None and jsonl.exists():
-            _empty_log(jsonl)
         sink = RecordingSink(output, fps, size, jsonl_path=jsonl, real_time=live)
         pipeline = Pipeline(source, classifier, overlay, [sink])
         # a live source's first frame is stale by the time the models are loaded: start

@@ -22,14 +22,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2
 
-from waste_vision import recorder
-from waste_vision.cascade import Cascade
 from waste_vision.commands import annotate as annotate_module
 from waste_vision.commands.annotate import annotate_video
+from waste_vision.engine import recorder
 from waste_vision.engine.annotators import Overlay
 from waste_vision.engine.pipeline import FrameClassifier, Pipeline
 from waste_vision.engine.sinks import RecordingSink
 from waste_vision.engine.sources import Buffering, FileSource
+from waste_vision.model.cascade import Cascade
 from waste_vision.resources import default_assets_dir, default_models_dir
 
 

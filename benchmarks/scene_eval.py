@@ -35,11 +35,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from waste_vision.cascade import Cascade  # noqa: E402
 from waste_vision.engine.frames import EMPTY  # noqa: E402
 from waste_vision.engine.items import iou  # noqa: E402
 from waste_vision.engine.pipeline import FrameClassifier  # noqa: E402
 from waste_vision.engine.sources import Buffering, FileSource  # noqa: E402
+from waste_vision.model.cascade import Cascade  # noqa: E402
 from waste_vision.resources import default_models_dir  # noqa: E402
 
 SAMPLES = ROOT / "assets" / "samples"

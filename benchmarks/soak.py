@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from waste_vision.cascade import Cascade
 from waste_vision.commands.bench import rss_mb
 from waste_vision.engine.annotators import Overlay
 from waste_vision.engine.pipeline import FrameClassifier, Pipeline
 from waste_vision.engine.sinks import RecordingSink
 from waste_vision.engine.sources import Buffering, FileSource
+from waste_vision.model.cascade import Cascade
 from waste_vision.resources import default_assets_dir, default_models_dir
 
 
@@ -38,7 +38,7 @@ class _CyclingCascade:
     rule = None
 
     def __init__(self):
-        from waste_vision.cascade import CascadeResult, StageResult
+        from waste_vision.model.cascade import CascadeResult, StageResult
 
         self._results = [
             CascadeResult(label, 0.9, StageResult(label, 0.9, ()), None)

@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from waste_vision.cascade import _LiteRTModel
 from waste_vision.commands.bench import _time_calls
-from waste_vision.manifest import load_manifest
+from waste_vision.model.litert_backend import LiteRTModel
+from waste_vision.model.manifest import load_manifest
 
 
 def time_model(path: Path, threads: int, runs: int) -> tuple[float, float]:
     """p50 and p95 ms of one model on a random 224x224 frame (the bench's own timing)."""
     x = np.random.default_rng(0).uniform(0, 255, (224, 224, 3)).astype(np.float32)
-    t = _time_calls(_LiteRTModel(path, threads), x, runs)
+    t = _time_calls(LiteRTModel(path, threads), x, runs)
     return t["p50_ms"], t["p95_ms"]
 
 

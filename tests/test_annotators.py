@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from waste_vision.cascade import UNCERTAIN, CascadeResult, StageResult
 from waste_vision.engine.annotators import (
     CLASS_COLOURS,
     BoxAnnotator,
@@ -15,6 +14,7 @@ from waste_vision.engine.annotators import (
     scale_for,
 )
 from waste_vision.engine.frames import Frame, FrameResult, RegionResult
+from waste_vision.model.cascade import UNCERTAIN, CascadeResult, StageResult
 
 GREY = 90
 

@@ -18,9 +18,9 @@ from waste_vision.app import kiosk as kiosk_module
 from waste_vision.app import window as window_module
 from waste_vision.app.settings import AppSettings
 from waste_vision.app.window import DEMO_NOTICE, MainWindow
-from waste_vision.cascade import Cascade
 from waste_vision.engine.sources import SourceStatus, StatusEvent
 from waste_vision.images import read_rgb
+from waste_vision.model.cascade import Cascade
 
 DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 frames
 SAMPLES = ROOT / "assets" / "samples"

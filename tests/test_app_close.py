@@ -13,8 +13,8 @@ from tests.conftest import ROOT
 from tests.test_recorder import pyav_frames
 from waste_vision.app.settings import AppSettings
 from waste_vision.app.window import MainWindow
-from waste_vision.cascade import Cascade
 from waste_vision.engine.sinks import RecordingSink
+from waste_vision.model.cascade import Cascade
 
 DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 frames
 GUI_BLOCK_LIMIT_S = 0.1

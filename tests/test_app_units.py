@@ -156,7 +156,7 @@ def test_the_app_never_imports_tensorflow_or_training_code():
     code = (
         "import sys\n"
         "from waste_vision.app import main, window, kiosk\n"
-        "from waste_vision.cascade import Cascade\n"
+        "from waste_vision.model.cascade import Cascade\n"
         "from waste_vision.resources import default_models_dir\n"
         "Cascade(default_models_dir(), backend='litert')\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')\n"

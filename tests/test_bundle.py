@@ -117,8 +117,8 @@ def test_classify(bundle, tmp_path, flags):
     records = [json.loads(line) for line in r.stdout.splitlines()]
     assert [Path(x["path"]).name for x in records] == [p.name for p in photos]
     # the bundle runs the same model as this Python install: the same labels, the same scores
-    from waste_vision.cascade import Cascade
     from waste_vision.images import read_rgb
+    from waste_vision.model.cascade import Cascade
 
     cascade = Cascade(ROOT / "models", backend="litert", int8=bool(flags))
     for rec, photo in zip(records, photos, strict=False):

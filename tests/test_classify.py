@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import ROOT
 from waste_vision.commands.cli import main
 from waste_vision.commands.selftest import expected_label
-from waste_vision.manifest import load_manifest
+from waste_vision.model.manifest import load_manifest
 
 SAMPLES = ROOT / "assets" / "samples"
 
@@ -90,8 +90,8 @@ def test_bad_inputs_get_an_error_line_and_exit_1(tmp_path, capsys):
     assert code == 1
     assert [r["error"] is None for r in recs] == [True, False, False, False]
     # the good photo is processed as it would be alone (its label is the model's business)
-    from waste_vision.cascade import Cascade
     from waste_vision.images import read_rgb
+    from waste_vision.model.cascade import Cascade
 
     assert recs[0]["label"] == Cascade(ROOT / "models").classify(read_rgb(good)).label
     assert recs[1]["error"] == "file is empty"

@@ -9,9 +9,9 @@ import threading
 import numpy as np
 import pytest
 
-from waste_vision.cascade import CascadeResult, StageResult
 from waste_vision.engine.frames import Frame, Mode, RegionKind
 from waste_vision.engine.pipeline import FrameClassifier, PipelineConfig
+from waste_vision.model.cascade import CascadeResult, StageResult
 
 
 class FakeCascade:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from tests.conftest import ROOT
-from waste_vision.cascade import Cascade
 from waste_vision.engine.explain import OcclusionExplainer
 from waste_vision.images import read_rgb, resize_for_model
+from waste_vision.model.cascade import Cascade
 
 
 def test_map_is_zero_on_plain_background_and_points_at_the_item(models_dir):

@@ -218,7 +218,7 @@ def test_field_training_end_to_end(tmp_path, shared_datasets):
     """A tiny field run from the shipped models: stage 1 and the trunk are left exactly as
     shipped, the new material stage and the fused model are written, the manifest keeps the
     decision rule and drops the int8 model (made for the old tail)."""
-    from waste_vision.cascade import Cascade
+    from waste_vision.model.cascade import Cascade
     from waste_vision.training.field_train import main as field_train_main
 
     materials = tmp_path / "trashnet-split"

@@ -11,7 +11,7 @@ import numpy as np
 
 from tests.conftest import ROOT
 from waste_vision.images import read_rgb, resize_for_model
-from waste_vision.manifest import load_manifest
+from waste_vision.model.manifest import load_manifest
 from waste_vision.training.export import tflite_outputs
 
 
@@ -29,7 +29,7 @@ def test_fused_matches_stages(models_dir):
 
 
 def test_cascade_uses_fused_model_and_agrees_with_stages(models_dir):
-    from waste_vision.cascade import Cascade
+    from waste_vision.model.cascade import Cascade
 
     fused = Cascade(models_dir, backend="litert")
     separate = Cascade(models_dir, backend="litert", fused=False)
@@ -45,7 +45,7 @@ def test_int8_fused_model_gives_the_same_labels(models_dir):
     """Int8 rounds probabilities to steps of 1/256 and moves them by up to a few hundredths
     (models/reports/fused_int8.json counts the decisions that flip); on the held-out sample
     photos the labels must not change."""
-    from waste_vision.cascade import Cascade
+    from waste_vision.model.cascade import Cascade
 
     int8 = Cascade(models_dir, backend="litert", int8=True)
     plain = Cascade(models_dir, backend="litert")
@@ -63,8 +63,8 @@ def test_int8_without_an_int8_model_is_a_clear_error(models_dir, tmp_path):
 
     import pytest
 
-    from waste_vision.cascade import Cascade
     from waste_vision.errors import UserError
+    from waste_vision.model.cascade import Cascade
 
     models = shutil.copytree(models_dir, tmp_path / "models")
     manifest = json.loads((models / "cascade.json").read_text())

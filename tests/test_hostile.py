@@ -20,7 +20,7 @@ from tests.test_images import bilevel_png
 from waste_vision.commands.cli import main
 from waste_vision.errors import UserError
 from waste_vision.images import ImageReadError, read_rgb
-from waste_vision.manifest import load_manifest
+from waste_vision.model.manifest import load_manifest
 
 SAMPLES = ROOT / "assets" / "samples"
 

@@ -11,9 +11,9 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
-from waste_vision.cascade import Cascade
 from waste_vision.errors import UserError
-from waste_vision.manifest import load_manifest
+from waste_vision.model.cascade import Cascade
+from waste_vision.model.manifest import load_manifest
 
 
 @pytest.fixture()

@@ -8,11 +8,11 @@ import time
 import pytest
 
 from tests.conftest import ROOT
-from waste_vision.cascade import Cascade
 from waste_vision.commands.cli import main
 from waste_vision.engine.annotators import Overlay
 from waste_vision.engine.pipeline import FrameClassifier, Pipeline, RateMeter
 from waste_vision.engine.sources import Buffering, FileSource
+from waste_vision.model.cascade import Cascade
 
 DEMO = ROOT / "tests" / "fixtures" / "slideshow.mp4"  # 12 s of photos, 360 frames
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from waste_vision.cascade import CascadeResult, DecisionRule, StageResult
 from waste_vision.engine.frames import Frame
 from waste_vision.engine.items import ItemTracker
 from waste_vision.engine.pipeline import FrameClassifier
 from waste_vision.engine.regions import RegionSet
 from waste_vision.engine.reuse import ResultCache, thumbnail
+from waste_vision.model.cascade import CascadeResult, DecisionRule, StageResult
 
 
 class CountingCascade:

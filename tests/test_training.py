@@ -12,9 +12,9 @@ import os
 import numpy as np
 import pytest
 
-from waste_vision.cascade import Cascade
 from waste_vision.commands.cli import main
 from waste_vision.images import read_rgb, resize_for_model
+from waste_vision.model.cascade import Cascade
 from waste_vision.training.export import tflite_outputs
 
 # each test trains or exports models: minutes on two cores, so part of the slow run (CI)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from waste_vision import cascade as cascade_module
 from waste_vision import resources
-from waste_vision.cascade import Cascade
 from waste_vision.errors import UserError
+from waste_vision.model import cascade as cascade_module
+from waste_vision.model.cascade import Cascade
 
 # builds the wheel and installs it into a folder: part of the slow run (CI runs it)
 pytestmark = pytest.mark.slow

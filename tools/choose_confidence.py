@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from waste_vision.cascade import UNCERTAIN, Cascade, decide
 from waste_vision.images import read_rgb
+from waste_vision.model.cascade import UNCERTAIN, Cascade, decide
 from waste_vision.training.data import class_folders
 
 CUTS = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8]

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from waste_vision.cascade import _LiteRTModel
+from waste_vision.model.litert_backend import LiteRTModel
 
 
 def main(old: str, new: str, n: int = 300) -> None:
-    models = {name: _LiteRTModel(Path(path), 2) for name, path in (("old", old), ("new", new))}
+    models = {name: LiteRTModel(Path(path), 2) for name, path in (("old", old), ("new", new))}
     x = np.random.default_rng(0).uniform(0, 255, (224, 224, 3)).astype(np.float32)
     times = {name: [] for name in models}
     for model in models.values():

@@ -12,8 +12,8 @@ import sys
 
 import numpy as np
 
-from waste_vision.cascade import UNCERTAIN, Cascade
 from waste_vision.images import read_rgb, resize_for_model
+from waste_vision.model.cascade import UNCERTAIN, Cascade
 from waste_vision.training.data import stage_split
 
 

@@ -105,7 +105,7 @@ def run_app(args) -> int:
 
     from waste_vision.app.settings import APPLICATION, ORGANIZATION, AppSettings
     from waste_vision.app.window import MainWindow, apply_theme
-    from waste_vision.cascade import Cascade
+    from waste_vision.model.cascade import Cascade
     from waste_vision.resources import default_models_dir
 
     log_path = start_logging(getattr(args, "verbose", 0) or 0)

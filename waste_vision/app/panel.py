@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from waste_vision.cascade import UNCERTAIN, CascadeResult
 from waste_vision.engine.annotators import colour_for, text_colour_on
+from waste_vision.model.cascade import UNCERTAIN, CascadeResult
 
 PANEL_WIDTH = 340
 KIOSK_PANEL_WIDTH = 520

@@ -30,7 +30,6 @@ from PySide6.QtCore import QObject, Qt, Signal
 
 from waste_vision.app.bridge import FrameBridge
 from waste_vision.app.stats import RunStats, SessionStats, steady_rate
-from waste_vision.cascade import Cascade
 from waste_vision.engine.annotators import Overlay
 from waste_vision.engine.pipeline import FrameClassifier, Pipeline, PipelineConfig
 from waste_vision.engine.regions import RegionSet
@@ -45,6 +44,7 @@ from waste_vision.engine.sources import (
 )
 from waste_vision.errors import UserError
 from waste_vision.labels import Mode
+from waste_vision.model.cascade import Cascade
 
 log = logging.getLogger(__name__)
 

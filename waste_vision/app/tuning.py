@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from waste_vision.cascade import Cascade
+from waste_vision.model.cascade import Cascade
 
 if TYPE_CHECKING:  # the window makes this controller and hands itself in
     from waste_vision.app.window import MainWindow

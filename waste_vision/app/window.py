@@ -49,9 +49,9 @@ from waste_vision.app.stats import StallMeter
 from waste_vision.app.tally_controls import TallyControls
 from waste_vision.app.tuning import ThresholdControls, backend_text
 from waste_vision.app.video_widget import VideoWidget
-from waste_vision.cascade import Cascade
 from waste_vision.engine.sources import SourceStatus
 from waste_vision.labels import Mode
+from waste_vision.model.cascade import Cascade
 from waste_vision.redact import has_credentials, redact_url
 from waste_vision.resources import default_assets_dir
 

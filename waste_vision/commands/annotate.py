@@ -100,8 +100,8 @@ def build_frame_stage(
     empty scene (``find="items"``; learnt from ``empty_scene`` when given, else from the
     first frames) or the whole frame (``find="frame"``); drawn regions take precedence.
     ``reuse=False``: every crop classified, none kept while unchanged (``reuse.py``)."""
-    from waste_vision.cascade import Cascade
     from waste_vision.engine.annotators import Overlay
+    from waste_vision.model.cascade import Cascade
     from waste_vision.resources import default_models_dir
 
     cascade = Cascade(models or default_models_dir(), backend=backend, threads=threads, int8=int8)

@@ -24,10 +24,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from waste_vision.cascade import Cascade, _KerasModel, _LiteRTModel
 from waste_vision.errors import UserError
 from waste_vision.images import resize_for_model
-from waste_vision.manifest import StageSpec, load_manifest
+from waste_vision.model.cascade import Cascade
+from waste_vision.model.keras_backend import KerasModel, load_keras_model
+from waste_vision.model.litert_backend import LiteRTModel
+from waste_vision.model.manifest import StageSpec, load_manifest
 from waste_vision.resources import default_assets_dir, default_models_dir
 
 
@@ -65,7 +67,7 @@ def bench_stages(models: Path, threads: int, runs: int) -> dict:
     )
     out: dict[str, dict[str, Any]] = {
         "litert": {
-            s.name: _time_calls(_LiteRTModel(s.tflite, threads), x, runs)
+            s.name: _time_calls(LiteRTModel(s.tflite, threads), x, runs)
             for s in manifest.stages
             if s.tflite is not None
         }
@@ -75,9 +77,9 @@ def bench_stages(models: Path, threads: int, runs: int) -> dict:
         ("fused int8", manifest.fused_int8_tflite),
     ):
         if path:
-            out["litert"][name] = _time_calls(_LiteRTModel(path, threads), x, runs)
+            out["litert"][name] = _time_calls(LiteRTModel(path, threads), x, runs)
     try:
-        keras_models = {s.name: _KerasModel(_keras_file(s)) for s in manifest.stages}
+        keras_models = {s.name: KerasModel(_keras_file(s)) for s in manifest.stages}
     except UserError as exc:
         out["keras"] = {"unavailable": str(exc)}
     else:
@@ -200,11 +202,9 @@ def bench_live(
 
 def bench_original_loop(clip: Path, models: Path, frames: int) -> dict:
     """The original project's display loop, headless: predict() per frame per stage."""
-    import keras
-
     s1, s2 = load_manifest(models).stages
-    stage1 = keras.models.load_model(s1.keras, compile=False)
-    stage2 = keras.models.load_model(s2.keras, compile=False)
+    stage1 = load_keras_model(_keras_file(s1))
+    stage2 = load_keras_model(_keras_file(s2))
     cap = cv2.VideoCapture(str(clip))
     fps = cap.get(cv2.CAP_PROP_FPS)
     size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from waste_vision.cascade import Cascade, CascadeResult
 from waste_vision.errors import UserError
 from waste_vision.images import ImageReadError, iter_image_files, read_rgb
+from waste_vision.model.cascade import Cascade, CascadeResult
 from waste_vision.redact import redact_url
 from waste_vision.resources import default_models_dir
 

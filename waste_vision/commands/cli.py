@@ -20,7 +20,7 @@ from pathlib import Path
 
 from waste_vision.errors import UserError
 from waste_vision.labels import FIND_MODES
-from waste_vision.manifest import STAGE_NAMES
+from waste_vision.model.manifest import STAGE_NAMES
 from waste_vision.redact import redact_url
 
 INTERNAL_ERROR = 3  # exit code of an unexpected exception (1 and 2 mean other things)

@@ -61,7 +61,7 @@ def check_models(models_dir: Path, threads: int = 2):
     def load():
         import numpy as np
 
-        from waste_vision.cascade import Cascade
+        from waste_vision.model.cascade import Cascade
 
         cascade = Cascade(Path(models_dir), backend="litert", threads=threads)
         cascade.classify(np.zeros((64, 64, 3), np.uint8))  # warm-up, as the app does

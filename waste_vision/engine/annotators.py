@@ -24,7 +24,7 @@ from waste_vision.engine.frames import Box, FrameResult, Mode, RegionResult, box
 from waste_vision.labels import UNCERTAIN
 
 if TYPE_CHECKING:  # the overlay only reads results; it never runs the cascade
-    from waste_vision.cascade import CascadeResult
+    from waste_vision.model.cascade import CascadeResult
 
 Colour = tuple[int, int, int]  # RGB
 

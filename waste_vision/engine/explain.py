@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from waste_vision.cascade import Cascade, CascadeResult
 from waste_vision.labels import UNCERTAIN
+from waste_vision.model.cascade import Cascade, CascadeResult
 
 GREY = 127
 

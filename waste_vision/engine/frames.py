@@ -28,7 +28,7 @@ __all__ = [  # Mode, RegionKind and EMPTY live in labels.py; the records carry t
 ]
 
 if TYPE_CHECKING:  # records only carry results; they never run the cascade
-    from waste_vision.cascade import CascadeResult
+    from waste_vision.model.cascade import CascadeResult
 
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from waste_vision.cascade import Cascade
 from waste_vision.engine.annotators import Annotator
 from waste_vision.engine.explain import OcclusionExplainer
 from waste_vision.engine.frames import (
@@ -38,6 +37,7 @@ from waste_vision.engine.reuse import ResultCache
 from waste_vision.engine.scene import EmptyScene
 from waste_vision.engine.tally import Tally
 from waste_vision.labels import FIND_MODES, UNCERTAIN
+from waste_vision.model.cascade import Cascade
 
 
 class RateMeter:

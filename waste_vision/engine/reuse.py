@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from waste_vision.cascade import Cascade, CascadeResult, DecisionRule
+from waste_vision.model.cascade import Cascade, CascadeResult, DecisionRule
 
 THUMB = 16  # thumbnail side, pixels
 SAMPLE = 128  # the crop is sampled at about this many pixels a side before the area filter

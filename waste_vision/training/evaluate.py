@@ -24,10 +24,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tqdm import tqdm
 
-from waste_vision.cascade import UNCERTAIN, Cascade
 from waste_vision.errors import UserError
 from waste_vision.images import read_rgb, resize_for_model
-from waste_vision.manifest import MANIFEST_NAME
+from waste_vision.model.cascade import UNCERTAIN, Cascade
+from waste_vision.model.manifest import MANIFEST_NAME
 from waste_vision.resources import default_models_dir
 from waste_vision.training.calibration import (
     expected_calibration_error,

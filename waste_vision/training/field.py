@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from waste_vision.cascade import UNCERTAIN, Cascade
 from waste_vision.errors import UserError
 from waste_vision.images import read_rgb, resize_for_model
+from waste_vision.model.cascade import UNCERTAIN, Cascade
 from waste_vision.training.augment import (
     Surface,
     board_mask,

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from waste_vision.cascade import _LiteRTModel
 from waste_vision.images import ImageReadError, iter_image_files, read_rgb, resize_for_model
-from waste_vision.manifest import load_manifest
+from waste_vision.model.litert_backend import LiteRTModel
+from waste_vision.model.manifest import load_manifest
 from waste_vision.training.data import class_folders
 from waste_vision.training.export import export_tflite
 from waste_vision.training.fuse import FUSED_FILE, fused_model
@@ -116,7 +116,7 @@ def _short(tensor_names: list[str]) -> list[str]:
 
 
 def _outputs(tflite: Path, inputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
-    model = _LiteRTModel(tflite, threads=2)
+    model = LiteRTModel(tflite, threads=2)
     out = [model(x) for x in inputs]
     t0 = time.perf_counter()
     for _ in range(50):

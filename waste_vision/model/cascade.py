@@ -8,8 +8,6 @@ frames of any size; resizing to each stage's input happens here.
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,7 +16,9 @@ import numpy as np
 from waste_vision.errors import UserError
 from waste_vision.images import resize_for_model
 from waste_vision.labels import UNCERTAIN
-from waste_vision.manifest import Manifest, StageSpec, load_manifest
+from waste_vision.model.keras_backend import gpu_visible
+from waste_vision.model.litert_backend import LiteRTBatches, LiteRTModel
+from waste_vision.model.manifest import Manifest, StageSpec, load_manifest
 
 DEFAULT_MIN_CONFIDENCE = 0.5
 
@@ -60,102 +60,6 @@ class CascadeResult:
     score: float  # confidence of the final label: the weaker of its decisions' probabilities
     stage1: StageResult
     stage2: StageResult | None
-
-
-class _LiteRTModel:
-    """One ``.tflite`` model; outputs are returned in the order of their tensor names."""
-
-    def __init__(self, path: Path, threads: int):
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:  # pragma: no cover - depends on the installation
-            raise UserError(
-                "the LiteRT runtime (ai-edge-litert) is not installed; "
-                "use --backend keras or install ai-edge-litert"
-            ) from None
-        try:
-            self._interp = Interpreter(model_path=str(path), num_threads=threads)
-            self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise UserError(
-                f"{path} is not a valid .tflite model "
-                f"({str(exc).splitlines()[0]}); restore the models folder"
-            ) from None
-        self._input = self._interp.get_input_details()[0]["index"]
-        outputs = sorted(self._interp.get_output_details(), key=lambda d: d["name"])
-        self._outputs = [d["index"] for d in outputs]
-        self.output_sizes = [int(np.prod(d["shape"][1:])) for d in outputs]
-
-    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
-        self._interp.set_tensor(self._input, x[None])
-        self._interp.invoke()
-        return [self._interp.get_tensor(i)[0].copy() for i in self._outputs]
-
-
-class _LiteRTBatches:
-    """One ``.tflite`` run on several images in one call (the regions of a frame).
-
-    Resizing an interpreter's input re-plans it (milliseconds), so each batch size gets
-    its own interpreter, made the first time that many regions appear.
-    """
-
-    def __init__(self, path: Path, threads: int):
-        self._path, self._threads = path, threads
-        self._by_size: dict[int, _LiteRTModel] = {}
-
-    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
-        n = len(batch)
-        model = self._by_size.get(n)
-        if model is None:
-            model = _LiteRTModel(self._path, self._threads)
-            interp = model._interp
-            interp.resize_tensor_input(model._input, [n, *batch.shape[1:]])
-            interp.allocate_tensors()
-            self._by_size[n] = model
-        interp = model._interp
-        interp.set_tensor(model._input, np.ascontiguousarray(batch, np.float32))
-        interp.invoke()
-        return [interp.get_tensor(i).copy() for i in model._outputs]
-
-
-class _KerasModel:
-    def __init__(self, path: Path):
-        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        try:
-            import keras
-        except ImportError:
-            raise UserError(
-                "--backend keras needs TensorFlow, which is not installed; "
-                "install it (pip install tensorflow, or from a checkout the gpu "
-                "extra: pip install -e '.[gpu]') or use --backend litert"
-            ) from None
-        try:
-            self._model = keras.models.load_model(path, compile=False)
-        except Exception as exc:  # keras raises many types for a bad file
-            raise UserError(
-                f"{path} is not a valid .keras model "
-                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-                "; restore the models folder"
-            ) from None
-        self.output_sizes = [int(np.prod(t.shape[1:])) for t in self._model.outputs]
-
-    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
-        out = self._model(x[None], training=False)
-        out = out if isinstance(out, (list, tuple)) else [out]
-        return [np.asarray(o)[0] for o in out]
-
-
-def gpu_visible() -> bool:
-    """A GPU TensorFlow can use. Importing TensorFlow costs seconds and hundreds of MB, so
-    it is only asked when the machine shows an NVIDIA device at all."""
-    if not (Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi")):
-        return False
-    try:
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    except Exception:
-        return False
 
 
 def choose_backend(requested: str) -> str:
@@ -228,8 +132,8 @@ class Cascade:
             and fused_file
             and self.stage1.input_size == self.stage2.input_size
         ):
-            self._fused = _LiteRTModel(fused_file, threads)
-            self._fused_batches = _LiteRTBatches(fused_file, threads)
+            self._fused = LiteRTModel(fused_file, threads)
+            self._fused_batches = LiteRTBatches(fused_file, threads)
             if self._fused.output_sizes != [m.output_sizes[0] for m in self._models]:
                 raise UserError(
                     f"{fused_file}: its outputs do not match the two stages; "
@@ -265,11 +169,13 @@ class Cascade:
         if self.backend == "litert":
             if spec.tflite is None:
                 raise UserError(f"stage {spec.name!r} has no .tflite model; use --backend keras")
-            return _LiteRTModel(spec.tflite, threads)
+            return LiteRTModel(spec.tflite, threads)
         if self.backend == "keras":
+            from waste_vision.model.keras_backend import KerasModel
+
             if spec.keras is None:
                 raise UserError(f"stage {spec.name!r} has no .keras model; use --backend litert")
-            return _KerasModel(spec.keras)
+            return KerasModel(spec.keras)
         raise UserError(f"unknown backend {self.backend!r}; use auto, litert or keras")
 
     def run_stage(

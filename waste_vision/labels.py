@@ -1,5 +1,6 @@
 """The names every layer shares, defined once: the cascade's abstention, the empty verdict,
-what a frame's regions are (``Mode``) and what one region is (``RegionKind``).
+what a frame's regions are (``Mode``), what one region is (``RegionKind``) and the bin a
+label belongs in (``Bin``).
 
 Kept apart from ``cascade`` and the engine so the records, the counting rules, the overlay
 and the command line parser can name them without importing the model code, numpy or OpenCV.
@@ -32,3 +33,21 @@ class RegionKind(StrEnum):
     ITEM = "item"
     ZONE = "zone"
     FRAME = "frame"
+
+
+class Bin(StrEnum):
+    """The bin an item goes in. The base classes are organic or recyclable; a class taught
+    at a site (a site profile) names its own, e.g. ``battery`` -> hazardous."""
+
+    ORGANIC = "organic"
+    RECYCLABLE = "recyclable"
+    RESIDUAL = "residual"
+    HAZARDOUS = "hazardous"
+
+
+def base_bin(label: str) -> Bin | None:
+    """The bin of a base cascade label: ``organic`` or, for any material, ``recyclable``;
+    None for ``uncertain`` and ``empty`` (no item, or none we are sure of)."""
+    if label in (UNCERTAIN, EMPTY):
+        return None
+    return Bin.ORGANIC if label == Bin.ORGANIC else Bin.RECYCLABLE

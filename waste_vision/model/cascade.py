@@ -15,7 +15,7 @@ import numpy as np
 
 from waste_vision.errors import UserError
 from waste_vision.images import resize_for_model
-from waste_vision.labels import UNCERTAIN
+from waste_vision.labels import UNCERTAIN, Bin, base_bin
 from waste_vision.model.keras_backend import gpu_visible
 from waste_vision.model.litert_backend import LiteRTBatches, LiteRTModel
 from waste_vision.model.manifest import Manifest, StageSpec, load_manifest
@@ -60,6 +60,7 @@ class CascadeResult:
     score: float  # confidence of the final label: the weaker of its decisions' probabilities
     stage1: StageResult
     stage2: StageResult | None
+    bin: Bin | None = None  # where the item goes (None when uncertain)
 
 
 def choose_backend(requested: str) -> str:
@@ -227,4 +228,4 @@ def decide(rule: DecisionRule, s1: StageResult, s2: StageResult | None) -> Casca
         label, score = s1.label, s1.score
     if score < rule.min_confidence:
         label = UNCERTAIN
-    return CascadeResult(label, score, s1, s2)
+    return CascadeResult(label, score, s1, s2, base_bin(label))

@@ -101,6 +101,7 @@ class Cascade:
             else "litert"
         )
         self.stage1, self.stage2 = self.manifest.stages
+        self.model_version = self.manifest.fingerprint()
         self.model_rule = DecisionRule(
             self.stage1.threshold,
             self.manifest.min_confidence if uncertain_below is None else uncertain_below,

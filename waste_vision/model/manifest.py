@@ -6,6 +6,7 @@ line naming the file instead of a failure deep inside inference.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -38,6 +39,22 @@ class Manifest:
 
     def stage(self, name: str) -> StageSpec:
         return next(s for s in self.stages if s.name == name)
+
+    def fingerprint(self) -> str:
+        """A short name for exactly these models (12 hex digits of a SHA-256 over every stage's
+        labels, input size and threshold, the decision cut and the ``.tflite`` files). Events
+        and site profiles record it, so figures and taught examples can be told apart when the
+        models change. The ``.keras`` files are left out: the bundle ships without them and
+        runs the same models."""
+        spec = [(s.name, s.labels, s.input_size, s.threshold) for s in self.stages]
+        digest = hashlib.sha256(json.dumps([spec, self.min_confidence]).encode())
+        files = [self.fused_tflite, self.fused_int8_tflite, *(s.tflite for s in self.stages)]
+        for path in files:
+            if path is not None:
+                digest.update(path.name.encode())
+                with open(path, "rb") as f:
+                    digest.update(hashlib.file_digest(f, "sha256").digest())
+        return digest.hexdigest()[:12]
 
 
 def _file(root: Path, value, what: str, manifest: Path) -> Path | None:

@@ -337,7 +337,6 @@ def test_verbose_and_quiet_on_nested_and_every_sub_command():
         ["classify", "-q", "x"],
         ["evaluate", "--stage", "material", "--data", "d", "-v"],
         ["app", "-q"],
-        ["recover", "p", "-v"],
         ["bench", "-q"],
         ["train", "--stage", "material", "--data", "d", "--out", "o", "-v"],
     ):

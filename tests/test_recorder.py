@@ -1,7 +1,6 @@
 """Recordings are H.264 in fragmented MP4 with exactly the frames written, are playable at
 their own path after kill -9 (at most a second lost), are finished in place (an index
-written into space kept for it, nothing copied), and report failures in one line; recover
-touches only an old recorder's own files."""
+written into space kept for it, nothing copied), and report failures in one line."""
 
 from __future__ import annotations
 
@@ -21,9 +20,9 @@ import cv2
 import numpy as np
 import pytest
 
+from waste_vision.engine import mp4_fragments
 from waste_vision.engine import recorder as recorder_module
-from waste_vision.engine.recorder import Recorder, RecordingError, probe, read_jsonl, recover
-from waste_vision.errors import UserError
+from waste_vision.engine.recorder import Recorder, RecordingError, probe, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 W, H, FPS = 64, 48, 15
@@ -191,7 +190,7 @@ def test_seeking_uses_the_index(tmp_path):
 def test_long_recordings_group_fragments_in_the_index(tmp_path, monkeypatch):
     """More fragments than index entries: several fragments share an entry, the entries
     still cover every byte and the whole length, and seeking still works."""
-    monkeypatch.setattr(recorder_module, "INDEX_ENTRIES", 4)
+    monkeypatch.setattr(mp4_fragments, "INDEX_ENTRIES", 4)
     target = tmp_path / "v.mp4"
     with Recorder(target, FPS, (W, H)) as rec:
         for i in range(10 * FPS):
@@ -439,101 +438,6 @@ def test_log_write_error_is_a_recording_error(tmp_path):
     assert rec.frames_written == FPS + 1
     rec.close()
     assert read_video(tmp_path / "v.mp4")[3] == FPS + 1
-
-
-def write_old_parts(parts: Path, segments: int, per_segment: int) -> None:
-    """A .parts folder as the previous version left it after a kill: mp4v segments of a
-    second each, its recording.json, and a last segment without an index."""
-    parts.mkdir()
-    (parts / "recording.json").write_text(
-        json.dumps({"target": "old.mp4", "fps": FPS, "size": [W, H]})
-    )
-    for s in range(segments):
-        path = parts / f"old.part{s:04d}.mp4"
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (W, H))
-        for i in range(per_segment):
-            writer.write(frame(s * per_segment + i)[:, :, ::-1])
-        writer.release()
-    torn = parts / f"old.part{segments:04d}.mp4"
-    torn.write_bytes((parts / "old.part0000.mp4").read_bytes()[:300])
-
-
-def test_recover_turns_an_old_parts_folder_into_an_h264_video(tmp_path):
-    parts = tmp_path / "old.parts"
-    write_old_parts(parts, 3, FPS)
-    out = recover(parts)
-    assert out == tmp_path / "old.mp4" and not parts.exists()
-    frames, fps, size, count = read_video(out)
-    assert (len(frames), count, size) == (3 * FPS, 3 * FPS, (W, H))
-    assert_in_order(frames)
-    assert probe(out)["codec"] == "h264"
-    with pytest.raises(RecordingError, match="playable at their own path"):
-        recover(tmp_path / "nothing.parts")
-
-
-def snapshot(folder: Path) -> dict:
-    """Every file under a folder with its bytes, and every folder: what must not change."""
-    return {
-        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
-        for p in sorted(folder.rglob("*"))
-    }
-
-
-@pytest.mark.parametrize("layout", ["photos", "empty", "parts-named", "bad-meta", "cli"])
-def test_recover_refuses_a_folder_it_did_not_write_and_touches_nothing(tmp_path, layout, capsys):
-    """A user's folder given to recover by mistake is left byte for byte as it was (the old
-    recover deleted any folder in which it found no segment)."""
-    folder = tmp_path / ("holiday.parts" if layout in ("parts-named", "bad-meta") else "photos")
-    folder.mkdir()
-    if layout != "empty":
-        cv2.imwrite(str(folder / "beach.jpg"), frame(3, (320, 240)))
-        (folder / "notes.txt").write_text("keep me")
-        (folder / "sub").mkdir()
-        (folder / "sub" / "x.part0001.mp4").write_bytes(b"not a segment")
-    if layout == "bad-meta":  # a recording.json the recorder did not write
-        (folder / "recording.json").write_text(json.dumps({"target": "../elsewhere.mp4"}))
-    before = snapshot(tmp_path)
-    if layout == "cli":
-        from waste_vision.commands.cli import main
-
-        assert main(["recover", str(folder)]) == 2
-        err = capsys.readouterr().err.strip()
-        assert "not recovering" in err and str(folder) in err and "\n" not in err
-    else:
-        with pytest.raises(UserError, match="not recovering .*nothing was touched") as err:
-            recover(folder)
-        assert err.value.exit_code == 2 and "\n" not in str(err.value)
-    assert snapshot(tmp_path) == before
-
-
-def test_recover_keeps_files_it_did_not_write(tmp_path):
-    """A real parts folder with a file of the user's in it: the video is made, the old
-    recorder's segments and recording.json go, the user's file and so the folder stay."""
-    parts = tmp_path / "old.parts"
-    write_old_parts(parts, 2, FPS)
-    (parts / "mine.txt").write_text("the user's")
-    out = recover(parts)
-    assert out == tmp_path / "old.mp4" and read_video(out)[3] == 2 * FPS
-    # the torn last segment is the old recorder's too (it matches its name): it goes
-    assert sorted(p.name for p in parts.iterdir()) == ["mine.txt"]
-    assert (parts / "mine.txt").read_text() == "the user's"
-
-
-def test_recover_never_replaces_an_existing_file_and_leaves_empty_ones_alone(tmp_path):
-    parts = tmp_path / "old.parts"
-    write_old_parts(parts, 2, FPS)
-    (tmp_path / "old.mp4").write_bytes(b"someone's video")
-    before = snapshot(tmp_path)
-    with pytest.raises(UserError, match="old.mp4 exists already"):
-        recover(parts)
-    assert snapshot(tmp_path) == before
-    (tmp_path / "old.mp4").unlink()
-    for segment in parts.glob("old.part*.mp4"):  # every segment torn: nothing to join
-        segment.write_bytes(segment.read_bytes()[:300])
-    before = snapshot(tmp_path)
-    with pytest.raises(UserError, match="no segment is complete"):
-        recover(parts)
-    assert snapshot(tmp_path) == before
 
 
 def test_odd_and_tiny_sizes(tmp_path):

@@ -41,14 +41,6 @@ INT8_HELP = (
 )
 
 
-def _cmd_recover(args) -> int:
-    from waste_vision.engine.recorder import recover
-
-    target = recover(args.parts)
-    print(f"recovered {target}")
-    return 0
-
-
 def _cmd_data_split(args) -> int:
     from tqdm import tqdm
 
@@ -427,22 +419,6 @@ def _add_bench(sub) -> None:
     bench.set_defaults(func=_cmd_bench)
 
 
-def _add_recover(sub) -> None:
-    recover = sub.add_parser(
-        "recover",
-        help="turn the .parts folder an older version left "
-        "(a stopped or killed recording) into its video file; recordings "
-        "made now are playable at their own path and need no recovery",
-    )
-    recover.add_argument(
-        "parts",
-        type=Path,
-        metavar="PARTS",
-        help="the .parts folder, or the video file it belongs to",
-    )
-    recover.set_defaults(func=_cmd_recover)
-
-
 def _add_cameras(sub) -> None:
     cameras = sub.add_parser("cameras", help="list the camera indices that open and deliver")
     cameras.add_argument("--max-index", type=int, default=5)
@@ -579,7 +555,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_classify(sub)
     _add_annotate(sub)
     _add_bench(sub)
-    _add_recover(sub)
     _add_cameras(sub)
     _add_app(sub)
     for child in _subparsers(parser):

@@ -43,6 +43,9 @@ def runtime_manifest(models: Path) -> tuple[dict, list[Path]]:
             entry.pop("keras", None)
             if isinstance(entry.get("tflite"), str):
                 names.append(entry["tflite"])
+    reference = raw.get("reference")
+    if isinstance(reference, dict) and isinstance(reference.get("file"), str):
+        names.append(reference["file"])  # a site profile's reference embeddings
     files = [models / n for n in dict.fromkeys(names)]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:

@@ -26,6 +26,7 @@ def models_copy(tmp_path, models_dir):
         shutil.copy(models_dir / stage["tflite"], dst / stage["tflite"])
         stage["keras"] = None
     manifest.pop("fused", None)
+    manifest.pop("reference", None)
     manifest.pop("fused_int8", None)
     (dst / "cascade.json").write_text(json.dumps(manifest))
     return dst

@@ -143,6 +143,10 @@ def run_classify(args, out: TextIO | None = None) -> int:
         uncertain_below=args.uncertain_below,
         int8=getattr(args, "int8", False),
     )
+    if getattr(args, "profile", None) is not None:
+        from waste_vision.model.profile import attach
+
+        attach(cascade, args.profile)
     inputs = list(expand_inputs(args.paths))
     if not inputs:
         raise UserError(

@@ -8,8 +8,9 @@ frames of any size; resizing to each stage's input happens here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from waste_vision.labels import UNCERTAIN, Bin, base_bin
 from waste_vision.model.keras_backend import gpu_visible
 from waste_vision.model.litert_backend import LiteRTBatches, LiteRTModel
 from waste_vision.model.manifest import Manifest, StageSpec, load_manifest
+
+if TYPE_CHECKING:
+    from waste_vision.model.profile import ProfileHead
 
 DEFAULT_MIN_CONFIDENCE = 0.5
 
@@ -61,6 +65,11 @@ class CascadeResult:
     stage1: StageResult
     stage2: StageResult | None
     bin: Bin | None = None  # where the item goes (None when uncertain)
+    # how much a site profile's taught photos decided this result: 0 = the base cascade alone
+    taught: float = 0.0
+    # the material tail's pooled features (where the models give them): what a site
+    # profile compares with its taught photos
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def choose_backend(requested: str) -> str:
@@ -107,6 +116,8 @@ class Cascade:
             self.manifest.min_confidence if uncertain_below is None else uncertain_below,
         )
         self.rule = self.model_rule
+        # a site profile's classifier (model/profile.py), replaced whole by ``use_profile``
+        self.profile: ProfileHead | None = None
         self._models = [self._load(spec, threads) for spec in self.manifest.stages]
         for spec, model in zip(self.manifest.stages, self._models, strict=False):
             expected = (
@@ -136,11 +147,16 @@ class Cascade:
         ):
             self._fused = LiteRTModel(fused_file, threads)
             self._fused_batches = LiteRTBatches(fused_file, threads)
-            if self._fused.output_sizes != [m.output_sizes[0] for m in self._models]:
+            if self._fused.output_sizes[:2] != [m.output_sizes[0] for m in self._models]:
                 raise UserError(
                     f"{fused_file}: its outputs do not match the two stages; "
                     "restore the models folder"
                 )
+        # embeddings: the fused model's third output, or the Keras material model's pool
+        if self._fused is not None:
+            self.embedding_size = (self._fused.output_sizes[2:] or [0])[0]
+        else:
+            self.embedding_size = (self._models[1].output_sizes[1:] or [0])[0]
 
     def set_thresholds(
         self, stage1: float | None = None, min_confidence: float | None = None
@@ -167,6 +183,19 @@ class Cascade:
     def uses_fused(self) -> bool:
         return self._fused is not None
 
+    def use_profile(self, head: ProfileHead | None) -> None:
+        """Classify with a site profile's taught photos from the next image on (None: the base
+        cascade alone). One assignment: an image being classified sees the old or the new
+        profile, never half of each. An empty profile is the same as none."""
+        if head is not None and head.empty:
+            head = None
+        if head is not None and not self.embedding_size:
+            raise UserError(
+                f"the models in {self.manifest.root} give no embeddings, which a site profile "
+                "needs; use the shipped models (a fused model with an 'embedding' output)"
+            )
+        self.profile = head
+
     def _load(self, spec: StageSpec, threads: int):
         if self.backend == "litert":
             if spec.tflite is None:
@@ -177,7 +206,7 @@ class Cascade:
 
             if spec.keras is None:
                 raise UserError(f"stage {spec.name!r} has no .keras model; use --backend litert")
-            return KerasModel(spec.keras)
+            return KerasModel(spec.keras, embedding=spec is self.stage2)
         raise UserError(f"unknown backend {self.backend!r}; use auto, litert or keras")
 
     def run_stage(
@@ -187,36 +216,71 @@ class Cascade:
         x = resize_for_model(rgb, spec.input_size)
         return _stage_result(spec, self._models[index](x)[0], (rule or self.rule).stage1_threshold)
 
-    def classify(self, rgb: np.ndarray, all_stages: bool = False) -> CascadeResult:
-        """Classify one RGB image (H, W, 3, uint8) under the current ``DecisionRule``."""
-        rule = self.rule  # one rule for the whole frame, even if a slider moves meanwhile
+    def classify(
+        self, rgb: np.ndarray, all_stages: bool = False, profile: bool = True
+    ) -> CascadeResult:
+        """Classify one RGB image (H, W, 3, uint8) under the current ``DecisionRule`` and,
+        unless ``profile`` is False, the site profile in use."""
+        rule = self.rule  # one rule and one profile for the whole frame, even if they change
+        head = self.profile if profile else None
         if self._fused is not None:
-            out1, out2 = self._fused(resize_for_model(rgb, self.stage1.input_size))
-            return self._from_fused(rule, out1, out2, all_stages)
+            outs = self._fused(resize_for_model(rgb, self.stage1.input_size))
+            return self._from_fused(rule, head, outs, all_stages)
         s1 = self.run_stage(0, rgb, rule)
-        wanted = s1.label == "recyclable" or all_stages
-        return decide(rule, s1, self.run_stage(1, rgb, rule) if wanted else None)
+        if not (s1.label == "recyclable" or all_stages or head is not None):
+            return decide(rule, s1, None)
+        x = resize_for_model(rgb, self.stage2.input_size)
+        outs = self._models[1](x)
+        s2 = _stage_result(self.stage2, outs[0])
+        return self._with_profile(
+            rule, head, s1, s2, outs[1] if len(outs) > 1 else None, all_stages
+        )
 
     def _from_fused(
-        self, rule: DecisionRule, out1: np.ndarray, out2: np.ndarray, all_stages: bool
+        self,
+        rule: DecisionRule,
+        head: ProfileHead | None,
+        outs: list[np.ndarray],
+        all_stages: bool,
     ) -> CascadeResult:
-        """One image's result from the fused model's two outputs."""
-        s1 = _stage_result(self.stage1, out1, rule.stage1_threshold)
+        """One image's result from the fused model's outputs (stage 1, stage 2, embedding)."""
+        s1 = _stage_result(self.stage1, outs[0], rule.stage1_threshold)
+        s2 = _stage_result(self.stage2, outs[1])
+        return self._with_profile(
+            rule, head, s1, s2, outs[2] if len(outs) > 2 else None, all_stages
+        )
+
+    def _with_profile(
+        self,
+        rule: DecisionRule,
+        head: ProfileHead | None,
+        s1: StageResult,
+        s2: StageResult,
+        embedding: np.ndarray | None,
+        all_stages: bool,
+    ) -> CascadeResult:
         wanted = s1.label == "recyclable" or all_stages
-        return decide(rule, s1, _stage_result(self.stage2, out2) if wanted else None)
+        base = decide(rule, s1, s2 if wanted else None)
+        if embedding is not None:
+            embedding = np.asarray(embedding, np.float32).reshape(-1)
+            base = replace(base, embedding=embedding)
+        if head is None or embedding is None:
+            return base
+        return head.apply(base, s1, s2, embedding, rule)
 
     def classify_many(
-        self, images: list[np.ndarray], all_stages: bool = False
+        self, images: list[np.ndarray], all_stages: bool = False, profile: bool = True
     ) -> list[CascadeResult]:
         """Classify several RGB images (a frame's regions) in one batched model call where
         the fused model is used; otherwise one after another. Same results as ``classify``."""
         if self._fused is None or len(images) < 2:
-            return [self.classify(im, all_stages) for im in images]
-        rule = self.rule
+            return [self.classify(im, all_stages, profile) for im in images]
+        rule, head = self.rule, self.profile if profile else None
         batch = np.stack([resize_for_model(im, self.stage1.input_size) for im in images])
-        out1, out2 = self._fused_batches(batch)
+        outs = self._fused_batches(batch)
         return [
-            self._from_fused(rule, o1, o2, all_stages) for o1, o2 in zip(out1, out2, strict=False)
+            self._from_fused(rule, head, [o[i] for o in outs], all_stages)
+            for i in range(len(images))
         ]
 
 

@@ -38,8 +38,10 @@ class KerasModel:
     """One ``.keras`` model called directly (not ``predict()``, whose per-call overhead is
     a quarter of a second); outputs as a list, like ``LiteRTModel``."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, embedding: bool = False):
         self._model = load_keras_model(path)
+        if embedding:
+            self._model = _with_embedding(self._model)
         self.output_sizes = [int(np.prod(t.shape[1:])) for t in self._model.outputs]
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
@@ -59,3 +61,24 @@ def gpu_visible() -> bool:
         return bool(tf.config.list_physical_devices("GPU"))
     except Exception:
         return False
+
+
+def _with_embedding(model):
+    """A stage model (image -> trunk -> tail -> activation) that also outputs its tail's pooled
+    features, computed once; the model unchanged where it is not built that way."""
+    import keras
+
+    try:
+        trunk = model.get_layer("trunk")
+        tail = next(layer for layer in model.layers if layer.name.endswith("_tail"))
+        activation = model.layers[-1]
+        pool = next(
+            layer for layer in tail.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)
+        )
+    except (ValueError, StopIteration):
+        return model
+    features = keras.Model(tail.input, pool.output)
+    head = keras.Model(pool.output, tail.output)
+    inputs = keras.Input(model.inputs[0].shape[1:])
+    pooled = features(trunk(inputs))
+    return keras.Model(inputs, [activation(head(pooled)), pooled])

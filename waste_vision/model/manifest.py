@@ -36,6 +36,8 @@ class Manifest:
     fused_tflite: Path | None = None
     fused_int8_tflite: Path | None = None  # the same, quantized to int8 (used with --int8)
     min_confidence: float = 0.5  # below it the final label is "uncertain" (see DecisionRule)
+    # embeddings of base-class training photos: what a taught class must stand out from
+    reference: Path | None = None
 
     def stage(self, name: str) -> StageSpec:
         return next(s for s in self.stages if s.name == name)
@@ -144,6 +146,18 @@ def load_manifest(models_dir: Path) -> Manifest:
             if not isinstance(entry, dict):
                 raise UserError(f"{path}: '{key}' must be an object")
             fused[key] = _file(models_dir, entry.get("tflite"), f"{key} tflite", path)
+            outputs = entry.get("outputs", ["stage1", "stage2"])
+            if outputs not in (["stage1", "stage2"], ["stage1", "stage2", "embedding"]):
+                raise UserError(
+                    f"{path}: '{key}' outputs must be [stage1, stage2] or "
+                    "[stage1, stage2, embedding]"
+                )
+    reference = raw.get("reference")
+    reference_file = None
+    if reference is not None:
+        if not isinstance(reference, dict):
+            raise UserError(f"{path}: 'reference' must be an object")
+        reference_file = _file(models_dir, reference.get("file"), "reference", path)
     decision = raw.get("decision", {})
     min_confidence = decision.get("min_confidence", 0.5) if isinstance(decision, dict) else None
     if (
@@ -154,5 +168,10 @@ def load_manifest(models_dir: Path) -> Manifest:
     ):
         raise UserError(f"{path}: 'decision' must be an object with min_confidence in [0, 1)")
     return Manifest(
-        models_dir, specs, fused.get("fused"), fused.get("fused_int8"), float(min_confidence)
+        models_dir,
+        specs,
+        fused.get("fused"),
+        fused.get("fused_int8"),
+        float(min_confidence),
+        reference=reference_file,
     )

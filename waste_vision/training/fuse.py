@@ -2,7 +2,11 @@
 
 Both stages keep the same first blocks of the backbone frozen, so a frame needs only one
 pass through them; the fused ``.tflite`` outputs stage 1's P(recyclable) and stage 2's
-material probabilities together. When one stage fine-tunes more blocks than the other
+material probabilities together, and a third output, ``embedding``: the material tail's pooled
+features (1280 values), which a site profile compares with its taught photos. Of the layers
+tried (the trunk pooled, either tail pooled, concatenations) it names a new camera's items best
+from a few examples (``benchmarks/teach_curve.py``), and it costs nothing: the tail computes
+it on the way to the probabilities. When one stage fine-tunes more blocks than the other
 (a shallower split), the shared part is the shallower trunk and the other stage reaches its
 own split through the frozen blocks in between ("bridge"), still computed once.
 """
@@ -59,10 +63,25 @@ def fused_model(stage1_keras: Path, stage2_keras: Path) -> keras.Model | None:
     shared = shallow(inputs)
     deeper = shared if bridge is True else bridge(shared)
     f1, f2 = (shared, deeper) if shallow is trunk1 else (deeper, shared)
+    features, head = _split_at_pool(tail2)
+    embedding = features(f2)
     out1 = keras.layers.Activation("sigmoid", dtype="float32", name="stage1")(tail1(f1))
-    out2 = keras.layers.Activation("softmax", dtype="float32", name="stage2")(tail2(f2))
+    out2 = keras.layers.Activation("softmax", dtype="float32", name="stage2")(head(embedding))
+    embedding = keras.layers.Activation("linear", dtype="float32", name="embedding")(embedding)
     # float32 compute for export; the .tflite stores float16 (or int8) weights either way
-    return _as_float32(keras.Model(inputs, [out1, out2], name="cascade_fused"))
+    return _as_float32(keras.Model(inputs, [out1, out2, embedding], name="cascade_fused"))
+
+
+def _split_at_pool(tail: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """A tail as (its layers up to the global average pool, the rest): the same computation
+    in two parts, so the pooled features can be an output without running the tail twice."""
+    pool = next(
+        layer for layer in tail.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)
+    )
+    return (
+        keras.Model(tail.input, pool.output, name=f"{tail.name}_features"),
+        keras.Model(pool.output, tail.output, name=f"{tail.name}_head"),
+    )
 
 
 def export_fused(stage1_keras: Path, stage2_keras: Path, out: Path) -> Path | None:

@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(report, indent=2))
     path = args.models / "cascade.json"
     raw = json.loads(path.read_text())
-    raw["fused_int8"] = {"tflite": INT8_FILE, "outputs": ["stage1", "stage2"]}
+    raw["fused_int8"] = {"tflite": INT8_FILE, "outputs": ["stage1", "stage2", "embedding"]}
     path.write_text(json.dumps(raw, indent=2) + "\n")
     print(f"{path} lists {INT8_FILE} under 'fused_int8' (used with --int8)")
 

@@ -1,0 +1,586 @@
+"""A site profile: photos an operator taught from their own camera, and the classifier they make.
+
+Every installation is one camera, one background, one light: where a general model is weakest
+and a handful of examples help most. A profile is a folder ::
+
+    PROFILE/
+      profile.json      classes (with their bins) and photos, written last: the commit point
+      photos/<class>/   the taught photos, copied in (never referenced where they were)
+      embeddings.npz    each photo's embedding and base-cascade probabilities, for one model
+
+Everything is written to a temporary name and renamed into place, so a profile read at any
+moment (or after a crash) is whole. Embeddings are a cache: a newer model recomputes them from
+the photos, so a profile can be copied between machines and survives upgrades.
+
+``ProfileHead`` is the classifier: the base cascade's probabilities, mixed with a
+nearest-prototype classifier over the taught classes where an item looks like something taught
+(see ``ProfileHead.apply``). An empty profile is no profile: the base labels, bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from waste_vision.errors import UserError
+from waste_vision.images import ImageReadError, read_rgb
+from waste_vision.labels import EMPTY, UNCERTAIN, Bin, base_bin
+
+if TYPE_CHECKING:
+    from waste_vision.model.cascade import Cascade, CascadeResult, DecisionRule, StageResult
+
+FORMAT = 1
+PROFILE_FILE = "profile.json"
+EMBEDDINGS_FILE = "embeddings.npz"
+PHOTOS_DIR = "photos"
+EMBEDDING_KIND = "material-tail-pooled"
+CLASS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+RESERVED = {UNCERTAIN, EMPTY, "recyclable", "other"}
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+# how strongly similarity to a taught class counts (cosine units per factor e), chosen per
+# profile by leave-one-out on its taught photos
+TEMPERATURES = (0.02, 0.05, 0.1)
+REFERENCE_QUANTILE = 0.98  # a taught class acts above what 98% of other classes' photos reach
+NEW_CLASS_PRIOR = 0.5  # a new class's weight per unit of evidence, against the base classes
+
+
+class ProfileError(UserError):
+    """A profile folder, class name or photo the user must fix (exit 2)."""
+
+
+def check_class_name(name: str) -> str:
+    if not CLASS_NAME.match(name or "") or name in RESERVED:
+        raise ProfileError(
+            f"class name {name!r} is not a simple word: use lower-case letters, digits, '-' or "
+            f"'_' (up to 32, starting with a letter), and none of {', '.join(sorted(RESERVED))}"
+        )
+    return name
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Photo:
+    file: str  # relative to the profile folder
+    label: str
+    sha256: str
+    added: float  # Unix time
+
+
+@dataclass(frozen=True)
+class Taught:
+    """One photo's model view: what ``ProfileHead`` needs, for one model version."""
+
+    embedding: np.ndarray  # (d,) float32
+    base: np.ndarray  # (len(base labels),) the base cascade's probabilities
+
+
+class SiteProfile:
+    """One profile folder. Methods that change it write it whole before they return."""
+
+    def __init__(self, root: Path, classes: dict[str, Bin], photos: list[Photo]):
+        self.root = Path(root)
+        self.classes = dict(classes)
+        self.photos = list(photos)
+
+    # --- reading and writing -------------------------------------------------------------
+    @classmethod
+    def open(cls, root: Path, create: bool = False) -> SiteProfile:
+        """The profile in ``root``; a new empty one when ``create`` and the folder is missing
+        or empty. A folder with other things in it is never taken over."""
+        root = Path(root)
+        meta = root / PROFILE_FILE
+        if not meta.exists():
+            if root.exists() and (not root.is_dir() or any(root.iterdir())):
+                raise ProfileError(
+                    f"{root} is not a site profile (no {PROFILE_FILE}); give an empty or new "
+                    "folder to start one"
+                )
+            if not create:
+                raise ProfileError(
+                    f"{root} is not a site profile yet; teach it photos first "
+                    "(waste-vision teach add PROFILE CLASS PHOTO...)"
+                )
+            return cls(root, {}, [])
+        try:
+            raw = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ProfileError(f"{meta} is not readable JSON ({exc}); restore it") from None
+        if not isinstance(raw, dict) or raw.get("kind") != "waste-vision site profile":
+            raise ProfileError(f"{meta} is not a waste-vision site profile")
+        if not isinstance(raw.get("format"), int) or raw["format"] > FORMAT:
+            raise ProfileError(
+                f"{root} was made by a newer waste-vision (profile format {raw.get('format')!r}, "
+                f"this one reads {FORMAT}); upgrade, or teach a new profile"
+            )
+        if raw.get("embedding", {}).get("kind") != EMBEDDING_KIND:
+            raise ProfileError(
+                f"{root} was made by an incompatible model (embedding "
+                f"{raw.get('embedding', {}).get('kind')!r}, this one gives {EMBEDDING_KIND!r}); "
+                "teach a new profile from its photos"
+            )
+        try:
+            classes = {check_class_name(k): Bin(v["bin"]) for k, v in raw["classes"].items()}
+            photos = [
+                Photo(p["file"], p["class"], p["sha256"], float(p["added"])) for p in raw["photos"]
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProfileError(f"{meta} is damaged ({exc!r}); restore it") from None
+        return cls(root, classes, [p for p in photos if p.label in classes])
+
+    def save(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        raw = {
+            "kind": "waste-vision site profile",
+            "format": FORMAT,
+            "embedding": {"kind": EMBEDDING_KIND},
+            "classes": {name: {"bin": str(b)} for name, b in sorted(self.classes.items())},
+            "photos": [
+                {"file": p.file, "class": p.label, "sha256": p.sha256, "added": p.added}
+                for p in self.photos
+            ],
+        }
+        _write_atomic(self.root / PROFILE_FILE, (json.dumps(raw, indent=1) + "\n").encode())
+
+    @property
+    def version(self) -> str:
+        """Changes whenever a photo or class does: recorded with each event."""
+        key = json.dumps(
+            [sorted((k, str(v)) for k, v in self.classes.items())]
+            + [(p.label, p.sha256) for p in self.photos]
+        )
+        return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(sorted(self.classes), 0)
+        for p in self.photos:
+            out[p.label] += 1
+        return out
+
+    # --- teaching ------------------------------------------------------------------------
+    def bin_for(self, label: str, bin_: Bin | str | None, base_labels: Sequence[str]) -> Bin:
+        """The bin a class goes in: as given, as already taught, or the base class's own."""
+        check_class_name(label)
+        known = self.classes.get(label) or (base_bin(label) if label in base_labels else None)
+        if bin_ is None:
+            if known is None:
+                raise ProfileError(
+                    f"{label!r} is a new class: say which bin it goes in with --bin "
+                    f"({'|'.join(b.value for b in Bin)})"
+                )
+            return known
+        try:
+            chosen = Bin(bin_)
+        except ValueError:
+            raise ProfileError(
+                f"bin {bin_!r} is not one of {', '.join(b.value for b in Bin)}"
+            ) from None
+        if label in base_labels and chosen != base_bin(label):
+            raise ProfileError(
+                f"{label!r} is a base class, which goes in {base_bin(label)}; leave out --bin"
+            )
+        return chosen
+
+    def add_image(self, label: str, bin_: Bin, rgb: np.ndarray, cascade: Cascade) -> Photo:
+        """Add one photo given as pixels (a crop from the window), saved as PNG."""
+        import cv2
+
+        ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise ProfileError("the crop could not be encoded as PNG")
+        return self._add_bytes(label, bin_, bytes(data), ".png", rgb, cascade)
+
+    def add_file(self, label: str, bin_: Bin, path: Path, cascade: Cascade) -> Photo:
+        """Add one photo file (copied in); ``ImageReadError`` when it is not a readable photo."""
+        rgb = read_rgb(path)
+        return self._add_bytes(
+            label, bin_, Path(path).read_bytes(), Path(path).suffix, rgb, cascade
+        )
+
+    def _add_bytes(
+        self, label: str, bin_: Bin, data: bytes, suffix: str, rgb: np.ndarray, cascade: Cascade
+    ) -> Photo:
+        digest = hashlib.sha256(data).hexdigest()
+        for p in self.photos:
+            if p.sha256 == digest and p.label == label:
+                return p  # the same photo twice counts once
+        folder = self.root / PHOTOS_DIR / label
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{int(time.time() * 1000):013d}-{digest[:10]}{suffix.lower() or '.jpg'}"
+        _write_atomic(folder / name, data)
+        photo = Photo(f"{PHOTOS_DIR}/{label}/{name}", label, digest, time.time())
+        self.classes.setdefault(label, bin_)
+        self.photos.append(photo)
+        taught = view(cascade, rgb)
+        cache = self._read_cache(cascade)
+        cache[photo.sha256] = taught
+        self._write_cache(cascade, cache)
+        self.save()
+        return photo
+
+    def remove(self, label: str, files: Iterable[str] = (), everything: bool = False) -> int:
+        """Remove some of a class's photos (by file name), or the whole class. Only files this
+        profile copied in are deleted. Returns how many photos went."""
+        if label not in self.classes:
+            raise ProfileError(f"{self.root} has no class {label!r}; see 'teach list'")
+        names = {Path(f).name for f in files}
+        gone = [
+            p
+            for p in self.photos
+            if p.label == label and (everything or Path(p.file).name in names)
+        ]
+        if not everything and len(gone) != len(names):
+            missing = names - {Path(p.file).name for p in gone}
+            raise ProfileError(f"class {label!r} has no photo {sorted(missing)[0]!r}")
+        self.photos = [p for p in self.photos if p not in gone]
+        if everything:
+            del self.classes[label]
+        self.save()  # the commit point: the files below are no longer part of the profile
+        for p in gone:
+            (self.root / p.file).unlink(missing_ok=True)
+        folder = self.root / PHOTOS_DIR / label
+        if everything and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        return len(gone)
+
+    def undo_last(self) -> Photo | None:
+        """Remove the photo taught last (the window's Undo)."""
+        if not self.photos:
+            return None
+        last = max(self.photos, key=lambda p: p.added)
+        self.remove(last.label, [last.file])
+        if not any(p.label == last.label for p in self.photos):
+            self.classes.pop(last.label, None)
+            self.save()
+        return last
+
+    # --- the model's view ----------------------------------------------------------------
+    def _read_cache(self, cascade: Cascade) -> dict[str, Taught]:
+        path = self.root / EMBEDDINGS_FILE
+        if not path.exists():
+            return {}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if str(z["model"]) != cascade.model_version:
+                    return {}  # another model: recomputed from the photos
+                return {
+                    str(k): Taught(e.astype(np.float32), b.astype(np.float32))
+                    for k, e, b in zip(z["keys"], z["embeddings"], z["base"], strict=True)
+                }
+        except (OSError, KeyError, ValueError):
+            return {}  # a damaged cache is only a cache
+
+    def _write_cache(self, cascade: Cascade, cache: dict[str, Taught]) -> None:
+        keys = sorted(cache)
+        size = cascade.embedding_size
+        buffer = _npz_bytes(
+            model=np.array(cascade.model_version),
+            keys=np.array(keys, dtype=str),
+            embeddings=np.stack([cache[k].embedding for k in keys]).astype(np.float16)
+            if keys
+            else np.zeros((0, size), np.float16),
+            base=np.stack([cache[k].base for k in keys]).astype(np.float32)
+            if keys
+            else np.zeros((0, 0), np.float32),
+        )
+        _write_atomic(self.root / EMBEDDINGS_FILE, buffer)
+
+    def views(self, cascade: Cascade, progress=None) -> dict[str, Taught]:
+        """Every photo's embedding and base probabilities under ``cascade``'s model, from the
+        cache or (another model, a photo added elsewhere) computed from the photo."""
+        cache = self._read_cache(cascade)
+        missing = [p for p in self.photos if p.sha256 not in cache]
+        for p in missing:
+            try:
+                cache[p.sha256] = view(cascade, read_rgb(self.root / p.file))
+            except ImageReadError as exc:
+                raise ProfileError(
+                    f"{self.root / p.file} (a taught photo) is unreadable ({exc}); remove it "
+                    f"with 'teach remove {self.root} {p.label} {Path(p.file).name}'"
+                ) from None
+            if progress is not None:
+                progress(p)
+        if missing:
+            self._write_cache(cascade, cache)
+        return cache
+
+    def head(self, cascade: Cascade, reference: Reference | None = None) -> ProfileHead:
+        """The classifier this profile makes with ``cascade``'s models."""
+        views = self.views(cascade)
+        rows = [(views[p.sha256], p.label) for p in self.photos]
+        if reference is None:
+            reference = Reference.load(cascade)
+        return ProfileHead.fit(
+            [t.embedding for t, _ in rows],
+            [label for _, label in rows],
+            [t.base for t, _ in rows],
+            self.classes,
+            base_labels(cascade),
+            reference,
+            self.version,
+        )
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def base_labels(cascade: Cascade) -> list[str]:
+    """The base cascade's final labels in one list: stage 1's organic, then the materials."""
+    return [cascade.stage1.labels[0], *cascade.stage2.labels]
+
+
+def base_probabilities(s1: StageResult, s2: StageResult) -> np.ndarray:
+    """P(organic), then P(recyclable) x P(material) for each material."""
+    p1 = np.asarray(s1.probabilities, np.float64)
+    return np.concatenate([[p1[0]], p1[1] * np.asarray(s2.probabilities, np.float64)])
+
+
+def view(cascade: Cascade, rgb: np.ndarray) -> Taught:
+    """One photo as the profile keeps it: the base cascade's embedding and probabilities."""
+    result = cascade.classify(rgb, all_stages=True, profile=False)
+    if result.embedding is None or result.stage2 is None:
+        raise ProfileError(
+            f"the models in {cascade.manifest.root} give no embeddings; a site profile needs "
+            "the shipped models"
+        )
+    return Taught(result.embedding, base_probabilities(result.stage1, result.stage2))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Embeddings of base-class training photos (shipped beside the models): their mean is the
+    origin similarities are measured from, and a taught class must stand out from them
+    before it may overrule the base cascade."""
+
+    center: np.ndarray  # (d,) the mean raw embedding
+    embeddings: np.ndarray  # (m, d), centred, unit length
+    labels: np.ndarray  # (m,) base label of each
+
+    @staticmethod
+    def load(cascade: Cascade) -> Reference | None:
+        path = cascade.manifest.reference
+        if path is None:
+            return None
+        with np.load(path, allow_pickle=False) as z:  # made with the float fused model
+            raw = z["embeddings"].astype(np.float32)
+            center = raw.mean(0)
+            return Reference(center, _unit(raw - center), np.asarray(z["labels"]).astype(str))
+
+
+@dataclass(frozen=True)
+class ProfileHead:
+    """The taught classes' prototypes and how strongly they update the base cascade.
+
+    Embeddings are centred on the reference photos' mean and scaled to unit length (cosine
+    similarity from the middle of the data, not from the origin of a ReLU layer: it tells a
+    battery from a can far better). For an item with embedding ``e`` and base probabilities
+    ``p0`` (over the base labels):
+
+    * ``s_c`` = similarity of ``e`` to class ``c``'s prototype (the mean of its taught photos);
+      ``t_c`` = the similarity only ``1 - REFERENCE_QUANTILE`` of the reference photos of
+      *other* classes reach;
+    * the evidence for ``c`` is the likelihood ratio ``r_c = exp(max(0, s_c - t_c) / T)``;
+    * a base class becomes ``p0(c) r_c``, a new class ``NEW_CLASS_PRIOR (r_c - 1)``, and the
+      result is normalised.
+
+    An item no closer to a taught class than ordinary photos of other classes are has
+    ``r = 1`` everywhere: the base result, unchanged (bit for bit). The strength ``T`` is
+    chosen by leave-one-out on the taught photos. The label is the most probable, its
+    probability the score, under the same decision rule (``uncertain`` below
+    ``min_confidence``).
+    """
+
+    labels: tuple[str, ...]  # the base labels, then the new classes
+    taught: tuple[str, ...]  # the taught classes, in prototype order
+    bins: dict[str, Bin]
+    center: np.ndarray  # (d,)
+    prototypes: np.ndarray  # (len(taught), d)
+    thresholds: np.ndarray  # (len(taught),)
+    temperature: float
+    version: str
+    loo_accuracy: float | None = None  # leave-one-out, with the chosen temperature
+    loo_base_accuracy: float | None = None  # the base cascade alone on the same photos
+
+    @property
+    def empty(self) -> bool:
+        return not self.taught
+
+    @staticmethod
+    def fit(
+        embeddings: Sequence[np.ndarray],
+        labels: Sequence[str],
+        base: Sequence[np.ndarray],
+        bins: dict[str, Bin],
+        base_label_list: Sequence[str],
+        reference: Reference | None,
+        version: str = "",
+    ) -> ProfileHead:
+        new = sorted(c for c in bins if c not in base_label_list)
+        all_labels = (*base_label_list, *new)
+        taught = tuple(sorted(set(labels)))
+        if not taught:
+            none = np.zeros((0, 0))
+            return ProfileHead(
+                all_labels, (), dict(bins), np.zeros(0), none, np.zeros(0), 1.0, version
+            )
+        raw = np.stack(embeddings).astype(np.float32)
+        center = reference.center if reference is not None else np.zeros(raw.shape[1], np.float32)
+        E = _unit(raw - center)
+        y = np.array([taught.index(label) for label in labels])
+        sums = np.stack([E[y == k].sum(0) for k in range(len(taught))])
+        prototypes = _unit(sums)
+        thresholds = _thresholds(prototypes, taught, reference, E, y)
+        P0 = np.zeros((len(E), len(all_labels)))
+        P0[:, : len(base_label_list)] = np.stack(base)
+        truth = np.array([all_labels.index(label) for label in labels])
+        # leave-one-out: each photo against its class's prototype made without it
+        counts = np.bincount(y, minlength=len(taught))
+        S = E @ prototypes.T
+        own = _unit(sums[y] - E)
+        S[np.arange(len(E)), y] = np.where(counts[y] > 1, np.sum(E * own, 1), -1.0)
+        best: tuple[float, float, float] | None = None
+        for temperature in TEMPERATURES[::-1]:  # on a tie, the weakest update
+            P = _update(P0, S, thresholds, temperature, taught, all_labels, len(base_label_list))
+            accuracy = float(np.mean(P.argmax(1) == truth))
+            nll = float(-np.mean(np.log(np.maximum(P[np.arange(len(P)), truth], 1e-9))))
+            if best is None or (accuracy, -nll) > best[:2]:
+                best = (accuracy, -nll, temperature)
+        assert best is not None
+        return ProfileHead(
+            all_labels,
+            taught,
+            dict(bins),
+            center,
+            prototypes,
+            thresholds,
+            best[2],
+            version,
+            best[0],
+            float(np.mean(P0.argmax(1) == truth)),
+        )
+
+    def probabilities(self, embeddings: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """(n, len(labels)) updated probabilities for raw embeddings (n, d), base (n, 6)."""
+        P0 = np.zeros((len(base), len(self.labels)))
+        P0[:, : base.shape[1]] = base
+        S = self.similarities(embeddings)
+        return _update(
+            P0, S, self.thresholds, self.temperature, self.taught, self.labels, base.shape[1]
+        )
+
+    def similarities(self, embeddings: np.ndarray) -> np.ndarray:
+        return _unit(np.atleast_2d(embeddings) - self.center) @ self.prototypes.T
+
+    def apply(
+        self,
+        result: CascadeResult,
+        s1: StageResult,
+        s2: StageResult,
+        embedding: np.ndarray,
+        rule: DecisionRule,
+    ) -> CascadeResult:
+        S = self.similarities(embedding)
+        if not np.any(self.thresholds[None] < S):
+            return result  # nothing taught looks like it: the base verdict
+        p = self.probabilities(embedding[None], base_probabilities(s1, s2)[None])[0]
+        index = int(np.argmax(p))
+        label, score = self.labels[index], float(p[index])
+        chosen = self.bins.get(label) or base_bin(label)
+        if score < rule.min_confidence:
+            label, chosen = UNCERTAIN, None
+        strength = float(np.max(S - self.thresholds[None]) / self.temperature)
+        return replace(result, label=label, score=score, bin=chosen, taught=round(strength, 3))
+
+
+def _thresholds(
+    prototypes: np.ndarray,
+    taught: tuple[str, ...],
+    reference: Reference | None,
+    E: np.ndarray,
+    y: np.ndarray,
+) -> np.ndarray:
+    out = np.zeros(len(taught))
+    for k, name in enumerate(taught):
+        if reference is not None and len(reference.labels):
+            others = reference.embeddings[reference.labels != name]
+            out[k] = float(np.quantile(others @ prototypes[k], REFERENCE_QUANTILE))
+        else:  # no reference: anything about as close as the taught photos themselves
+            out[k] = float(np.min(E[y == k] @ prototypes[k])) - 0.1
+    return out
+
+
+def _update(
+    P0: np.ndarray,
+    S: np.ndarray,
+    thresholds: np.ndarray,
+    temperature: float,
+    taught: tuple[str, ...],
+    labels: tuple[str, ...],
+    base_count: int,
+) -> np.ndarray:
+    ratio = np.exp(np.maximum(S - thresholds[None], 0.0) / temperature)
+    P = P0.copy()
+    for k, name in enumerate(taught):
+        j = labels.index(name)
+        P[:, j] = P0[:, j] * ratio[:, k] if j < base_count else NEW_CLASS_PRIOR * (ratio[:, k] - 1)
+    return P / np.maximum(P.sum(1, keepdims=True), 1e-12)
+
+
+def copy_profile(src: Path, dst: Path) -> None:
+    """A whole profile to a new folder (for backups and other kiosks); refuses to overwrite."""
+    SiteProfile.open(src)
+    if Path(dst).exists():
+        raise ProfileError(f"{dst} exists; give a new folder")
+    shutil.copytree(src, dst)
+
+
+def photo_files(paths: Iterable[Path]) -> list[Path]:
+    """Photos and the photos in folders (not recursing into the folders' sub-folders)."""
+    out: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            out += sorted(p for p in path.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+        else:
+            out.append(path)
+    return out
+
+
+def attach(cascade: Cascade, root: Path, create: bool = False) -> SiteProfile:
+    """Open the profile in ``root`` and classify with it from the next image on (``--profile``)."""
+    profile = SiteProfile.open(root, create=create)
+    cascade.use_profile(profile.head(cascade))
+    return profile

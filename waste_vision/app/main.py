@@ -143,7 +143,9 @@ def run_app(args) -> int:
     import numpy as np
 
     cascade.classify(np.zeros((64, 64, 3), np.uint8))  # warm-up: the first call sets up XNNPACK
-    window = MainWindow(cascade, AppSettings(), kiosk=args.kiosk)
+    window = MainWindow(
+        cascade, AppSettings(), kiosk=args.kiosk, profile_dir=getattr(args, "profile", None)
+    )
     restore_hooks = install_error_hook(window, log_path)
     log.info("window started (kiosk: %s), log %s", bool(args.kiosk), log_path)
     if args.find is not None:

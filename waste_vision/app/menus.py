@@ -50,6 +50,9 @@ class WindowActions:
     unc_down: QAction
     unc_up: QAction
     reset_thresholds: QAction
+    teach: QAction  # Teach mode (app/teach.py): staff-only at a kiosk
+    undo_teach: QAction
+    site_profile: QAction
     reset_tally: QAction
     undo_reset_tally: QAction
     export_tally: QAction
@@ -205,6 +208,25 @@ def build_actions(window: MainWindow) -> WindowActions:
             window.threshold_controls.reset,
             tip="Back to the model's calibrated thresholds",
         ),
+        teach=a(
+            "Teach this item…",
+            "Ctrl+T",
+            window.teach_controls.teach_current,
+            tip="Tell the classifier what the item in view is: the next frame uses it "
+            "(a site profile)",
+        ),
+        undo_teach=a(
+            "Undo last taught photo",
+            "Ctrl+Shift+Z",
+            window.teach_controls.undo_last,
+            tip="Take back the photo taught last",
+        ),
+        site_profile=a(
+            "Site profile…",
+            "Ctrl+P",
+            window.teach_controls.show_profile,
+            tip="The taught classes and photos: remove a wrong one, undo the last",
+        ),
         reset_tally=a(
             "Reset tally",
             "Ctrl+Shift+T",
@@ -284,6 +306,9 @@ def build_menus_and_toolbar(window: MainWindow, actions: WindowActions) -> tuple
     thresholds = bar.addMenu("&Thresholds")
     for action in (act.s1_down, act.s1_up, act.unc_down, act.unc_up, act.reset_thresholds):
         thresholds.addAction(action)
+    teach = bar.addMenu("T&each")
+    for action in (act.teach, act.undo_teach, act.site_profile):
+        teach.addAction(action)
     tally = bar.addMenu("T&ally")
     tally.addAction(act.reset_tally)
     tally.addAction(act.undo_reset_tally)

@@ -47,6 +47,7 @@ from waste_vision.app.settings import AppSettings
 from waste_vision.app.source_policy import is_camera, is_stream
 from waste_vision.app.stats import StallMeter
 from waste_vision.app.tally_controls import TallyControls
+from waste_vision.app.teach import TeachControls
 from waste_vision.app.tuning import ThresholdControls, backend_text
 from waste_vision.app.video_widget import VideoWidget
 from waste_vision.engine.sources import SourceStatus
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
         kiosk: bool = False,
         camera_probe=None,
         demo_path: Path | None = None,
+        profile_dir: Path | None = None,
         parent: QWidget | None = None,
     ):
         super().__init__(parent)
@@ -153,6 +155,7 @@ class MainWindow(QMainWindow):
             self, [label for label in stage1_labels if label != "recyclable"] + stage2_labels
         )
         self.tally = self.tally_controls.tally
+        self.teach_controls = TeachControls(self, profile_dir)
         # ``act``, not ``actions``: QWidget.actions() is the list Qt keeps of them
         self.act = build_actions(self)
         self.camera_menu, self.toolbar = build_menus_and_toolbar(self, self.act)

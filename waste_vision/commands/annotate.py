@@ -95,6 +95,7 @@ def build_frame_stage(
     explain: bool = False,
     empty_scene: np.ndarray | None = None,
     reuse: bool = True,
+    profile: Path | None = None,
 ):
     """The classifier and the overlay every frame goes through: items found against the
     empty scene (``find="items"``; learnt from ``empty_scene`` when given, else from the
@@ -105,6 +106,10 @@ def build_frame_stage(
     from waste_vision.resources import default_models_dir
 
     cascade = Cascade(models or default_models_dir(), backend=backend, threads=threads, int8=int8)
+    if profile is not None:
+        from waste_vision.model.profile import attach
+
+        attach(cascade, profile)
     config = PipelineConfig(as_mode(find), reuse=reuse, explain=explain)
     classifier = FrameClassifier(cascade, regions, config=config)
     if empty_scene is not None:
@@ -248,6 +253,7 @@ def annotate_video(
     camera_fps: float | None = None,
     classify_every_frame: bool = False,
     overwrite: bool = False,
+    profile: Path | None = None,
 ) -> AnnotateReport:
     """Annotate ``input_path`` (any source spec) into ``output``; see the module docstring.
 
@@ -314,6 +320,7 @@ def annotate_video(
             explain=explain,
             empty_scene=read_empty_scene(empty_scene, size),
             reuse=not classify_every_frame,
+            profile=profile,
         )
         sink = RecordingSink(output, fps, size, jsonl_path=jsonl, real_time=live)
         pipeline = Pipeline(source, classifier, overlay, [sink])
@@ -447,6 +454,7 @@ def run_annotate(args) -> int:
             backend=args.backend,
             threads=args.threads,
             int8=args.int8,
+            profile=getattr(args, "profile", None),
             progress=(sys.stderr.isatty() or args.progress) and not quiet,
             duration=getattr(args, "duration", None),
             max_frames=getattr(args, "max_frames", None),

@@ -18,11 +18,16 @@ import os
 import sys
 from pathlib import Path
 
+from waste_vision.commands import teach as teach_command
 from waste_vision.errors import UserError
 from waste_vision.labels import FIND_MODES
 from waste_vision.model.manifest import STAGE_NAMES
 from waste_vision.redact import redact_url
 
+PROFILE_HELP = (
+    "a site profile folder (made by 'waste-vision teach' or the window's Teach mode): "
+    "classify with its taught photos too"
+)
 INTERNAL_ERROR = 3  # exit code of an unexpected exception (1 and 2 mean other things)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -289,6 +294,9 @@ def _add_classify(sub) -> None:
         help="final score below which the label is 'uncertain'",
     )
     classify.add_argument("--int8", action="store_true", help=INT8_HELP)
+    classify.add_argument(
+        "--profile", type=Path, default=None, metavar="PROFILE", help=PROFILE_HELP
+    )
     classify.set_defaults(func=_cmd_classify)
 
 
@@ -385,6 +393,9 @@ def _add_annotate(sub) -> None:
     annotate.add_argument("--threads", type=int, default=2, help="inference threads (2)")
     annotate.add_argument("--int8", action="store_true", help=INT8_HELP)
     annotate.add_argument(
+        "--profile", type=Path, default=None, metavar="PROFILE", help=PROFILE_HELP
+    )
+    annotate.add_argument(
         "--progress", action="store_true", help="show a progress bar even when not on a terminal"
     )
     annotate.add_argument(
@@ -456,6 +467,14 @@ def _add_app(sub) -> None:
         help="ask cameras for this frame rate, e.g. 30",
     )
     app.add_argument("--int8", action="store_true", help=INT8_HELP)
+    app.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="PROFILE",
+        help="the site profile to classify with and to teach (default: one in your user "
+        "data folder)",
+    )
     app.add_argument("--classify-every-frame", action="store_true", help=REUSE_HELP)
     app.add_argument(
         "--kiosk",
@@ -557,6 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_cameras(sub)
     _add_app(sub)
+    teach_command.add_parser(sub)
     for child in _subparsers(parser):
         _add_loudness(child, top=False)
     return parser

@@ -3,6 +3,7 @@ the bundle ships only this one)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +34,14 @@ class LiteRTModel:
         outputs = sorted(self._interp.get_output_details(), key=lambda d: d["name"])
         self._outputs = [d["index"] for d in outputs]
         self.output_sizes = [int(np.prod(d["shape"][1:])) for d in outputs]
+        # an interpreter is not thread-safe: the pipeline and the window's Teach worker share it
+        self._lock = threading.Lock()
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
-        self._interp.set_tensor(self._input, x[None])
-        self._interp.invoke()
-        return [self._interp.get_tensor(i)[0].copy() for i in self._outputs]
+        with self._lock:
+            self._interp.set_tensor(self._input, x[None])
+            self._interp.invoke()
+            return [self._interp.get_tensor(i)[0].copy() for i in self._outputs]
 
 
 class LiteRTBatches:
@@ -50,8 +54,13 @@ class LiteRTBatches:
     def __init__(self, path: Path, threads: int):
         self._path, self._threads = path, threads
         self._by_size: dict[int, LiteRTModel] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        with self._lock:
+            return self._call(batch)
+
+    def _call(self, batch: np.ndarray) -> list[np.ndarray]:
         n = len(batch)
         model = self._by_size.get(n)
         if model is None:

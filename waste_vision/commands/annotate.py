@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from waste_vision.commands.outputs import check_outputs
+from waste_vision.engine.fleet import FleetOutputs, check_mqtt
 from waste_vision.engine.pipeline import FrameClassifier, Pipeline, PipelineConfig, as_mode
 from waste_vision.engine.recorder import check_output
 from waste_vision.engine.regions import RegionSet, clamp_box, parse_box
@@ -75,6 +76,7 @@ class AnnotateReport:
     summary: dict | None = None  # {"tally": {label: n}, "items": [...]}: what was counted
     crops_classified: int = 0  # crops run through the models
     crops_reused: int = 0  # crops whose last result was kept (unchanged; reuse.py)
+    events: int | None = None  # rows written to the events database (None: none kept)
 
     @property
     def fps(self) -> float:
@@ -254,11 +256,23 @@ def annotate_video(
     classify_every_frame: bool = False,
     overwrite: bool = False,
     profile: Path | None = None,
+    events: Path | None = None,
+    save_crops: Path | bool | None = None,
+    site: str | None = None,
+    events_keep_days: float | None = None,
+    mqtt: str | None = None,
+    mqtt_password_file: Path | None = None,
+    mqtt_ca: Path | None = None,
+    metrics_port: int | None = None,
 ) -> AnnotateReport:
     """Annotate ``input_path`` (any source spec) into ``output``; see the module docstring.
 
     ``stop`` (an Event) ends a run early, as a signal does from the command line.
     ``overwrite``: replace existing outputs (never an input) instead of refusing them.
+    ``events``: each counted item also becomes a row of this events database (appended
+    to; ``save_crops``: its crop photo in that folder; ``site``: the kiosk's name, the
+    host name by default); ``mqtt``: each event also published to that broker (needs
+    ``events``); ``metrics_port``: Prometheus metrics served on that port.
     """
     stop = stop or threading.Event()
     spec = str(input_path)
@@ -269,6 +283,16 @@ def annotate_video(
         {"the input": _input_path(spec), "the --empty-scene photo": empty_scene},
         overwrite=overwrite,
     )
+    if events is not None:  # appended to by design: checked against the rest only
+        check_outputs(
+            {"-o": Path(output), "--jsonl": jsonl, "--summary": summary, "--events": events},
+            {"the input": _input_path(spec), "the --empty-scene photo": empty_scene},
+            overwrite=None,
+        )
+    if mqtt is not None and events is None:
+        raise UserError("--mqtt sends the events database's rows: leave out --no-events")
+    if mqtt is not None:  # before any work: paho there, the URL and the password readable
+        check_mqtt(mqtt, password_file=mqtt_password_file, ca=mqtt_ca)
     output = _check_outputs(Path(output), jsonl)
     _check_limits(duration, max_frames)
     regions, boxes = _parse_regions(rois)
@@ -285,9 +309,19 @@ def annotate_video(
                 )
             )
     watch = _LiveWatch()
+    fleet = FleetOutputs()  # events, MQTT, metrics: opened once the models are loaded
+
+    def on_status(event: StatusEvent) -> None:  # the capture thread
+        watch(event)
+        fleet.status(event)
+
     size = parse_camera_size(camera_size) if camera_size else None
     source = open_source(
-        spec, on_status=watch, open_timeout=open_timeout, camera_size=size, camera_fps=camera_fps
+        spec,
+        on_status=on_status,
+        open_timeout=open_timeout,
+        camera_size=size,
+        camera_fps=camera_fps,
     )
     live = source.is_live
     if not live and getattr(source, "frame_count", None) and not source.fps:
@@ -322,8 +356,21 @@ def annotate_video(
             reuse=not classify_every_frame,
             profile=profile,
         )
+        fleet.open(
+            classifier.cascade,
+            source.name,
+            events=events,
+            save_crops=save_crops,
+            site=site,
+            keep_days=events_keep_days,
+            mqtt=mqtt,
+            mqtt_password_file=mqtt_password_file,
+            mqtt_ca=mqtt_ca,
+            metrics_port=metrics_port,
+        )
         sink = RecordingSink(output, fps, size, jsonl_path=jsonl, real_time=live)
-        pipeline = Pipeline(source, classifier, overlay, [sink])
+        fleet.recording(True)
+        pipeline = Pipeline(source, classifier, overlay, [sink, *fleet.sinks])
         # a live source's first frame is stale by the time the models are loaded: start
         # from a fresh one, so the video does not open on a frozen second
         report = _run(
@@ -340,9 +387,12 @@ def annotate_video(
     finally:
         if sink is not None:
             sink.close()  # before the source: a stream's stop may wait for a network read
+            fleet.recording(False)
+        fleet.close()  # the events queued are written (and sent, while the broker answers)
         source.stop(timeout=SOURCE_STOP_TIMEOUT_S)
     report.output = sink.output
     report.skipped = sink.frames_skipped
+    report.events = fleet.events_written
     report.summary = classifier.summary()
     if classifier.reuse is not None:
         report.crops_classified = classifier.reuse.classified
@@ -434,6 +484,28 @@ def _run(
     )
 
 
+def fleet_options(args) -> dict:
+    """The events, MQTT and metrics options of ``annotate`` (and ``app``) as keywords: the
+    events database in the user's data folder unless ``--no-events`` or ``--events``."""
+    from waste_vision.engine.events import default_events_path
+
+    no_events = getattr(args, "no_events", False)
+    events = getattr(args, "events", None)
+    save_crops = getattr(args, "save_crops", None)
+    if no_events and (events is not None or save_crops is not None):
+        raise UserError("--no-events with --events or --save-crops: give one or the other")
+    return {
+        "events": None if no_events else Path(events or default_events_path()).expanduser(),
+        "save_crops": save_crops,
+        "site": getattr(args, "site", None),
+        "events_keep_days": getattr(args, "events_keep_days", None),
+        "mqtt": getattr(args, "mqtt", None),
+        "mqtt_password_file": getattr(args, "mqtt_password_file", None),
+        "mqtt_ca": getattr(args, "mqtt_ca", None),
+        "metrics_port": getattr(args, "metrics_port", None),
+    }
+
+
 def run_annotate(args) -> int:
     quiet = getattr(args, "quiet", 0) > getattr(args, "verbose", 0)
     stop = threading.Event()
@@ -455,6 +527,7 @@ def run_annotate(args) -> int:
             threads=args.threads,
             int8=args.int8,
             profile=getattr(args, "profile", None),
+            **fleet_options(args),
             progress=(sys.stderr.isatty() or args.progress) and not quiet,
             duration=getattr(args, "duration", None),
             max_frames=getattr(args, "max_frames", None),
@@ -476,6 +549,7 @@ def run_annotate(args) -> int:
     how = "recorded" if report.live else "annotated"
     if report.stopped:
         how = f"stopped on request: {how}"
+    events = "" if report.events is None else f"; {report.events} event(s) kept"
     skipped = (
         f"; {report.skipped} frame(s) skipped while the encoder was behind"
         if report.skipped
@@ -484,7 +558,7 @@ def run_annotate(args) -> int:
     if not quiet:
         print(
             f"{how} {report.frames} frames in {report.seconds:.1f} s "
-            f"({report.fps:.1f} FPS) -> {report.output}{skipped}",
+            f"({report.fps:.1f} FPS) -> {report.output}{skipped}{events}",
             file=sys.stderr,
         )
     if report.summary is not None:

@@ -18,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 
+from waste_vision.commands import stats as stats_command
 from waste_vision.commands import teach as teach_command
 from waste_vision.errors import UserError
 from waste_vision.labels import FIND_MODES
@@ -300,6 +301,68 @@ def _add_classify(sub) -> None:
     classify.set_defaults(func=_cmd_classify)
 
 
+def _add_fleet_options(parser: argparse.ArgumentParser) -> None:
+    """The events database, MQTT and metrics options, the same on annotate and app
+    (docs/fleet.md)."""
+    group = parser.add_argument_group("events, MQTT and metrics (docs/fleet.md)")
+    group.add_argument(
+        "--events",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the events database each counted item is added to (default: events.sqlite "
+        "in the user's data folder; WASTE_VISION_DATA_DIR overrides the folder)",
+    )
+    group.add_argument(
+        "--no-events", action="store_true", help="keep no events database (and send none)"
+    )
+    group.add_argument(
+        "--save-crops",
+        nargs="?",
+        const=True,
+        default=None,
+        type=Path,
+        metavar="FOLDER",
+        help="keep a photo of each counted item (default folder: beside the database, "
+        "<name>-crops; capped at 512 MiB, the oldest removed first)",
+    )
+    group.add_argument(
+        "--events-keep-days",
+        type=float,
+        default=None,
+        metavar="DAYS",
+        help="events older than this are removed (365)",
+    )
+    group.add_argument(
+        "--site", default=None, metavar="NAME", help="this kiosk's name (default: the host name)"
+    )
+    group.add_argument(
+        "--mqtt",
+        default=None,
+        metavar="URL",
+        help="publish each event and the state to mqtt[s]://[user@]host[:port]/prefix "
+        "(needs pip install 'waste-vision[mqtt]'; the password from "
+        "WASTE_VISION_MQTT_PASSWORD or --mqtt-password-file, never the URL)",
+    )
+    group.add_argument(
+        "--mqtt-password-file", type=Path, default=None, metavar="FILE", help="the broker password"
+    )
+    group.add_argument(
+        "--mqtt-ca",
+        type=Path,
+        default=None,
+        metavar="PEM",
+        help="mqtts://: the CA certificate (default: the system's)",
+    )
+    group.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve Prometheus metrics on http://0.0.0.0:N/metrics",
+    )
+
+
 def _add_annotate(sub) -> None:
     annotate = sub.add_parser(
         "annotate",
@@ -404,6 +467,7 @@ def _add_annotate(sub) -> None:
         help="replace an existing video, log and summary (all of them: the "
         "log is emptied, not appended to); never the input",
     )
+    _add_fleet_options(annotate)
     annotate.set_defaults(func=_cmd_annotate)
 
 
@@ -504,6 +568,7 @@ def _add_app(sub) -> None:
         help="set the kiosk's staff PIN (F12 asks for it): read from a prompt, "
         "or from stdin's first line when piped; stored hashed, then exit",
     )
+    _add_fleet_options(app)
     app.set_defaults(func=_cmd_app)
 
 
@@ -576,6 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_cameras(sub)
     _add_app(sub)
+    stats_command.add_parser(sub)
     teach_command.add_parser(sub)
     for child in _subparsers(parser):
         _add_loudness(child, top=False)

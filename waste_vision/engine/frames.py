@@ -89,6 +89,9 @@ class FrameResult:
     mode: Mode = Mode.FRAME  # what was classified
     learning: bool = False  # item finding is still learning the empty scene
     counted: tuple[str, ...] = ()  # labels of the items counted at this frame
+    # the region of each item counted at this frame, in ``counted``'s order (its box, item
+    # id and this frame's scores): what the events database keeps of it
+    counted_regions: tuple[RegionResult, ...] = ()
 
     @property
     def verdict(self) -> str:

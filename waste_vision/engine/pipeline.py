@@ -237,18 +237,27 @@ class FrameClassifier:
         largest = max(
             zip(boxes, results, strict=False), key=lambda br: br[0][2] * br[0][3], default=None
         )
+        at: list[int] = []  # which box each counted label is (the events keep its region)
+        healed: list[RegionResult] = []
         if mode == Mode.ITEMS:
+            was = {item.id for item in self.tracker.present if item.counted}
             counted = self.tracker.count(t, [r.label for r in results])
-            counted += self._count_healed(t, cfg)
+            if counted:
+                new = {item.id for item in self.tracker.present if item.counted} - was
+                at = [i for i, item_id in enumerate(ids) if item_id in new]
+            healed = self._count_healed(t, cfg)
+            counted += [r.result.label for r in healed]
             self.tally.add(counted)
         elif frame.still:  # each photo is one item: its largest region's label, if sure
             counted = []
             if largest is not None and largest[1].label != UNCERTAIN:
                 counted = [largest[1].label]
+                at = [boxes.index(largest[0])]
             self.tally.add(counted)
         else:
             said = self.tally.update(largest[1].label if largest else None, t)
             counted = [said] if said else []
+            at = [boxes.index(largest[0])] if said and largest is not None else []
         heat = {}
         if cfg.explain:
             self.explainer.update(list(zip(keys, crops, results, strict=False)))
@@ -267,6 +276,7 @@ class FrameClassifier:
             mode=mode,
             learning=learning,
             counted=tuple(counted),
+            counted_regions=tuple([regions[i] for i in at] + healed),
         )
 
     def _find(self, image: np.ndarray, t: float) -> list[Box] | None:
@@ -277,11 +287,11 @@ class FrameClassifier:
         self._was_learning = found is None
         return found
 
-    def _count_healed(self, t: float, cfg: PipelineConfig) -> list[str]:
+    def _count_healed(self, t: float, cfg: PipelineConfig) -> list[RegionResult]:
         """Items learnt into the empty scene that have now left (``EmptyScene.healed``):
         each is counted once, from what the learnt view showed there, unless an item counted
         since the learning began was seen at that spot (E pressed over counted items, or the
-        item counted while it slid away)."""
+        item counted while it slid away); returns each one's region."""
         counted = []
         view = getattr(self.scene, "learnt_view", None)  # (stand-in scenes have neither)
         for box in getattr(self.scene, "healed", ()):
@@ -292,7 +302,8 @@ class FrameClassifier:
             result = self.cascade.classify_many([crop(view, box)], cfg.all_stages)[0]
             if result.label != UNCERTAIN:
                 self.tracker.add_counted(t, box, result.label)
-                counted.append(result.label)
+                item_id = self.tracker.finished[-1].id  # the one add_counted made
+                counted.append(RegionResult(box, result, RegionKind.ITEM, item_id))
         return counted
 
 

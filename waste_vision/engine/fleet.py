@@ -1,0 +1,144 @@
+"""What a kiosk keeps and shares besides its video, opened and closed as one: the events
+database (``events``), the MQTT publisher of its outbox (``mqtt``) and the metrics server
+(``metrics``). ``annotate`` and the window wire them the same way through this.
+
+Everything is checked before the first frame (a bad URL, a busy port, paho missing, a
+database that is something else: one line, exit 2); once running, none of them can slow
+or stop the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from waste_vision.engine.events import (
+    DEFAULT_KEEP_DAYS,
+    EventSink,
+    EventWriter,
+    default_crops_dir,
+    default_site,
+)
+from waste_vision.engine.metrics import MetricsSink
+from waste_vision.engine.mqtt import MqttPublisher, MqttTarget, parse_mqtt_url, require_paho
+from waste_vision.engine.pipeline import Sink
+from waste_vision.engine.sources import SourceStatus, StatusEvent
+from waste_vision.model.cascade import Cascade
+
+log = logging.getLogger(__name__)
+
+
+def check_mqtt(
+    url: str, *, password_file: Path | None = None, ca: Path | None = None
+) -> MqttTarget:
+    """``--mqtt`` checked before any work: paho installed (else one line naming the
+    extra), the URL well formed, the password file readable."""
+    require_paho()
+    return parse_mqtt_url(url, password_file=password_file, ca=ca)
+
+
+class FleetOutputs:
+    """The events sink, the MQTT publisher and the metrics sink of one run (or one window's
+    life), each present only when asked for."""
+
+    def __init__(self) -> None:
+        self.writer: EventWriter | None = None
+        self.events: EventSink | None = None
+        self.publisher: MqttPublisher | None = None
+        self.metrics: MetricsSink | None = None
+
+    @property
+    def sinks(self) -> list[Sink]:
+        return [s for s in (self.events, self.metrics, self.publisher) if s is not None]
+
+    @property
+    def events_written(self) -> int | None:
+        return None if self.writer is None else self.writer.written
+
+    def open(
+        self,
+        cascade: Cascade,
+        source: str,
+        *,
+        events: Path | None = None,
+        save_crops: Path | bool | None = None,
+        site: str | None = None,
+        keep_days: float | None = None,
+        mqtt: str | None = None,
+        mqtt_password_file: Path | None = None,
+        mqtt_ca: Path | None = None,
+        metrics_port: int | None = None,
+    ) -> FleetOutputs:
+        """Open what is asked for (``save_crops=True``: the folder beside the database);
+        closes what it opened if one of them fails."""
+        site = site or default_site()
+        target = None
+        if mqtt is not None:  # before anything is opened
+            target = check_mqtt(mqtt, password_file=mqtt_password_file, ca=mqtt_ca)
+        try:
+            if metrics_port is not None:
+                self.metrics = MetricsSink(metrics_port)
+                self.metrics.set_model(cascade.model_version, _profile_version(cascade))
+            if events is not None:
+                crops = default_crops_dir(Path(events)) if save_crops is True else save_crops
+                self.writer = EventWriter(
+                    Path(events),
+                    keep_days=DEFAULT_KEEP_DAYS if keep_days is None else keep_days,
+                    crops=Path(crops) if crops else None,
+                )
+                self.events = EventSink(
+                    self.writer,
+                    site=site,
+                    source=source,
+                    cascade=cascade,
+                    outbox=target is not None,
+                )
+            if target is not None and events is not None:
+                metrics = self.metrics
+                self.publisher = MqttPublisher(
+                    target,
+                    Path(events),
+                    site=site,
+                    model_version=cascade.model_version,
+                    on_connection=None if metrics is None else metrics.set_mqtt,
+                )
+                assert self.writer is not None
+                self.writer.on_commit.append(self.publisher.wake)
+            if self.metrics is not None:
+                self.metrics.watch_queue(self._queued)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _queued(self) -> float:
+        writer, publisher = self.writer, self.publisher
+        return float((writer.queued if writer else 0) + (publisher.pending if publisher else 0))
+
+    def set_source(self, name: str) -> None:
+        if self.events is not None:
+            self.events.source = name
+
+    def recording(self, active: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.set_recording(active)
+
+    def status(self, event: StatusEvent) -> None:
+        """A source's status event (its capture thread): the camera-connected gauge."""
+        if self.metrics is not None:
+            self.metrics.set_camera(event.status is SourceStatus.RUNNING)
+
+    def close(self) -> None:
+        """The events written first (so the publisher can still send them), then the
+        publisher, then the metrics server."""
+        if self.writer is not None:
+            self.writer.close()
+        if self.publisher is not None:
+            self.publisher.close()
+        if self.metrics is not None:
+            self.metrics.close()
+
+
+def _profile_version(cascade: Cascade) -> str | None:
+    head = getattr(cascade, "profile", None)
+    return getattr(head, "version", None) or None

@@ -46,6 +46,7 @@ class FleetOutputs:
         self.events: EventSink | None = None
         self.publisher: MqttPublisher | None = None
         self.metrics: MetricsSink | None = None
+        self.source_running = False  # the last status seen, for a gauge made after it
 
     @property
     def sinks(self) -> list[Sink]:
@@ -79,6 +80,7 @@ class FleetOutputs:
             if metrics_port is not None:
                 self.metrics = MetricsSink(metrics_port)
                 self.metrics.set_model(cascade.model_version, _profile_version(cascade))
+                self.metrics.set_camera(self.source_running)
             if events is not None:
                 crops = default_crops_dir(Path(events)) if save_crops is True else save_crops
                 self.writer = EventWriter(
@@ -125,8 +127,9 @@ class FleetOutputs:
 
     def status(self, event: StatusEvent) -> None:
         """A source's status event (its capture thread): the camera-connected gauge."""
+        self.source_running = event.status is SourceStatus.RUNNING
         if self.metrics is not None:
-            self.metrics.set_camera(event.status is SourceStatus.RUNNING)
+            self.metrics.set_camera(self.source_running)
 
     def close(self) -> None:
         """The events written first (so the publisher can still send them), then the

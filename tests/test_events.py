@@ -326,3 +326,25 @@ def test_kill_9_keeps_every_committed_event(tmp_path):
     store = EventStore(db)
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert store.count() >= seen >= 2
+
+
+def test_the_window_writes_events_too(tmp_path):
+    """A real ``waste-vision app`` on the counting clip for 12 s: its first two items."""
+    db = tmp_path / "app.sqlite"
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "WASTE_VISION_DATA_DIR": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),  # the window's settings: not the user's
+    }
+    cmd = [sys.executable, "-m", "waste_vision", "app", "--source", str(CLIP)]
+    subprocess.run(
+        [*cmd, "--exit-after", "12", "--events", str(db), "--site", "window"],
+        env=env,
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    rows = EventStore(db).events()
+    assert [e.label for e in rows] == ["organic", "glass"]
+    assert {e.site for e in rows} == {"window"} and all(e.source for e in rows)

@@ -31,6 +31,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from waste_vision.app.bridge import FrameBridge
 from waste_vision.app.stats import RunStats, SessionStats, steady_rate
 from waste_vision.engine.annotators import Overlay
+from waste_vision.engine.fleet import FleetOutputs
 from waste_vision.engine.pipeline import FrameClassifier, Pipeline, PipelineConfig
 from waste_vision.engine.regions import RegionSet
 from waste_vision.engine.sinks import RecordingSink
@@ -147,6 +148,8 @@ class LiveSession(QObject):
         self.config = PipelineConfig(mode=Mode.ITEMS)
         self.camera: tuple[tuple[int, int] | None, float | None] = (None, None)  # asked size, fps
         self._classifier: FrameClassifier | None = None  # the current run's
+        # the events database, MQTT and metrics (main.py opens them): every run's sinks too
+        self.fleet: FleetOutputs | None = None
         self.bridge = FrameBridge(self)
         self.stats = SessionStats()
         # the files recorded this session, printed at exit (the newest, in a kiosk run for weeks)
@@ -278,7 +281,7 @@ class LiveSession(QObject):
         self._closed = True
         self.active = False
         self.bridge.run_id = -1  # no more frames to the screen
-        future = self._control.submit(self._stop)
+        future = self._control.submit(self._stop_for_good)
         future.add_done_callback(lambda _f: self._emit(self.shutdownFinished))
         self._control.close()
         self._shutdown = future
@@ -308,6 +311,8 @@ class LiveSession(QObject):
 
         def on_status(event: StatusEvent) -> None:  # capture thread: keep it quick
             last_status[0] = event.message
+            if self.fleet is not None:
+                self.fleet.status(event)
             self._emit(self.sourceStatus, run_id, event)
 
         try:
@@ -337,7 +342,12 @@ class LiveSession(QObject):
         classifier = FrameClassifier(self.cascade, self.regions, config=self.config)
         self._classifier = classifier
         classifier.config = self.config  # a change the GUI made meanwhile is not lost
-        pipeline = Pipeline(source, classifier, self.overlay, [self.bridge.sink(run_id, stats)])
+        fleet_sinks = []
+        if self.fleet is not None:
+            self.fleet.set_source(source.name)
+            fleet_sinks = self.fleet.sinks
+        sinks = [self.bridge.sink(run_id, stats), *fleet_sinks]
+        pipeline = Pipeline(source, classifier, self.overlay, sinks)
         thread = threading.Thread(
             target=self._work, args=(run_id, pipeline), name="waste-vision pipeline", daemon=True
         )
@@ -357,6 +367,16 @@ class LiveSession(QObject):
 
     def _stop(self) -> None:
         self._finish(self._run, Stop.ASKED, "")
+
+    def _stop_for_good(self) -> None:
+        """At exit: the run stopped, then the events written (and sent while the broker
+        answers, a few seconds at most) and the metrics server closed."""
+        try:
+            self._stop()
+        finally:
+            fleet, self.fleet = self.fleet, None
+            if fleet is not None:
+                fleet.close()
 
     def _ended(self, run_id: int) -> None:
         """The pipeline thread of ``run_id`` finished on its own: say why, clean up."""
@@ -450,6 +470,8 @@ class LiveSession(QObject):
             return
         run.recording = sink
         run.pipeline.sinks.append(sink)
+        if self.fleet is not None:
+            self.fleet.recording(True)
         self._emit(self.recordingStarted, str(path))
 
     def _stop_recording(self) -> None:
@@ -464,6 +486,8 @@ class LiveSession(QObject):
         if sink in run.pipeline.sinks:
             run.pipeline.sinks.remove(sink)  # the pipeline copies the list per frame
         output = sink.close()
+        if self.fleet is not None:
+            self.fleet.recording(False)
         error = sink.error or ""
         if output is not None:
             self.saved_recordings.append(str(output))

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from waste_vision.commands.outputs import check_outputs
-from waste_vision.engine.fleet import FleetOutputs, check_mqtt
+from waste_vision.engine.fleet import FleetOutputs, check_mqtt, options_from_args
 from waste_vision.engine.pipeline import FrameClassifier, Pipeline, PipelineConfig, as_mode
 from waste_vision.engine.recorder import check_output
 from waste_vision.engine.regions import RegionSet, clamp_box, parse_box
@@ -362,7 +362,7 @@ def annotate_video(
             events=events,
             save_crops=save_crops,
             site=site,
-            keep_days=events_keep_days,
+            events_keep_days=events_keep_days,
             mqtt=mqtt,
             mqtt_password_file=mqtt_password_file,
             mqtt_ca=mqtt_ca,
@@ -484,28 +484,6 @@ def _run(
     )
 
 
-def fleet_options(args) -> dict:
-    """The events, MQTT and metrics options of ``annotate`` (and ``app``) as keywords: the
-    events database in the user's data folder unless ``--no-events`` or ``--events``."""
-    from waste_vision.engine.events import default_events_path
-
-    no_events = getattr(args, "no_events", False)
-    events = getattr(args, "events", None)
-    save_crops = getattr(args, "save_crops", None)
-    if no_events and (events is not None or save_crops is not None):
-        raise UserError("--no-events with --events or --save-crops: give one or the other")
-    return {
-        "events": None if no_events else Path(events or default_events_path()).expanduser(),
-        "save_crops": save_crops,
-        "site": getattr(args, "site", None),
-        "events_keep_days": getattr(args, "events_keep_days", None),
-        "mqtt": getattr(args, "mqtt", None),
-        "mqtt_password_file": getattr(args, "mqtt_password_file", None),
-        "mqtt_ca": getattr(args, "mqtt_ca", None),
-        "metrics_port": getattr(args, "metrics_port", None),
-    }
-
-
 def run_annotate(args) -> int:
     quiet = getattr(args, "quiet", 0) > getattr(args, "verbose", 0)
     stop = threading.Event()
@@ -527,7 +505,7 @@ def run_annotate(args) -> int:
             threads=args.threads,
             int8=args.int8,
             profile=getattr(args, "profile", None),
-            **fleet_options(args),
+            **options_from_args(args),
             progress=(sys.stderr.isatty() or args.progress) and not quiet,
             duration=getattr(args, "duration", None),
             max_frames=getattr(args, "max_frames", None),

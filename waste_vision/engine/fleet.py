@@ -28,6 +28,30 @@ from waste_vision.model.cascade import Cascade
 log = logging.getLogger(__name__)
 
 
+def options_from_args(args) -> dict:
+    """The events, MQTT and metrics options of ``annotate`` and ``app`` as the keywords of
+    ``FleetOutputs.open`` (and ``annotate_video``): the events database in the user's data
+    folder unless ``--no-events`` or ``--events``."""
+    from waste_vision.engine.events import default_events_path
+    from waste_vision.errors import UserError
+
+    no_events = getattr(args, "no_events", False)
+    events = getattr(args, "events", None)
+    save_crops = getattr(args, "save_crops", None)
+    if no_events and (events is not None or save_crops is not None):
+        raise UserError("--no-events with --events or --save-crops: give one or the other")
+    return {
+        "events": None if no_events else Path(events or default_events_path()).expanduser(),
+        "save_crops": save_crops,
+        "site": getattr(args, "site", None),
+        "events_keep_days": getattr(args, "events_keep_days", None),
+        "mqtt": getattr(args, "mqtt", None),
+        "mqtt_password_file": getattr(args, "mqtt_password_file", None),
+        "mqtt_ca": getattr(args, "mqtt_ca", None),
+        "metrics_port": getattr(args, "metrics_port", None),
+    }
+
+
 def check_mqtt(
     url: str, *, password_file: Path | None = None, ca: Path | None = None
 ) -> MqttTarget:
@@ -64,7 +88,7 @@ class FleetOutputs:
         events: Path | None = None,
         save_crops: Path | bool | None = None,
         site: str | None = None,
-        keep_days: float | None = None,
+        events_keep_days: float | None = None,
         mqtt: str | None = None,
         mqtt_password_file: Path | None = None,
         mqtt_ca: Path | None = None,
@@ -85,7 +109,7 @@ class FleetOutputs:
                 crops = default_crops_dir(Path(events)) if save_crops is True else save_crops
                 self.writer = EventWriter(
                     Path(events),
-                    keep_days=DEFAULT_KEEP_DAYS if keep_days is None else keep_days,
+                    keep_days=DEFAULT_KEEP_DAYS if events_keep_days is None else events_keep_days,
                     crops=Path(crops) if crops else None,
                 )
                 self.events = EventSink(

@@ -195,7 +195,9 @@ def test_stages_tuned_to_different_depths_still_share_one_pass(trained, tmp_path
     x = resize_for_model(
         read_rgb(shared_datasets / "trashnet" / "paper" / "paper10.jpg"), (224, 224)
     )
-    p1, p2 = sorted(tflite_outputs(fused, x), key=lambda o: o.shape[-1])
+    # stage 1's P(recyclable), stage 2's probabilities, the embedding: told apart by size
+    p1, p2, embedding = sorted(tflite_outputs(fused, x), key=lambda o: o.shape[-1])
+    assert embedding.shape[-1] == 1280
     np.testing.assert_allclose(
         p1, tflite_outputs(deeper / "stage1_organic_recyclable.tflite", x)[0], atol=2e-2
     )

@@ -45,7 +45,7 @@ def _litert_only_models(tmp_path: Path) -> Path:
     for stage in manifest["stages"]:
         stage.pop("keras", None)
     (dst / "cascade.json").write_text(json.dumps(manifest))
-    for f in MODELS.glob("*.tflite"):
+    for f in [*MODELS.glob("*.tflite"), *MODELS.glob("*.npz")]:
         (dst / f.name).symlink_to(f)
     return dst
 

@@ -35,11 +35,15 @@ class DecisionRule:
     models), else organic. Each decision the label rests on (stage 1's, and the material's
     when recyclable) has a confidence: the probability of the label it chose. The final
     label is ``uncertain`` when the weaker of those confidences is below ``min_confidence``
-    — the same cut for organic, recyclable and every material.
+    — the same cut for organic, recyclable and every material — or when the image's
+    embedding is shorter than ``min_embedding_norm``: the material tail was trained to give
+    items of no class we name (batteries, shoes, clothes, residual trash) small features,
+    so a short embedding says "none of ours" even where a softmax still picks a material.
     """
 
     stage1_threshold: float = 0.5
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    min_embedding_norm: float = 0.0  # 0: no such cut (models without an embedding output)
 
     def __post_init__(self):
         for name in ("stage1_threshold", "min_confidence"):
@@ -114,6 +118,7 @@ class Cascade:
         self.model_rule = DecisionRule(
             self.stage1.threshold,
             self.manifest.min_confidence if uncertain_below is None else uncertain_below,
+            self.manifest.min_embedding_norm,
         )
         self.rule = self.model_rule
         # a site profile's classifier (model/profile.py), replaced whole by ``use_profile``
@@ -260,9 +265,12 @@ class Cascade:
         all_stages: bool,
     ) -> CascadeResult:
         wanted = s1.label == "recyclable" or all_stages
-        base = decide(rule, s1, s2 if wanted else None)
+        norm = None
         if embedding is not None:
             embedding = np.asarray(embedding, np.float32).reshape(-1)
+            norm = float(np.linalg.norm(embedding))
+        base = decide(rule, s1, s2 if wanted else None, norm)
+        if embedding is not None:
             base = replace(base, embedding=embedding)
         if head is None or embedding is None:
             return base
@@ -284,13 +292,21 @@ class Cascade:
         ]
 
 
-def decide(rule: DecisionRule, s1: StageResult, s2: StageResult | None) -> CascadeResult:
-    """The final label from both stages' results under ``rule`` (see ``DecisionRule``)."""
+def decide(
+    rule: DecisionRule,
+    s1: StageResult,
+    s2: StageResult | None,
+    embedding_norm: float | None = None,
+) -> CascadeResult:
+    """The final label from both stages' results (and the embedding's length, where the
+    models give one) under ``rule`` (see ``DecisionRule``)."""
     if s1.label == "recyclable":
         assert s2 is not None, "stage 2 runs whenever stage 1 says recyclable"
         label, score = s2.label, min(s1.score, s2.score)
     else:
         label, score = s1.label, s1.score
-    if score < rule.min_confidence:
+    if score < rule.min_confidence or (
+        embedding_norm is not None and embedding_norm < rule.min_embedding_norm
+    ):
         label = UNCERTAIN
     return CascadeResult(label, score, s1, s2, base_bin(label))

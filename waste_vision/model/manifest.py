@@ -38,6 +38,8 @@ class Manifest:
     min_confidence: float = 0.5  # below it the final label is "uncertain" (see DecisionRule)
     # embeddings of base-class training photos: what a taught class must stand out from
     reference: Path | None = None
+    # below this embedding length the final label is "uncertain" (see DecisionRule)
+    min_embedding_norm: float = 0.0
 
     def stage(self, name: str) -> StageSpec:
         return next(s for s in self.stages if s.name == name)
@@ -167,6 +169,14 @@ def load_manifest(models_dir: Path) -> Manifest:
         or not 0.0 <= min_confidence < 1.0
     ):
         raise UserError(f"{path}: 'decision' must be an object with min_confidence in [0, 1)")
+    min_norm = decision.get("min_embedding_norm", 0.0)
+    if (
+        not isinstance(min_norm, (int, float))
+        or isinstance(min_norm, bool)
+        or not math.isfinite(min_norm)
+        or min_norm < 0
+    ):
+        raise UserError(f"{path}: decision.min_embedding_norm must be a number >= 0")
     return Manifest(
         models_dir,
         specs,
@@ -174,4 +184,5 @@ def load_manifest(models_dir: Path) -> Manifest:
         fused.get("fused_int8"),
         float(min_confidence),
         reference=reference_file,
+        min_embedding_norm=float(min_norm),
     )

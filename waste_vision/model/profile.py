@@ -53,6 +53,7 @@ PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 # profile by leave-one-out on its taught photos
 TEMPERATURES = (0.02, 0.05, 0.1)
 REFERENCE_QUANTILE = 0.98  # a taught class acts above what 98% of other classes' photos reach
+NEIGHBOURS = 5  # an item's nearest reference photos, for how ordinary it looks
 NEW_CLASS_PRIOR = 0.5  # a new class's weight per unit of evidence, against the base classes
 
 
@@ -410,14 +411,18 @@ class ProfileHead:
     ``p0`` (over the base labels):
 
     * ``s_c`` = similarity of ``e`` to class ``c``'s prototype (the mean of its taught photos);
-      ``t_c`` = the similarity only ``1 - REFERENCE_QUANTILE`` of the reference photos of
-      *other* classes reach;
-    * the evidence for ``c`` is the likelihood ratio ``r_c = exp(max(0, s_c - t_c) / T)``;
+      its floor ``f_c`` = the larger of the similarity only ``1 - REFERENCE_QUANTILE`` of the
+      reference photos of *other* classes reach, and ``e``'s mean similarity to its
+      ``NEIGHBOURS`` nearest reference photos of other classes (an ordinary item is closer to
+      ordinary photos of its own kind than to anything taught);
+    * the evidence for ``c`` is the likelihood ratio ``r_c = exp(max(0, s_c - f_c) / T)``;
     * a base class becomes ``p0(c) r_c``, a new class ``NEW_CLASS_PRIOR (r_c - 1)``, and the
       result is normalised.
 
     An item no closer to a taught class than ordinary photos of other classes are has
-    ``r = 1`` everywhere: the base result, unchanged (bit for bit). The strength ``T`` is
+    ``r = 1`` everywhere: the base result, unchanged (bit for bit); so is one whose most
+    probable class after the update is not a taught one (the evidence then only diluted the
+    base verdict, turning right answers into ``uncertain``). The strength ``T`` is
     chosen by leave-one-out on the taught photos. The label is the most probable, its
     probability the score, under the same decision rule (``uncertain`` below
     ``min_confidence``).
@@ -433,6 +438,7 @@ class ProfileHead:
     version: str
     loo_accuracy: float | None = None  # leave-one-out, with the chosen temperature
     loo_base_accuracy: float | None = None  # the base cascade alone on the same photos
+    reference: Reference | None = None
 
     @property
     def empty(self) -> bool:
@@ -471,9 +477,10 @@ class ProfileHead:
         S = E @ prototypes.T
         own = _unit(sums[y] - E)
         S[np.arange(len(E)), y] = np.where(counts[y] > 1, np.sum(E * own, 1), -1.0)
+        D = S - _floors(E, thresholds, taught, reference)
         best: tuple[float, float, float] | None = None
         for temperature in TEMPERATURES[::-1]:  # on a tie, the weakest update
-            P = _update(P0, S, thresholds, temperature, taught, all_labels, len(base_label_list))
+            P = _update(P0, D, temperature, taught, all_labels, len(base_label_list))
             accuracy = float(np.mean(P.argmax(1) == truth))
             nll = float(-np.mean(np.log(np.maximum(P[np.arange(len(P)), truth], 1e-9))))
             if best is None or (accuracy, -nll) > best[:2]:
@@ -490,19 +497,21 @@ class ProfileHead:
             version,
             best[0],
             float(np.mean(P0.argmax(1) == truth)),
+            reference,
         )
 
     def probabilities(self, embeddings: np.ndarray, base: np.ndarray) -> np.ndarray:
         """(n, len(labels)) updated probabilities for raw embeddings (n, d), base (n, 6)."""
         P0 = np.zeros((len(base), len(self.labels)))
         P0[:, : base.shape[1]] = base
-        S = self.similarities(embeddings)
-        return _update(
-            P0, S, self.thresholds, self.temperature, self.taught, self.labels, base.shape[1]
-        )
+        D = self.margins(embeddings)
+        return _update(P0, D, self.temperature, self.taught, self.labels, base.shape[1])
 
-    def similarities(self, embeddings: np.ndarray) -> np.ndarray:
-        return _unit(np.atleast_2d(embeddings) - self.center) @ self.prototypes.T
+    def margins(self, embeddings: np.ndarray) -> np.ndarray:
+        """(n, len(taught)): how much closer each item is to each taught class than to the
+        class's threshold and to its own nearest reference photos of other classes."""
+        E = _unit(np.atleast_2d(embeddings) - self.center)
+        return E @ self.prototypes.T - _floors(E, self.thresholds, self.taught, self.reference)
 
     def apply(
         self,
@@ -512,16 +521,18 @@ class ProfileHead:
         embedding: np.ndarray,
         rule: DecisionRule,
     ) -> CascadeResult:
-        S = self.similarities(embedding)
-        if not np.any(self.thresholds[None] < S):
+        D = self.margins(embedding)
+        if not np.any(D > 0):
             return result  # nothing taught looks like it: the base verdict
         p = self.probabilities(embedding[None], base_probabilities(s1, s2)[None])[0]
         index = int(np.argmax(p))
         label, score = self.labels[index], float(p[index])
+        if label not in self.taught:
+            return result  # the evidence only diluted the base verdict: keep it as it was
         chosen = self.bins.get(label) or base_bin(label)
         if score < rule.min_confidence:
             label, chosen = UNCERTAIN, None
-        strength = float(np.max(S - self.thresholds[None]) / self.temperature)
+        strength = float(np.max(D) / self.temperature)
         return replace(result, label=label, score=score, bin=chosen, taught=round(strength, 3))
 
 
@@ -542,16 +553,34 @@ def _thresholds(
     return out
 
 
+def _floors(
+    E: np.ndarray, thresholds: np.ndarray, taught: tuple[str, ...], reference: Reference | None
+) -> np.ndarray:
+    """(n, len(taught)) what each item's similarity to each taught class must exceed: the
+    class's threshold, and the mean similarity of the item to its ``NEIGHBOURS`` nearest
+    reference photos of other classes (an ordinary can stays a can however much a taught
+    battery resembles it)."""
+    T = np.repeat(thresholds[None], len(E), 0).astype(np.float64)
+    if reference is None or not len(reference.labels):
+        return T
+    sims = E @ reference.embeddings.T
+    for k, name in enumerate(taught):
+        others = sims[:, reference.labels != name]
+        n = min(NEIGHBOURS, others.shape[1])
+        nearest = np.partition(others, -n, axis=1)[:, -n:].mean(1)
+        T[:, k] = np.maximum(T[:, k], nearest)
+    return T
+
+
 def _update(
     P0: np.ndarray,
-    S: np.ndarray,
-    thresholds: np.ndarray,
+    D: np.ndarray,
     temperature: float,
     taught: tuple[str, ...],
     labels: tuple[str, ...],
     base_count: int,
 ) -> np.ndarray:
-    ratio = np.exp(np.maximum(S - thresholds[None], 0.0) / temperature)
+    ratio = np.exp(np.maximum(D, 0.0) / temperature)
     P = P0.copy()
     for k, name in enumerate(taught):
         j = labels.index(name)

@@ -206,17 +206,9 @@ class Panel(QWidget):
         classes = [
             label for label in self.stage1_labels if label != "recyclable"
         ] + self.stage2_labels
-        for i, name in enumerate(classes):
-            swatch = QLabel()
-            swatch.setFixedSize(10, 10)
-            swatch.setStyleSheet(f"background: rgb{colour_for(name)};")
-            count = QLabel("0")
-            count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            row, col = i % 3, (i // 3) * 3
-            grid.addWidget(swatch, row, col)
-            grid.addWidget(QLabel(name), row, col + 1)
-            grid.addWidget(count, row, col + 2)
-            self.tally_counts[name] = count
+        self.tally_grid = grid
+        for name in classes:
+            self._add_tally_row(name)
         tally.addLayout(grid)
         bottom = QHBoxLayout()
         self.tally_total = QLabel("total 0")
@@ -304,6 +296,8 @@ class Panel(QWidget):
         s1, s2 = result.stage1, result.stage2
         if result.label == UNCERTAIN:
             why = f"best guess {s2.label if s2 else s1.label} {result.score:.2f}"
+        elif result.taught > 0:  # the site profile's taught photos decided it
+            why = f"taught at this site {result.score:.2f} ({result.bin})"
         elif s2 is not None:
             why = f"{s1.label} {s1.score:.2f} · {s2.label} {s2.score:.2f}"
         else:
@@ -348,9 +342,27 @@ class Panel(QWidget):
         if "recyclable" in self.stage1_bars:
             self.stage1_bars["recyclable"].set_marker(threshold)
 
+    def _add_tally_row(self, name: str) -> QLabel:
+        """One class's swatch, name and count: the base classes three rows to a column in
+        two columns, a taught class (battery, ...) on the rows below, two to a row."""
+        i = len(self.tally_counts)
+        swatch = QLabel()
+        swatch.setFixedSize(10, 10)
+        swatch.setStyleSheet(f"background: rgb{colour_for(name)};")
+        count = QLabel("0")
+        count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        row, col = (i % 3, (i // 3) * 3) if i < 6 else (3 + (i - 6) // 2, ((i - 6) % 2) * 3)
+        self.tally_grid.addWidget(swatch, row, col)
+        self.tally_grid.addWidget(QLabel(name), row, col + 1)
+        self.tally_grid.addWidget(count, row, col + 2)
+        self.tally_counts[name] = count
+        return count
+
     def show_tally(self, rows: list[tuple[str, int]], total: int) -> None:
         for name, count in rows:
             label = self.tally_counts.get(name)
+            if label is None and count:  # a class a site profile taught (battery, ...)
+                label = self._add_tally_row(name)
             if label is not None:
                 label.setText(str(count))
         self.tally_total.setText(f"total {total}")

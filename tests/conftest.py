@@ -15,6 +15,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault(
     "WASTE_VISION_LOG_DIR", str(Path(tempfile.gettempdir()) / "waste-vision-test-logs")
 )
+# the events database and the window's default site profile: never the user's own
+os.environ["WASTE_VISION_DATA_DIR"] = tempfile.mkdtemp(prefix="waste-vision-test-data-")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -110,11 +110,12 @@ class Run:
 
 
 def unique_path(folder: Path, stem: str, suffix: str) -> Path:
-    """``folder/stem-YYYYmmdd-HHMMSS.suffix``, with -2, -3 ... if that name is taken."""
+    """``folder/stem-YYYYmmdd-HHMMSS.suffix``, with -2, -3 ... if that name is taken, or the
+    name of the JSONL log a recording writes beside it (a user's file is never replaced)."""
     base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     for n in range(1, 1000):
         path = folder / (base + (f"-{n}" if n > 1 else "") + suffix)
-        if not path.exists() and not path.with_name(path.stem + ".parts").exists():
+        if not path.exists() and not path.with_suffix(".jsonl").exists():
             return path
     raise OSError(f"too many files named {base}* in {folder}")
 

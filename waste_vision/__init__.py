@@ -1,3 +1,3 @@
 """waste-vision: tells organic from recyclable, and the recyclable's material, live."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

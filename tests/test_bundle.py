@@ -127,6 +127,19 @@ def test_classify(bundle, tmp_path, flags):
         assert rec["stage1"]["score"] == pytest.approx(expected.stage1.score, abs=1e-4), rec
 
 
+def test_teach_and_classify_with_the_profile_without_tensorflow(bundle, tmp_path):
+    """Teaching runs in the kiosk bundle (LiteRT only): the same profile, the same labels."""
+    photos = sorted(SAMPLES.glob("metal_*.jpg"))
+    r = _run(bundle, "teach", "add", "site", "metal", *photos, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{len(photos)} photo(s) added to metal" in r.stdout
+    r = _run(bundle, "teach", "list", "site", "--json", cwd=tmp_path)
+    assert json.loads(r.stdout)["classes"][0]["class"] == "metal"
+    r = _run(bundle, "classify", "--format", "jsonl", "--profile", "site", *photos, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["label"] for line in r.stdout.splitlines()] == ["metal"] * len(photos)
+
+
 def test_keras_backend_says_it_is_unavailable(bundle, tmp_path):
     r = _run(
         bundle,

@@ -56,6 +56,7 @@ class WindowActions:
     reset_tally: QAction
     undo_reset_tally: QAction
     export_tally: QAction
+    history: QAction  # the item history (app/history.py): staff-only at a kiosk
     fullscreen: QAction
     staff_figures: QAction
     staff_mode: QAction  # kiosk: F12 asks for the staff PIN (kiosk.py gives it the key)
@@ -243,7 +244,14 @@ def build_actions(window: MainWindow) -> WindowActions:
             "Export tally…",
             "Ctrl+E",
             window.tally_controls.export,
-            tip="Save the counts as a CSV file",
+            tip="Save the counts of the period shown as a CSV file",
+        ),
+        history=a(
+            "Item history",
+            "Ctrl+H",
+            window.history.set_shown,
+            checkable=True,
+            tip="The items counted, newest first: correct a wrong label",
         ),
         fullscreen=a("Full screen", "F11", window.toggle_fullscreen, checkable=True),
         staff_figures=a(
@@ -316,6 +324,7 @@ def build_menus_and_toolbar(window: MainWindow, actions: WindowActions) -> tuple
     view = bar.addMenu("&View")
     view.addAction(act.fullscreen)
     view.addAction(act.staff_figures)
+    view.addAction(act.history)
     help_menu = bar.addMenu("&Help")
     help_menu.addAction(act.shortcuts)
     help_menu.addAction(act.about)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import (
+    QComboBox,
     QFrame,
     QGridLayout,
     QGroupBox,
@@ -199,6 +200,14 @@ class Panel(QWidget):
 
         self.tally_box = QGroupBox("Items seen this session")
         tally = QVBoxLayout(self.tally_box)
+        # this session / today / this week: app/tally_controls.py fills and follows it
+        self.tally_period = QComboBox()
+        self.tally_period.setObjectName("tallyPeriod")
+        self.tally_period.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        choose = QHBoxLayout()
+        choose.addWidget(self.tally_period)
+        choose.addStretch(1)
+        tally.addLayout(choose)
         grid = QGridLayout()
         grid.setHorizontalSpacing(12)
         grid.setVerticalSpacing(2)
@@ -357,6 +366,9 @@ class Panel(QWidget):
         self.tally_grid.addWidget(count, row, col + 2)
         self.tally_counts[name] = count
         return count
+
+    def set_tally_title(self, title: str) -> None:
+        self.tally_box.setTitle(title)
 
     def show_tally(self, rows: list[tuple[str, int]], total: int) -> None:
         for name, count in rows:

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from waste_vision.app import source_policy
 from waste_vision.app.bridge import Delivery
 from waste_vision.app.credentials import ask_credentials, with_credentials
+from waste_vision.app.history import HistoryDock
 from waste_vision.app.menus import build_actions, build_menus_and_toolbar
 from waste_vision.app.panel import PANEL_WIDTH, Panel, PanelScroll
 from waste_vision.app.recording_controls import RecordingControls
@@ -156,6 +157,7 @@ class MainWindow(QMainWindow):
         )
         self.tally = self.tally_controls.tally
         self.teach_controls = TeachControls(self, profile_dir)
+        self.history = HistoryDock(self)  # View > Item history (a dock, hidden at first)
         # ``act``, not ``actions``: QWidget.actions() is the list Qt keeps of them
         self.act = build_actions(self)
         self.camera_menu, self.toolbar = build_menus_and_toolbar(self, self.act)
@@ -570,6 +572,9 @@ class MainWindow(QMainWindow):
     def set_public_locked(self, locked: bool) -> None:
         """Public kiosk (True): only ``act.public`` works; staff (False): all again."""
         self.public_locked = locked
+        self.panel.tally_period.setVisible(not locked)  # the public only looks
+        if locked:
+            self.history.hide()
         for action in self.act.all:
             self.set_action_enabled(action, self._wanted_enabled.get(action, True))
         for action in self._camera_actions():

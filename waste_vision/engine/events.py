@@ -461,7 +461,9 @@ class EventStore:
     def recent(self, limit: int = 100, site: str | None = None) -> list[Event]:
         """The newest counted items first, each with its newest correction's label and bin
         (the correction's id in ``corrects``: who changed it)."""
-        where, args = "kind = 'item'", []
+        # '+kind': not through the (kind, label, ...) index, which would read every item and
+        # sort them; walking ids backwards stops after ``limit`` rows
+        where, args = "+kind = 'item'", []
         if site is not None:
             where += " AND site = ?"
             args.append(site)
@@ -481,7 +483,7 @@ class EventStore:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             rows = self.db.execute(
-                "SELECT corrects, label, bin, id FROM events WHERE kind = 'correction' AND "
+                "SELECT corrects, label, bin, id FROM events WHERE +kind = 'correction' AND "
                 f"corrects IN ({', '.join('?' * len(chunk))}) ORDER BY id",
                 chunk,
             )

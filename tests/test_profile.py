@@ -203,3 +203,29 @@ def test_a_profile_from_a_newer_release_is_refused_in_one_line(tmp_path, capsys,
     (root / PROFILE_FILE).write_text(json.dumps(raw))
     code, _, err = _run(capsys, "classify", str(SAMPLES[0]), "--profile", str(root))
     assert code == 2 and "newer waste-vision" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_damaged_embeddings_cache_is_only_a_cache(cascade, tmp_path):
+    root = tmp_path / "site"
+    profile = SiteProfile.open(root, create=True)
+    profile.add_file("metal", Bin.RECYCLABLE, SAMPLES[4], cascade)
+    good = SiteProfile.open(root).head(cascade)
+    (root / EMBEDDINGS_FILE).write_bytes(b"PK\x03\x04 not a zip at all")
+    again = SiteProfile.open(root).head(cascade)  # recomputed from the photo
+    assert np.allclose(good.prototypes, again.prototypes, atol=1e-3)
+
+
+def test_a_damaged_reference_file_is_one_line(cascade, tmp_path, capsys):
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models", models, ignore=shutil.ignore_patterns("reports", "*.keras"))
+    raw = json.loads((models / "cascade.json").read_text())
+    for stage in raw["stages"]:
+        stage.pop("keras", None)
+    (models / "cascade.json").write_text(json.dumps(raw))
+    (models / "reference_embeddings.npz").write_bytes(b"garbage")
+    site = tmp_path / "site"
+    SiteProfile.open(site, create=True).add_file("metal", Bin.RECYCLABLE, SAMPLES[4], cascade)
+    code = main(["classify", str(SAMPLES[0]), "--models", str(models), "--profile", str(site)])
+    err = capsys.readouterr().err
+    assert code == 2 and "reference_embeddings.npz is not readable" in err
+    assert len(err.strip().splitlines()) == 1

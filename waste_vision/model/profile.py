@@ -26,6 +26,7 @@ import re
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -291,7 +292,7 @@ class SiteProfile:
                     str(k): Taught(e.astype(np.float32), b.astype(np.float32))
                     for k, e, b in zip(z["keys"], z["embeddings"], z["base"], strict=True)
                 }
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             return {}  # a damaged cache is only a cache
 
     def _write_cache(self, cascade: Cascade, cache: dict[str, Taught]) -> None:
@@ -395,10 +396,20 @@ class Reference:
         path = cascade.manifest.reference
         if path is None:
             return None
-        with np.load(path, allow_pickle=False) as z:  # made with the float fused model
-            raw = z["embeddings"].astype(np.float32)
-            center = raw.mean(0)
-            return Reference(center, _unit(raw - center), np.asarray(z["labels"]).astype(str))
+        try:
+            with np.load(path, allow_pickle=False) as z:  # made with the float fused model
+                raw = z["embeddings"].astype(np.float32)
+                labels = np.asarray(z["labels"]).astype(str)
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise UserError(
+                f"{path} is not readable ({type(exc).__name__}); restore the models folder"
+            ) from None
+        if raw.ndim != 2 or raw.shape[1] != cascade.embedding_size or len(labels) != len(raw):
+            raise UserError(
+                f"{path} does not match the models' embeddings; restore the models folder"
+            )
+        center = raw.mean(0)
+        return Reference(center, _unit(raw - center), labels)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,16 @@ def add_parser(sub) -> None:
         parser.add_argument("--int8", action="store_true", help="use the int8 fused model")
 
 
+def _progress(items: list, unit: str, args) -> list:
+    """A progress bar on the terminal for more than 20 photos (not when piped or -q)."""
+    quiet = args is not None and getattr(args, "quiet", 0) > getattr(args, "verbose", 0)
+    if len(items) <= 20 or quiet or not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, unit=unit, file=sys.stderr)
+
+
 def _cascade(args) -> Cascade:
     return Cascade(args.models or default_models_dir(), backend="litert", int8=args.int8)
 
@@ -85,7 +95,7 @@ def _cmd_add(args) -> int:
     files = photo_files(args.paths)
     missing = [p for p in args.paths if not p.exists()]
     added = failed = 0
-    for path in files:
+    for path in _progress(files, "photos", args):
         if not path.exists():
             continue
         try:
@@ -145,16 +155,20 @@ def _against(folder: Path, cascade: Cascade, head) -> dict:
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; give a folder of class sub-folders")
     rows = []
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        for path in iter_image_files(sub):
-            try:
-                rgb = read_rgb(path)
-            except ImageReadError as exc:
-                print(f"waste-vision: {path}: skipped ({exc})", file=sys.stderr)
-                continue
-            base = cascade.classify(rgb, profile=False)
-            taught = cascade.classify(rgb)
-            rows.append((sub.name, base.label, taught.label))
+    photos = [
+        (sub, path)
+        for sub in sorted(p for p in folder.iterdir() if p.is_dir())
+        for path in iter_image_files(sub)
+    ]
+    for sub, path in _progress(photos, "photos", None):
+        try:
+            rgb = read_rgb(path)
+        except ImageReadError as exc:
+            print(f"waste-vision: {path}: skipped ({exc})", file=sys.stderr)
+            continue
+        base = cascade.classify(rgb, profile=False)
+        taught = cascade.classify(rgb)
+        rows.append((sub.name, base.label, taught.label))
     if not rows:
         raise UserError(f"{folder} has no class sub-folders with photos")
     truth = np.array([r[0] for r in rows])

@@ -199,6 +199,7 @@ def test_a_write_that_fails_half_way_leaves_the_old_manifest(models_copy):
 
 
 def test_a_crash_before_the_rename_leaves_the_old_manifest(models_copy, monkeypatch):
+    from waste_vision import files
     from waste_vision.training import evaluate
 
     path = models_copy / "cascade.json"
@@ -207,7 +208,7 @@ def test_a_crash_before_the_rename_leaves_the_old_manifest(models_copy, monkeypa
     def crash(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(evaluate.os, "replace", crash)
+    monkeypatch.setattr(files.os, "replace", crash)  # the one atomic writer (files.py)
     with pytest.raises(KeyboardInterrupt):
         evaluate.record_in_manifest(
             models_copy,

@@ -144,9 +144,7 @@ class TeachControls(QObject):
     def remove(self, label: str, file: str) -> Future:
         def work() -> str:
             assert self.profile is not None
-            self.profile.remove(label, [file])
-            if not any(p.label == label for p in self.profile.photos):
-                self.profile.remove(label, everything=True)
+            self.profile.remove(label, [file])  # the class goes with its last photo
             self.cascade.use_profile(self.profile.head(self.cascade))
             return f"Removed a photo of {label}"
 

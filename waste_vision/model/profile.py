@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 import time
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -35,7 +32,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from waste_vision.errors import UserError
-from waste_vision.images import ImageReadError, read_rgb
+from waste_vision.files import write_atomically
+from waste_vision.images import IMAGE_SUFFIXES, ImageReadError, read_rgb
 from waste_vision.labels import EMPTY, UNCERTAIN, Bin, base_bin
 
 if TYPE_CHECKING:
@@ -48,7 +46,6 @@ PHOTOS_DIR = "photos"
 EMBEDDING_KIND = "material-tail-pooled"
 CLASS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 RESERVED = {UNCERTAIN, EMPTY, "recyclable", "other"}
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 # how strongly similarity to a taught class counts (cosine units per factor e), chosen per
 # profile by leave-one-out on its taught photos
@@ -69,19 +66,6 @@ def check_class_name(name: str) -> str:
             f"'_' (up to 32, starting with a letter), and none of {', '.join(sorted(RESERVED))}"
         )
     return name
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)
@@ -165,7 +149,7 @@ class SiteProfile:
                 for p in self.photos
             ],
         }
-        _write_atomic(self.root / PROFILE_FILE, (json.dumps(raw, indent=1) + "\n").encode())
+        write_atomically(self.root / PROFILE_FILE, json.dumps(raw, indent=1) + "\n")
 
     @property
     def version(self) -> str:
@@ -232,7 +216,7 @@ class SiteProfile:
         folder = self.root / PHOTOS_DIR / label
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{int(time.time() * 1000):013d}-{digest[:10]}{suffix.lower() or '.jpg'}"
-        _write_atomic(folder / name, data)
+        write_atomically(folder / name, data)
         photo = Photo(f"{PHOTOS_DIR}/{label}/{name}", label, digest, time.time())
         self.classes.setdefault(label, bin_)
         self.photos.append(photo)
@@ -244,8 +228,9 @@ class SiteProfile:
         return photo
 
     def remove(self, label: str, files: Iterable[str] = (), everything: bool = False) -> int:
-        """Remove some of a class's photos (by file name), or the whole class. Only files this
-        profile copied in are deleted. Returns how many photos went."""
+        """Remove some of a class's photos (by file name), or the whole class; a class whose
+        last photo goes goes with it. Only files this profile copied in are deleted. Returns
+        how many photos went."""
         if label not in self.classes:
             raise ProfileError(f"{self.root} has no class {label!r}; see 'teach list'")
         names = {Path(f).name for f in files}
@@ -258,13 +243,14 @@ class SiteProfile:
             missing = names - {Path(p.file).name for p in gone}
             raise ProfileError(f"class {label!r} has no photo {sorted(missing)[0]!r}")
         self.photos = [p for p in self.photos if p not in gone]
-        if everything:
+        emptied = not any(p.label == label for p in self.photos)
+        if everything or emptied:
             del self.classes[label]
         self.save()  # the commit point: the files below are no longer part of the profile
         for p in gone:
             (self.root / p.file).unlink(missing_ok=True)
         folder = self.root / PHOTOS_DIR / label
-        if everything and folder.is_dir() and not any(folder.iterdir()):
+        if (everything or emptied) and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
         return len(gone)
 
@@ -274,9 +260,6 @@ class SiteProfile:
             return None
         last = max(self.photos, key=lambda p: p.added)
         self.remove(last.label, [last.file])
-        if not any(p.label == last.label for p in self.photos):
-            self.classes.pop(last.label, None)
-            self.save()
         return last
 
     # --- the model's view ----------------------------------------------------------------
@@ -308,9 +291,9 @@ class SiteProfile:
             if keys
             else np.zeros((0, 0), np.float32),
         )
-        _write_atomic(self.root / EMBEDDINGS_FILE, buffer)
+        write_atomically(self.root / EMBEDDINGS_FILE, buffer)
 
-    def views(self, cascade: Cascade, progress=None) -> dict[str, Taught]:
+    def views(self, cascade: Cascade) -> dict[str, Taught]:
         """Every photo's embedding and base probabilities under ``cascade``'s model, from the
         cache or (another model, a photo added elsewhere) computed from the photo."""
         cache = self._read_cache(cascade)
@@ -323,8 +306,6 @@ class SiteProfile:
                     f"{self.root / p.file} (a taught photo) is unreadable ({exc}); remove it "
                     f"with 'teach remove {self.root} {p.label} {Path(p.file).name}'"
                 ) from None
-            if progress is not None:
-                progress(p)
         if missing:
             self._write_cache(cascade, cache)
         return cache
@@ -513,9 +494,11 @@ class ProfileHead:
 
     def probabilities(self, embeddings: np.ndarray, base: np.ndarray) -> np.ndarray:
         """(n, len(labels)) updated probabilities for raw embeddings (n, d), base (n, 6)."""
+        return self._from_margins(self.margins(embeddings), base)
+
+    def _from_margins(self, D: np.ndarray, base: np.ndarray) -> np.ndarray:
         P0 = np.zeros((len(base), len(self.labels)))
         P0[:, : base.shape[1]] = base
-        D = self.margins(embeddings)
         return _update(P0, D, self.temperature, self.taught, self.labels, base.shape[1])
 
     def margins(self, embeddings: np.ndarray) -> np.ndarray:
@@ -535,7 +518,7 @@ class ProfileHead:
         D = self.margins(embedding)
         if not np.any(D > 0):
             return result  # nothing taught looks like it: the base verdict
-        p = self.probabilities(embedding[None], base_probabilities(s1, s2)[None])[0]
+        p = self._from_margins(D, base_probabilities(s1, s2)[None])[0]
         index = int(np.argmax(p))
         label, score = self.labels[index], float(p[index])
         if label not in self.taught:
@@ -599,21 +582,13 @@ def _update(
     return P / np.maximum(P.sum(1, keepdims=True), 1e-12)
 
 
-def copy_profile(src: Path, dst: Path) -> None:
-    """A whole profile to a new folder (for backups and other kiosks); refuses to overwrite."""
-    SiteProfile.open(src)
-    if Path(dst).exists():
-        raise ProfileError(f"{dst} exists; give a new folder")
-    shutil.copytree(src, dst)
-
-
 def photo_files(paths: Iterable[Path]) -> list[Path]:
     """Photos and the photos in folders (not recursing into the folders' sub-folders)."""
     out: list[Path] = []
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            out += sorted(p for p in path.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+            out += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         else:
             out.append(path)
     return out

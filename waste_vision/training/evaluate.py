@@ -10,11 +10,7 @@ evaluation must not edit it by surprise, and a crash must not leave it half writ
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import stat
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -25,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from waste_vision.errors import UserError
+from waste_vision.files import write_atomically
 from waste_vision.images import read_rgb, resize_for_model
 from waste_vision.model.cascade import UNCERTAIN, Cascade
 from waste_vision.model.manifest import MANIFEST_NAME
@@ -286,31 +283,3 @@ def record_in_manifest(models: Path, index: int, metrics: dict) -> Path:
         entry["roc_auc"] = metrics["roc_auc"]
     write_atomically(path, json.dumps(manifest, indent=2) + "\n")
     return path
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that a reader, or a crash, sees the old or the new file.
-
-    The new text goes to a temporary file beside it (same file system, so the rename is
-    atomic), is fsynced, takes the old file's permissions, and is renamed over it; on any
-    failure the temporary file is removed and ``path`` is untouched.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

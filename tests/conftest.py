@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,15 @@ def shared_datasets() -> Path:
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
     return ROOT / "models"
+
+
+def wait_until(predicate, timeout: float = 10.0, what: str = "condition") -> bool:
+    """Poll ``predicate`` until it is true (returns True) or ``timeout`` seconds pass (fails
+    the test naming ``what``): for waiting on something another thread or process does,
+    instead of a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.01)
+    return True

@@ -11,8 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import wait_until
 from tests.fake_camera import FakeCamera
 from waste_vision.engine.sources import (
+    EVERY_FRAME_QUEUE,
     THREAD_PREFIX,
     Buffering,
     CameraSource,
@@ -52,15 +54,6 @@ def read_all(source, timeout: float = 2.0, pause: float = 0.0) -> list:
             frames.append(frame)
             time.sleep(pause)
     return frames
-
-
-def wait_for(predicate, timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def collapsed(events) -> list[SourceStatus]:
@@ -143,14 +136,19 @@ def test_truncated_video(tmp_path):
     last) and does not open at all."""
     clip = write_clip(tmp_path / "clip.avi")
     data = clip.read_bytes()
+    half = len(data) // 2
     cut = tmp_path / "cut.avi"
-    cut.write_bytes(data[: len(data) // 2])
+    cut.write_bytes(data[:half])
+    # every frame whose JPEG begins before the cut decodes (the one cut short too: libjpeg
+    # fills in its missing tail); none after it
+    begun = sum(m.start() < half for m in re.finditer(rb"\xff\xd8\xff", data))
+    assert 0 < begun < 30
     events = []
     source = open_source(cut, on_status=events.append)
     assert source.frame_count == 30
     with source:
         frames = read_all(source)
-    assert 0 < len(frames) < 30
+    assert [f.index for f in frames] == list(range(begun))
     assert source.truncated_at == len(frames)
     assert source.status is S.ENDED
     assert f"stopped at frame {len(frames)} of 30" in events[-1].message
@@ -180,8 +178,10 @@ def test_damaged_frame_mid_file_is_skipped(tmp_path):
 
 def test_stop_unblocks_a_capture_thread_waiting_on_a_full_queue(tmp_path):
     source = open_source(write_clip(tmp_path / "clip.avi")).start()
-    assert wait_for(lambda: source.read(0) is not None)
-    time.sleep(0.05)  # queue fills, capture thread waits for room
+    assert wait_until(lambda: source.read(0) is not None, what="a first frame")
+    # the queue fills; with 30 frames in the clip, the capture thread then waits for room
+    assert wait_until(lambda: len(source._buffer._items) == EVERY_FRAME_QUEUE, what="a full queue")
+    assert source._thread.is_alive() and source.status is S.RUNNING
     started = time.monotonic()
     source.stop()
     assert time.monotonic() - started < 1.0
@@ -298,22 +298,31 @@ def test_reconnects_after_failures_with_backoff(camera):
     try:
         assert source.read(1.0) is not None
         camera.mode = "unplugged"
-        assert wait_for(lambda: source.status is S.RECONNECTING)
-        time.sleep(0.3)
+        # the backoff doubles until it reaches max_delay: 0.02, 0.04, 0.08, then 0.1
+        assert wait_until(
+            lambda: any("reconnecting in 0.10 s" in e.message for e in events),
+            what="the backoff to reach max_delay",
+        )
         recovered = time.monotonic()
         camera.mode = "ok"
         frame = source.read(2.0)
         while frame is not None and frame.timestamp < recovered:
             frame = source.read(2.0)
         assert frame is not None and frame.timestamp - recovered < 2.0
-        assert wait_for(lambda: source.status is S.RUNNING)
+        assert wait_until(lambda: source.status is S.RUNNING)
     finally:
         source.stop()
     assert collapsed(events) == [S.STARTING, S.RUNNING, S.RECONNECTING, S.RUNNING, S.ENDED]
-    delays = [float(m.group(1)) for e in events if (m := re.search(r"in ([\d.]+) s", e.message))]
-    assert delays[:3] == [0.02, 0.04, 0.08] and max(delays) == 0.1
+    retries = [e for e in events if e.status is S.RECONNECTING]
+    delays = [float(re.search(r"in ([\d.]+) s", e.message).group(1)) for e in retries]
+    assert len(retries) >= 4 and delays == [0.02, 0.04, 0.08] + [0.1] * (len(retries) - 3)
+    assert [int(re.search(r"attempt (\d+)", e.message).group(1)) for e in retries] == list(
+        range(1, len(retries) + 1)
+    )
     assert "read failed" in events[2].message and "did not reopen" in events[3].message
-    assert camera.opens >= 4 and camera.releases == camera.good_opens  # nothing left open
+    # one open at start, one per attempt (the last one worked); each good one released
+    assert camera.opens == 1 + len(retries) and camera.good_opens == 2
+    assert camera.releases == camera.good_opens  # nothing left open
 
 
 def test_stall_triggers_reconnect(camera):
@@ -322,36 +331,52 @@ def test_stall_triggers_reconnect(camera):
     try:
         assert source.read(1.0) is not None
         camera.mode = "stall"
-        time.sleep(0.4)
+        time.sleep(0.4)  # the simulated stall: read() blocks this long, twice stall_timeout
         camera.mode = "ok"
-        assert wait_for(lambda: S.RECONNECTING in collapsed(events) and source.status is S.RUNNING)
+        assert wait_until(
+            lambda: S.RECONNECTING in collapsed(events) and source.status is S.RUNNING,
+            what="a reconnect after the stall",
+        )
     finally:
         source.stop()
-    assert any(e.status is S.RECONNECTING and "no new frame" in e.message for e in events)
+    assert collapsed(events) == [S.STARTING, S.RUNNING, S.RECONNECTING, S.RUNNING, S.ENDED]
+    (retry,) = [e for e in events if e.status is S.RECONNECTING]  # the first reopen worked
+    stalled = float(re.search(r"no new frame for ([\d.]+) s", retry.message).group(1))
+    assert stalled >= 0.4, retry.message  # the whole stall, not cut short at stall_timeout
+    assert "(attempt 1)" in retry.message and camera.opens == 2
 
 
 def test_frozen_picture_triggers_reconnect(camera):
     events = []
-    source = live_source(camera, events, frozen_timeout=0.2).start()
+    # the first retry waits 0.5 s: time enough to unfreeze the camera before it reopens
+    source = live_source(camera, events, frozen_timeout=0.2, initial_delay=0.5).start()
     try:
         assert source.read(1.0) is not None
         camera.mode = "freeze"
-        assert wait_for(lambda: source.status is S.RECONNECTING)
+        assert wait_until(lambda: source.status is S.RECONNECTING, what="a reconnect")
         camera.mode = "ok"
-        assert wait_for(lambda: source.status is S.RUNNING)
+        assert wait_until(lambda: source.status is S.RUNNING, what="running again")
         assert source.read(1.0) is not None
     finally:
         source.stop()
-    assert any(e.status is S.RECONNECTING and "frozen" in e.message for e in events)
+    assert collapsed(events) == [S.STARTING, S.RUNNING, S.RECONNECTING, S.RUNNING, S.ENDED]
+    (retry,) = [e for e in events if e.status is S.RECONNECTING]
+    frozen = float(re.search(r"picture frozen for ([\d.]+) s", retry.message).group(1))
+    assert frozen >= 0.2, retry.message  # never before frozen_timeout
+    assert "(attempt 1)" in retry.message and camera.opens == 2
 
 
 def test_gives_up_after_max_attempts(camera):
     events = []
     source = live_source(camera, events, max_attempts=2).start()
+    assert source.read(1.0) is not None
     camera.mode = "unplugged"
-    assert wait_for(lambda: source.finished)
+    assert wait_until(lambda: source.finished, what="the source to give up")
     source.stop()
-    assert source.status is S.FAILED and "gave up after 2" in events[-1].message
+    assert collapsed(events) == [S.STARTING, S.RUNNING, S.RECONNECTING, S.FAILED]
+    assert [e.status for e in events].count(S.RECONNECTING) == 2
+    assert events[-1].message == "fake camera: did not reopen; gave up after 2 reconnect attempts"
+    assert source.status is S.FAILED and camera.opens == 3  # the first open and two retries
 
 
 def test_stop_is_idempotent_and_joins_the_thread(camera):
@@ -555,7 +580,7 @@ def test_a_refused_stream_never_shows_its_password(caplog):
         source.start()
     assert "secret" not in str(refused.value)
     assert "rtsp://user:***@127.0.0.1:9/x" in str(refused.value)  # redact_url's form
-    assert events and source.status is S.FAILED
+    assert [e.status for e in events] == [S.STARTING, S.FAILED] and source.status is S.FAILED
     for event in events:
         assert "secret" not in event.message
     assert "rtsp://user:***@127.0.0.1:9/x" in events[-1].message

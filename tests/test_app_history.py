@@ -31,7 +31,7 @@ from waste_vision.app.history import EVENTS_OFF, WrongLabelDialog
 from waste_vision.app.tally_controls import TallyPeriod
 from waste_vision.app.window import apply_theme
 from waste_vision.engine.events import Event, EventKind, EventStore
-from waste_vision.engine.fleet import FleetOutputs
+from waste_vision.engine.fleet import FleetOptions, FleetOutputs
 from waste_vision.model.profile import SiteProfile
 
 CLIP = ROOT / "assets" / "demo.mp4"  # items slid onto a table: the first two by ~11 s
@@ -41,7 +41,8 @@ UPDATE_DOCS = os.environ.get("WASTE_VISION_UPDATE_DOCS") == "1"  # rewrite the d
 
 def with_events(window, cascade, db: Path, **options) -> None:
     """What ``app/main.py`` does after making the window: the events database opened."""
-    window.session.fleet = FleetOutputs().open(cascade, "", events=db, site="test", **options)
+    fleet = FleetOptions(events=db, site="test", **options)
+    window.session.fleet = FleetOutputs().open(cascade, "", fleet)
     window.tally_controls.update_choices()
 
 

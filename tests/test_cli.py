@@ -17,6 +17,7 @@ from tests.conftest import ROOT
 from waste_vision.commands import cli
 from waste_vision.commands.cli import INTERNAL_ERROR, build_parser, main
 from waste_vision.engine.recorder import read_jsonl
+from waste_vision.errors import UserError
 
 SLIDESHOW = ROOT / "tests" / "fixtures" / "slideshow.mp4"
 SECRET_URL = "rtsp://user:secret@127.0.0.1:9/x"  # port 9 (discard): refused at once
@@ -379,3 +380,43 @@ def test_stream_password_never_shown(tmp_path, capsys, log_dir):
         + (log_dir / "waste-vision.log").read_text()
     )
     assert "user:***@" in everything and "secret" not in everything
+
+
+# -- the events, MQTT and metrics options: one FleetOptions, built once from the arguments --
+
+
+def test_fleet_options_from_annotate_and_app_arguments(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from waste_vision.engine.fleet import FleetOptions
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    db = tmp_path / "e.sqlite"
+    args = build_parser().parse_args(
+        ["annotate", "in.mp4", "-o", "o.mp4", "--events", str(db), "--site", "k1"]
+        + ["--events-keep-days", "7", "--metrics-port", "9108", "--save-crops", "crops"]
+    )
+    options = FleetOptions.from_args(args)
+    assert options == FleetOptions(
+        events=db,
+        save_crops=Path("crops"),
+        site="k1",
+        events_keep_days=7.0,
+        metrics_port=9108,
+    )
+    assert options.check() is None  # no --mqtt: nothing to check
+    app = FleetOptions.from_args(build_parser().parse_args(["app", "--no-events"]))
+    assert app == FleetOptions()
+    with pytest.raises(UserError, match="--no-events with --events or --save-crops"):
+        FleetOptions.from_args(
+            build_parser().parse_args(["app", "--no-events", "--events", str(db)])
+        )
+    with pytest.raises(UserError, match="--mqtt sends the events database's rows"):
+        FleetOptions(mqtt="mqtt://h/wv").check()
+
+
+def test_mqtt_without_events_is_one_line_exit_2(tmp_path, capsys, no_work):
+    out = tmp_path / "o.mp4"
+    code = main(["annotate", "in.mp4", "-o", str(out), "--no-events", "--mqtt", "mqtt://h/wv"])
+    assert code == 2
+    assert "--mqtt sends the events database's rows" in one_line_error(capsys)

@@ -112,17 +112,10 @@ def run_app(args) -> int:
     if args.exit_after is not None and not args.exit_after > 0:
         raise UserError(f"--exit-after {args.exit_after}: give a number of seconds above 0")
     _check_output(args.stats_json, "--stats-json")
-    from waste_vision.engine.fleet import FleetOutputs, check_mqtt, options_from_args
+    from waste_vision.engine.fleet import FleetOptions, FleetOutputs
 
-    fleet_options = options_from_args(args)  # checked before the window opens
-    if fleet_options["mqtt"] is not None:
-        if fleet_options["events"] is None:
-            raise UserError("--mqtt sends the events database's rows: leave out --no-events")
-        check_mqtt(
-            fleet_options["mqtt"],
-            password_file=fleet_options["mqtt_password_file"],
-            ca=fleet_options["mqtt_ca"],
-        )
+    fleet_options = FleetOptions.from_args(args)
+    fleet_options.check()  # before the window opens
     _check_output(args.screenshot, "--screenshot")
 
     if QApplication.instance() is None:
@@ -158,7 +151,7 @@ def run_app(args) -> int:
         cascade, AppSettings(), kiosk=args.kiosk, profile_dir=getattr(args, "profile", None)
     )
     restore_hooks = install_error_hook(window, log_path)
-    window.session.fleet = FleetOutputs().open(cascade, "", **fleet_options)
+    window.session.fleet = FleetOutputs().open(cascade, "", fleet_options)
     log.info("window started (kiosk: %s), log %s", bool(args.kiosk), log_path)
     if args.find is not None:
         find_items = args.find == Mode.ITEMS

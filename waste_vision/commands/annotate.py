@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from waste_vision.commands.outputs import check_outputs
-from waste_vision.engine.fleet import FleetOutputs, check_mqtt, options_from_args
+from waste_vision.engine.fleet import FleetOptions, FleetOutputs
 from waste_vision.engine.pipeline import FrameClassifier, Pipeline, PipelineConfig, as_mode
 from waste_vision.engine.recorder import check_output
 from waste_vision.engine.regions import RegionSet, clamp_box, parse_box
@@ -256,25 +256,19 @@ def annotate_video(
     classify_every_frame: bool = False,
     overwrite: bool = False,
     profile: Path | None = None,
-    events: Path | None = None,
-    save_crops: Path | bool | None = None,
-    site: str | None = None,
-    events_keep_days: float | None = None,
-    mqtt: str | None = None,
-    mqtt_password_file: Path | None = None,
-    mqtt_ca: Path | None = None,
-    metrics_port: int | None = None,
+    fleet_options: FleetOptions | None = None,
 ) -> AnnotateReport:
     """Annotate ``input_path`` (any source spec) into ``output``; see the module docstring.
 
     ``stop`` (an Event) ends a run early, as a signal does from the command line.
     ``overwrite``: replace existing outputs (never an input) instead of refusing them.
-    ``events``: each counted item also becomes a row of this events database (appended
-    to; ``save_crops``: its crop photo in that folder; ``site``: the kiosk's name, the
-    host name by default); ``mqtt``: each event also published to that broker (needs
-    ``events``); ``metrics_port``: Prometheus metrics served on that port.
+    ``fleet_options`` (``fleet.FleetOptions``; None: none of them): each counted item
+    also becomes a row of an events database (appended to), published to an MQTT broker
+    (which needs the database), and Prometheus metrics served on a port.
     """
     stop = stop or threading.Event()
+    fleet_options = fleet_options or FleetOptions()
+    events = fleet_options.events
     spec = str(input_path)
     jsonl = Path(jsonl).expanduser() if jsonl is not None else None
     # first of all, before any file is opened: nothing the user has is written over
@@ -289,10 +283,8 @@ def annotate_video(
             {"the input": _input_path(spec), "the --empty-scene photo": empty_scene},
             overwrite=None,
         )
-    if mqtt is not None and events is None:
-        raise UserError("--mqtt sends the events database's rows: leave out --no-events")
-    if mqtt is not None:  # before any work: paho there, the URL and the password readable
-        check_mqtt(mqtt, password_file=mqtt_password_file, ca=mqtt_ca)
+    # before any work: the events kept, paho there, the URL and the password readable
+    fleet_options.check()
     output = _check_outputs(Path(output), jsonl)
     _check_limits(duration, max_frames)
     regions, boxes = _parse_regions(rois)
@@ -356,18 +348,7 @@ def annotate_video(
             reuse=not classify_every_frame,
             profile=profile,
         )
-        fleet.open(
-            classifier.cascade,
-            source.name,
-            events=events,
-            save_crops=save_crops,
-            site=site,
-            events_keep_days=events_keep_days,
-            mqtt=mqtt,
-            mqtt_password_file=mqtt_password_file,
-            mqtt_ca=mqtt_ca,
-            metrics_port=metrics_port,
-        )
+        fleet.open(classifier.cascade, source.name, fleet_options)
         sink = RecordingSink(output, fps, size, jsonl_path=jsonl, real_time=live)
         fleet.recording(True)
         pipeline = Pipeline(source, classifier, overlay, [sink, *fleet.sinks])
@@ -505,7 +486,7 @@ def run_annotate(args) -> int:
             threads=args.threads,
             int8=args.int8,
             profile=getattr(args, "profile", None),
-            **options_from_args(args),
+            fleet_options=FleetOptions.from_args(args),
             progress=(sys.stderr.isatty() or args.progress) and not quiet,
             duration=getattr(args, "duration", None),
             max_frames=getattr(args, "max_frames", None),

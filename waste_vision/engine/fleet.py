@@ -10,6 +10,7 @@ or stop the pipeline.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from waste_vision.engine.events import (
@@ -28,28 +29,60 @@ from waste_vision.model.cascade import Cascade
 log = logging.getLogger(__name__)
 
 
-def options_from_args(args) -> dict:
-    """The events, MQTT and metrics options of ``annotate`` and ``app`` as the keywords of
-    ``FleetOutputs.open`` (and ``annotate_video``): the events database in the user's data
-    folder unless ``--no-events`` or ``--events``."""
-    from waste_vision.engine.events import default_events_path
-    from waste_vision.errors import UserError
+@dataclass(frozen=True)
+class FleetOptions:
+    """The events, MQTT and metrics options of ``annotate`` and ``app``, as given once on
+    the command line (``from_args``) and handed whole to ``FleetOutputs.open``.
 
-    no_events = getattr(args, "no_events", False)
-    events = getattr(args, "events", None)
-    save_crops = getattr(args, "save_crops", None)
-    if no_events and (events is not None or save_crops is not None):
-        raise UserError("--no-events with --events or --save-crops: give one or the other")
-    return {
-        "events": None if no_events else Path(events or default_events_path()).expanduser(),
-        "save_crops": save_crops,
-        "site": getattr(args, "site", None),
-        "events_keep_days": getattr(args, "events_keep_days", None),
-        "mqtt": getattr(args, "mqtt", None),
-        "mqtt_password_file": getattr(args, "mqtt_password_file", None),
-        "mqtt_ca": getattr(args, "mqtt_ca", None),
-        "metrics_port": getattr(args, "metrics_port", None),
-    }
+    ``events``: the events database (None: none kept); ``save_crops``: a folder for each
+    counted item's crop (True: the one beside the database); ``site``: the name events
+    carry (None: the host's); ``events_keep_days``: how long events are kept (None: the
+    default); ``mqtt``: the broker URL the outbox is published to, with its password file
+    and CA certificate; ``metrics_port``: Prometheus metrics served on that port.
+    """
+
+    events: Path | None = None
+    save_crops: Path | bool | None = None
+    site: str | None = None
+    events_keep_days: float | None = None
+    mqtt: str | None = None
+    mqtt_password_file: Path | None = None
+    mqtt_ca: Path | None = None
+    metrics_port: int | None = None
+
+    @classmethod
+    def from_args(cls, args) -> FleetOptions:
+        """The options of parsed ``annotate`` or ``app`` arguments: the events database in
+        the user's data folder unless ``--no-events`` or ``--events``."""
+        from waste_vision.engine.events import default_events_path
+        from waste_vision.errors import UserError
+
+        no_events = getattr(args, "no_events", False)
+        events = getattr(args, "events", None)
+        save_crops = getattr(args, "save_crops", None)
+        if no_events and (events is not None or save_crops is not None):
+            raise UserError("--no-events with --events or --save-crops: give one or the other")
+        return cls(
+            events=None if no_events else Path(events or default_events_path()).expanduser(),
+            save_crops=save_crops,
+            site=getattr(args, "site", None),
+            events_keep_days=getattr(args, "events_keep_days", None),
+            mqtt=getattr(args, "mqtt", None),
+            mqtt_password_file=getattr(args, "mqtt_password_file", None),
+            mqtt_ca=getattr(args, "mqtt_ca", None),
+            metrics_port=getattr(args, "metrics_port", None),
+        )
+
+    def check(self) -> MqttTarget | None:
+        """``--mqtt`` checked before any work (see ``check_mqtt``; it needs the events
+        database, whose rows it sends); None without it."""
+        if self.mqtt is None:
+            return None
+        if self.events is None:
+            from waste_vision.errors import UserError
+
+            raise UserError("--mqtt sends the events database's rows: leave out --no-events")
+        return check_mqtt(self.mqtt, password_file=self.mqtt_password_file, ca=self.mqtt_ca)
 
 
 def check_mqtt(
@@ -81,35 +114,27 @@ class FleetOutputs:
         return None if self.writer is None else self.writer.written
 
     def open(
-        self,
-        cascade: Cascade,
-        source: str,
-        *,
-        events: Path | None = None,
-        save_crops: Path | bool | None = None,
-        site: str | None = None,
-        events_keep_days: float | None = None,
-        mqtt: str | None = None,
-        mqtt_password_file: Path | None = None,
-        mqtt_ca: Path | None = None,
-        metrics_port: int | None = None,
+        self, cascade: Cascade, source: str, options: FleetOptions | None = None
     ) -> FleetOutputs:
-        """Open what is asked for (``save_crops=True``: the folder beside the database);
-        closes what it opened if one of them fails."""
-        site = site or default_site()
-        target = None
-        if mqtt is not None:  # before anything is opened
-            target = check_mqtt(mqtt, password_file=mqtt_password_file, ca=mqtt_ca)
+        """Open what ``options`` ask for (None: nothing); closes what it opened if one of
+        them fails."""
+        options = options or FleetOptions()
+        site = options.site or default_site()
+        events = options.events
+        target = options.check()  # before anything is opened
         try:
-            if metrics_port is not None:
-                self.metrics = MetricsSink(metrics_port)
+            if options.metrics_port is not None:
+                self.metrics = MetricsSink(options.metrics_port)
                 self.metrics.set_model(cascade.model_version, _profile_version(cascade))
                 self.metrics.set_camera(self.source_running)
             if events is not None:
-                crops = default_crops_dir(Path(events)) if save_crops is True else save_crops
+                crops = options.save_crops
+                if crops is True:
+                    crops = default_crops_dir(Path(events))
+                keep = options.events_keep_days
                 self.writer = EventWriter(
                     Path(events),
-                    keep_days=DEFAULT_KEEP_DAYS if events_keep_days is None else events_keep_days,
+                    keep_days=DEFAULT_KEEP_DAYS if keep is None else keep,
                     crops=Path(crops) if crops else None,
                 )
                 self.events = EventSink(

@@ -285,3 +285,91 @@ def test_field_training_end_to_end(tmp_path, shared_datasets):
     old = Cascade(shipped, backend="litert").classify(rgb, all_stages=True)
     assert abs(new.stage1.probabilities[1] - old.stage1.probabilities[1]) < 1e-3
     assert abs(sum(new.stage2.probabilities) - 1) < 1e-4
+
+
+@pytest.mark.slow  # a minute of training
+def test_field_training_stage1_end_to_end(tmp_path, shared_datasets):
+    """A tiny stage-1 field run: the material stage and the reference embeddings are copied
+    exactly as shipped, a new stage 1 and fused model are written, and the exported cascade's
+    material probabilities and embedding are the shipped ones."""
+    from waste_vision.model.cascade import Cascade
+    from waste_vision.training.field_train import main as field_train_main
+
+    stage1 = tmp_path / "kaggle-or-split"
+    src = shared_datasets / "trashnet"
+    for split, (start, n) in {"TRAIN": (0, 3), "VALIDATION": (3, 2)}.items():
+        for cls, photos in (("O", "trash"), ("R", "glass")):
+            folder = stage1 / split / cls
+            folder.mkdir(parents=True)
+            for p in sorted((src / photos).iterdir())[start : start + n]:
+                os.symlink(p, folder / p.name)
+    labtrash = tmp_path / "labtrash"
+    lt = shared_datasets / "labtrash"
+    for split, session in (("train", "labtrash1"), ("valid", "labtrash3")):
+        for sub in ("images", "labels"):
+            (labtrash / split / sub).mkdir(parents=True)
+        image = sorted((lt / split / "images").glob(f"{session}_*.jpg"))[0]
+        os.symlink(image, labtrash / split / "images" / image.name)
+        os.symlink(
+            lt / split / "labels" / f"{image.stem}.txt",
+            labtrash / split / "labels" / f"{image.stem}.txt",
+        )
+    other = tmp_path / "other" / "battery"
+    other.mkdir(parents=True)
+    for p in sorted((shared_datasets / "garbage12-other" / "battery").iterdir())[:10]:
+        os.symlink(p, other / p.name)
+    out = tmp_path / "models"
+    field_train_main(
+        [
+            "--stage",
+            "organic-recyclable",
+            "--models",
+            str(ROOT / "models"),
+            "--out",
+            str(out),
+            "--stage1-data",
+            str(stage1),
+            "--material-data",
+            str(stage1),
+            "--labtrash",
+            str(labtrash),
+            "--other",
+            str(tmp_path / "other"),
+            "--views",
+            "2",
+            "--epochs",
+            "1",
+            "--batch",
+            "4",
+            "--max-clean-drop",
+            "1.0",
+            "--cache",
+            str(tmp_path / "cache"),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ]
+    )
+    shipped = ROOT / "models"
+    for name in (
+        "stage2_material.keras",
+        "stage2_material.tflite",
+        "stage2_material.json",
+        "reference_embeddings.npz",
+    ):
+        assert (out / name).read_bytes() == (shipped / name).read_bytes(), name
+    manifest = json.loads((out / "cascade.json").read_text())
+    old_manifest = json.loads((shipped / "cascade.json").read_text())
+    assert manifest["decision"] == old_manifest["decision"]
+    assert manifest["reference"] == old_manifest["reference"]
+    assert manifest["fused"]["outputs"] == ["stage1", "stage2", "embedding"]
+    assert "fused_int8" not in manifest
+    summary = json.loads((out / "stage1_organic_recyclable.json").read_text())
+    assert summary["field"]["epochs_run"] == 1 and summary["field"]["oe_weight"] == 0.0
+    assert "field_acc" in summary["field"]["history"][1]
+    assert not any(k.startswith("val_on_board") for k in summary)
+    rgb = read_rgb(SAMPLE)
+    new = Cascade(out, backend="litert").classify(rgb, all_stages=True)
+    old = Cascade(shipped, backend="litert").classify(rgb, all_stages=True)
+    assert np.allclose(new.stage2.probabilities, old.stage2.probabilities, atol=1e-3)
+    assert new.embedding is not None and old.embedding is not None
+    assert np.allclose(new.embedding, old.embedding, atol=1e-2 * np.abs(old.embedding).max())

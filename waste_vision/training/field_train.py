@@ -15,7 +15,14 @@ pulls the material softmax towards uniform, so their top probability falls below
 cascade's ``min_confidence`` and they come out ``uncertain`` (no new output; the cascade's
 rule is unchanged).
 
-After every epoch: clean material validation, labtrash validation crops and held-out unknown
+``--stage organic-recyclable`` retrains stage 1's tail the same way (the material tail and
+the embeddings site profiles compare stay as they are): stage 1's TRAIN photos (Kaggle O/R,
+with garbage12 and TrashNet as recyclable) and the labtrash train crops (recyclable) in plain
+and field views, distilled towards the shipped tail on plain photos; no outlier exposure
+(items of no class we name are judged by the material stage). Its validation adds one field
+view of every validation photo.
+
+After every epoch (material): clean material validation, labtrash validation crops and held-out unknown
 items are scored on cached features; the epoch written is chosen by ``choose_epoch``.
 """
 
@@ -42,14 +49,14 @@ from waste_vision.training.augment import (
     work_size,
 )
 from waste_vision.training.calibration import fit_temperature
-from waste_vision.training.data import stage_split
+from waste_vision.training.data import LabelledFiles, stage_split
 from waste_vision.training.export import export_tflite
 from waste_vision.training.features import LiteRTTrunk
 from waste_vision.training.fielddata import labtrash_crops, labtrash_frames, unknown_items
 from waste_vision.training.joint import load_stage, set_tail_learning
 from waste_vision.training.train import STAGE_FILES, assemble, class_weights, update_manifest
 
-STAGE = "material"
+STAGES = ("material", "organic-recyclable")
 
 
 def cached_views(
@@ -98,6 +105,17 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
+def thin(files: LabelledFiles, every: int) -> LabelledFiles:
+    """Every n-th photo of the stage's own source (the first ``files.primary``), all extras."""
+    n = getattr(files, "primary", len(files.paths))
+    keep = [*range(0, n, max(every, 1)), *range(n, len(files.paths))]
+    return LabelledFiles(
+        [files.paths[i] for i in keep],
+        [files.labels[i] for i in keep],
+        sources=[files.sources[i] for i in keep],
+    )
+
+
 def choose_epoch(history: list[dict], max_clean_drop: float) -> int:
     """The epoch with the highest field score (mean of labtrash validation accuracy and the
     share of held-out unknown items whose top probability is below 0.5) among the trained
@@ -120,7 +138,9 @@ def train_field(args) -> None:
     models, out, cache = Path(args.models), Path(args.out), Path(args.cache)
     for d in (out, cache, Path(args.run_dir)):
         d.mkdir(parents=True, exist_ok=True)
-    trunk, tail, summary = load_stage(models, STAGE)
+    stage = args.stage
+    trunk, tail, summary = load_stage(models, stage)
+    n_classes = len(summary["labels"])
     size = summary["input_size"][0]
     run = LiteRTTrunk(
         trunk,
@@ -129,10 +149,19 @@ def train_field(args) -> None:
     )
 
     # --- data
-    train = stage_split(args.material_data, STAGE, "TRAIN", args.material_extra)
-    val = stage_split(args.material_data, STAGE, "VALIDATION", args.material_extra)
+    if stage == "material":
+        train = stage_split(args.material_data, stage, "TRAIN", args.material_extra)
+        val = stage_split(args.material_data, stage, "VALIDATION", args.material_extra)
+    else:
+        train = thin(
+            stage_split(args.stage1_data, stage, "TRAIN", args.stage1_extra), args.train_every
+        )
+        val = stage_split(args.stage1_data, stage, "VALIDATION", args.stage1_extra)
     lt_train = labtrash_crops(args.labtrash, "train")
     lt_val = labtrash_crops(args.labtrash, "valid")
+    if stage != "material":  # every labtrash item is recyclable
+        lt_train.labels = [1] * len(lt_train.labels)
+        lt_val.labels = [1] * len(lt_val.labels)
     unk_train = unknown_items(args.other, args.material_data, "TRAIN")
     unk_val = unknown_items(args.other, args.material_data, "VALIDATION")
     frames = labtrash_frames(args.labtrash, "train")
@@ -142,7 +171,7 @@ def train_field(args) -> None:
         np.random.default_rng(args.seed),
     )
     print(
-        f"material {len(train.paths)} train / {len(val.paths)} val photos; labtrash crops "
+        f"{stage}: {len(train.paths)} train / {len(val.paths)} val photos; labtrash crops "
         f"{len(lt_train.images)} train / {len(lt_val.images)} val; unknown items "
         f"{len(unk_train)} train / {len(unk_val)} val; {len(belts)} belt crops",
         flush=True,
@@ -150,8 +179,10 @@ def train_field(args) -> None:
 
     v = args.views
     tag = f"v{v}-s{args.seed}"
+    # material keeps its cache names (runs 1-3); stage 1 gets its own
+    pre = "mat" if stage == "material" else f"s1e{args.train_every}"
     x_mat = cached_views(
-        run, train.paths, v, size, args.seed, cache, f"mat-train-{tag}", belts, args.place
+        run, train.paths, v, size, args.seed, cache, f"{pre}-train-{tag}", belts, args.place
     )
     x_lt = cached_views(
         run, lt_train.images, v, size, args.seed + 1, cache, f"lt-train-{tag}", belts, 0.0
@@ -159,9 +190,15 @@ def train_field(args) -> None:
     x_unk = cached_views(
         run, unk_train, v, size, args.seed + 2, cache, f"unk-train-{tag}", belts, args.place
     )
-    xv_mat = cached_views(run, val.paths, 1, size, 0, cache, "mat-val", belts, 0)[0]
     xv_lt = cached_views(run, lt_val.images, 1, size, 0, cache, "lt-val", belts, 0)[0]
     xv_unk = cached_views(run, unk_val, 1, size, 0, cache, "unk-val", belts, 0)[0]
+    xv_field: np.ndarray | None = None
+    if stage == "material":
+        xv_mat = cached_views(run, val.paths, 1, size, 0, cache, "mat-val", belts, 0)[0]
+    else:  # stage 1: plain and one field view of every validation photo (fixed seed)
+        xv_mat, xv_field = cached_views(
+            run, val.paths, 2, size, 7, cache, "s1-val-field", belts, args.place
+        )
     print(f"features cached after {(time.monotonic() - start) / 60:.1f} min", flush=True)
 
     x_lab = np.concatenate([x_mat.reshape(-1, *x_mat.shape[2:]), x_lt.reshape(-1, *x_lt.shape[2:])])
@@ -169,8 +206,8 @@ def train_field(args) -> None:
         [np.tile(np.asarray(train.labels), v), np.tile(np.asarray(lt_train.labels), v)]
     )
     x_out = x_unk.reshape(-1, *x_unk.shape[2:])
-    x_clean = x_mat[0].copy()  # the plain view of every material photo, for distillation
-    if args.keep_data:
+    x_clean = x_mat[0].copy()  # the plain view of every training photo, for distillation
+    if args.keep_data and stage == "material":
         # stage 1's recyclable TRAIN photos (web photos of every kind of recyclable item):
         # distilled too, so outlier exposure does not make them "uncertain" after stage 1
         s1 = stage_split(args.keep_data, "organic-recyclable", "TRAIN")
@@ -182,11 +219,12 @@ def train_field(args) -> None:
         print(f"distilled on {len(x_clean)} plain photos ({len(keep)} stage-1 recyclable)")
     y_val, y_lt = np.asarray(val.labels), np.asarray(lt_val.labels)
     del x_mat, x_lt, x_unk
+    oe_weight = args.oe_weight if stage == "material" else 0.0
 
     # --- train the tail: class-weighted cross-entropy on materials plus outlier exposure
     set_tail_learning(tail)
-    weights = class_weights(np.asarray(train.labels + lt_train.labels), 5)
-    w = tf.constant([weights[i] for i in range(5)], tf.float32)
+    weights = class_weights(np.asarray(train.labels + lt_train.labels), n_classes)
+    w = tf.constant([weights[i] for i in range(n_classes)], tf.float32)
     steps = len(x_lab) // args.batch
     warmup = min(50, steps * args.epochs // 2)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -199,28 +237,37 @@ def train_field(args) -> None:
     optimizer = keras.optimizers.Adam(schedule)
     variables = tail.trainable_variables
 
+    def two_class(z):
+        """Stage 1's single logit as the logits of [organic, recyclable] (softmax of [0, z]
+        is [1 - sigmoid(z), sigmoid(z)]), so one loss and one validation serve both stages."""
+        return tf.concat([tf.zeros_like(z), z], 1) if z.shape[-1] == 1 else z
+
     @tf.function
     def step(x, y, xo, xc, pc):
         nl, no = tf.shape(x)[0], tf.shape(xo)[0]
         with tf.GradientTape() as tape:
-            z = tail(tf.concat([x, xo, xc], 0), training=True)
+            z = two_class(tail(tf.concat([x, xo, xc], 0), training=True))
             zl, zo, zc = z[:nl], z[nl : nl + no], z[nl + no :]
             per = tf.nn.sparse_softmax_cross_entropy_with_logits(y, zl)
             sw = tf.gather(w, y)
             ce = tf.reduce_sum(per * sw) / tf.reduce_sum(sw)
             # cross-entropy to the uniform distribution over the five materials
-            oe = tf.reduce_mean(tf.reduce_logsumexp(zo, 1) - tf.reduce_mean(zo, 1))
+            oe = (
+                tf.reduce_mean(tf.reduce_logsumexp(zo, 1) - tf.reduce_mean(zo, 1))
+                if oe_weight
+                else tf.constant(0.0)
+            )
             # distillation: on plain photos, stay close to the shipped tail's probabilities
             kd = tf.reduce_mean(
                 tf.reduce_sum(pc * (tf.math.log(pc + 1e-8) - tf.nn.log_softmax(zc)), 1)
             )
-            loss = ce + args.oe_weight * oe + args.distill * kd
+            loss = ce + oe_weight * oe + args.distill * kd
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=False))
         return ce, oe
 
     @tf.function
     def logits_of(x):
-        return tail(x, training=False)
+        return two_class(tail(x, training=False))
 
     def all_logits(x):
         return np.concatenate(
@@ -249,7 +296,11 @@ def train_field(args) -> None:
             row[f"clean_acc_{s}"] = float(
                 np.mean(pv.argmax(1)[sources == s] == y_val[sources == s])
             )
-        row["field_score"] = (row["labtrash_acc"] + row["unknown_below_half"]) / 2
+        if xv_field is None:
+            row["field_score"] = (row["labtrash_acc"] + row["unknown_below_half"]) / 2
+        else:
+            row["field_acc"] = float(np.mean(all_logits(xv_field).argmax(1) == y_val))
+            row["field_score"] = (row["labtrash_acc"] + row["field_acc"]) / 2
         return row
 
     run_dir = Path(args.run_dir)
@@ -314,16 +365,22 @@ def train_field(args) -> None:
     for var, key in zip(tail.weights, saved.files, strict=False):
         var.assign(saved[key])
 
-    # --- export: stage 1 as shipped, the new material stage, the fused model, the manifest
-    for stem in (STAGE_FILES["organic-recyclable"],):
-        for ext in (".keras", ".tflite", ".json"):
-            shutil.copy2(models / f"{stem}{ext}", out / f"{stem}{ext}")
+    # --- export: the other stage as shipped, the new stage, the fused model, the manifest
+    other = next(x for x in ("organic-recyclable", "material") if x != stage)
+    for ext in (".keras", ".tflite", ".json"):
+        shutil.copy2(models / f"{STAGE_FILES[other]}{ext}", out / f"{STAGE_FILES[other]}{ext}")
     manifest = json.loads((models / "cascade.json").read_text())
     manifest.pop("fused_int8", None)  # remade by quantize for the new models
+    if stage == "material":
+        manifest.pop("reference", None)  # the embeddings change with the material tail
+    elif "reference" in manifest:
+        shutil.copy2(models / manifest["reference"]["file"], out / manifest["reference"]["file"])
     (out / "cascade.json").write_text(json.dumps(manifest, indent=2) + "\n")
     temperature = history[best]["temperature"]
     new = dict(summary)
     new.pop("joint", None)
+    for key in [k for k in new if k.startswith("val_on_board")]:
+        new.pop(key)  # figures of the shipped tail, not measured here
     new.update(
         temperature=temperature,
         val_accuracy=history[best]["clean_acc"],
@@ -334,7 +391,8 @@ def train_field(args) -> None:
             "trunk": f"{models} (shipped, unchanged)",
             "views": v,
             "place": args.place,
-            "oe_weight": args.oe_weight,
+            "oe_weight": oe_weight,
+            "train_every": args.train_every if stage != "material" else 1,
             "distill": args.distill,
             "keep_data": str(args.keep_data) if args.keep_data else None,
             "lr": args.lr,
@@ -348,11 +406,11 @@ def train_field(args) -> None:
             "earlier": summary.get("joint", {}).get("start"),
         },
     )
-    base = out / STAGE_FILES[STAGE]
-    parts = (STAGE, trunk, tail, summary["backbone"], summary["split_block"], temperature)
+    base = out / STAGE_FILES[stage]
+    parts = (stage, trunk, tail, summary["backbone"], summary["split_block"], temperature)
     assemble(*parts, "float16").save(f"{base}.keras")
     export_tflite(assemble(*parts), Path(f"{base}.tflite"))
-    (out / f"{STAGE_FILES[STAGE]}.json").write_text(json.dumps(new, indent=2))
+    (out / f"{STAGE_FILES[stage]}.json").write_text(json.dumps(new, indent=2))
     update_manifest(out)
     print(f"wrote {out} after {(time.monotonic() - start) / 60:.1f} min")
 
@@ -361,7 +419,19 @@ def main(argv=None) -> None:
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--stage", choices=STAGES, default="material")
     p.add_argument("--models", type=Path, default=Path("models"))
+    p.add_argument("--stage1-data", type=Path, default=Path("work/kaggle-or-split"))
+    p.add_argument(
+        "--stage1-extra",
+        type=Path,
+        action="append",
+        default=[],
+        help="for --stage organic-recyclable: more split folders (their materials = recyclable)",
+    )
+    p.add_argument(
+        "--train-every", type=int, default=1, help="stage 1: every n-th photo of --stage1-data"
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--material-data", type=Path, default=Path("work/trashnet-split"))
     p.add_argument("--material-extra", type=Path, action="append", default=[])

@@ -300,10 +300,10 @@ def update_manifest(models: Path) -> Path | None:
     manifest: dict[str, Any] = {"stages": entries}
     fused = export_fused(models / entries[0]["keras"], models / entries[1]["keras"], models)
     if fused:
-        manifest["fused"] = {"tflite": fused.name, "outputs": ["stage1", "stage2"]}
+        manifest["fused"] = {"tflite": fused.name, "outputs": ["stage1", "stage2", "embedding"]}
     path = models / "cascade.json"
     old = json.loads(path.read_text()) if path.exists() else {}
-    for key in ("decision", "fused_int8"):  # chosen or made after training: kept
+    for key in ("decision", "fused_int8", "reference"):  # chosen or made after training: kept
         if key in old and (key != "fused_int8" or (models / old[key]["tflite"]).exists()):
             manifest[key] = old[key]
     for new, prev in zip(entries, old.get("stages", []), strict=False):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 from waste_vision.commands.cli import main
 from waste_vision.engine.events import (
     CROP_PREFIX,
@@ -34,6 +34,7 @@ from waste_vision.engine.frames import Frame, FrameResult, RegionKind, RegionRes
 from waste_vision.errors import UserError
 from waste_vision.labels import Bin
 from waste_vision.model.cascade import CascadeResult, StageResult
+from waste_vision.model.manifest import load_manifest
 
 CLIP = ROOT / "assets" / "demo.mp4"
 
@@ -44,14 +45,6 @@ def item(t: float, label: str = "glass", bin_: str = "recyclable", site: str = "
 
 def local(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
-
-
-def wait_for(condition, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def test_rows_read_back_as_written_in_wal_mode(tmp_path):
@@ -164,8 +157,9 @@ def test_retention_removes_old_rows_and_only_our_crops(tmp_path):
     store.add([item(now - 10 * 86400)])
     store.close()
     writer = EventWriter(path, keep_days=365, crops=crops)  # prunes when it starts
-    wait_for(lambda: EventStore(path).count() == 1, what="the old rows to go")
+    wait_until(lambda: EventStore(path).count() == 1, what="the old rows to go")
     writer.close()
+    assert [e.time for e in EventStore(path).events()] == [now - 10 * 86400]  # within 365 days
     assert not ours.exists() and theirs.exists()
 
 
@@ -177,30 +171,37 @@ def test_the_crop_folder_is_capped_oldest_first(tmp_path):
         writer.put([item(1000.0 + i)], [rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)])
     writer.close()
     store = EventStore(path)
-    kept = [e for e in store.events() if e.crop]
+    rows = store.events()
+    kept = [e for e in rows if e.crop]
     files = sorted(crops.glob(f"{CROP_PREFIX}*.jpg"))
-    assert kept and len(kept) < 12 and len(files) == len(kept)
+    assert len(rows) == 12  # the rows stay; only their crops go
+    assert 0 < len(kept) < 12 and {str(f) for f in files} == {e.crop for e in kept}
     assert sum(f.stat().st_size for f in files) <= 20_000
-    assert kept[-1].time == 1011.0  # the newest kept
+    # oldest first: the crops kept are the newest ones, none older left between
+    assert [e.time for e in kept] == [1000.0 + i for i in range(12 - len(kept), 12)]
 
 
 def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path, monkeypatch):
-    release = threading.Event()
+    writing, release = threading.Event(), threading.Event()
     original = EventWriter._write
 
     def slow_write(self, store, batches):
+        writing.set()
         release.wait(10)
         original(self, store, batches)
 
     monkeypatch.setattr(EventWriter, "_write", slow_write)
     writer = EventWriter(tmp_path / "e.sqlite", queue_size=2)
+    assert writer.put([item(0.0)])
+    assert writing.wait(10)  # the writer took the first batch and is stuck writing it
     start = time.perf_counter()
-    results = [writer.put([item(float(i))]) for i in range(6)]
+    results = [writer.put([item(float(i))]) for i in range(1, 6)]
     assert time.perf_counter() - start < 0.1  # never waits
-    assert results.count(False) >= 3 and writer.dropped == results.count(False)
+    assert results == [True, True, False, False, False]  # room for 2, then dropped
+    assert writer.dropped == 3
     release.set()
     writer.close()
-    assert EventStore(tmp_path / "e.sqlite").count() == results.count(True)
+    assert [e.time for e in EventStore(tmp_path / "e.sqlite").events()] == [0.0, 1.0, 2.0]
 
 
 def _result(counted, regions, index=0):
@@ -255,9 +256,12 @@ def test_annotate_writes_one_row_per_counted_item(tmp_path, capsys):
         label for label, n in summary["tally"].items() for _ in range(n)
     )
     assert len(rows) == summary["items_total"] == 2
-    assert {e.site for e in rows} == {"test-kiosk"}
+    assert {e.site for e in rows} == {"test-kiosk"} and {e.source for e in rows} == {str(CLIP)}
     assert [e.item_id for e in rows] == [i["id"] for i in summary["items"]]
-    assert all(e.box and e.model_version and len(e.model_version) == 12 for e in rows)
+    assert [e.box for e in rows] == [tuple(i["box"]) for i in summary["items"]]
+    for e, counted in zip(rows, summary["items"], strict=True):  # counted while in view
+        assert counted["first_s"] <= e.position_s <= counted["last_s"], (e, counted)
+    assert {e.model_version for e in rows} == {load_manifest(ROOT / "models").fingerprint()}
     assert all(e.sent is None for e in rows)  # no broker: not in the outbox
     assert rows[0].position_s < rows[1].position_s
 
@@ -316,7 +320,7 @@ def test_kill_9_keeps_every_committed_event(tmp_path):
         return seen
 
     try:
-        wait_for(lambda: committed() >= 2 or proc.poll() is not None, 120, "two events")
+        wait_until(lambda: committed() >= 2 or proc.poll() is not None, 120, "two events")
         assert proc.poll() is None, "annotate ended before it could be killed"
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

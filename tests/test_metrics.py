@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 import urllib.request
 
+import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 from waste_vision.commands.annotate import annotate_video
+from waste_vision.engine.events import EventStore
+from waste_vision.engine.fleet import FleetOptions
 from waste_vision.engine.frames import Frame, FrameResult, RegionKind, RegionResult
 from waste_vision.engine.metrics import MetricsSink
 from waste_vision.errors import UserError
 from waste_vision.labels import Bin
 from waste_vision.model.cascade import CascadeResult, StageResult
+from waste_vision.model.manifest import load_manifest
 
 CLIP = ROOT / "assets" / "demo.mp4"
 
@@ -95,34 +98,44 @@ def test_annotate_serves_metrics_while_it_runs(tmp_path):
         box["report"] = annotate_video(
             CLIP,
             tmp_path / "o.mp4",
-            events=tmp_path / "e.sqlite",
-            metrics_port=port,
+            fleet_options=FleetOptions(events=tmp_path / "e.sqlite", metrics_port=port),
             max_frames=330,
             stop=stop,
         )
 
+    organic = 'waste_vision_items_counted_total{bin="organic",label="organic"}'
+    seen: dict[str, float] = {}
+
+    def organic_counted() -> bool:
+        nonlocal seen
+        if not thread.is_alive():
+            return True  # ended: the asserts below say what was missed
+        try:
+            seen = scrape(port)
+        except OSError:  # not serving yet
+            return False
+        return bool(seen.get(organic))
+
     thread = threading.Thread(target=run)
     thread.start()
-    seen = {}
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and thread.is_alive():
-            try:
-                seen = scrape(port)
-            except OSError:
-                time.sleep(0.05)
-                continue
-            if seen.get('waste_vision_items_counted_total{bin="organic",label="organic"}'):
-                break
-            time.sleep(0.05)
+        wait_until(organic_counted, 120, "the organic item's count over HTTP")
     finally:
         thread.join(120)
-    assert seen["waste_vision_frames_classified_total"] > 0
+    assert seen[organic] == 1
+    # counted on the frame at its event's position, after every frame before it: a file is
+    # read frame by frame, nothing dropped
+    (first, _) = EventStore(tmp_path / "e.sqlite").events()
+    fps = cv2.VideoCapture(str(CLIP)).get(cv2.CAP_PROP_FPS)
+    counted_at = round(first.position_s * fps)
+    assert first.label == "organic"
+    assert seen["waste_vision_frames_classified_total"] >= counted_at + 1
+    assert seen["waste_vision_frames_captured_total"] >= counted_at + 1
     assert seen["waste_vision_recording_active"] == 1
     assert seen["waste_vision_camera_connected"] == 1
-    assert seen['waste_vision_items_counted_total{bin="organic",label="organic"}'] == 1
     version = [k for k in seen if k.startswith("waste_vision_model_info")]
-    assert len(version) == 1 and 'version="' in version[0]
+    assert len(version) == 1
+    assert f'version="{load_manifest(ROOT / "models").fingerprint()}"' in version[0]
     assert box["report"].events == 2
     with pytest.raises(OSError):  # the server ends with the run
         scrape(port)

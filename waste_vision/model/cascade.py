@@ -45,6 +45,18 @@ class DecisionRule:
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     min_embedding_norm: float = 0.0  # 0: no such cut (models without an embedding output)
 
+    def adjusted(
+        self, stage1: float | None = None, min_confidence: float | None = None
+    ) -> DecisionRule:
+        """This rule with the thresholds given changed, clamped into range (the window's
+        sliders); None leaves one as it is."""
+        rule = self
+        if stage1 is not None:
+            rule = replace(rule, stage1_threshold=min(max(float(stage1), 0.001), 0.999))
+        if min_confidence is not None:
+            rule = replace(rule, min_confidence=min(max(float(min_confidence), 0.0), 1.0))
+        return rule
+
     def __post_init__(self):
         for name in ("stage1_threshold", "min_confidence"):
             value = getattr(self, name)
@@ -171,11 +183,7 @@ class Cascade:
         Values are clamped into range; the new rule replaces the old one in one assignment,
         so a frame being classified sees either rule, never half of each.
         """
-        rule = self.rule
-        if stage1 is not None:
-            rule = replace(rule, stage1_threshold=min(max(float(stage1), 0.001), 0.999))
-        if min_confidence is not None:
-            rule = replace(rule, min_confidence=min(max(float(min_confidence), 0.0), 1.0))
+        rule = self.rule.adjusted(stage1, min_confidence)
         self.rule = rule
         return rule
 
@@ -222,11 +230,15 @@ class Cascade:
         return _stage_result(spec, self._models[index](x)[0], (rule or self.rule).stage1_threshold)
 
     def classify(
-        self, rgb: np.ndarray, all_stages: bool = False, profile: bool = True
+        self,
+        rgb: np.ndarray,
+        all_stages: bool = False,
+        profile: bool = True,
+        rule: DecisionRule | None = None,
     ) -> CascadeResult:
-        """Classify one RGB image (H, W, 3, uint8) under the current ``DecisionRule`` and,
-        unless ``profile`` is False, the site profile in use."""
-        rule = self.rule  # one rule and one profile for the whole frame, even if they change
+        """Classify one RGB image (H, W, 3, uint8) under ``rule`` (None: the cascade's own,
+        ``self.rule``) and, unless ``profile`` is False, the site profile in use."""
+        rule = rule or self.rule  # one rule and one profile for the whole frame
         head = self.profile if profile else None
         if self._fused is not None:
             outs = self._fused(resize_for_model(rgb, self.stage1.input_size))
@@ -265,25 +277,26 @@ class Cascade:
         all_stages: bool,
     ) -> CascadeResult:
         wanted = s1.label == "recyclable" or all_stages
-        norm = None
         if embedding is not None:
             embedding = np.asarray(embedding, np.float32).reshape(-1)
-            norm = float(np.linalg.norm(embedding))
-        base = decide(rule, s1, s2 if wanted else None, norm)
-        if embedding is not None:
-            base = replace(base, embedding=embedding)
+        base = decide(rule, s1, s2 if wanted else None, embedding)
         if head is None or embedding is None:
             return base
         return head.apply(base, s1, s2, embedding, rule)
 
     def classify_many(
-        self, images: list[np.ndarray], all_stages: bool = False, profile: bool = True
+        self,
+        images: list[np.ndarray],
+        all_stages: bool = False,
+        profile: bool = True,
+        rule: DecisionRule | None = None,
     ) -> list[CascadeResult]:
         """Classify several RGB images (a frame's regions) in one batched model call where
         the fused model is used; otherwise one after another. Same results as ``classify``."""
+        rule = rule or self.rule
         if self._fused is None or len(images) < 2:
-            return [self.classify(im, all_stages, profile) for im in images]
-        rule, head = self.rule, self.profile if profile else None
+            return [self.classify(im, all_stages, profile, rule) for im in images]
+        head = self.profile if profile else None
         batch = np.stack([resize_for_model(im, self.stage1.input_size) for im in images])
         outs = self._fused_batches(batch)
         return [
@@ -296,17 +309,17 @@ def decide(
     rule: DecisionRule,
     s1: StageResult,
     s2: StageResult | None,
-    embedding_norm: float | None = None,
+    embedding: np.ndarray | None = None,
 ) -> CascadeResult:
     """The final label from both stages' results (and the embedding's length, where the
-    models give one) under ``rule`` (see ``DecisionRule``)."""
+    models give one: a flat float32 vector, kept in the result) under ``rule`` (see
+    ``DecisionRule``)."""
+    norm = None if embedding is None else float(np.linalg.norm(embedding))
     if s1.label == "recyclable":
         assert s2 is not None, "stage 2 runs whenever stage 1 says recyclable"
         label, score = s2.label, min(s1.score, s2.score)
     else:
         label, score = s1.label, s1.score
-    if score < rule.min_confidence or (
-        embedding_norm is not None and embedding_norm < rule.min_embedding_norm
-    ):
+    if score < rule.min_confidence or (norm is not None and norm < rule.min_embedding_norm):
         label = UNCERTAIN
-    return CascadeResult(label, score, s1, s2, base_bin(label))
+    return CascadeResult(label, score, s1, s2, base_bin(label), embedding=embedding)

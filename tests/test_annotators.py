@@ -10,6 +10,7 @@ from waste_vision.engine.annotators import (
     BoxAnnotator,
     LabelAnnotator,
     Overlay,
+    OverlayStyle,
     StatsAnnotator,
     scale_for,
 )
@@ -124,7 +125,8 @@ def test_no_crash_at_any_size_or_box(shape):
         res = result(shape, regs)
         scene = res.frame.image.copy()
         assert Overlay.default().annotate(scene, res) is scene  # in place
-        assert scene.shape == shape
+        assert scene.shape == shape and scene.dtype == np.uint8
+        assert (scene != GREY).any()  # the stats at least, clipped to the frame
 
 
 def test_text_grows_with_the_frame():
@@ -167,6 +169,27 @@ def test_nothing_there_is_written_when_finding_items_sees_none():
     shape = (360, 640, 3)
     empty = FrameResult(Frame(0, 0.0, np.full(shape, GREY, np.uint8)), [], mode="items")
     scene = SceneAnnotator().annotate(empty.frame.image.copy(), empty)
-    assert (scene != GREY).any()  # the caption is drawn
+    ys, xs = np.nonzero(np.any(scene != GREY, axis=2))  # the caption, top left
+    assert len(ys) > 0 and ys.min() == 0 and xs.min() == 0
+    assert ys.max() < shape[0] // 2 and xs.max() < shape[1] // 2
     whole = FrameResult(Frame(0, 0.0, np.full(shape, GREY, np.uint8)), [], mode="frame")
     assert (SceneAnnotator().annotate(whole.frame.image.copy(), whole) == GREY).all()
+
+
+def test_the_style_hides_the_figures_and_sets_the_smallest_type():
+    """``OverlayStyle`` (part of the pipeline's configuration): figures off draws no stats;
+    a larger ``min_scale`` draws larger tabs, the same for every annotator."""
+    shape = (480, 640, 3)
+    region = glass((200, 180, 240, 200))
+    bare = result(shape, [])
+    hidden = OverlayStyle(figures=False)
+    assert (Overlay.default().annotate(bare.frame.image.copy(), bare, hidden) == GREY).all()
+    shown = Overlay.default().annotate(bare.frame.image.copy(), bare)
+    x, y, w, h = StatsAnnotator().rect(shape, bare)
+    assert (shown[y : y + h, x : x + w] != GREY).any() and (shown[:y] == GREY).all()
+    small = LabelAnnotator().rect(shape, region)
+    large = LabelAnnotator().rect(shape, region, style=OverlayStyle(min_scale=2.0))
+    assert small is not None and large is not None
+    assert large[2] > 1.5 * small[2] and large[3] > 1.5 * small[3]
+    big = StatsAnnotator().rect(shape, bare, OverlayStyle(min_scale=2.0))
+    assert big[3] > 1.5 * h

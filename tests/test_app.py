@@ -18,6 +18,7 @@ from waste_vision.app import kiosk as kiosk_module
 from waste_vision.app import window as window_module
 from waste_vision.app.settings import AppSettings
 from waste_vision.app.window import DEMO_NOTICE, MainWindow
+from waste_vision.engine.regions import ZoneSpec
 from waste_vision.engine.sources import SourceStatus, StatusEvent
 from waste_vision.images import read_rgb
 from waste_vision.model.cascade import Cascade
@@ -327,22 +328,27 @@ def test_threshold_sliders_change_what_the_cascade_does(make_window, cascade, se
         low, high = (alpha, high) if p <= 0.1 else (low, alpha)
     step = min(0.02, p / 2, (1 - p) / 2)
     assert step >= 0.002, f"no sample has P(recyclable) away from 0 and 1 (closest {p})"
+    session = window.session  # session.rule: the rule the pipeline classifies under
+
+    def classify(image):
+        return cascade.classify(image, rule=session.rule)
+
     window.panel.stage1_slider.set_value(p + step)
-    assert cascade.rule.stage1_threshold == pytest.approx(p + step, abs=1e-3)
-    assert cascade.classify(image).stage1.label == "organic"
+    assert session.rule.stage1_threshold == pytest.approx(p + step, abs=1e-3)
+    assert classify(image).stage1.label == "organic"
     window.panel.stage1_slider.set_value(p - step)
-    result = cascade.classify(image)
+    result = classify(image)
     assert result.stage1.label == "recyclable" and result.stage2 is not None
     window.panel.uncertain_slider.set_value(min(result.score + 0.01, 0.999))
-    assert cascade.classify(image).label == "uncertain"
+    assert classify(image).label == "uncertain"
     window.panel.uncertain_slider.set_value(max(result.score / 2, 0.001))
-    assert cascade.classify(image).label == result.stage2.label
+    assert classify(image).label == result.stage2.label
     assert settings.threshold("stage1") == pytest.approx(p - step, abs=1e-3)  # remembered
     before = window.panel.stage1_slider.value()
     window.act.s1_up.trigger()  # the "]" shortcut's action
     assert window.panel.stage1_slider.value() == pytest.approx(before + 0.01)
     window.act.reset_thresholds.trigger()
-    assert cascade.rule == cascade.model_rule
+    assert session.rule == cascade.model_rule
     assert settings.threshold("stage1") is None
 
 
@@ -366,8 +372,10 @@ def test_drawing_and_removing_regions_with_the_mouse(make_window, qtbot):
     QTest.mouseRelease(
         video, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(0.75, 0.75)
     )
-    qtbot.waitUntil(lambda: len(window.regions.regions) == 1, timeout=5000)
-    x, y, w, h = window.regions.regions[0].box
+    qtbot.waitUntil(lambda: len(window.session.zones) == 1, timeout=5000)
+    (zone,) = window.session.zones
+    assert not zone.track  # Track regions is off
+    x, y, w, h = zone.home
     tol = 2 + fw / target.width()  # a widget pixel in frame pixels, plus rounding
     assert abs(x - fw / 4) <= tol and abs(y - fh / 4) <= tol
     assert abs(w - fw / 2) <= 2 * tol and abs(h - fh / 2) <= 2 * tol
@@ -377,28 +385,34 @@ def test_drawing_and_removing_regions_with_the_mouse(make_window, qtbot):
     qtbot.waitUntil(lambda: video.delivery.result.mode == "zones", timeout=5000)
     assert all(r.box != (0, 0, fw, fh) for r in video.delivery.result.regions)
     with qtbot.waitSignal(window.session.stopped, timeout=10_000):
-        window.act.start.trigger()  # stopped: the tracked box stays where it is
-    bx, by, bw, bh = window.regions.regions[0].box
+        window.act.start.trigger()  # stopped: the zone stays where the pipeline put it
+    ((spec, placed),) = window.session.zones_placed
+    assert spec == zone and placed is not None
+    bx, by, bw, bh = placed
     QTest.mouseClick(
         video,
         Qt.MouseButton.RightButton,
         Qt.KeyboardModifier.NoModifier,
         at((bx + bw / 2) / fw, (by + bh / 2) / fh),
     )
-    assert window.regions.regions == []
+    assert window.session.zones == ()
     QTest.mouseClick(
         video, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(0.5, 0.5)
     )  # a click is not a drag: no region
-    assert window.regions.regions == []
+    assert window.session.zones == ()
     qtbot.waitUntil(lambda: not window.act.remove_region.isEnabled(), timeout=2000)
     assert not window.act.clear_regions.isEnabled()  # no region: nothing to remove
-    window.regions.add((10, 10, 100, 100))
-    window.regions.add((200, 200, 100, 100))
+    window.session.set_zones((ZoneSpec((10, 10, 100, 100)), ZoneSpec((200, 200, 100, 100))))
     qtbot.waitUntil(lambda: window.act.remove_region.isEnabled(), timeout=2000)
+    window.act.track_regions.trigger()  # T: every region follows its item
+    assert window.session.zones == (
+        ZoneSpec((10, 10, 100, 100), True),
+        ZoneSpec((200, 200, 100, 100), True),
+    )
     window.act.remove_region.trigger()
-    assert [r.box for r in window.regions.regions] == [(10, 10, 100, 100)]
+    assert window.session.zones == (ZoneSpec((10, 10, 100, 100), True),)
     window.act.clear_regions.trigger()
-    assert window.regions.regions == []
+    assert window.session.zones == () and window.session.config.zones == ()
 
 
 def test_switching_sources_from_the_menu_actions(make_window, qtbot, tmp_path, monkeypatch):
@@ -675,6 +689,19 @@ def test_settings_reach_the_running_pipeline_as_one_new_configuration(make_windo
         True,
         False,
     )
+    # thresholds, zones and the overlay's style: the same one configuration
+    session = window.session
+    rule = session.set_thresholds(stage1=0.7, min_confidence=2.0)  # clamped into range
+    assert (rule.stage1_threshold, rule.min_confidence) == (0.7, 1.0)
+    session.set_zones((ZoneSpec((0, 0, 200, 200)),))
+    session.set_overlay_figures(False)
+    assert classifier.config is session.config
+    assert classifier.config.thresholds == rule and session.rule == rule
+    assert classifier.config.zones == (ZoneSpec((0, 0, 200, 200)),)
+    assert classifier.config.overlay.figures is False
+    qtbot.waitUntil(lambda: window.video.delivery.result.mode == "zones", timeout=10_000)
+    assert session.reset_thresholds() == window.cascade.model_rule
+    assert classifier.config.thresholds is None
     window.open_source(str(DEMO))  # the same source again: a new run, a new classifier
     wait_frames(qtbot, window)
     assert window.session._classifier is not classifier
@@ -686,18 +713,25 @@ def test_a_small_window_narrows_the_panel_and_enlarges_the_overlay_type(make_win
     window.open_source(str(DEMO))
     wait_frames(qtbot, window)
     wide_panel = window.panel.width()
-    labels = window.session.overlay.annotators[2]  # LabelAnnotator
+    session = window.session
+
+    def min_scale() -> float:  # the overlay style of the configuration the pipeline reads
+        classifier = session._classifier
+        assert classifier is not None and classifier.config is session.config
+        return session.config.overlay.min_scale
+
     # 1280x800: about the frame's own sizes (a 720p frame is shown at ~0.72 of its size, so
     # the floor is ~0.8 of the 720p type; once the first layout has settled: the window
     # re-fits on every resize and tick, and a loaded machine can paint a frame first)
-    qtbot.waitUntil(lambda: labels.min_scale < 1.0, timeout=3000)
+    qtbot.waitUntil(lambda: 0 < min_scale() < 1.0, timeout=3000)
     window.resize(660, 704)  # the minimum size
     qtbot.waitUntil(lambda: window.panel.width() < wide_panel, timeout=3000)
-    qtbot.waitUntil(lambda: labels.min_scale > 1.0, timeout=3000)  # type drawn larger
+    qtbot.waitUntil(lambda: min_scale() > 1.0, timeout=3000)  # type drawn larger
     shown = window.video.display_size()
     frame = window.video.frame_size
     k = min(shown[0] / frame[0], shown[1] / frame[1])
-    assert 1.1 * labels.min_scale * 22 * k >= 13  # label text >= ~13 screen pixels tall
+    assert min_scale() == pytest.approx(0.58 / k, rel=0.02)  # annotators.readable_scale
+    assert 1.1 * min_scale() * 22 * k >= 13  # label text >= ~13 screen pixels tall
 
 
 def test_long_status_messages_end_at_a_word_with_the_whole_text_in_the_tooltip(make_window):

@@ -14,11 +14,12 @@ from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QApplication
 
 from tests.conftest import ROOT
+from waste_vision.app import region_edits
 from waste_vision.app.bridge import FrameBridge, fit_size, scale_for_display
-from waste_vision.app.region_edits import LiveRegionSet
 from waste_vision.app.stats import SessionStats
 from waste_vision.app.video_widget import letterbox, widget_to_frame
 from waste_vision.engine.frames import Frame, FrameResult
+from waste_vision.engine.regions import ZoneSpec
 from waste_vision.engine.tally import Tally
 
 CLASSES = ["organic", "cardboard", "glass", "metal", "paper", "plastic"]
@@ -105,25 +106,30 @@ def test_bridge_keeps_only_the_newest_frame_until_the_gui_takes_it(qtbot):
     assert stats.classified.count == 6 and stats.captured == 10
 
 
-def test_region_edits_wait_for_the_pipeline_instead_of_blocking_the_gui():
-    regions = LiveRegionSet()
-    image = np.zeros((100, 200, 3), np.uint8)
-    assert regions.boxes(image) == [(0, 0, 200, 100)]
-    regions._lock.acquire()  # the pipeline is inside boxes()
-    regions.add((10, 10, 50, 50))  # returns at once, applied later
-    assert regions.regions == []
-    regions._lock.release()
-    assert regions.boxes(image) == [(10, 10, 50, 50)]
-    regions.add((100, 20, 50, 50))
-    regions.remove_at(120, 30)  # the newest region under the point goes
-    assert [r.box for r in regions.regions] == [(10, 10, 50, 50)]
-    regions.remove_at(199, 99)  # no region there: nothing happens
-    regions.toggle_tracking_at(20, 20)  # a double-click on it: this region follows its item
-    assert regions.regions[0].track and regions.tracking
-    regions.toggle_tracking_at(20, 20)
-    assert not regions.regions[0].track and not regions.tracking
-    regions.clear()
-    assert regions.regions == []
+def test_region_edits_make_new_zones_and_hit_zones_where_they_are_now():
+    """The GUI's zone edits are plain functions on the frozen zone specs: the old tuple is
+    never changed, and a click hits a zone where the pipeline last put it."""
+    a = ZoneSpec((10, 10, 50, 50))
+    zones = region_edits.added((), (10, 10, 50, 50))
+    assert zones == (a,)
+    zones = region_edits.added(zones, (100, 20, 50, 50), track=True)
+    b = ZoneSpec((100, 20, 50, 50), True)
+    assert zones == (a, b)
+    assert region_edits.removed_at(zones, (), 120, 30) == (a,)  # the newest under the point
+    assert region_edits.removed_at(zones, (), 199, 99) is zones  # nothing there: unchanged
+    # b has followed its item to (140, 60): a click there hits it, one where it was drawn not
+    placed = ((a, (10, 10, 50, 50)), (b, (140, 60, 50, 50)))
+    assert region_edits.removed_at(zones, placed, 150, 70) == (a,)
+    assert region_edits.removed_at(zones, placed, 105, 25) is zones
+    # where the pipeline placed an older set of zones, each is where it was drawn
+    assert region_edits.removed_at(zones, ((b, (140, 60, 50, 50)),), 105, 25) == (a,)
+    toggled = region_edits.toggled_at(zones, placed, 20, 20)  # a double-click on a
+    assert toggled == (ZoneSpec((10, 10, 50, 50), True), b)
+    assert region_edits.toggled_at(toggled, (), 20, 20) == zones
+    assert region_edits.tracking(zones, True) == (ZoneSpec(a.home, True), b)
+    assert region_edits.tracking(zones, False) == (a, ZoneSpec(b.home, False))
+    assert region_edits.without_last(zones) == (a,) and region_edits.without_last(()) == ()
+    assert zones == (a, b)  # never changed in place
 
 
 def test_stats_json_fields_and_rates():

@@ -146,12 +146,14 @@ def test_public_kiosk_cannot_record_snapshot_or_change_settings_from_the_keyboar
     assert window.session.active  # Space did not stop it
     assert not window.video.recording and red_pixels(window) == 0
     assert window.panel.stage1_slider.value() == threshold
+    assert window.session.config.overlay.figures is False  # a public kiosk: no figures
 
     # F12 with the right PIN: staff mode, every key works again (the same presses record)
     press(window, Qt.Key.Key_F12)
     assert asked and window.kiosk_controller.access is Access.STAFF
     assert window.act.record.isEnabled() and window.menuBar().isVisible()
     assert window.panel.rates.isVisible()  # the figures are for staff
+    assert window.session.config.overlay.figures  # drawn into the video for staff too
     with qtbot.waitSignal(window.session.recordingStarted, timeout=10_000):
         press(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: red_pixels(window) > 20, timeout=3000)  # the REC sign shows
@@ -160,6 +162,7 @@ def test_public_kiosk_cannot_record_snapshot_or_change_settings_from_the_keyboar
     assert window.kiosk_controller.access is Access.PUBLIC
     assert {a for a in window.act.all if a.isEnabled()} == window.act.public
     assert not window.menuBar().isVisible() and not window.panel.rates.isVisible()
+    assert window.session.config.overlay.figures is False  # none drawn into the video
     press(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
     settle(window)  # a stop, had it been asked, is done by now
     assert window.recording_controls.path is not None

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from waste_vision.engine.frames import Frame
+from waste_vision.engine.frames import Frame, Mode
 from waste_vision.engine.items import ItemTracker
-from waste_vision.engine.pipeline import FrameClassifier
-from waste_vision.engine.regions import RegionSet
+from waste_vision.engine.pipeline import FrameClassifier, PipelineConfig
+from waste_vision.engine.regions import ZoneSpec
 from waste_vision.engine.reuse import ResultCache, thumbnail
 from waste_vision.model.cascade import CascadeResult, DecisionRule, StageResult
 
@@ -20,9 +20,11 @@ class CountingCascade:
     def __init__(self):
         self.rule = DecisionRule()
         self.calls: list[int] = []  # crops per classify_many call
+        self.rules: list[DecisionRule | None] = []  # the rule each call was given
 
-    def classify_many(self, images, all_stages=False):
+    def classify_many(self, images, all_stages=False, profile=True, rule=None):
         self.calls.append(len(images))
+        self.rules.append(rule)
         s1 = StageResult("organic", 0.9, (0.9, 0.1))
         return [CascadeResult("organic", 0.9, s1, None) for _ in images]
 
@@ -89,6 +91,13 @@ def test_a_new_decision_rule_or_stage_setting_is_classified_again():
     cache.classify(cascade, 0.01, ["a"], [scene()])
     cache.classify(cascade, 0.02, ["a"], [scene()], all_stages=True)
     assert cascade.crops == 3
+    loose, slid = DecisionRule(), DecisionRule(min_confidence=0.8)
+    assert cascade.rules == [loose, slid, slid]  # each call told the rule it is under
+    # the configuration's rule (PipelineConfig.thresholds) wins over the cascade's own
+    strict = DecisionRule(min_confidence=0.9)
+    cache.classify(cascade, 0.03, ["a"], [scene()], all_stages=True, rule=strict)
+    cache.classify(cascade, 0.04, ["a"], [scene()], all_stages=True, rule=strict)
+    assert cascade.crops == 4 and cascade.rules[-1] == strict  # then reused under it
 
 
 def test_only_changed_regions_go_to_one_batched_call_and_gone_ones_are_forgotten():
@@ -118,13 +127,12 @@ def frame(i: int, image: np.ndarray) -> Frame:
 def test_pipeline_reuses_in_frame_and_zone_modes_and_can_classify_every_frame(mode, regions):
     for reuse, expected in ((True, 2), (False, 16)):
         cascade = CountingCascade()
-        rs = RegionSet()
-        for box in regions:
-            rs.add(box)
+        zones = tuple(ZoneSpec(box) for box in regions)
         # zones are classified only where something differs from the empty table (issue 22):
         # here something lies across both zones
         busy = FixedScene([(0, 0, 320, 240)])
-        classifier = FrameClassifier(cascade, rs, mode="frame", reuse=reuse, scene=busy)
+        config = PipelineConfig(Mode.FRAME, reuse=reuse, zones=zones)
+        classifier = FrameClassifier(cascade, scene=busy, config=config)
         for i in range(16):
             result = classifier(frame(i, scene()))
         per_frame = max(len(regions), 1)

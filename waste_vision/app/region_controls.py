@@ -1,14 +1,16 @@
 """Where the window looks for items: found by themselves, zones drawn on the video (fixed or
 following their item), the learnt empty table — the Regions menu and the mouse on the video.
 
-Edits go to the ``LiveRegionSet`` the pipeline reads; every change breaks the item being
-followed, so a count never spans two different setups.
+Each edit makes new zones (``region_edits``) and hands them to the session in one
+assignment (``LiveSession.set_zones``: the pipeline's configuration); every change breaks the
+item being followed, so a count never spans two different setups.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from waste_vision.app import region_edits
 from waste_vision.labels import Mode
 
 if TYPE_CHECKING:  # the window makes this controller and hands itself in
@@ -19,14 +21,13 @@ class RegionControls:
     def __init__(self, window: MainWindow):
         self.window = window
         self.session = window.session
-        self.regions = window.regions
         window.video.regionDrawn.connect(self._on_drawn)
         window.video.regionRemoveRequested.connect(self._on_remove)
         window.video.regionTrackToggled.connect(self._on_track_toggled)
 
     def tick(self) -> None:
         """The status-bar label, and the remove actions enabled only with something to remove."""
-        drawn = len(self.regions.regions)
+        drawn = len(self.session.zones)
         self.window.regions_label.setText(
             f"regions: {drawn}"
             if drawn
@@ -51,7 +52,7 @@ class RegionControls:
         self.window.show_status("Learning the empty table: keep the view clear for a moment", 5000)
 
     def set_tracking(self, checked: bool) -> None:
-        self.regions.set_tracking(checked)
+        self.session.set_zones(region_edits.tracking(self.session.zones, checked))
         self.window.show_status(
             "Regions follow their items (and return where drawn when the item leaves)"
             if checked
@@ -60,11 +61,11 @@ class RegionControls:
         )
 
     def remove_last(self) -> None:
-        self.regions.remove_last()
+        self.session.set_zones(region_edits.without_last(self.session.zones))
         self.session.break_item()
 
     def clear(self) -> None:
-        self.regions.clear()
+        self.session.set_zones(())
         self.session.break_item()
         what = (
             "items are found by themselves again"
@@ -76,7 +77,7 @@ class RegionControls:
     def _on_drawn(self, box: tuple) -> None:
         track = self.window.act.track_regions.isChecked()
         x, y, w, h = (int(v) for v in box)
-        self.regions.add((x, y, w, h), track)
+        self.session.set_zones(region_edits.added(self.session.zones, (x, y, w, h), track))
         self.session.break_item()
         what = "follows its item" if track else "stays where drawn"
         self.window.show_status(
@@ -86,9 +87,11 @@ class RegionControls:
         )
 
     def _on_remove(self, x: float, y: float) -> None:
-        self.regions.remove_at(x, y)
+        zones, placed = self.session.zones, self.session.zones_placed
+        self.session.set_zones(region_edits.removed_at(zones, placed, x, y))
         self.session.break_item()
 
     def _on_track_toggled(self, x: float, y: float) -> None:
-        self.regions.toggle_tracking_at(x, y)
+        zones, placed = self.session.zones, self.session.zones_placed
+        self.session.set_zones(region_edits.toggled_at(zones, placed, x, y))
         self.window.show_status("Region switched between following its item and staying put", 5000)

@@ -1,87 +1,61 @@
-"""A RegionSet the GUI edits while the pipeline thread reads it.
+"""The GUI's edits of the drawn zones, as plain functions: old zones -> new zones.
 
-The pipeline calls ``boxes()`` (which also moves tracking zones) on its thread; the GUI adds
-and removes regions on its own. Edits are queued and applied under a lock: at once when the
-pipeline is not inside ``boxes()``, else by the pipeline just before its next ``boxes()``.
-So the GUI never waits for the pipeline, and the pipeline never sees a list changing under it.
+The zones are part of the pipeline's one immutable configuration (``PipelineConfig.zones``,
+a tuple of frozen ``ZoneSpec``); the window builds the new tuple here and hands it over in
+one assignment (``LiveSession.set_zones``). The pipeline thread keeps each zone's tracking
+state while its spec is unchanged (``RegionSet.sync``), so the GUI never waits for the
+pipeline and the pipeline never sees a zone changing under it.
+
+Clicks on the video hit a zone where it is now: a tracking zone may have followed its item
+away from where it was drawn. ``placed`` is where the pipeline put each zone on its last
+frame (``RegionSet.placed``); a zone it has not placed yet is where it was drawn.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from dataclasses import dataclass
-
-import numpy as np
+from collections.abc import Sequence
 
 from waste_vision.engine.frames import Box
-from waste_vision.engine.regions import RegionSet
+from waste_vision.engine.regions import Zones, ZoneSpec
+
+Placed = Sequence[tuple[ZoneSpec, Box | None]]  # each zone's spec and where it is now
 
 
-@dataclass
-class LiveRegionSet(RegionSet):
-    def __post_init__(self):
-        self._lock = threading.Lock()
-        self._pending: deque = deque()
+def added(zones: Zones, box: Box, track: bool = False) -> Zones:
+    return (*zones, ZoneSpec(box, track))
 
-    def add(self, box: Box, track: bool = False) -> None:
-        self._edit(lambda: RegionSet.add(self, box, track))
 
-    def set_tracking(self, on: bool) -> None:
-        self._edit(lambda: RegionSet.set_tracking(self, on))
+def without_last(zones: Zones) -> Zones:
+    return zones[:-1]
 
-    def remove(self, index: int) -> None:
-        self._edit(lambda: RegionSet.remove(self, index))
 
-    def clear(self) -> None:
-        self._edit(lambda: RegionSet.clear(self))
+def tracking(zones: Zones, on: bool) -> Zones:
+    """Every zone follows its item (on) or stays where it was drawn (off); each one starts
+    again from where it was drawn."""
+    return tuple(ZoneSpec(z.home, on) for z in zones)
 
-    def remove_last(self) -> None:
-        self._edit(lambda: self.regions and self.regions.pop())
 
-    def remove_at(self, x: float, y: float) -> None:
-        """Remove the most recently added region whose current box holds (x, y)."""
+def zone_at(zones: Zones, placed: Placed, x: float, y: float) -> int | None:
+    """The index of the most recently added zone whose current box holds (x, y)."""
+    for i in reversed(range(len(zones))):
+        now = placed[i][1] if i < len(placed) and placed[i][0] == zones[i] else None
+        bx, by, bw, bh = now or zones[i].home
+        if bx <= x < bx + bw and by <= y < by + bh:
+            return i
+    return None
 
-        def remove():
-            for i in reversed(range(len(self.regions))):
-                bx, by, bw, bh = self.regions[i].box or self.regions[i].home
-                if bx <= x < bx + bw and by <= y < by + bh:
-                    del self.regions[i]
-                    return
 
-        self._edit(remove)
+def removed_at(zones: Zones, placed: Placed, x: float, y: float) -> Zones:
+    """Without the newest zone at (x, y) (the same zones where there is none)."""
+    i = zone_at(zones, placed, x, y)
+    return zones if i is None else zones[:i] + zones[i + 1 :]
 
-    def toggle_tracking_at(self, x: float, y: float) -> None:
-        """The newest region holding (x, y) starts or stops following its item."""
 
-        def toggle():
-            for zone in reversed(self.regions):
-                bx, by, bw, bh = zone.box or zone.home
-                if bx <= x < bx + bw and by <= y < by + bh:
-                    zone.track, zone.missing = not zone.track, 0
-                    if not zone.track:
-                        zone.box = zone.home
-                    return
-
-        self._edit(toggle)
-
-    def boxes(self, image: np.ndarray, found: list[Box] | None = None) -> list[Box]:
-        with self._lock:
-            self._apply()
-            return RegionSet.boxes(self, image, found)
-
-    def _edit(self, change) -> None:
-        self._pending.append(change)  # deque.append is atomic
-        if self._lock.acquire(blocking=False):
-            try:
-                self._apply()
-            finally:
-                self._lock.release()
-
-    def _apply(self) -> None:
-        while True:
-            try:
-                change = self._pending.popleft()
-            except IndexError:
-                return
-            change()
+def toggled_at(zones: Zones, placed: Placed, x: float, y: float) -> Zones:
+    """The newest zone at (x, y) starts or stops following its item (from where it was
+    drawn)."""
+    i = zone_at(zones, placed, x, y)
+    if i is None:
+        return zones
+    zone = zones[i]
+    return (*zones[:i], ZoneSpec(zone.home, not zone.track), *zones[i + 1 :])

@@ -30,10 +30,11 @@ from PySide6.QtCore import QObject, Qt, Signal
 
 from waste_vision.app.bridge import FrameBridge
 from waste_vision.app.stats import RunStats, SessionStats, steady_rate
-from waste_vision.engine.annotators import Overlay
+from waste_vision.engine.annotators import Overlay, readable_scale
 from waste_vision.engine.fleet import FleetOutputs
+from waste_vision.engine.frames import Box
 from waste_vision.engine.pipeline import FrameClassifier, Pipeline, PipelineConfig
-from waste_vision.engine.regions import RegionSet
+from waste_vision.engine.regions import Zones, ZoneSpec
 from waste_vision.engine.sinks import RecordingSink
 from waste_vision.engine.sources import (
     Buffering,
@@ -45,7 +46,7 @@ from waste_vision.engine.sources import (
 )
 from waste_vision.errors import UserError
 from waste_vision.labels import Mode
-from waste_vision.model.cascade import Cascade
+from waste_vision.model.cascade import Cascade, DecisionRule
 
 log = logging.getLogger(__name__)
 
@@ -136,16 +137,15 @@ class LiveSession(QObject):
     def __init__(
         self,
         cascade: Cascade,
-        regions: RegionSet,
         overlay: Overlay | None = None,
         parent: QObject | None = None,
     ):
         super().__init__(parent)
         self.cascade = cascade
-        self.regions = regions
         self.overlay = overlay or Overlay.default()
-        # how frames are classified (mode, reuse, explain): replaced whole on every change,
-        # kept for every later source (--classify-every-frame: reuse off)
+        # how frames are classified and drawn (mode, zones, reuse, explain, thresholds,
+        # overlay style): replaced whole on every change, kept for every later source
+        # (--classify-every-frame: reuse off)
         self.config = PipelineConfig(mode=Mode.ITEMS)
         self.camera: tuple[tuple[int, int] | None, float | None] = (None, None)  # asked size, fps
         self._classifier: FrameClassifier | None = None  # the current run's
@@ -182,10 +182,50 @@ class LiveSession(QObject):
 
     def set_overlay_figures(self, shown: bool) -> None:
         """Rates and latency drawn into the video (and recordings), or not (kiosk)."""
-        from waste_vision.engine.annotators import StatsAnnotator
+        self._configure(overlay=dataclasses.replace(self.config.overlay, figures=bool(shown)))
 
-        kept = [a for a in self.overlay.annotators if not isinstance(a, StatsAnnotator)]
-        self.overlay.annotators = kept + ([StatsAnnotator()] if shown else [])  # one swap
+    def fit_overlay(self, frame_short: int | None, display_short: int | None) -> None:
+        """Overlay type readable where the frame is shown ``display_short`` pixels high
+        (a small window): ``annotators.readable_scale``."""
+        scale = readable_scale(frame_short, display_short)
+        self._configure(overlay=dataclasses.replace(self.config.overlay, min_scale=scale))
+
+    @property
+    def zones(self) -> Zones:
+        """The zones drawn (``region_edits`` makes the new ones)."""
+        return self.config.zones
+
+    def set_zones(self, zones: Zones) -> None:
+        """These zones from the next frame on; an unchanged one keeps following its item."""
+        self._configure(zones=tuple(zones))
+
+    @property
+    def zones_placed(self) -> tuple[tuple[ZoneSpec, Box | None], ...]:
+        """Where the running pipeline put each zone on its last frame (``RegionSet.placed``;
+        kept after a run stops, empty before the first)."""
+        classifier = self._classifier
+        return () if classifier is None else classifier.regions.placed
+
+    @property
+    def rule(self) -> DecisionRule:
+        """The decision rule frames are classified under: the configuration's, or the
+        cascade's own where it has none."""
+        return self.config.thresholds or self.cascade.rule
+
+    def set_thresholds(
+        self, stage1: float | None = None, min_confidence: float | None = None
+    ) -> DecisionRule:
+        """Change the decision rule (clamped into range, ``DecisionRule.adjusted``) from the
+        next frame on; returns the new rule."""
+        rule = self.rule.adjusted(stage1, min_confidence)
+        self._configure(thresholds=rule)
+        return rule
+
+    def reset_thresholds(self) -> DecisionRule:
+        """Back to the cascade's own rule (the one the models were calibrated for, the
+        manifest's, unless ``Cascade.set_thresholds`` changed it)."""
+        self._configure(thresholds=None)
+        return self.rule
 
     def set_explain(self, on: bool) -> None:
         """Show where the model looked on each item (a few extra model calls a frame)."""
@@ -195,6 +235,8 @@ class LiveSession(QObject):
         """A new ``PipelineConfig`` replaces the old one whole, here and in the running
         pipeline, which takes it once per frame: a frame never mixes old and new settings."""
         config = dataclasses.replace(self.config, **changes)
+        if config == self.config:
+            return  # (a window resized to the same type size, say)
         self.config = config
         classifier = self._classifier
         if classifier is not None:
@@ -340,7 +382,7 @@ class LiveSession(QObject):
             )
             return
         stats = self.stats.new_run(source)
-        classifier = FrameClassifier(self.cascade, self.regions, config=self.config)
+        classifier = FrameClassifier(self.cascade, config=self.config)
         self._classifier = classifier
         classifier.config = self.config  # a change the GUI made meanwhile is not lost
         fleet_sinks = []

@@ -42,7 +42,6 @@ from waste_vision.app.menus import build_actions, build_menus_and_toolbar
 from waste_vision.app.panel import PANEL_WIDTH, Panel, PanelScroll
 from waste_vision.app.recording_controls import RecordingControls
 from waste_vision.app.region_controls import RegionControls
-from waste_vision.app.region_edits import LiveRegionSet
 from waste_vision.app.session import LiveSession, Stop
 from waste_vision.app.settings import AppSettings
 from waste_vision.app.source_policy import is_camera, is_stream
@@ -123,8 +122,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or AppSettings()
         self.kiosk = kiosk
         self.demo_path = Path(demo_path or default_assets_dir() / "demo.mp4")
-        self.regions = LiveRegionSet()
-        self.session = LiveSession(cascade, self.regions, parent=self)
+        self.session = LiveSession(cascade, parent=self)
         self.bridge = self.session.bridge
         stage1_labels, stage2_labels = (s.labels for s in cascade.manifest.stages)
         self.stall_meter = StallMeter(self)
@@ -293,7 +291,7 @@ class MainWindow(QMainWindow):
         shown = redact_url(spec)
         demo = self._is_demo(spec)
         if spec != self.current_spec:
-            self.regions.clear()  # boxes drawn on another picture mean nothing here
+            self.session.set_zones(())  # boxes drawn on another picture mean nothing here
             self.session.break_item()
         self.current_spec = spec
         self.set_notice(notice, error=notice_error)
@@ -537,7 +535,7 @@ class MainWindow(QMainWindow):
         if frame:
             shown = self.video.display_size()
             k = min(shown[0] / frame[0], shown[1] / frame[1])
-            self.session.overlay.fit_display(min(frame), round(min(frame) * k))
+            self.session.fit_overlay(min(frame), round(min(frame) * k))
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

@@ -43,7 +43,7 @@ from waste_vision.commands.outputs import check_outputs
 from waste_vision.engine.fleet import FleetOptions, FleetOutputs
 from waste_vision.engine.pipeline import FrameClassifier, Pipeline, PipelineConfig, as_mode
 from waste_vision.engine.recorder import check_output
-from waste_vision.engine.regions import RegionSet, clamp_box, parse_box
+from waste_vision.engine.regions import Zones, ZoneSpec, clamp_box, parse_box
 from waste_vision.engine.sinks import RecordingSink
 from waste_vision.engine.sources import (
     STREAM_OPEN_TIMEOUT_S,
@@ -92,7 +92,7 @@ def build_frame_stage(
     backend: str,
     threads: int,
     int8: bool,
-    regions: RegionSet,
+    zones: Zones = (),
     find: str = "items",
     explain: bool = False,
     empty_scene: np.ndarray | None = None,
@@ -101,8 +101,9 @@ def build_frame_stage(
 ):
     """The classifier and the overlay every frame goes through: items found against the
     empty scene (``find="items"``; learnt from ``empty_scene`` when given, else from the
-    first frames) or the whole frame (``find="frame"``); drawn regions take precedence.
-    ``reuse=False``: every crop classified, none kept while unchanged (``reuse.py``)."""
+    first frames) or the whole frame (``find="frame"``); ``zones`` (drawn regions) take
+    precedence. ``reuse=False``: every crop classified, none kept while unchanged
+    (``reuse.py``). The configuration is built here once, for the whole run."""
     from waste_vision.engine.annotators import Overlay
     from waste_vision.model.cascade import Cascade
     from waste_vision.resources import default_models_dir
@@ -112,8 +113,8 @@ def build_frame_stage(
         from waste_vision.model.profile import attach
 
         attach(cascade, profile)
-    config = PipelineConfig(as_mode(find), reuse=reuse, explain=explain)
-    classifier = FrameClassifier(cascade, regions, config=config)
+    config = PipelineConfig(as_mode(find), reuse=reuse, explain=explain, zones=zones)
+    classifier = FrameClassifier(cascade, config=config)
     if empty_scene is not None:
         classifier.scene.learn_from(empty_scene)
     return classifier, Overlay.default()
@@ -166,14 +167,11 @@ def _check_limits(duration: float | None, max_frames: int | None) -> None:
         raise UserError(f"--max-frames {max_frames}: give a number of frames of 1 or more")
 
 
-def _parse_regions(rois) -> tuple[RegionSet, list[tuple[str, tuple]]]:
-    regions = RegionSet()
-    boxes = []
-    for text in rois:
-        box = parse_box(text)
-        regions.add(box)
-        boxes.append((text, box))
-    return regions, boxes
+def _parse_regions(rois, track: bool) -> tuple[Zones, list[tuple[str, tuple]]]:
+    """``--roi`` texts -> the zones (following their items with ``--track``), and each
+    text with its box for ``_check_regions``."""
+    boxes = [(text, parse_box(text)) for text in rois]
+    return tuple(ZoneSpec(box, track) for _, box in boxes), boxes
 
 
 def _check_regions(boxes, size: tuple[int, int], name: str) -> None:
@@ -287,8 +285,7 @@ def annotate_video(
     fleet_options.check()
     output = _check_outputs(Path(output), jsonl)
     _check_limits(duration, max_frames)
-    regions, boxes = _parse_regions(rois)
-    regions.set_tracking(track)
+    zones, boxes = _parse_regions(rois, track)
     if summary is not None:
         summary = Path(summary).expanduser()
         if summary.is_dir() or not summary.parent.is_dir():
@@ -341,7 +338,7 @@ def annotate_video(
             backend=backend,
             threads=threads,
             int8=int8,
-            regions=regions,
+            zones=zones,
             find=find,
             explain=explain,
             empty_scene=read_empty_scene(empty_scene, size),

@@ -178,13 +178,11 @@ def bench_live(
     def on_frame(result):
         latencies.append((time.monotonic() - result.frame.timestamp) * 1000)
 
-    from waste_vision.engine.regions import RegionSet, parse_box
+    from waste_vision.engine.regions import ZoneSpec, parse_box
 
-    regions = RegionSet()
-    for text in rois:
-        regions.add(parse_box(text), track)
-    config = PipelineConfig(as_mode(find), reuse=not every_frame, explain=explain)
-    classifier = FrameClassifier(cascade, regions, config=config)
+    zones = tuple(ZoneSpec(parse_box(text), track) for text in rois)
+    config = PipelineConfig(as_mode(find), reuse=not every_frame, explain=explain, zones=zones)
+    classifier = FrameClassifier(cascade, config=config)
     pipeline = Pipeline(source, classifier, Overlay.default())
     with source:
         pipeline.start(on_frame)

@@ -55,7 +55,7 @@ def text_colour_on(background: Colour) -> Colour:
 
 
 @dataclass(frozen=True)
-class Style:
+class Sizes:
     font_scale: float  # the final label
     small_scale: float  # stage probabilities and stats
     thickness: int  # text strokes
@@ -63,17 +63,43 @@ class Style:
     pad: int  # around text
 
 
-def scale_for(frame_shape: tuple[int, ...], min_scale: float = 0.0) -> Style:
+def scale_for(frame_shape: tuple[int, ...], min_scale: float = 0.0) -> Sizes:
     """Sizes for a frame, proportional to its shorter side (720 px = 1.0), at least
-    ``min_scale`` (see ``Overlay.fit_display``)."""
+    ``min_scale`` (``OverlayStyle.min_scale``, see ``readable_scale``)."""
     s = max(max(min(frame_shape[:2]), 1) / 720, min_scale)
-    return Style(
+    return Sizes(
         font_scale=max(1.1 * s, 0.1),
         small_scale=max(0.7 * s, 0.1),
         thickness=max(1, round(2 * s + 0.4)),
         line=max(1, round(3 * s)),
         pad=max(1, round(8 * s)),
     )
+
+
+@dataclass(frozen=True)
+class OverlayStyle:
+    """What the window (or ``annotate``) may change about the overlay while a source plays;
+    part of ``pipeline.PipelineConfig``, so a frame is drawn with one style throughout.
+
+    ``min_scale``: type drawn at least this large (``readable_scale``: a frame shown smaller
+    than it is); ``figures``: capture and classification rates and latency drawn (off: a
+    kiosk's customers see no engineering figures).
+    """
+
+    min_scale: float = 0.0
+    figures: bool = True
+
+
+DEFAULT_STYLE = OverlayStyle()
+
+
+def readable_scale(frame_short: int | None, display_short: int | None) -> float:
+    """The ``OverlayStyle.min_scale`` that keeps labels at least ~14 screen pixels tall
+    where a frame whose shorter side is ``frame_short`` is shown ``display_short`` high;
+    0.0 where it is shown at its own size or larger."""
+    if frame_short and display_short and display_short < frame_short:
+        return 0.58 * frame_short / display_short  # x 1.1 x ~22 px per unit of font
+    return 0.0
 
 
 def _clip(box: Box, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
@@ -84,7 +110,7 @@ def _clip(box: Box, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
     return (x0, y0, x1, y1) if x1 >= x0 and y1 >= y0 else None
 
 
-def _text_block(lines: list[tuple[str, float]], style: Style) -> tuple[int, int, list[int]]:
+def _text_block(lines: list[tuple[str, float]], style: Sizes) -> tuple[int, int, list[int]]:
     """Width, height and baselines (relative to the top) of stacked text lines."""
     width, y, baselines = 0, style.pad, []
     for text, scale in lines:
@@ -101,7 +127,7 @@ def _place(x: int, y: int, w: int, h: int, shape: tuple[int, ...]) -> Rect:
     return min(max(x, 0), shape[1] - w), min(max(y, 0), shape[0] - h), w, h
 
 
-def _draw_text(scene: np.ndarray, rect: Rect, lines, baselines, style: Style, colour: Colour):
+def _draw_text(scene: np.ndarray, rect: Rect, lines, baselines, style: Sizes, colour: Colour):
     x, y = rect[:2]
     for (text, scale), base in zip(lines, baselines, strict=False):
         cv2.putText(
@@ -117,25 +143,27 @@ def _draw_text(scene: np.ndarray, rect: Rect, lines, baselines, style: Style, co
 
 
 class Annotator(Protocol):
-    """Draws into ``scene`` (RGB uint8, C-contiguous) and returns it; the overlay and each
-    of its parts are annotators, and ``pipeline.Pipeline`` takes one."""
+    """Draws into ``scene`` (RGB uint8, C-contiguous) in ``style`` and returns it; the
+    overlay and each of its parts are annotators, and ``pipeline.Pipeline`` takes one."""
 
-    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray: ...
+    def annotate(
+        self, scene: np.ndarray, result: FrameResult, style: OverlayStyle = DEFAULT_STYLE
+    ) -> np.ndarray: ...
 
 
 class BoxAnnotator:
     """An outline in the class colour around each region, drawn inside the region."""
 
-    min_scale = 0.0  # raised by Overlay.fit_display for a small window
-
-    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
-        style = scale_for(scene.shape, self.min_scale)
+    def annotate(
+        self, scene: np.ndarray, result: FrameResult, style: OverlayStyle = DEFAULT_STYLE
+    ) -> np.ndarray:
+        sizes = scale_for(scene.shape, style.min_scale)
         for region in result.regions:
             corners = _clip(region.box, scene.shape)
             if corners is None:
                 continue
             x0, y0, x1, y1 = corners
-            t = style.line
+            t = sizes.line
             colour = colour_for(region.result.label)
             for bar in (
                 (x0, y0, x1, y0 + t - 1),
@@ -159,12 +187,10 @@ class LabelAnnotator:
     that overlaps no tab placed before it, else it is moved down until it is clear.
     """
 
-    min_scale = 0.0  # raised by Overlay.fit_display for a small window
-
     def __init__(self, show_stages: bool = True):
         self.show_stages = show_stages
 
-    def lines(self, result: CascadeResult, style: Style) -> list[tuple[str, float]]:
+    def lines(self, result: CascadeResult, style: Sizes) -> list[tuple[str, float]]:
         lines = [(f"{result.label} {result.score:.2f}".strip(), style.font_scale)]
         if self.show_stages:
             stages = [s for s in (result.stage1, result.stage2) if s is not None]
@@ -174,15 +200,19 @@ class LabelAnnotator:
         return lines
 
     def rect(
-        self, shape: tuple[int, ...], region: RegionResult, taken: Sequence[Rect] = ()
+        self,
+        shape: tuple[int, ...],
+        region: RegionResult,
+        taken: Sequence[Rect] = (),
+        style: OverlayStyle = DEFAULT_STYLE,
     ) -> Rect | None:
         """Where ``annotate`` puts the tab for ``region`` clear of the ``taken`` tabs; None
         for a region outside the frame."""
         corners = _clip(region.box, shape)
         if corners is None:
             return None
-        style = scale_for(shape, self.min_scale)
-        w, h, _ = _text_block(self.lines(region.result, style), style)
+        sizes = scale_for(shape, style.min_scale)
+        w, h, _ = _text_block(self.lines(region.result, sizes), sizes)
         x0, y0, _, y1 = corners
         candidates = [
             _place(x0, y, w, h, shape)
@@ -198,56 +228,66 @@ class LabelAnnotator:
             rect = _place(rect[0], below, w, h, shape)
         return rect
 
-    def rects(self, shape: tuple[int, ...], result: FrameResult) -> list[Rect | None]:
+    def rects(
+        self, shape: tuple[int, ...], result: FrameResult, style: OverlayStyle = DEFAULT_STYLE
+    ) -> list[Rect | None]:
         """Every region's tab, placed in order so none hides another."""
         taken: list[Rect] = []
         out = []
         for region in result.regions:
-            rect = self.rect(shape, region, taken)
+            rect = self.rect(shape, region, taken, style)
             if rect is not None:
                 taken.append(rect)
             out.append(rect)
         return out
 
-    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
-        style = scale_for(scene.shape, self.min_scale)
-        for region, rect in zip(result.regions, self.rects(scene.shape, result), strict=False):
+    def annotate(
+        self, scene: np.ndarray, result: FrameResult, style: OverlayStyle = DEFAULT_STYLE
+    ) -> np.ndarray:
+        sizes = scale_for(scene.shape, style.min_scale)
+        rects = self.rects(scene.shape, result, style)
+        for region, rect in zip(result.regions, rects, strict=False):
             if rect is None:
                 continue
-            lines = self.lines(region.result, style)
-            baselines = _text_block(lines, style)[2]
+            lines = self.lines(region.result, sizes)
+            baselines = _text_block(lines, sizes)[2]
             x, y, w, h = rect
             fill = colour_for(region.result.label)
             cv2.rectangle(scene, (x, y), (x + w - 1, y + h - 1), fill, cv2.FILLED)
-            _draw_text(scene, rect, lines, baselines, style, text_colour_on(fill))
+            _draw_text(scene, rect, lines, baselines, sizes, text_colour_on(fill))
         return scene
 
 
 class StatsAnnotator:
     """Capture and classification rates and latency, white on a darkened bottom-left block
-    (the top-left corner is where a whole-frame region's label goes)."""
+    (the top-left corner is where a whole-frame region's label goes); nothing where the
+    style hides the figures."""
 
-    min_scale = 0.0  # raised by Overlay.fit_display for a small window
-
-    def lines(self, result: FrameResult, style: Style) -> list[tuple[str, float]]:
+    def lines(self, result: FrameResult, style: Sizes) -> list[tuple[str, float]]:
         text = (
             f"capture {result.capture_fps:.1f} fps  classify {result.classify_fps:.1f} fps"
             f"  latency {result.latency_ms:.0f} ms"
         )
         return [(text, style.small_scale)]
 
-    def rect(self, shape: tuple[int, ...], result: FrameResult) -> Rect:
-        style = scale_for(shape, self.min_scale)
-        w, h, _ = _text_block(self.lines(result, style), style)
+    def rect(
+        self, shape: tuple[int, ...], result: FrameResult, style: OverlayStyle = DEFAULT_STYLE
+    ) -> Rect:
+        sizes = scale_for(shape, style.min_scale)
+        w, h, _ = _text_block(self.lines(result, sizes), sizes)
         return _place(0, shape[0] - h, w, h, shape)
 
-    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
-        style = scale_for(scene.shape, self.min_scale)
-        lines = self.lines(result, style)
-        x, y, w, h = rect = self.rect(scene.shape, result)
+    def annotate(
+        self, scene: np.ndarray, result: FrameResult, style: OverlayStyle = DEFAULT_STYLE
+    ) -> np.ndarray:
+        if not style.figures:
+            return scene
+        sizes = scale_for(scene.shape, style.min_scale)
+        lines = self.lines(result, sizes)
+        x, y, w, h = rect = self.rect(scene.shape, result, style)
         roi = scene[y : y + h, x : x + w]
         roi //= 3  # darken in place: text stays legible, the scene still shows through
-        _draw_text(scene, rect, lines, _text_block(lines, style)[2], style, (255, 255, 255))
+        _draw_text(scene, rect, lines, _text_block(lines, sizes)[2], sizes, (255, 255, 255))
         return scene
 
 
@@ -258,7 +298,9 @@ class HeatAnnotator:
     def __init__(self, strength: float = 0.45):
         self.strength = strength
 
-    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
+    def annotate(
+        self, scene: np.ndarray, result: FrameResult, style: OverlayStyle = DEFAULT_STYLE
+    ) -> np.ndarray:
         for region in result.regions:
             if region.heat is None:
                 continue
@@ -281,27 +323,29 @@ class SceneAnnotator:
     """With item finding on and nothing found: "nothing there" (or "learning the empty
     table") top left, so a recording says why there is no label."""
 
-    min_scale = 0.0  # raised by Overlay.fit_display for a small window
-
-    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
+    def annotate(
+        self, scene: np.ndarray, result: FrameResult, style: OverlayStyle = DEFAULT_STYLE
+    ) -> np.ndarray:
         if result.mode != Mode.ITEMS or result.regions:
             return scene
-        style = scale_for(scene.shape, self.min_scale)
+        sizes = scale_for(scene.shape, style.min_scale)
         text = "learning the empty table..." if result.learning else "nothing there"
-        lines = [(text, style.font_scale)]
-        w, h, baselines = _text_block(lines, style)
+        lines = [(text, sizes.font_scale)]
+        w, h, baselines = _text_block(lines, sizes)
         rect = _place(0, 0, w, h, scene.shape)
         x, y = rect[:2]
         scene[y : y + h, x : x + w] //= 3
-        _draw_text(scene, rect, lines, baselines, style, (255, 255, 255))
+        _draw_text(scene, rect, lines, baselines, sizes, (255, 255, 255))
         return scene
 
 
 class Overlay:
-    """Several annotators applied in order; ``default()``: boxes, labels, empty scene, stats."""
+    """Several annotators applied in order, each in the frame's ``OverlayStyle``;
+    ``default()``: heat maps, boxes, labels, empty scene, stats. Never changed once made:
+    what the window changes about drawing is the style (``PipelineConfig.overlay``)."""
 
     def __init__(self, annotators: Iterable[Annotator]):
-        self.annotators = list(annotators)
+        self.annotators: tuple[Annotator, ...] = tuple(annotators)
 
     @classmethod
     def default(cls) -> Overlay:
@@ -309,17 +353,9 @@ class Overlay:
             [HeatAnnotator(), BoxAnnotator(), LabelAnnotator(), SceneAnnotator(), StatsAnnotator()]
         )
 
-    def fit_display(self, frame_short: int | None, display_short: int | None) -> None:
-        """Type readable where the frame is shown smaller than it is (a small window):
-        labels at least ~14 screen pixels tall, whatever the frame's size."""
-        floor = 0.0
-        if frame_short and display_short and display_short < frame_short:
-            floor = 0.58 * frame_short / display_short  # x 1.1 x ~22 px per unit of font
+    def annotate(
+        self, scene: np.ndarray, result: FrameResult, style: OverlayStyle = DEFAULT_STYLE
+    ) -> np.ndarray:
         for annotator in self.annotators:
-            if hasattr(annotator, "min_scale"):
-                annotator.min_scale = floor
-
-    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
-        for annotator in self.annotators:
-            scene = annotator.annotate(scene, result)
+            scene = annotator.annotate(scene, result, style)
         return scene

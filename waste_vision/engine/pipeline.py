@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from waste_vision.engine.annotators import Annotator
+from waste_vision.engine.annotators import DEFAULT_STYLE, Annotator, OverlayStyle
 from waste_vision.engine.explain import OcclusionExplainer
 from waste_vision.engine.frames import (
     Box,
@@ -32,12 +32,12 @@ from waste_vision.engine.frames import (
     boxes_overlap,
 )
 from waste_vision.engine.items import ItemTracker
-from waste_vision.engine.regions import RegionSet, crop
+from waste_vision.engine.regions import RegionSet, Zones, ZoneSpec, crop
 from waste_vision.engine.reuse import ResultCache
 from waste_vision.engine.scene import EmptyScene
 from waste_vision.engine.tally import Tally
 from waste_vision.labels import FIND_MODES, UNCERTAIN
-from waste_vision.model.cascade import Cascade
+from waste_vision.model.cascade import Cascade, DecisionRule
 
 
 class RateMeter:
@@ -69,23 +69,35 @@ def as_mode(value: str) -> Mode:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Everything about how a frame is classified that the window may change while a source
-    plays. Immutable: the window replaces the whole object in one assignment
-    (``FrameClassifier.reconfigure``), and the pipeline thread takes it once at the start of
-    each frame, so a frame never mixes an old setting with a new one.
+    """Everything about how a frame is classified and drawn that the window may change
+    while a source plays. Immutable: the window builds a new one (``dataclasses.replace``)
+    and hands it over in one assignment (``FrameClassifier.config``, or ``reconfigure``),
+    and the pipeline takes it once at the start of each frame, so a frame never mixes an
+    old setting with a new one.
 
     ``mode``: what is classified when no zone is drawn (``items`` or ``frame``); ``reuse``:
     a region whose content has not changed keeps its last result; ``explain``: heat maps of
-    where the model looked; ``all_stages``: run stage 2 even where stage 1 says organic.
+    where the model looked; ``all_stages``: run stage 2 even where stage 1 says organic;
+    ``thresholds``: the decision rule (the window's sliders; None: the cascade's own,
+    ``Cascade.rule``); ``zones``: the regions drawn by hand, in the order drawn (the pipeline
+    thread keeps each one's tracking state while its spec is unchanged: ``RegionSet.sync``);
+    ``overlay``: how the overlay is drawn (type size, figures shown).
     """
 
     mode: Mode = Mode.FRAME
     reuse: bool = True
     explain: bool = False
     all_stages: bool = False
+    thresholds: DecisionRule | None = None
+    zones: Zones = ()
+    overlay: OverlayStyle = DEFAULT_STYLE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", as_mode(self.mode))  # "items" -> Mode.ITEMS
+        zones = tuple(self.zones)  # a list given is frozen too
+        if not all(isinstance(z, ZoneSpec) for z in zones):
+            raise TypeError(f"zones must be ZoneSpec objects, not {zones!r}")
+        object.__setattr__(self, "zones", zones)
 
 
 class FrameClassifier:
@@ -107,13 +119,14 @@ class FrameClassifier:
     its own, never reused from the photo before, and counted once as one item.
 
     The settings live in one ``PipelineConfig`` (``config``), read once per frame; ``mode``,
-    ``explain`` and ``all_stages`` are thin views of it whose setters replace it whole.
+    ``explain`` and ``all_stages`` are thin views of it whose setters replace it whole. The
+    zones it names are followed in ``regions`` (this thread's: their tracking state).
     """
 
     def __init__(
         self,
         cascade: Cascade,
-        regions: RegionSet | None = None,
+        *,
         all_stages: bool = False,
         mode: str = Mode.FRAME,
         scene: EmptyScene | None = None,
@@ -122,10 +135,10 @@ class FrameClassifier:
         config: PipelineConfig | None = None,
     ):
         self.cascade = cascade
-        self.regions = regions or RegionSet()
         self.scene = scene or EmptyScene()
         self.tracker = tracker or ItemTracker()
         self.config = config or PipelineConfig(as_mode(mode), reuse, False, all_stages)
+        self.regions = RegionSet(self.config.zones)  # brought in line with each frame's
         self.cache = ResultCache()  # used while ``config.reuse`` is on
         # the one count of everything counted, in any mode; its verdict rule counts in the
         # frame and zone modes, and the items the tracker counts are added to it
@@ -192,9 +205,11 @@ class FrameClassifier:
             "items_total": self.tracker.counted_total,
         }
 
-    def __call__(self, frame: Frame) -> FrameResult:
-        cfg = self.config  # this frame's settings, whatever the window changes meanwhile
-        zones = self.regions.snapshot()  # the zones drawn now, kept for the whole frame
+    def __call__(self, frame: Frame, config: PipelineConfig | None = None) -> FrameResult:
+        """``frame`` classified under ``config`` (None: ``self.config`` as it is now)."""
+        cfg = config or self.config  # this frame's settings, whatever changes meanwhile
+        zones = self.regions
+        zones.sync(cfg.zones)  # the zones drawn now; unchanged ones keep their tracking
         image = frame.image
         learning, ids = False, []
         slots: list[int] | None = None  # zones: which drawn zone each box is
@@ -231,9 +246,11 @@ class FrameClassifier:
             for i in range(len(boxes))
         ]
         if cfg.reuse and not frame.still:
-            results = self.cache.classify(self.cascade, t, keys, crops, cfg.all_stages)
+            results = self.cache.classify(
+                self.cascade, t, keys, crops, cfg.all_stages, cfg.thresholds
+            )
         else:
-            results = self.cascade.classify_many(crops, cfg.all_stages)
+            results = self.cascade.classify_many(crops, cfg.all_stages, rule=cfg.thresholds)
         largest = max(
             zip(boxes, results, strict=False), key=lambda br: br[0][2] * br[0][3], default=None
         )
@@ -299,7 +316,9 @@ class FrameClassifier:
             since -= self.tracker.gone_s  # items still present when the learning began
             if view is None or self.tracker.counted_near(box, since):
                 continue
-            result = self.cascade.classify_many([crop(view, box)], cfg.all_stages)[0]
+            result = self.cascade.classify_many(
+                [crop(view, box)], cfg.all_stages, rule=cfg.thresholds
+            )[0]
             if result.label != UNCERTAIN:
                 self.tracker.add_counted(t, box, result.label)
                 item_id = self.tracker.finished[-1].id  # the one add_counted made
@@ -342,11 +361,11 @@ class Pipeline:
         self.error: BaseException | None = None
 
     def step(self, frame: Frame) -> tuple[FrameResult, np.ndarray]:
-        result = self.classifier(frame)
+        cfg = self.classifier.config  # once: the window may replace it meanwhile
+        result = self.classifier(frame, cfg)
         annotated = frame.image.copy()
-        overlay = self.overlay  # once: the window may swap it meanwhile
-        if overlay is not None:
-            annotated = overlay.annotate(annotated, result)
+        if self.overlay is not None:
+            annotated = self.overlay.annotate(annotated, result, cfg.overlay)
         for sink in list(self.sinks):
             sink.write(result, annotated)
         self.frames += 1

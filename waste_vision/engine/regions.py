@@ -1,13 +1,14 @@
 """Regions drawn by hand (zones), classified on their crop, clamped to any frame size.
 
-A zone stays where it was drawn unless tracking is turned on for it (``Zone``); the whole
-frame is the region when none is drawn. Boxes are clamped to the frame whatever its size —
+A zone is drawn as a ``ZoneSpec`` (frozen: part of the pipeline's configuration) and
+followed by the pipeline thread as a ``Zone``; it stays where it was drawn unless tracking is
+turned on for it. The whole frame is the region when none is drawn. Boxes are clamped to the frame whatever its size —
 the original project hard-coded 1279x719.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,13 +44,33 @@ def crop(image: np.ndarray, box: Box) -> np.ndarray:
     return image[y : y + h, x : x + w]
 
 
+@dataclass(frozen=True)
+class ZoneSpec:
+    """One zone as drawn: where (``home``, in frame pixels) and whether it follows the item
+    in it (``track``). What a ``pipeline.PipelineConfig`` holds (a tuple of them); the
+    pipeline thread keeps a ``Zone`` for each, with its tracking state (``RegionSet.sync``).
+    """
+
+    home: Box
+    track: bool = False
+
+    def __post_init__(self) -> None:
+        x, y, w, h = (int(v) for v in self.home)
+        object.__setattr__(self, "home", (x, y, w, h))
+        object.__setattr__(self, "track", bool(self.track))
+
+
+Zones = tuple[ZoneSpec, ...]  # the zones of a configuration, in the order drawn
+
+
 @dataclass
 class Zone:
-    """One region drawn by hand. By default a fixed zone: what lies inside it is
-    classified, and it never moves. With ``track`` on it follows the item found nearest
-    to it (items found against the learnt empty scene, ``scene.EmptyScene``: ~1 ms a frame
-    where OpenCV's MIL tracker took ~35 ms per region and drifted to the frame's edge), and
-    goes back to where it was drawn once no item has been near it for ``home_after`` frames.
+    """One region drawn by hand, as the pipeline thread follows it. By default a fixed
+    zone: what lies inside it is classified, and it never moves. With ``track`` on it
+    follows the item found nearest to it (items found against the learnt empty scene,
+    ``scene.EmptyScene``: ~1 ms a frame where OpenCV's MIL tracker took ~35 ms per region
+    and drifted to the frame's edge), and goes back to where it was drawn once no item has
+    been near it for ``home_after`` frames.
     """
 
     home: Box  # where it was drawn
@@ -61,6 +82,10 @@ class Zone:
     def __post_init__(self):
         if self.box is None:
             self.box = self.home
+
+    @property
+    def spec(self) -> ZoneSpec:
+        return ZoneSpec(self.home, self.track)
 
     def update(self, image: np.ndarray, found: list[Box] | None = None) -> Box | None:
         h, w = image.shape[:2]
@@ -79,38 +104,43 @@ class Zone:
         return self.box
 
 
-@dataclass
 class RegionSet:
-    """All regions of a session; empty means the whole frame is classified."""
+    """The zones of a pipeline, with their tracking state; none means the whole frame is
+    classified. Owned by the pipeline thread: it is never edited, only brought in line with
+    a configuration's zone specs once per frame (``sync``)."""
 
-    regions: list[Zone] = field(default_factory=list)
+    def __init__(self, specs: Zones = ()):
+        self.regions: list[Zone] = []
+        self._specs: Zones = ()
+        # where each zone was put on the last frame (None: outside it), published whole
+        # for the window (which zone a click is on), never changed in place
+        self.placed: tuple[tuple[ZoneSpec, Box | None], ...] = ()
+        self.sync(specs)
 
-    def add(self, box: Box, track: bool = False) -> None:
-        self.regions.append(Zone(box, track))
+    @property
+    def specs(self) -> Zones:
+        return self._specs
 
-    def remove(self, index: int) -> None:
-        del self.regions[index]
-
-    def clear(self) -> None:
-        self.regions.clear()
-
-    def snapshot(self) -> RegionSet:
-        """The zones drawn now, in a set of their own: the pipeline classifies a whole frame
-        with the zones it started with while the window adds or removes some."""
-        return RegionSet(list(self.regions))
+    def sync(self, specs: Zones) -> None:
+        """Take ``specs`` as the zones: each zone whose spec is unchanged keeps its tracking
+        state (where it is now, frames without its item); new or changed ones start where
+        they were drawn; the others are dropped."""
+        specs = tuple(specs)
+        if specs == self._specs:
+            return
+        kept: dict[ZoneSpec, list[Zone]] = {}
+        for zone in self.regions:
+            kept.setdefault(zone.spec, []).append(zone)
+        self.regions = [
+            kept[spec].pop(0) if kept.get(spec) else Zone(spec.home, spec.track) for spec in specs
+        ]
+        self._specs = specs
+        self.placed = tuple((z.spec, z.box) for z in self.regions)
 
     @property
     def tracking(self) -> bool:
         """Some zone follows its item (the pipeline then finds items for it)."""
         return any(z.track for z in self.regions)
-
-    def set_tracking(self, on: bool) -> None:
-        """Every zone follows its item (on) or stays where it was drawn (off)."""
-        for zone in self.regions:
-            zone.track = on
-            zone.missing = 0
-            if not on:
-                zone.box = zone.home
 
     def boxes(self, image: np.ndarray, found: list[Box] | None = None) -> list[Box]:
         """This frame's boxes: each zone (followed where tracking) clamped to the frame, or
@@ -118,4 +148,6 @@ class RegionSet:
         h, w = image.shape[:2]
         if not self.regions:
             return [(0, 0, w, h)]
-        return [b for b in (z.update(image, found) for z in self.regions) if b is not None]
+        placed = [z.update(image, found) for z in self.regions]
+        self.placed = tuple((z.spec, b) for z, b in zip(self.regions, placed, strict=True))
+        return [b for b in placed if b is not None]

@@ -12,7 +12,8 @@ that result. The result is reused while
 - the result is younger than ``max_age_s`` on the frame clock (a file's own clock, so a clip
   gives the same results at any processing speed), so slow changes are caught within that time
   (one region comes due per frame: the others wait a frame each, so refreshes spread out),
-- and the decision rule is the one it was made under (the window's sliders).
+- and the decision rule is the one it was made under (``PipelineConfig.thresholds``: the
+  window's sliders).
 
 The same rule holds in every mode, so speed comparisons between modes stay fair; with
 ``FrameClassifier(reuse=False)`` (``--classify-every-frame``) every crop is classified.
@@ -68,10 +69,12 @@ class ResultCache:
         keys: Sequence[Hashable],
         crops: Sequence[np.ndarray],
         all_stages: bool = False,
+        rule: DecisionRule | None = None,
     ) -> list[CascadeResult]:
-        """Each crop's result: reused where its region's content is unchanged, the others in
-        one batched ``cascade.classify_many`` call. Regions not in ``keys`` are forgotten."""
-        rule = cascade.rule
+        """Each crop's result under ``rule`` (None: the cascade's own): reused where its
+        region's content is unchanged, the others in one batched ``cascade.classify_many``
+        call. Regions not in ``keys`` are forgotten."""
+        rule = rule or cascade.rule
         thumbs = [thumbnail(c) for c in crops]
         results: list[CascadeResult | None] = [None] * len(crops)
         todo, aged = [], []
@@ -99,7 +102,9 @@ class ResultCache:
         todo += aged[:1]
         if todo:
             for i, result in zip(
-                todo, cascade.classify_many([crops[i] for i in todo], all_stages), strict=False
+                todo,
+                cascade.classify_many([crops[i] for i in todo], all_stages, rule=rule),
+                strict=False,
             ):
                 results[i] = result
                 self._entries[keys[i]] = _Entry(thumbs[i], result, t, rule, all_stages)

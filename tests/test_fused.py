@@ -17,7 +17,7 @@ from waste_vision.training.export import tflite_outputs
 
 def test_fused_matches_stages(models_dir):
     manifest = load_manifest(models_dir)
-    assert manifest.fused_tflite is not None
+    assert manifest.fused_tflite == models_dir / "cascade_fused.tflite"  # cascade.json's "fused"
     for name in ("glass_trashnet_glass102.jpg", "organic_garbage12_biological103.jpg"):
         x = resize_for_model(read_rgb(ROOT / "assets" / "samples" / name), (224, 224))
         fused = sorted(tflite_outputs(manifest.fused_tflite, x), key=lambda o: o.size)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 from waste_vision.commands.cli import main
 from waste_vision.engine.events import Event, EventKind, EventStore, EventWriter
 from waste_vision.engine.mqtt import MqttPublisher, parse_mqtt_url
@@ -32,11 +32,7 @@ MOSQUITTO = shutil.which("mosquitto") or (
 
 
 def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    wait_until(condition, timeout, what)
 
 
 def free_port() -> int:

@@ -138,7 +138,8 @@ class FrameClassifier:
         self.scene = scene or EmptyScene()
         self.tracker = tracker or ItemTracker()
         self.config = config or PipelineConfig(as_mode(mode), reuse, False, all_stages)
-        self.regions = RegionSet(self.config.zones)  # brought in line with each frame's
+        # the zones' tracking state (pipeline thread), in line with each frame's config
+        self.regions = RegionSet(self.config.zones)
         self.cache = ResultCache()  # used while ``config.reuse`` is on
         # the one count of everything counted, in any mode; its verdict rule counts in the
         # frame and zone modes, and the items the tracker counts are added to it
@@ -364,8 +365,9 @@ class Pipeline:
         cfg = self.classifier.config  # once: the window may replace it meanwhile
         result = self.classifier(frame, cfg)
         annotated = frame.image.copy()
-        if self.overlay is not None:
-            annotated = self.overlay.annotate(annotated, result, cfg.overlay)
+        overlay = self.overlay  # (fixed: what can change about drawing is cfg.overlay)
+        if overlay is not None:
+            annotated = overlay.annotate(annotated, result, cfg.overlay)
         for sink in list(self.sinks):
             sink.write(result, annotated)
         self.frames += 1

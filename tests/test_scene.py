@@ -106,7 +106,13 @@ def test_a_scene_learnt_with_an_item_heals_when_it_leaves():
         healed += scene.healed
     assert all(f == [] for f in found[scene.settings.heal_frames :]), found[:8]
     assert len(healed) == 1 and iou(healed[0], item[0][:4]) >= 0.5, healed
-    assert scene.learnt_view is not None
+    # the learnt view (the frame that ended the learning) still shows the item there, so
+    # the healed spot can be counted from it
+    x, y, w, h, colour = item[0]
+    seen = scene.learnt_view[y : y + h, x : x + w].reshape(-1, 3).mean(0)
+    # learnt from shots of a shot: truncated to uint8 twice, half a level down each time
+    # (noise: sigma 3 x sqrt 2 over 12,100 pixels, 0.04 on the mean)
+    np.testing.assert_allclose(seen, np.array(colour) - 1.0, atol=0.2)
     # the item put back later is an item again (the spot is table now), and not a ghost
     for i in range(90):
         assert len(scene.find(shot(bg, item, seed=500 + i))) == 1, i
@@ -130,7 +136,10 @@ def test_at_most_max_items_largest_first():
     items = [(20 + 150 * k, 100, 60 + 20 * k, 60 + 20 * k, (20, 20, 200)) for k in range(4)]
     boxes = scene.find(shot(bg, items, seed=3))
     assert len(boxes) == 2
-    assert min(b[2] for b in boxes) > 90  # the two largest items
+    # the two largest items (k = 3, then k = 2), each whole in its box, largest first
+    for box, (x, y, w, h, _) in zip(boxes, items[::-1], strict=False):
+        assert box[0] <= x and box[1] <= y and box[0] + box[2] >= x + w
+        assert box[1] + box[3] >= y + h and iou(box, (x, y, w, h)) >= 0.6, (box, x)
 
 
 # --- counting -----------------------------------------------------------------------------
@@ -237,10 +246,13 @@ def test_the_tracker_stays_bounded_through_a_day_of_items():
             t += 1 / fps
         tracker.update(t + 1.0, [])  # a bare frame a second later: the item is gone
         t += 3.3
-        assert len(tracker.present) <= 1 and len(tracker.finished) <= 100
+        assert not tracker.present and len(tracker.finished) <= 100  # gone, and bounded
     assert tracker.counted_total == 15_000 == sum(tracker.tally.values())
-    assert len(tracker.items()) <= 101
-    assert tracker.items()[-1].id > 19_000  # the newest are the ones kept
+    # the newest 100 counted items are the ones kept; item n has id n + 1, and every 4th
+    # (n % 4 == 3) was never sure, so never counted
+    kept = [n for n in range(20_000) if n % 4 != 3][-100:]
+    assert [i.id for i in tracker.items()] == [n + 1 for n in kept]
+    assert [i.label for i in tracker.items()] == [labels[n % 4] for n in kept]
 
 
 def test_a_looping_file_starts_its_items_afresh():

@@ -165,8 +165,9 @@ def test_public_kiosk_cannot_record_snapshot_or_change_settings_from_the_keyboar
     assert window.session.config.overlay.figures is False  # none drawn into the video
     press(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
     settle(window)  # a stop, had it been asked, is done by now
-    assert window.recording_controls.path is not None
-    assert window.session._run.recording is not None
+    (path,) = started  # the one recording staff started, still the one being written
+    assert window.recording_controls.path == path
+    assert str(window.session._run.recording.path) == path
     qtbot.waitUntil(lambda: red_pixels(window) > 20, timeout=3000)
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import math
+import re
 import shutil
 import sys
 from pathlib import Path
 
+import cv2
 import pytest
 
 from waste_vision import resources
@@ -26,6 +29,15 @@ def _run(models: Path, assets: Path) -> tuple[int, str]:
 
 def _line(report: str, name: str) -> str:
     return next(line for line in report.splitlines() if name in line)
+
+
+def _labels(samples: Path) -> dict[str, str]:
+    """What the shipped models say for each photo in ``samples``."""
+    from waste_vision.images import read_rgb
+    from waste_vision.model.cascade import Cascade
+
+    cascade = Cascade(MODELS, backend="litert")
+    return {p.name: cascade.classify(read_rgb(p)).label for p in sorted(samples.iterdir())}
 
 
 def _models_copy(tmp_path: Path) -> Path:
@@ -63,11 +75,22 @@ def test_expected_label_from_file_name(name, label):
 def test_passes_with_the_shipped_models_and_assets():
     code, report = _run(MODELS, ASSETS)
     assert code == 0, report
-    samples = sorted(p.name for p in (ASSETS / "samples").iterdir())
+    said = _labels(ASSETS / "samples")
+    right = sum(label == selftest.expected_label(Path(name)) for name, label in said.items())
+    floor = math.ceil(selftest.SAMPLE_FLOOR * len(said))
     line = _line(report, "samples")
-    assert line.startswith("✓") and f"of {len(samples)} photos right" in line
-    assert _line(report, "models load").startswith("✓")
-    assert _line(report, "demo clip").startswith("✓")
+    assert line.startswith("✓") and line.endswith(
+        f"{right} of {len(said)} photos right (floor {floor})"
+    )
+    assert right >= floor  # what passing means
+    line = _line(report, "models load")
+    assert line.startswith("✓") and line.endswith(f"from {MODELS}")
+    clip = cv2.VideoCapture(str(ASSETS / "demo.mp4"))
+    size = f"{int(clip.get(cv2.CAP_PROP_FRAME_WIDTH))}x{int(clip.get(cv2.CAP_PROP_FRAME_HEIGHT))}"
+    clip.release()
+    line = _line(report, "demo clip")
+    assert line.startswith("✓")
+    assert line.endswith(f"{selftest.DEMO_FRAMES} frames {size} read and classified")
     assert report.splitlines()[-1].startswith("self-test: 3 checks, all passed")
     assert " ms " in _line(report, "models load")  # each check is timed
     assert len(report.splitlines()) <= 25  # one screen
@@ -82,9 +105,21 @@ def test_samples_below_the_floor_fail_with_a_clear_line(tmp_path):
         path.rename(samples / f"{claimed}_{path.name}")
     code, report = _run(MODELS, assets)
     assert code == 1
+    said = _labels(samples)
+    claimed = {name: selftest.expected_label(Path(name)) for name in said}
+    right = sum(said[name] == claimed[name] for name in said)
+    floor = math.ceil(selftest.SAMPLE_FLOOR * len(said))
+    assert right < floor  # the shipped models say the true class, not the claimed one
     line = _line(report, "samples")
-    assert line.startswith("✗") and "expected metal" in line and "said glass" in line
-    assert "1 FAILED" in report.splitlines()[-1]
+    assert line.startswith("✗")
+    head = f"{right} of {len(said)} photos right (floor {floor}); "
+    misses = line.split(head, 1)[1].split("; ")
+    assert [re.sub(r" \([\d.]+\)", "", m) for m in misses] == [  # less each score
+        f"{name} said {said[name]}, expected {claimed[name]}"
+        for name in said
+        if said[name] != claimed[name]
+    ]
+    assert report.splitlines()[-1].startswith("self-test: 3 checks, 1 FAILED")
 
 
 def test_corrupt_model_fails_with_a_clear_line(tmp_path):
@@ -104,9 +139,16 @@ def test_missing_models_folder_and_demo_clip(tmp_path):
     (assets / "demo.mp4").unlink()
     code, report = _run(tmp_path / "nowhere", assets)
     assert code == 1
-    assert "models folder" in _line(report, "models load") and "does not exist" in report
+    line = _line(report, "models load")
+    assert line.startswith("✗") and line.endswith(
+        f"models folder {tmp_path / 'nowhere'} does not exist; pass --models DIR pointing at "
+        "a folder with cascade.json"
+    )
+    line = _line(report, "samples")
+    assert line.startswith("✗") and line.endswith("skipped: the models did not load")
     line = _line(report, "demo clip")
-    assert line.startswith("✗") and "demo.mp4 is missing" in line
+    assert line.startswith("✗") and line.endswith(f"{assets / 'demo.mp4'} is missing")
+    assert report.splitlines()[-1].startswith("self-test: 3 checks, 3 FAILED")
 
 
 def test_marks_fall_back_to_ascii_on_a_terminal_that_cannot_show_them():

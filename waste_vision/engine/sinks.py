@@ -133,7 +133,7 @@ class RecordingSink:
         elif time.monotonic() - self._progress > self.stall_timeout:
             self.error = (
                 f"cannot record {self.path}: the encoder took no frame for "
-                f"{self.stall_timeout:.0f} s (disk or system stalled?); the recording "
+                f"{self.stall_timeout:g} s (disk or system stalled?); the recording "
                 f"stops at frame {self.frames_written}"
             )
         if self.error is not None:

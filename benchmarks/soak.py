@@ -46,7 +46,7 @@ class _CyclingCascade:
         ]
         self._n = 0
 
-    def classify_many(self, crops, all_stages=False):
+    def classify_many(self, crops, all_stages=False, profile=True, rule=None):
         self._n += 1
         return [self._results[(self._n // 7) % 5] for _ in crops]
 

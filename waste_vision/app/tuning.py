@@ -1,7 +1,9 @@
 """The cascade's decision rule as the window shows and changes it.
 
-Thresholds change only through ``Cascade.set_thresholds`` (the one decision rule); the
-panel's sliders show what the cascade accepted, and the settings remember it.
+The sliders change the pipeline configuration's thresholds (``LiveSession.set_thresholds``:
+a new immutable configuration, taken by the pipeline at its next frame), never the cascade's
+own rule, which stays the model's; the sliders show what was accepted (clamped), and the
+settings remember it.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ def backend_text(cascade: Cascade) -> str:
 
 
 class ThresholdControls:
-    """The panel's two sliders and Reset thresholds, wired to the cascade."""
+    """The panel's two sliders and Reset thresholds, wired to the session's configuration."""
 
     def __init__(self, window: MainWindow):
         self.window = window
-        self.cascade = window.cascade
+        self.session = window.session
         self.settings = window.settings
         self.panel = window.panel
         self.panel.stage1_slider.valueChanged.connect(self._on_stage1)
@@ -34,13 +36,13 @@ class ThresholdControls:
     def load(self) -> None:
         """The thresholds remembered from the last run (the model's where none)."""
         self._show(
-            self.cascade.set_thresholds(
+            self.session.set_thresholds(
                 self.settings.threshold("stage1"), self.settings.threshold("uncertain")
             )
         )
 
     def reset(self) -> None:
-        self._show(self.cascade.reset_thresholds())
+        self._show(self.session.reset_thresholds())
         self.settings.set_threshold("stage1", None)
         self.settings.set_threshold("uncertain", None)
         self.window.show_status("Thresholds back to the model's", 5000)
@@ -51,10 +53,10 @@ class ThresholdControls:
         self.panel.set_stage1_marker(rule.stage1_threshold)
 
     def _on_stage1(self, value: float) -> None:
-        rule = self.cascade.set_thresholds(stage1=value)
+        rule = self.session.set_thresholds(stage1=value)
         self.settings.set_threshold("stage1", rule.stage1_threshold)
         self.panel.set_stage1_marker(rule.stage1_threshold)
 
     def _on_uncertain(self, value: float) -> None:
-        rule = self.cascade.set_thresholds(min_confidence=value)
+        rule = self.session.set_thresholds(min_confidence=value)
         self.settings.set_threshold("uncertain", rule.min_confidence)

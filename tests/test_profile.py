@@ -229,3 +229,50 @@ def test_a_damaged_reference_file_is_one_line(cascade, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "reference_embeddings.npz is not readable" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_reference_is_read_once_per_file_and_again_when_it_changes(cascade, tmp_path):
+    from waste_vision.model.profile import Reference
+
+    first = Reference.load(cascade)
+    assert first is not None and Reference.load(cascade) is first  # cached, not re-read
+    assert "recyclable" in set(first.labels)  # broad photos: others for a new class only
+    assert not first.others("plastic")[first.labels == "recyclable"].any()
+    assert first.others("battery")[first.labels == "recyclable"].all()
+    assert first.others("organic")[first.labels == "recyclable"].all()
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models", models, ignore=shutil.ignore_patterns("reports", "*.keras"))
+    raw = json.loads((models / "cascade.json").read_text())
+    for stage in raw["stages"]:
+        stage.pop("keras", None)
+    (models / "cascade.json").write_text(json.dumps(raw))
+    other = Cascade(models, backend="litert")
+    copy = Reference.load(other)
+    assert copy is not None and copy is not first and np.allclose(copy.center, first.center)
+    with np.load(models / "reference_embeddings.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["embeddings"] = arrays["embeddings"][:100]
+    arrays["labels"] = arrays["labels"][:100]
+    np.savez(models / "reference_embeddings.npz", **arrays)
+    changed = Reference.load(other)
+    assert changed is not None and len(changed.labels) == 100  # re-read after the change
+
+
+def test_a_batch_add_writes_the_embeddings_cache_once(cascade, tmp_path, monkeypatch):
+    import waste_vision.model.profile as profile_module
+
+    writes: list[str] = []
+    real = profile_module.write_atomically
+
+    def counting(path, data):
+        writes.append(Path(path).name)
+        return real(path, data)
+
+    monkeypatch.setattr(profile_module, "write_atomically", counting)
+    profile = SiteProfile.open(tmp_path / "site", create=True)
+    with profile.batch(cascade):
+        for path in SAMPLES[:3]:
+            profile.add_file("metal", Bin.RECYCLABLE, path, cascade)
+    assert writes.count(EMBEDDINGS_FILE) == 1
+    views = SiteProfile.open(tmp_path / "site").views(cascade)
+    assert len(views) == 3 and writes.count(EMBEDDINGS_FILE) == 1  # all three were cached

@@ -95,15 +95,16 @@ def _cmd_add(args) -> int:
     files = photo_files(args.paths)
     missing = [p for p in args.paths if not p.exists()]
     added = failed = 0
-    for path in _progress(files, "photos", args):
-        if not path.exists():
-            continue
-        try:
-            profile.add_file(args.label, bin_, path, cascade)
-            added += 1
-        except ImageReadError as exc:
-            failed += 1
-            print(f"waste-vision: {path}: skipped ({exc})", file=sys.stderr)
+    with profile.batch(cascade):  # the embeddings cache is written once, not once a photo
+        for path in _progress(files, "photos", args):
+            if not path.exists():
+                continue
+            try:
+                profile.add_file(args.label, bin_, path, cascade)
+                added += 1
+            except ImageReadError as exc:
+                failed += 1
+                print(f"waste-vision: {path}: skipped ({exc})", file=sys.stderr)
     for path in missing:
         failed += 1
         print(f"waste-vision: {path}: skipped (no such file or folder)", file=sys.stderr)

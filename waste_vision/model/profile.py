@@ -24,8 +24,9 @@ import json
 import re
 import time
 import zipfile
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,12 +48,21 @@ EMBEDDING_KIND = "material-tail-pooled"
 CLASS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 RESERVED = {UNCERTAIN, EMPTY, "recyclable", "other"}
 
-# how strongly similarity to a taught class counts (cosine units per factor e), chosen per
-# profile by leave-one-out on its taught photos
-TEMPERATURES = (0.02, 0.05, 0.1)
+# How strongly similarity to a taught class counts (cosine units per factor e), and the other
+# constants of ``ProfileHead``: chosen on validation data (labtrash's validation sessions, held-out
+# battery photos, the VALIDATION splits; work/teach/), never on the photos reported on.
+TEMPERATURE = 0.1  # a base class taught from site photos
+NEW_CLASS_TEMPERATURE = 0.02  # a new class: a sharp rise once above its floor
+TAUGHT_PRIOR = 10.0  # an item above a taught base class's floor: that class's weight times this
 REFERENCE_QUANTILE = 0.98  # a taught class acts above what 98% of other classes' photos reach
 NEIGHBOURS = 5  # an item's nearest reference photos, for how ordinary it looks
 NEW_CLASS_PRIOR = 0.5  # a new class's weight per unit of evidence, against the base classes
+# A new class's floor is lowered by UNKNOWN_SLACK x how unknown the base cascade finds the item
+# (1 - its top probability, scaled to 0..1), and its weight is multiplied by that unknownness:
+# the base models were trained to spread their probability over items of no class they know,
+# so an item they are sure of needs much more evidence to be a new class than one they are not.
+UNKNOWN_SLACK = 0.25
+UNKNOWN_POWER = 2.0
 
 
 class ProfileError(UserError):
@@ -91,6 +101,7 @@ class SiteProfile:
         self.root = Path(root)
         self.classes = dict(classes)
         self.photos = list(photos)
+        self._batch: dict[str, Taught] | None = None  # the cache, while a batch adds photos
 
     # --- reading and writing -------------------------------------------------------------
     @classmethod
@@ -221,11 +232,28 @@ class SiteProfile:
         self.classes.setdefault(label, bin_)
         self.photos.append(photo)
         taught = view(cascade, rgb)
-        cache = self._read_cache(cascade)
-        cache[photo.sha256] = taught
-        self._write_cache(cascade, cache)
+        if self._batch is not None:
+            self._batch[photo.sha256] = taught  # written once, when the batch ends
+        else:
+            cache = self._read_cache(cascade)
+            cache[photo.sha256] = taught
+            self._write_cache(cascade, cache)
         self.save()
         return photo
+
+    @contextmanager
+    def batch(self, cascade: Cascade) -> Iterator[SiteProfile]:
+        """Add many photos, writing the embeddings cache once at the end instead of once a
+        photo (``teach add`` with a folder). Each photo is still committed to profile.json as
+        it is added; one whose embedding never reached the cache is recomputed when read."""
+        self._batch = self._read_cache(cascade)
+        before = set(self._batch)
+        try:
+            yield self
+        finally:
+            cache, self._batch = self._batch, None
+            if set(cache) != before:  # nothing added: nothing to write (maybe no folder yet)
+                self._write_cache(cascade, cache)
 
     def remove(self, label: str, files: Iterable[str] = (), everything: bool = False) -> int:
         """Remove some of a class's photos (by file name), or the whole class; a class whose
@@ -366,17 +394,41 @@ def _unit(x: np.ndarray) -> np.ndarray:
 class Reference:
     """Embeddings of base-class training photos (shipped beside the models): their mean is the
     origin similarities are measured from, and a taught class must stand out from them
-    before it may overrule the base cascade."""
+    before it may overrule the base cascade.
+
+    Besides photos of each base class, the file holds photos of a broad class (stage 1's
+    ``recyclable``: varied web photos of recyclable items of any material, so that a straw or
+    a tissue box has ordinary neighbours). ``covers`` names the base classes a broad label may
+    be; such a photo counts as "another class" only for classes it cannot be."""
 
     center: np.ndarray  # (d,) the mean raw embedding
     embeddings: np.ndarray  # (m, d), centred, unit length
-    labels: np.ndarray  # (m,) base label of each
+    labels: np.ndarray  # (m,) base label (or broad label) of each
+    covers: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def others(self, name: str) -> np.ndarray:
+        """(m,) which photos are surely not of class ``name``."""
+        broad = [label for label, names in self.covers.items() if name in names]
+        return (self.labels != name) & ~np.isin(self.labels, broad)
 
     @staticmethod
     def load(cascade: Cascade) -> Reference | None:
+        """The models' reference photos; read once per file (and again when it changes)."""
         path = cascade.manifest.reference
         if path is None:
             return None
+        try:
+            stat = Path(path).stat()
+        except OSError as exc:
+            raise UserError(
+                f"{path} is not readable ({type(exc).__name__}); restore the models folder"
+            ) from None
+        broad = cascade.stage1.labels[1] if len(cascade.stage1.labels) > 1 else None
+        covers = {broad: frozenset(cascade.stage2.labels)} if broad else {}
+        key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size, cascade.embedding_size)
+        cached = _REFERENCES.get(key)
+        if cached is not None and cached.covers == covers:
+            return cached
         try:
             with np.load(path, allow_pickle=False) as z:  # made with the float fused model
                 raw = z["embeddings"].astype(np.float32)
@@ -390,7 +442,13 @@ class Reference:
                 f"{path} does not match the models' embeddings; restore the models folder"
             )
         center = raw.mean(0)
-        return Reference(center, _unit(raw - center), labels)
+        reference = Reference(center, _unit(raw - center), labels, covers)
+        _REFERENCES.clear()  # one models folder at a time is the rule; keep the newest only
+        _REFERENCES[key] = reference
+        return reference
+
+
+_REFERENCES: dict[tuple[str, int, int, int], Reference] = {}
 
 
 @dataclass(frozen=True)
@@ -406,18 +464,24 @@ class ProfileHead:
       its floor ``f_c`` = the larger of the similarity only ``1 - REFERENCE_QUANTILE`` of the
       reference photos of *other* classes reach, and ``e``'s mean similarity to its
       ``NEIGHBOURS`` nearest reference photos of other classes (an ordinary item is closer to
-      ordinary photos of its own kind than to anything taught);
-    * the evidence for ``c`` is the likelihood ratio ``r_c = exp(max(0, s_c - f_c) / T)``;
-    * a base class becomes ``p0(c) r_c``, a new class ``NEW_CLASS_PRIOR (r_c - 1)``, and the
-      result is normalised.
+      ordinary photos of its own kind than to anything taught). For a new class the floor is
+      lowered by ``UNKNOWN_SLACK u``, where ``u`` = how unknown the base cascade finds the item
+      (``1 - max p0``, scaled to 0..1: the base models spread their probability over items of
+      no class they know);
+    * the evidence for ``c`` is the likelihood ratio ``r_c = exp(max(0, s_c - f_c) / T)``
+      (``T`` = ``TEMPERATURE``, or ``NEW_CLASS_TEMPERATURE`` for a new class);
+    * a base class becomes ``p0(c) r_c``, times ``TAUGHT_PRIOR`` where the item is above its
+      floor (it looks more like the site's own photos of ``c`` than like anything else); a new
+      class becomes ``NEW_CLASS_PRIOR (r_c - 1) u^UNKNOWN_POWER`` (an item the base models are
+      sure of needs far more evidence to be something new); the result is normalised.
 
     An item no closer to a taught class than ordinary photos of other classes are has
     ``r = 1`` everywhere: the base result, unchanged (bit for bit); so is one whose most
     probable class after the update is not a taught one (the evidence then only diluted the
-    base verdict, turning right answers into ``uncertain``). The strength ``T`` is
-    chosen by leave-one-out on the taught photos. The label is the most probable, its
-    probability the score, under the same decision rule (``uncertain`` below
-    ``min_confidence``).
+    base verdict, turning right answers into ``uncertain``). The constants were chosen on
+    validation data (``work/teach``); the leave-one-out accuracy on the taught photos is
+    reported (``teach check``). The label is the most probable, its probability the score,
+    under the same decision rule (``uncertain`` below ``min_confidence``).
     """
 
     labels: tuple[str, ...]  # the base labels, then the new classes
@@ -428,13 +492,19 @@ class ProfileHead:
     thresholds: np.ndarray  # (len(taught),)
     temperature: float
     version: str
-    loo_accuracy: float | None = None  # leave-one-out, with the chosen temperature
+    loo_accuracy: float | None = None  # leave-one-out on the taught photos
     loo_base_accuracy: float | None = None  # the base cascade alone on the same photos
     reference: Reference | None = None
+    base_count: int = 6  # how many base labels lead ``labels``
 
     @property
     def empty(self) -> bool:
         return not self.taught
+
+    @property
+    def new(self) -> np.ndarray:
+        """(len(taught),) which taught classes are new (not base classes)."""
+        return np.array([self.labels.index(c) >= self.base_count for c in self.taught], bool)
 
     @staticmethod
     def fit(
@@ -448,11 +518,20 @@ class ProfileHead:
     ) -> ProfileHead:
         new = sorted(c for c in bins if c not in base_label_list)
         all_labels = (*base_label_list, *new)
+        base_count = len(base_label_list)
         taught = tuple(sorted(set(labels)))
         if not taught:
             none = np.zeros((0, 0))
             return ProfileHead(
-                all_labels, (), dict(bins), np.zeros(0), none, np.zeros(0), 1.0, version
+                all_labels,
+                (),
+                dict(bins),
+                np.zeros(0),
+                none,
+                np.zeros(0),
+                TEMPERATURE,
+                version,
+                base_count=base_count,
             )
         raw = np.stack(embeddings).astype(np.float32)
         center = reference.center if reference is not None else np.zeros(raw.shape[1], np.float32)
@@ -461,51 +540,79 @@ class ProfileHead:
         sums = np.stack([E[y == k].sum(0) for k in range(len(taught))])
         prototypes = _unit(sums)
         thresholds = _thresholds(prototypes, taught, reference, E, y)
-        P0 = np.zeros((len(E), len(all_labels)))
-        P0[:, : len(base_label_list)] = np.stack(base)
-        truth = np.array([all_labels.index(label) for label in labels])
-        # leave-one-out: each photo against its class's prototype made without it
-        counts = np.bincount(y, minlength=len(taught))
-        S = E @ prototypes.T
-        own = _unit(sums[y] - E)
-        S[np.arange(len(E)), y] = np.where(counts[y] > 1, np.sum(E * own, 1), -1.0)
-        D = S - _floors(E, thresholds, taught, reference)
-        best: tuple[float, float, float] | None = None
-        for temperature in TEMPERATURES[::-1]:  # on a tie, the weakest update
-            P = _update(P0, D, temperature, taught, all_labels, len(base_label_list))
-            accuracy = float(np.mean(P.argmax(1) == truth))
-            nll = float(-np.mean(np.log(np.maximum(P[np.arange(len(P)), truth], 1e-9))))
-            if best is None or (accuracy, -nll) > best[:2]:
-                best = (accuracy, -nll, temperature)
-        assert best is not None
-        return ProfileHead(
+        head = ProfileHead(
             all_labels,
             taught,
             dict(bins),
             center,
             prototypes,
             thresholds,
-            best[2],
+            TEMPERATURE,
             version,
-            best[0],
-            float(np.mean(P0.argmax(1) == truth)),
-            reference,
+            reference=reference,
+            base_count=base_count,
+        )
+        P0 = np.zeros((len(E), len(all_labels)))
+        P0[:, :base_count] = np.stack(base)
+        truth = np.array([all_labels.index(label) for label in labels])
+        # leave-one-out: each photo against its class's prototype made without it
+        counts = np.bincount(y, minlength=len(taught))
+        S = E @ prototypes.T
+        own = _unit(sums[y] - E)
+        S[np.arange(len(E)), y] = np.where(counts[y] > 1, np.sum(E * own, 1), -1.0)
+        u = _unknown(P0[:, :base_count])
+        D = S - head._floors(E, u)
+        P = head._update(P0, D, u)
+        return replace(
+            head,
+            loo_accuracy=float(np.mean(P.argmax(1) == truth)),
+            loo_base_accuracy=float(np.mean(P0.argmax(1) == truth)),
         )
 
     def probabilities(self, embeddings: np.ndarray, base: np.ndarray) -> np.ndarray:
         """(n, len(labels)) updated probabilities for raw embeddings (n, d), base (n, 6)."""
-        return self._from_margins(self.margins(embeddings), base)
+        return self._from_margins(self.margins(embeddings, base), base)
 
     def _from_margins(self, D: np.ndarray, base: np.ndarray) -> np.ndarray:
         P0 = np.zeros((len(base), len(self.labels)))
         P0[:, : base.shape[1]] = base
-        return _update(P0, D, self.temperature, self.taught, self.labels, base.shape[1])
+        return self._update(P0, D, _unknown(base))
 
-    def margins(self, embeddings: np.ndarray) -> np.ndarray:
+    def margins(self, embeddings: np.ndarray, base: np.ndarray) -> np.ndarray:
         """(n, len(taught)): how much closer each item is to each taught class than to the
-        class's threshold and to its own nearest reference photos of other classes."""
+        class's threshold and to its own nearest reference photos of other classes (raw
+        embeddings (n, d), base probabilities (n, 6))."""
         E = _unit(np.atleast_2d(embeddings) - self.center)
-        return E @ self.prototypes.T - _floors(E, self.thresholds, self.taught, self.reference)
+        return E @ self.prototypes.T - self._floors(E, _unknown(np.atleast_2d(base)))
+
+    def _floors(self, E: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """(n, len(taught)) what each item's similarity to each taught class must exceed: the
+        class's threshold, and the mean similarity of the item to its ``NEIGHBOURS`` nearest
+        reference photos of other classes (an ordinary can stays a can however much a taught
+        battery resembles it); a new class's floor lowered for an item the base finds unknown."""
+        T = np.repeat(self.thresholds[None], len(E), 0).astype(np.float64)
+        reference = self.reference
+        if reference is not None and len(reference.labels):
+            sims = E @ reference.embeddings.T
+            for k, name in enumerate(self.taught):
+                others = sims[:, reference.others(name)]
+                n = min(NEIGHBOURS, others.shape[1])
+                nearest = np.partition(others, -n, axis=1)[:, -n:].mean(1)
+                T[:, k] = np.maximum(T[:, k], nearest)
+        return T - UNKNOWN_SLACK * np.outer(u, self.new)
+
+    def _update(self, P0: np.ndarray, D: np.ndarray, u: np.ndarray) -> np.ndarray:
+        P = P0.copy()
+        for k, name in enumerate(self.taught):
+            j = self.labels.index(name)
+            d = np.maximum(D[:, k], 0.0)
+            if j < self.base_count:
+                prior = np.where(D[:, k] > 0, TAUGHT_PRIOR, 1.0)
+                P[:, j] = P0[:, j] * prior * np.exp(d / self.temperature)
+            else:
+                weight = NEW_CLASS_PRIOR * u**UNKNOWN_POWER
+                P[:, j] = weight * np.expm1(d / NEW_CLASS_TEMPERATURE)
+        return P / np.maximum(P.sum(1, keepdims=True), 1e-12)
 
     def apply(
         self,
@@ -515,10 +622,17 @@ class ProfileHead:
         embedding: np.ndarray,
         rule: DecisionRule,
     ) -> CascadeResult:
-        D = self.margins(embedding)
+        base = base_probabilities(s1, s2)[None]
+        E = _unit(np.atleast_2d(embedding) - self.center)
+        sims = E @ self.prototypes.T
+        u = _unknown(base)
+        lowest = self.thresholds - UNKNOWN_SLACK * u[0] * self.new  # no floor is below this
+        if not np.any(sims > lowest):
+            return result  # below every class's lowest floor: the base verdict, cheaply
+        D = sims - self._floors(E, u)
         if not np.any(D > 0):
             return result  # nothing taught looks like it: the base verdict
-        p = self._from_margins(D, base_probabilities(s1, s2)[None])[0]
+        p = self._from_margins(D, base)[0]
         index = int(np.argmax(p))
         label, score = self.labels[index], float(p[index])
         if label not in self.taught:
@@ -528,6 +642,14 @@ class ProfileHead:
             label, chosen = UNCERTAIN, None
         strength = float(np.max(D) / self.temperature)
         return replace(result, label=label, score=score, bin=chosen, taught=round(strength, 3))
+
+
+def _unknown(base: np.ndarray) -> np.ndarray:
+    """(n,) how unknown the base cascade finds each item: 0 when one class has all the
+    probability, 1 when it is spread evenly over the base labels."""
+    base = np.atleast_2d(base)
+    n = base.shape[1]
+    return np.clip((1.0 - base.max(1)) / max(1.0 - 1.0 / n, 1e-12), 0.0, 1.0)
 
 
 def _thresholds(
@@ -540,46 +662,11 @@ def _thresholds(
     out = np.zeros(len(taught))
     for k, name in enumerate(taught):
         if reference is not None and len(reference.labels):
-            others = reference.embeddings[reference.labels != name]
+            others = reference.embeddings[reference.others(name)]
             out[k] = float(np.quantile(others @ prototypes[k], REFERENCE_QUANTILE))
         else:  # no reference: anything about as close as the taught photos themselves
             out[k] = float(np.min(E[y == k] @ prototypes[k])) - 0.1
     return out
-
-
-def _floors(
-    E: np.ndarray, thresholds: np.ndarray, taught: tuple[str, ...], reference: Reference | None
-) -> np.ndarray:
-    """(n, len(taught)) what each item's similarity to each taught class must exceed: the
-    class's threshold, and the mean similarity of the item to its ``NEIGHBOURS`` nearest
-    reference photos of other classes (an ordinary can stays a can however much a taught
-    battery resembles it)."""
-    T = np.repeat(thresholds[None], len(E), 0).astype(np.float64)
-    if reference is None or not len(reference.labels):
-        return T
-    sims = E @ reference.embeddings.T
-    for k, name in enumerate(taught):
-        others = sims[:, reference.labels != name]
-        n = min(NEIGHBOURS, others.shape[1])
-        nearest = np.partition(others, -n, axis=1)[:, -n:].mean(1)
-        T[:, k] = np.maximum(T[:, k], nearest)
-    return T
-
-
-def _update(
-    P0: np.ndarray,
-    D: np.ndarray,
-    temperature: float,
-    taught: tuple[str, ...],
-    labels: tuple[str, ...],
-    base_count: int,
-) -> np.ndarray:
-    ratio = np.exp(np.maximum(D, 0.0) / temperature)
-    P = P0.copy()
-    for k, name in enumerate(taught):
-        j = labels.index(name)
-        P[:, j] = P0[:, j] * ratio[:, k] if j < base_count else NEW_CLASS_PRIOR * (ratio[:, k] - 1)
-    return P / np.maximum(P.sum(1, keepdims=True), 1e-12)
 
 
 def photo_files(paths: Iterable[Path]) -> list[Path]:

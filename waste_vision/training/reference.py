@@ -6,6 +6,11 @@ photos are a small, fixed sample of each base class's TRAIN photos, embedded onc
 shipped fused model and kept beside it (``models/reference_embeddings.npz``, listed as
 ``"reference"`` in ``cascade.json``). Never validation or test photos.
 
+Besides ``--per-class`` photos of each base class, ``--broad`` photos of Kaggle's ``R`` folder
+are kept as ``recyclable`` (stage 1's label; varied web photos of recyclable items of any
+material): a new class must also stand out from them, so that a straw or a tissue box is not
+taken for a taught battery. They never count against a taught material (they may be one).
+
     python -m waste_vision.training.reference --models models \
         --class-folders work/kaggle-or-split/TRAIN work/trashnet-split/TRAIN \
         work/garbage12-split/TRAIN
@@ -26,7 +31,7 @@ from waste_vision.model.cascade import Cascade
 from waste_vision.model.profile import base_labels
 
 REFERENCE_FILE = "reference_embeddings.npz"
-FOLDER_LABEL = {"O": "organic"}  # Kaggle's O/R folders; R is not one material
+FOLDER_LABEL = {"O": "organic", "R": "recyclable"}  # Kaggle's O/R folders; R is no one material
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,12 +39,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--class-folders", type=Path, nargs="+", required=True)
     parser.add_argument("--per-class", type=int, default=60)
+    parser.add_argument("--broad", type=int, default=300, help="photos of stage 1's recyclable")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     cascade = Cascade(args.models, backend="litert")
     labels = base_labels(cascade)
-    pools: dict[str, list[Path]] = {label: [] for label in labels}
+    broad = cascade.stage1.labels[1]
+    pools: dict[str, list[Path]] = {label: [] for label in [*labels, broad]}
     for root in args.class_folders:
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
             label = FOLDER_LABEL.get(folder.name, folder.name)
@@ -49,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     chosen = []
     for label, paths in pools.items():
         rng.shuffle(paths)
-        chosen += [(label, p) for p in sorted(paths[: args.per_class])]
+        count = args.broad if label == broad else args.per_class
+        chosen += [(label, p) for p in sorted(paths[:count])]
     embeddings, names = [], []
     for label, path in tqdm(chosen, desc="reference photos"):
         try:
@@ -70,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     raw = json.loads(path.read_text())
     raw["reference"] = {
         "file": REFERENCE_FILE,
-        "photos": {label: names.count(label) for label in labels},
+        "photos": {label: names.count(label) for label in pools},
         "from": [str(p) for p in args.class_folders],
     }
     path.write_text(json.dumps(raw, indent=2) + "\n")

@@ -112,9 +112,12 @@ def field_report(
     labtrash: Path,
     other: Path,
     max_labtrash: int = 0,
+    run=run_cascade,
 ) -> dict:
     """The suite's figures for the models in ``models`` (see the module docstring);
-    ``max_labtrash`` > 0 keeps only that many conveyor crops (for a quick check)."""
+    ``max_labtrash`` > 0 keeps only that many conveyor crops (for a quick check); ``run``
+    is how images go through the cascade (``run_cascade``'s contract; e.g. with test-time
+    flips, tools/field_tta.py)."""
     cascade = Cascade(models, backend="litert")
     val = stage_split(material_data, "material", "VALIDATION", material_extra)
     y_mat = np.asarray(val.labels)
@@ -133,10 +136,10 @@ def field_report(
     by_stress = {}
     for stress in Stress:
         imgs = [stressed(im, stress, i) for i, im in enumerate(photos)]
-        q1_mat, p2, _ = run_cascade(cascade, imgs)
+        q1_mat, p2, _ = run(cascade, imgs)
         by_stress[stress] = p2.argmax(1)
         s1_imgs = [stressed(im, stress, i) for i, im in enumerate(s1_photos)]
-        q1, _, _ = run_cascade(cascade, s1_imgs)
+        q1, _, _ = run(cascade, s1_imgs)
         correct = np.r_[
             (q1 >= cascade.rule.stage1_threshold) == s1_y, q1_mat >= cascade.rule.stage1_threshold
         ]
@@ -159,7 +162,7 @@ def field_report(
     if max_labtrash:
         crops.images, crops.labels = crops.images[:max_labtrash], crops.labels[:max_labtrash]
     y_lt = np.asarray(crops.labels)
-    _, p2, _ = run_cascade(
+    _, p2, _ = run(
         cascade,
         [np.clip(resize_for_model(c, (SIZE, SIZE)), 0, 255).astype(np.uint8) for c in crops.images],
     )
@@ -175,7 +178,7 @@ def field_report(
         np.clip(resize_for_model(read_rgb(p), (SIZE, SIZE)), 0, 255).astype(np.uint8)
         for p in unknown
     ]
-    _, _, final_labels = run_cascade(cascade, u_imgs)
+    _, _, final_labels = run(cascade, u_imgs)
     final = np.asarray(final_labels)
     report["parts"]["unknown"] = _pct(final == UNCERTAIN)
     report["unknown_final_labels"] = {k: int(np.sum(final == k)) for k in sorted(set(final))}

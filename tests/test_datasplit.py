@@ -136,6 +136,21 @@ def test_unreadable_files_reported_and_skipped(tmp_path):
     assert report.summary().splitlines()[-1] == (
         "skipped: 3 unreadable, 0 duplicates, 0 near-duplicates of a kept split"
     )
+    assert report.unreadable == 3
+
+
+def test_command_line_exits_1_when_files_were_unreadable(tmp_path, capsys):
+    """The rest are split, each unreadable file is one line, and the exit code says some
+    inputs failed (1); duplicates dropped on purpose do not count as failures."""
+    from waste_vision.commands.cli import main
+
+    src = tmp_path / "src"
+    make_classes(src, {"O": 4, "R": 4})
+    (src / "O" / "text.jpg").write_text("this is not a jpeg")
+    assert main(["data", "split", str(src), str(tmp_path / "dst"), "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"skipped {src / 'O' / 'text.jpg'}: ")
+    assert sum(len(v) for v in listing(tmp_path / "dst").values()) == 8
 
 
 def test_existing_test_split_kept_and_wins_duplicates(tmp_path):

@@ -66,7 +66,7 @@ def _cmd_data_split(args) -> int:
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(report.summary())
-    return 0
+    return 1 if report.unreadable else 0  # the rest were split
 
 
 def _quiet(args) -> bool:

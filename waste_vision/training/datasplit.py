@@ -75,6 +75,11 @@ class SplitReport:
     near_duplicates: list[tuple[Path, Path]] = field(default_factory=list)  # (dropped, kept)
     linked: int = 0  # files hard-linked rather than copied
 
+    @property
+    def unreadable(self) -> int:
+        """Files left out because they could not be used (not the duplicates dropped)."""
+        return len(self.skipped) - len(self.duplicates) - len(self.near_duplicates)
+
     def summary(self) -> str:
         """A small table: one row per class, one column per split, plus totals."""
         classes = sorted({c for per in self.counts.values() for c in per})
@@ -87,7 +92,7 @@ class SplitReport:
         rows.append(
             f"{'total':<{width}}" + "".join(f"{sum(self.counts[s].values()):>12}" for s in SPLITS)
         )
-        unreadable = len(self.skipped) - len(self.duplicates) - len(self.near_duplicates)
+        unreadable = self.unreadable
         rows.append(
             f"skipped: {unreadable} unreadable, {len(self.duplicates)} duplicates, "
             f"{len(self.near_duplicates)} near-duplicates of a kept split"

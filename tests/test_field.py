@@ -373,3 +373,26 @@ def test_field_training_stage1_end_to_end(tmp_path, shared_datasets):
     assert np.allclose(new.stage2.probabilities, old.stage2.probabilities, atol=1e-3)
     assert new.embedding is not None and old.embedding is not None
     assert np.allclose(new.embedding, old.embedding, atol=1e-2 * np.abs(old.embedding).max())
+
+
+def test_evaluate_field_refuses_update_manifest(tmp_path, capsys):
+    """The field suite is validation only: recording it as test figures is one line, exit 2,
+    and nothing is written."""
+    from waste_vision.commands.cli import main
+
+    code = main(
+        [
+            "evaluate",
+            "--stage",
+            "field",
+            "--data",
+            str(tmp_path),
+            "--update-manifest",
+            "--reports",
+            str(tmp_path / "reports"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--update-manifest records test figures" in err[0]
+    assert not (tmp_path / "reports").exists()

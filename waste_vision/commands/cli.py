@@ -263,6 +263,13 @@ def _add_evaluate(sub) -> None:
     )
     evaluate.add_argument("--models", type=Path, default=None, help="models folder")
     evaluate.add_argument(
+        "--shared",
+        type=Path,
+        default=Path("../shared/datasets"),
+        help="for --stage field: the folder holding labtrash/ and garbage12-other/ "
+        "(default ../shared/datasets)",
+    )
+    evaluate.add_argument(
         "--reports", type=Path, default=None, help="reports folder (default: MODELS/reports)"
     )
     evaluate.add_argument("--name", default=None, help="report name (default: the stage name)")

@@ -143,6 +143,11 @@ def evaluate_field(args) -> dict:
     on it."""
     from waste_vision.training.field import write_report
 
+    if getattr(args, "update_manifest", False):
+        raise UserError(
+            "--update-manifest records test figures; the field suite is validation only "
+            "(its report is written to the reports folder): leave the option out"
+        )
     models = Path(args.models or default_models_dir())
     work = Path(args.data)
     shared = Path(getattr(args, "shared", None) or "../shared/datasets")

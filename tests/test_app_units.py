@@ -4,6 +4,7 @@ from another thread, stats, and that the app never imports TensorFlow or trainin
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 import threading
@@ -217,3 +218,26 @@ def test_session_stats_stay_bounded_over_many_runs_and_keep_their_totals():
     assert doc["dropped_frames"] == n_runs
     assert doc["classified_fps"] == doc["display_fps"] == pytest.approx(10.0)
     assert doc["latency_ms_p50"] == pytest.approx(20.0)
+
+
+def test_app_models_option_names_a_folder_that_is_not_one(tmp_path):
+    """``app --models DIR`` uses that folder; one that holds no models is one line, exit 2."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "waste_vision",
+            "app",
+            "--models",
+            str(tmp_path),
+            "--exit-after",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(tmp_path) in lines[0], lines

@@ -137,7 +137,10 @@ def run_app(args) -> int:
     apply_theme(app)
     try:
         cascade = Cascade(
-            default_models_dir(), backend="litert", threads=2, int8=getattr(args, "int8", False)
+            getattr(args, "models", None) or default_models_dir(),
+            backend="litert",
+            threads=2,
+            int8=getattr(args, "int8", False),
         )
     except UserError as exc:
         if args.exit_after is None:

@@ -539,6 +539,9 @@ def _add_app(sub) -> None:
     )
     app.add_argument("--int8", action="store_true", help=INT8_HELP)
     app.add_argument(
+        "--models", type=Path, default=None, help="models folder (default: the shipped models)"
+    )
+    app.add_argument(
         "--profile",
         type=Path,
         default=None,

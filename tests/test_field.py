@@ -164,6 +164,11 @@ def test_field_suite_end_to_end(tmp_path, shared_datasets):
     assert report["counts"]["labtrash_validation_crops"] == 12
     assert abs(report["mean"] - np.mean(list(report["parts"].values()))) < 0.01
     assert (out / "field.png").stat().st_size > 5000
+    # the hand-picked sets' photos are not in this tiny work folder: named as missing
+    assert all(
+        r == {"photos": 0, "missing": n}
+        for r, n in zip(report["named_sets"].values(), (32, 9, 7), strict=True)
+    )
 
     # the same suite through evaluate (--stage field --data WORK), beside the other reports
     from argparse import Namespace
@@ -396,3 +401,20 @@ def test_evaluate_field_refuses_update_manifest(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--update-manifest records test figures" in err[0]
     assert not (tmp_path / "reports").exists()
+
+
+def test_named_confusion_sets_are_validation_photos_of_a_material():
+    """The hand-picked confusion sets name a material each and only VALIDATION photos of a
+    split folder (never TEST: the suite chooses models), none twice."""
+    from waste_vision.training.field import MATERIALS, NAMED_SETS
+
+    spec = json.loads(NAMED_SETS.read_text())
+    seen: set[str] = set()
+    assert len(spec["sets"]) == 3
+    for name, entry in spec["sets"].items():
+        assert entry["label"] in MATERIALS, name
+        for photo in entry["photos"]:
+            parts = Path(photo).parts
+            assert parts[0].endswith("-split") and parts[1] == "VALIDATION", photo
+            assert photo not in seen
+            seen.add(photo)

@@ -77,6 +77,9 @@ def main() -> None:
         cascade.use_profile(head)
         base_ms, profile_ms = interleaved_ms(cascade, probe, args.runs)
         own_ms = head_ms(cascade, probe, args.runs)
+        # items like the taught ones take the head's full path (no early return)
+        near = [read_rgb(p) for p in pool[:10] + pool[-10:]]
+        near_ms = head_ms(cascade, near, args.runs)
         cascade.use_profile(None)
         # the window's Teach: one crop in, the classifier rebuilt and swapped
         teach_ms = []
@@ -94,6 +97,7 @@ def main() -> None:
             "with_profile": round(profile_ms, 3),
             "added": round(profile_ms - base_ms, 3),
             "profile_head_alone": round(own_ms, 3),
+            "profile_head_alone_taught_like_items": round(near_ms, 3),
         },
         "teach_to_next_frame_ms": {
             "median": round(statistics.median(teach_ms), 1),

@@ -195,7 +195,7 @@ def _against(folder: Path, cascade: Cascade, head) -> dict:
 def _cmd_check(args) -> int:
     profile = SiteProfile.open(args.profile)
     cascade = _cascade(args)
-    head = profile.head(cascade)
+    head = profile.head(cascade, leave_one_out=True)
     cascade.use_profile(head)
     report: dict = {
         "profile": str(args.profile),

@@ -153,6 +153,22 @@ def test_command_line_exits_1_when_files_were_unreadable(tmp_path, capsys):
     assert sum(len(v) for v in listing(tmp_path / "dst").values()) == 8
 
 
+def test_command_line_exits_0_for_an_image_outside_the_class_folders(tmp_path, capsys):
+    """A preview photo at the top of the source is listed and left out, not a failure."""
+    from waste_vision.commands.cli import main
+
+    src = tmp_path / "src"
+    make_classes(src, {"O": 4, "R": 4})
+    make_image(src / "preview")
+    assert main(["data", "split", str(src), str(tmp_path / "dst"), "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert err.strip() == f"skipped {src / 'preview.jpg'}: not inside a class folder"
+    assert out.strip().splitlines()[-1] == (
+        "skipped: 0 unreadable, 0 duplicates, 0 near-duplicates of a kept split, "
+        "1 outside a class folder"
+    )
+
+
 def test_existing_test_split_kept_and_wins_duplicates(tmp_path):
     src = tmp_path / "src"
     make_classes(src / "TRAIN", {"O": 20, "R": 20})

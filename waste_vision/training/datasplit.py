@@ -65,6 +65,9 @@ def _no_progress(iterable: Iterable, total: int | None = None) -> Iterable:
     return iterable
 
 
+OUTSIDE_CLASS = "not inside a class folder"
+
+
 @dataclass
 class SplitReport:
     """What ``split_dataset`` did, for the CLI to print and for tests to check."""
@@ -77,8 +80,15 @@ class SplitReport:
 
     @property
     def unreadable(self) -> int:
-        """Files left out because they could not be used (not the duplicates dropped)."""
-        return len(self.skipped) - len(self.duplicates) - len(self.near_duplicates)
+        """Files left out because they could not be decoded (not duplicates dropped on
+        purpose, nor images outside a class folder)."""
+        return len(self.skipped) - len(self.duplicates) - len(self.near_duplicates) - self.outside
+
+    @property
+    def outside(self) -> int:
+        """Images left out because they are not inside a class folder (e.g. a preview at the
+        top of the source)."""
+        return sum(reason == OUTSIDE_CLASS for _, reason in self.skipped)
 
     def summary(self) -> str:
         """A small table: one row per class, one column per split, plus totals."""
@@ -96,6 +106,7 @@ class SplitReport:
         rows.append(
             f"skipped: {unreadable} unreadable, {len(self.duplicates)} duplicates, "
             f"{len(self.near_duplicates)} near-duplicates of a kept split"
+            + (f", {self.outside} outside a class folder" if self.outside else "")
         )
         return "\n".join(rows)
 
@@ -163,7 +174,7 @@ def split_dataset(
         for path in iter_image_files(root):
             parts = path.relative_to(root).parts
             if len(parts) < 2 or parts[0] not in classes:
-                report.skipped.append((path, "not inside a class folder"))
+                report.skipped.append((path, OUTSIDE_CLASS))
             else:
                 files.append((split, parts[0], path))
     digests: dict[Path, str] = {}

@@ -418,3 +418,33 @@ def test_named_confusion_sets_are_validation_photos_of_a_material():
             assert parts[0].endswith("-split") and parts[1] == "VALIDATION", photo
             assert photo not in seen
             seen.add(photo)
+
+
+def test_update_manifest_keeps_the_reference_only_for_the_same_material_stage(
+    tmp_path, monkeypatch, capsys
+):
+    """The reference embeddings come from the material tail: a retrained material stage drops
+    them from the manifest (with a line saying how to remake them), a retrained stage 1 keeps
+    them, and the decision rule is kept either way."""
+    import shutil
+
+    from waste_vision.training import train
+
+    monkeypatch.setattr(train, "export_fused", lambda *a: None)  # no Keras models here
+    shipped = json.loads((ROOT / "models" / "cascade.json").read_text())
+    for changed, kept in (("organic-recyclable", True), ("material", False)):
+        models = tmp_path / changed
+        models.mkdir()
+        shutil.copy(ROOT / "models" / "cascade.json", models / "cascade.json")
+        shutil.copy(ROOT / "models" / shipped["reference"]["file"], models)
+        for stage, stem in train.STAGE_FILES.items():
+            summary = json.loads((ROOT / "models" / f"{stem}.json").read_text())
+            if stage == changed:
+                summary["val_accuracy"] -= 0.01
+            (models / f"{stem}.json").write_text(json.dumps(summary))
+        train.update_manifest(models)
+        manifest = json.loads((models / "cascade.json").read_text())
+        assert ("reference" in manifest) is kept, changed
+        assert manifest["decision"] == shipped["decision"]
+        out = capsys.readouterr().out
+        assert ("python -m waste_vision.training.reference" in out) is not kept

@@ -108,12 +108,15 @@ def softmax(z: np.ndarray) -> np.ndarray:
 def thin(files: LabelledFiles, every: int) -> LabelledFiles:
     """Every n-th photo of the stage's own source (the first ``files.primary``), all extras."""
     n = getattr(files, "primary", len(files.paths))
-    keep = [*range(0, n, max(every, 1)), *range(n, len(files.paths))]
-    return LabelledFiles(
+    own = range(0, n, max(every, 1))
+    keep = [*own, *range(n, len(files.paths))]
+    thinned = LabelledFiles(
         [files.paths[i] for i in keep],
         [files.labels[i] for i in keep],
         sources=[files.sources[i] for i in keep],
     )
+    thinned.primary = len(own)
+    return thinned
 
 
 def choose_epoch(history: list[dict], max_clean_drop: float) -> int:
@@ -162,8 +165,10 @@ def train_field(args) -> None:
     if stage != "material":  # every labtrash item is recyclable
         lt_train.labels = [1] * len(lt_train.labels)
         lt_val.labels = [1] * len(lt_val.labels)
-    unk_train = unknown_items(args.other, args.material_data, "TRAIN")
-    unk_val = unknown_items(args.other, args.material_data, "VALIDATION")
+    # items of no class we name: outlier exposure, for the material stage only
+    material = stage == "material"
+    unk_train = unknown_items(args.other, args.material_data, "TRAIN") if material else []
+    unk_val = unknown_items(args.other, args.material_data, "VALIDATION") if material else []
     frames = labtrash_frames(args.labtrash, "train")
     belts = belt_crops(
         [f for f, _ in frames],
@@ -187,11 +192,17 @@ def train_field(args) -> None:
     x_lt = cached_views(
         run, lt_train.images, v, size, args.seed + 1, cache, f"lt-train-{tag}", belts, 0.0
     )
-    x_unk = cached_views(
-        run, unk_train, v, size, args.seed + 2, cache, f"unk-train-{tag}", belts, args.place
+    x_unk = (
+        cached_views(
+            run, unk_train, v, size, args.seed + 2, cache, f"unk-train-{tag}", belts, args.place
+        )
+        if material
+        else None
     )
     xv_lt = cached_views(run, lt_val.images, 1, size, 0, cache, "lt-val", belts, 0)[0]
-    xv_unk = cached_views(run, unk_val, 1, size, 0, cache, "unk-val", belts, 0)[0]
+    xv_unk = (
+        cached_views(run, unk_val, 1, size, 0, cache, "unk-val", belts, 0)[0] if material else None
+    )
     xv_field: np.ndarray | None = None
     if stage == "material":
         xv_mat = cached_views(run, val.paths, 1, size, 0, cache, "mat-val", belts, 0)[0]
@@ -205,7 +216,7 @@ def train_field(args) -> None:
     y_lab = np.concatenate(
         [np.tile(np.asarray(train.labels), v), np.tile(np.asarray(lt_train.labels), v)]
     )
-    x_out = x_unk.reshape(-1, *x_unk.shape[2:])
+    x_out = x_unk.reshape(-1, *x_unk.shape[2:]) if x_unk is not None else x_lab[:0]
     x_clean = x_mat[0].copy()  # the plain view of every training photo, for distillation
     if args.keep_data and stage == "material":
         # stage 1's recyclable TRAIN photos (web photos of every kind of recyclable item):
@@ -280,7 +291,7 @@ def train_field(args) -> None:
     def validate(epoch: int) -> dict:
         z = all_logits(xv_mat)
         t = fit_temperature(z, y_val)
-        p_lt, p_unk = softmax(all_logits(xv_lt) / t), softmax(all_logits(xv_unk) / t)
+        p_lt = softmax(all_logits(xv_lt) / t)
         pv = softmax(z / t)
         row = {
             "epoch": epoch,
@@ -288,7 +299,6 @@ def train_field(args) -> None:
             "clean_acc": float(np.mean(pv.argmax(1) == y_val)),
             "clean_loss": float(-np.mean(np.log(pv[np.arange(len(y_val)), y_val] + 1e-9))),
             "labtrash_acc": float(np.mean(p_lt.argmax(1) == y_lt)),
-            "unknown_below_half": float(np.mean(p_unk.max(1) < 0.5)),
             "known_below_half": float(np.mean(pv.max(1) < 0.5)),
         }
         sources = np.asarray(val.sources)
@@ -296,6 +306,9 @@ def train_field(args) -> None:
             row[f"clean_acc_{s}"] = float(
                 np.mean(pv.argmax(1)[sources == s] == y_val[sources == s])
             )
+        if xv_unk is not None:
+            p_unk = softmax(all_logits(xv_unk) / t)
+            row["unknown_below_half"] = float(np.mean(p_unk.max(1) < 0.5))
         if xv_field is None:
             row["field_score"] = (row["labtrash_acc"] + row["unknown_below_half"]) / 2
         else:
@@ -318,7 +331,7 @@ def train_field(args) -> None:
         history = [validate(0)]
         print("epoch 0 (shipped tail):", history[0], flush=True)
     rng = np.random.default_rng(args.seed)
-    n_out = max(args.batch // 4, 1)
+    n_out = max(args.batch // 4, 1) if len(x_out) else 0
     n_clean = max(args.batch // 2, 1) if args.distill else 1
     teacher = softmax(all_logits(x_clean)) if not args.reselect else None
     for epoch in range(1, 0 if args.reselect else args.epochs + 1):
@@ -328,7 +341,7 @@ def train_field(args) -> None:
         ce_run = oe_run = 0.0
         for i in bar:
             idx = np.sort(order[i * args.batch : (i + 1) * args.batch])
-            oidx = rng.integers(0, len(x_out), n_out)
+            oidx = rng.integers(0, len(x_out), n_out) if n_out else np.zeros(0, int)
             cidx = rng.integers(0, len(x_clean), n_clean)
             ce, oe = step(
                 tf.constant(x_lab[idx], tf.float32),

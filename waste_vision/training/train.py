@@ -303,12 +303,22 @@ def update_manifest(models: Path) -> Path | None:
         manifest["fused"] = {"tflite": fused.name, "outputs": ["stage1", "stage2", "embedding"]}
     path = models / "cascade.json"
     old = json.loads(path.read_text()) if path.exists() else {}
-    for key in ("decision", "fused_int8", "reference"):  # chosen or made after training: kept
+    for key in ("decision", "fused_int8"):  # chosen or made after training: kept
         if key in old and (key != "fused_int8" or (models / old[key]["tflite"]).exists()):
             manifest[key] = old[key]
+    unchanged = set()
     for new, prev in zip(entries, old.get("stages", []), strict=False):
         # keep test figures recorded by 'evaluate' for an unchanged model
         if prev.get("metrics", {}).get("val_accuracy") == new["metrics"]["val_accuracy"]:
             new["metrics"] = {**prev["metrics"], **new["metrics"]}
+            unchanged.add(new["name"])
+    if "reference" in old:
+        if "material" in unchanged and (models / old["reference"]["file"]).exists():
+            manifest["reference"] = old["reference"]  # embeddings of the same material tail
+        else:
+            print(
+                f"{path}: the reference embeddings were made with another material stage and "
+                "are dropped; site profiles need them: python -m waste_vision.training.reference"
+            )
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return path

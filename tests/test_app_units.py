@@ -133,6 +133,41 @@ def test_region_edits_make_new_zones_and_hit_zones_where_they_are_now():
     assert zones == (a, b)  # never changed in place
 
 
+def test_a_break_asked_from_the_gui_is_done_on_the_pipeline_thread(qapp):
+    """``LiveSession.break_item`` only hands over a configuration (``item_epoch``): the
+    pipeline's tally is left alone until its own thread takes the next frame."""
+    from waste_vision.app.session import LiveSession
+    from waste_vision.engine.pipeline import FrameClassifier
+    from waste_vision.model.cascade import CascadeResult, DecisionRule, StageResult
+
+    class Glass:
+        rule = DecisionRule()
+
+        def classify_many(self, crops, all_stages=False, profile=True, rule=None):
+            return [CascadeResult("glass", 0.9, StageResult("recyclable", 0.9, ()), None)] * len(
+                crops
+            )
+
+    session = LiveSession(Glass())  # type: ignore[arg-type]
+    try:
+        session.set_mode("frame")  # type: ignore[arg-type]
+        classifier = FrameClassifier(Glass(), config=session.config)  # type: ignore[arg-type]
+        session._classifier = classifier  # as a run's, without a source
+        image = np.zeros((32, 32, 3), np.uint8)
+        counted = [classifier(Frame(i, float(i), image)).counted for i in range(2)]
+        assert counted == [(), ("glass",)]
+        tally = classifier.tally
+        state = (tally._candidate, tally._settled, tally.last_counted)
+        session.break_item()
+        assert classifier.config is session.config and session.config.item_epoch == 1
+        assert (tally._candidate, tally._settled, tally.last_counted) == state  # untouched
+        counted = [classifier(Frame(i, float(i), image)).counted for i in range(2, 4)]
+        assert counted == [(), ("glass",)]  # a new item
+        assert classifier.summary()["tally"] == {"glass": 2}
+    finally:
+        session.shutdown(5)
+
+
 def test_stats_json_fields_and_rates():
     stats = SessionStats()
     run = stats.new_run(type("Source", (), {"dropped": 3})())

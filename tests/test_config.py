@@ -193,6 +193,33 @@ def test_zones_come_from_the_config_and_keep_their_state_while_unchanged():
     assert result.mode is Mode.ITEMS and classifier.regions.regions == []
 
 
+def test_the_pipeline_thread_ends_the_item_when_zones_mode_or_epoch_change():
+    """Counting from the verdicts, a change of setup ends the item being followed, on the
+    pipeline thread when it takes the new configuration: the same label steady again after
+    the change counts again (before, only a direct call from the GUI thread did this)."""
+    classifier = FrameClassifier(  # type: ignore[arg-type]
+        FakeCascade(), mode="frame", scene=BusyScene(), reuse=False
+    )
+
+    def steady(first: int) -> tuple[str, ...]:
+        return classifier(frame(first)).counted + classifier(frame(first + 1)).counted
+
+    assert steady(0) == ("glass",)
+    assert steady(2) == ()  # the same item still in view: once
+    classifier.reconfigure(zones=(ZoneSpec((0, 0, 32, 32)),))  # a zone drawn
+    assert steady(4) == ("glass",)
+    classifier.reconfigure(item_epoch=1)  # asked for (a new source, say)
+    assert steady(6) == ("glass",)
+    assert steady(8) == ()
+    classifier.reconfigure(overlay=OverlayStyle(min_scale=2.0))  # not a new setup
+    assert steady(10) == ()
+    classifier.reconfigure(zones=(), mode="items")
+    classifier(frame(12))
+    classifier.reconfigure(mode="frame")  # whole frame again
+    assert steady(13) == ("glass",)
+    assert dict(classifier.counts) == {"glass": 4}
+
+
 class StyleRecorder:
     """An annotator that notes the style each frame is drawn in."""
 

@@ -2,8 +2,9 @@
 following their item), the learnt empty table — the Regions menu and the mouse on the video.
 
 Each edit makes new zones (``region_edits``) and hands them to the session in one
-assignment (``LiveSession.set_zones``: the pipeline's configuration); every change breaks the
-item being followed, so a count never spans two different setups.
+assignment (``LiveSession.set_zones``: the pipeline's configuration); the pipeline thread
+ends the item being counted from the verdicts when it takes zones or a mode that differ from
+the last frame's (``FrameClassifier``), so a count never spans two different setups.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ class RegionControls:
     def set_find_items(self, checked: bool) -> None:
         self.session.set_mode(Mode.ITEMS if checked else Mode.FRAME)
         self.window.settings.find_items = checked
-        self.session.break_item()
         self.window.show_status(
             "Finding items on the table" if checked else "Classifying the whole frame", 5000
         )
@@ -62,11 +62,9 @@ class RegionControls:
 
     def remove_last(self) -> None:
         self.session.set_zones(region_edits.without_last(self.session.zones))
-        self.session.break_item()
 
     def clear(self) -> None:
         self.session.set_zones(())
-        self.session.break_item()
         what = (
             "items are found by themselves again"
             if self.window.act.find_items.isChecked()
@@ -78,7 +76,6 @@ class RegionControls:
         track = self.window.act.track_regions.isChecked()
         x, y, w, h = (int(v) for v in box)
         self.session.set_zones(region_edits.added(self.session.zones, (x, y, w, h), track))
-        self.session.break_item()
         what = "follows its item" if track else "stays where drawn"
         self.window.show_status(
             f"Region added at {box}: it {what} (right-click removes it, "
@@ -89,7 +86,6 @@ class RegionControls:
     def _on_remove(self, x: float, y: float) -> None:
         zones, placed = self.session.zones, self.session.zones_placed
         self.session.set_zones(region_edits.removed_at(zones, placed, x, y))
-        self.session.break_item()
 
     def _on_track_toggled(self, x: float, y: float) -> None:
         zones, placed = self.session.zones, self.session.zones_placed

@@ -243,9 +243,11 @@ class LiveSession(QObject):
             classifier.config = config  # one assignment: atomic for the pipeline thread
 
     def break_item(self) -> None:
-        """Regions changed: the next steady verdict starts a new item (frame/zone modes)."""
-        if self._classifier is not None:
-            self._classifier.verdicts.break_item()
+        """The next steady verdict starts a new item (frame/zone modes): asked through the
+        configuration (``PipelineConfig.item_epoch``), so the pipeline thread does it when it
+        takes the next frame's configuration; its tally is never touched from here. (A change
+        of zones or mode does it without asking.)"""
+        self._configure(item_epoch=self.config.item_epoch + 1)
 
     def relearn_empty_scene(self) -> None:
         """The next frames (the view must be empty) become the empty scene."""

@@ -81,7 +81,10 @@ class PipelineConfig:
     ``thresholds``: the decision rule (the window's sliders; None: the cascade's own,
     ``Cascade.rule``); ``zones``: the regions drawn by hand, in the order drawn (the pipeline
     thread keeps each one's tracking state while its spec is unchanged: ``RegionSet.sync``);
-    ``overlay``: how the overlay is drawn (type size, figures shown).
+    ``overlay``: how the overlay is drawn (type size, figures shown); ``item_epoch``: bumped
+    to ask that the item being counted from the verdicts ends (``Tally.break_item``), which
+    the pipeline thread does when it takes the new configuration, as it does by itself when
+    the zones or the mode change (a count never spans two setups).
     """
 
     mode: Mode = Mode.FRAME
@@ -91,6 +94,7 @@ class PipelineConfig:
     thresholds: DecisionRule | None = None
     zones: Zones = ()
     overlay: OverlayStyle = DEFAULT_STYLE
+    item_epoch: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", as_mode(self.mode))  # "items" -> Mode.ITEMS
@@ -143,7 +147,8 @@ class FrameClassifier:
         self.cache = ResultCache()  # used while ``config.reuse`` is on
         # the one count of everything counted, in any mode; its verdict rule counts in the
         # frame and zone modes, and the items the tracker counts are added to it
-        self.tally = Tally([])
+        self.tally = Tally([])  # this thread's only (no lock): see ``_take``
+        self._last_config: PipelineConfig | None = None  # the previous frame's
         self.explainer = OcclusionExplainer(cascade)
         self._capture_rate = RateMeter()
         self._classify_rate = RateMeter()
@@ -209,8 +214,8 @@ class FrameClassifier:
     def __call__(self, frame: Frame, config: PipelineConfig | None = None) -> FrameResult:
         """``frame`` classified under ``config`` (None: ``self.config`` as it is now)."""
         cfg = config or self.config  # this frame's settings, whatever changes meanwhile
+        self._take(cfg)
         zones = self.regions
-        zones.sync(cfg.zones)  # the zones drawn now; unchanged ones keep their tracking
         image = frame.image
         learning, ids = False, []
         slots: list[int] | None = None  # zones: which drawn zone each box is
@@ -296,6 +301,18 @@ class FrameClassifier:
             counted=tuple(counted),
             counted_regions=tuple([regions[i] for i in at] + healed),
         )
+
+    def _take(self, cfg: PipelineConfig) -> None:
+        """This frame's configuration, on the pipeline thread: the zones brought in line
+        (unchanged ones keep their tracking), and the item followed by the verdict rule ended
+        where another one was asked for (``item_epoch``) or the zones or the mode changed, so
+        the tally is only ever touched from this thread."""
+        last, self._last_config = self._last_config, cfg
+        self.regions.sync(cfg.zones)
+        if last is not None and (
+            cfg.item_epoch != last.item_epoch or cfg.zones != last.zones or cfg.mode != last.mode
+        ):
+            self.tally.break_item()
 
     def _find(self, image: np.ndarray, t: float) -> list[Box] | None:
         """The scene's items (None while learning), noting when learning began."""

@@ -4,7 +4,9 @@ With item finding on (the default), ``waste_vision.engine.items.ItemTracker`` co
 once however long it stays. Classifying the whole frame or drawn zones, there are no items
 to follow, so ``Tally.update`` counts from the stream of per-frame verdicts. Both run in the
 pipeline (``FrameClassifier``), which reports what it counted per frame; the window and
-``annotate --summary`` only add it up (``add``).
+``annotate --summary`` only add it up (``add``). A ``Tally`` is not thread-safe: the
+pipeline's is used by the pipeline thread only (other threads ask for a break through the
+configuration, ``PipelineConfig.item_epoch``).
 
 The verdict rule: a classifier flickers between frames, so a frame is not an item. A verdict counts
 as an item once it has stayed the same for ``stable_s`` (0.5 s, by capture time) and differs
@@ -67,7 +69,8 @@ class Tally:
         return bool(labels)
 
     def break_item(self) -> None:
-        """A new source or region: the next stable verdict starts a new item."""
+        """Other zones, another mode or another source: the next stable verdict starts a new
+        item."""
         self._candidate, self._settled, self.last_counted = None, False, None
 
     def reset(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -218,6 +219,31 @@ def test_the_pipeline_thread_ends_the_item_when_zones_mode_or_epoch_change():
     classifier.reconfigure(mode="frame")  # whole frame again
     assert steady(13) == ("glass",)
     assert dict(classifier.counts) == {"glass": 4}
+
+
+def test_heat_maps_are_made_under_the_frames_rule_with_both_stages():
+    """The occluded copies are classified under the frame's thresholds (not the cascade's
+    own rule) and with stage 2 run, so the map does not go flat when stage 1's cut moves."""
+    calls = []
+
+    class Recording(FakeCascade):
+        stage2 = SimpleNamespace(labels=["glass"])  # the material stage's spec
+
+        def classify_many(self, crops, all_stages=False, profile=True, rule=None):
+            calls.append((len(crops), all_stages, rule))
+            return super().classify_many(crops, all_stages, profile, rule)
+
+    cascade = Recording()
+    strict = DecisionRule(stage1_threshold=0.8)
+    classifier = FrameClassifier(cascade, mode="frame", reuse=False)  # type: ignore[arg-type]
+    classifier.reconfigure(explain=True, thresholds=strict)
+    classifier(frame(0))
+    classifier.reconfigure(thresholds=None)
+    classifier(frame(1))
+    frame_calls = [c for c in calls if c[0] == 1]
+    occluded = [c for c in calls if c[0] == classifier.explainer.patches_per_frame]
+    assert [c[2] for c in frame_calls] == [strict, None]
+    assert occluded == [(2, True, strict), (2, True, None)]
 
 
 class StyleRecorder:

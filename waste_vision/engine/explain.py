@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from waste_vision.labels import UNCERTAIN
-from waste_vision.model.cascade import Cascade, CascadeResult
+from waste_vision.model.cascade import Cascade, CascadeResult, DecisionRule
 
 GREY = 127
 
@@ -53,10 +53,17 @@ class OcclusionExplainer:
     def _materials(self) -> list[str]:
         return self.cascade.stage2.labels
 
-    def update(self, crops: list[tuple[object, np.ndarray, CascadeResult]]) -> None:
+    def update(
+        self,
+        crops: list[tuple[object, np.ndarray, CascadeResult]],
+        rule: DecisionRule | None = None,
+    ) -> None:
         """Advance the map of one region (taking turns) by a few patches.
 
-        ``crops``: this frame's (key, crop, result) triples.
+        ``crops``: this frame's (key, crop, result) triples; ``rule``: the decision rule they
+        were classified under (the frame's ``PipelineConfig.thresholds``; None: the
+        cascade's own), which the occluded copies are classified under too, with both
+        stages run, so a material's probability is there whatever stage 1 says.
         """
         if not crops:
             return
@@ -97,7 +104,9 @@ class OcclusionExplainer:
             image[y0:y1, x0:x1] = GREY
             occluded.append(image)
             cells.append(cell)
-        for cell, res in zip(cells, self.cascade.classify_many(occluded), strict=False):
+        for cell, res in zip(
+            cells, self.cascade.classify_many(occluded, all_stages=True, rule=rule), strict=False
+        ):
             work.scores[cell] = max(0.0, work.base - label_probability(res, label, self._materials))
         if work.next_cell >= self.grid * self.grid:
             scores = work.scores.reshape(self.grid, self.grid)

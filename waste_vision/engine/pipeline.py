@@ -283,7 +283,9 @@ class FrameClassifier:
             at = [boxes.index(largest[0])] if said and largest is not None else []
         heat = {}
         if cfg.explain:
-            self.explainer.update(list(zip(keys, crops, results, strict=False)))
+            self.explainer.update(
+                list(zip(keys, crops, results, strict=False)), rule=cfg.thresholds
+            )
             heat = self.explainer.maps
         regions = [
             RegionResult(b, r, kind, ids[i] if ids else None, heat.get(keys[i]))

@@ -33,7 +33,6 @@ from waste_vision.engine.events import EventSink, EventStore, EventWriter
 from waste_vision.engine.frames import FrameResult
 from waste_vision.engine.metrics import MetricsSink
 from waste_vision.engine.mqtt import MqttPublisher, parse_mqtt_url
-from waste_vision.engine.regions import RegionSet
 from waste_vision.engine.sources import FileSource
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,9 +41,7 @@ CLIP = ROOT / "assets" / "demo.mp4"
 
 def clip_results() -> list[FrameResult]:
     """The clip's frame results; frames that counted nothing keep a 1-pixel image (memory)."""
-    classifier, _ = build_frame_stage(
-        models=None, backend="litert", threads=2, int8=False, regions=RegionSet()
-    )
+    classifier, _ = build_frame_stage(models=None, backend="litert", threads=2, int8=False)
     source = FileSource(str(CLIP))
     source.start()
     results = []

@@ -122,8 +122,12 @@ def test_region_edits_make_new_zones_and_hit_zones_where_they_are_now():
     placed = ((a, (10, 10, 50, 50)), (b, (140, 60, 50, 50)))
     assert region_edits.removed_at(zones, placed, 150, 70) == (a,)
     assert region_edits.removed_at(zones, placed, 105, 25) is zones
-    # where the pipeline placed an older set of zones, each is where it was drawn
-    assert region_edits.removed_at(zones, ((b, (140, 60, 50, 50)),), 105, 25) == (a,)
+    # zones are matched to where they were placed by spec, not by index: b keeps its place
+    # in a placing from before a was drawn (or after a zone before it went), and a zone the
+    # pipeline has not placed is where it was drawn
+    assert region_edits.removed_at(zones, ((b, (140, 60, 50, 50)),), 150, 70) == (a,)
+    assert region_edits.removed_at(zones, ((b, (140, 60, 50, 50)),), 105, 25) is zones
+    assert region_edits.removed_at(zones, ((b, (140, 60, 50, 50)),), 20, 20) == (b,)
     toggled = region_edits.toggled_at(zones, placed, 20, 20)  # a double-click on a
     assert toggled == (ZoneSpec((10, 10, 50, 50), True), b)
     assert region_edits.toggled_at(toggled, (), 20, 20) == zones
@@ -131,6 +135,27 @@ def test_region_edits_make_new_zones_and_hit_zones_where_they_are_now():
     assert region_edits.tracking(zones, False) == (a, ZoneSpec(b.home, False))
     assert region_edits.without_last(zones) == (a,) and region_edits.without_last(()) == ()
     assert zones == (a, b)  # never changed in place
+
+
+def test_removing_a_zone_leaves_the_later_ones_where_they_are_now():
+    """After an earlier zone is removed (or a run stopped, so nothing is placed anew), each
+    later zone is still hit where the pipeline last put it, not where it was drawn; two
+    zones with the same spec take their places in order, as ``RegionSet.sync`` keeps them."""
+    a, b = ZoneSpec((0, 0, 20, 20)), ZoneSpec((100, 100, 20, 20), True)
+    c = ZoneSpec((200, 100, 20, 20), True)
+    placed = ((a, a.home), (b, (130, 130, 20, 20)), (c, (230, 130, 20, 20)))
+    zones = region_edits.removed_at((a, b, c), placed, 5, 5)
+    assert zones == (b, c)
+    # the run has stopped: ``placed`` is still its last frame's, three zones ago
+    assert region_edits.zone_at(zones, placed, 135, 135) == 0
+    assert region_edits.zone_at(zones, placed, 235, 135) == 1
+    assert region_edits.zone_at(zones, placed, 105, 105) is None  # where b was drawn
+    twins = ((b, (130, 130, 20, 20)), (b, (160, 160, 20, 20)))
+    assert region_edits.where_now((b, b, c), twins) == [
+        (130, 130, 20, 20),
+        (160, 160, 20, 20),
+        c.home,
+    ]
 
 
 def test_a_break_asked_from_the_gui_is_done_on_the_pipeline_thread(qapp):

@@ -30,16 +30,28 @@ def without_last(zones: Zones) -> Zones:
 
 
 def tracking(zones: Zones, on: bool) -> Zones:
-    """Every zone follows its item (on) or stays where it was drawn (off); each one starts
-    again from where it was drawn."""
+    """Every zone follows its item (on) or stays where it was drawn (off). A zone whose
+    setting changes is a new zone to the pipeline (``RegionSet.sync``) and starts again from
+    where it was drawn; one already set so is the same spec and keeps where it is now."""
     return tuple(ZoneSpec(z.home, on) for z in zones)
+
+
+def where_now(zones: Zones, placed: Placed) -> list[Box]:
+    """Each zone's box now: where the pipeline last put the zone with its spec (``placed``,
+    matched by spec and taken in order, as ``RegionSet.sync`` keeps zones), else where it was
+    drawn. So a zone keeps its place when an earlier one is removed, and after a run stops
+    (``placed`` is then its last frame's)."""
+    at: dict[ZoneSpec, list[Box | None]] = {}
+    for spec, box in placed:
+        at.setdefault(spec, []).append(box)
+    return [(at[z].pop(0) if at.get(z) else None) or z.home for z in zones]
 
 
 def zone_at(zones: Zones, placed: Placed, x: float, y: float) -> int | None:
     """The index of the most recently added zone whose current box holds (x, y)."""
+    boxes = where_now(zones, placed)
     for i in reversed(range(len(zones))):
-        now = placed[i][1] if i < len(placed) and placed[i][0] == zones[i] else None
-        bx, by, bw, bh = now or zones[i].home
+        bx, by, bw, bh = boxes[i]
         if bx <= x < bx + bw and by <= y < by + bh:
             return i
     return None

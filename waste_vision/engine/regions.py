@@ -117,10 +117,6 @@ class RegionSet:
         self.placed: tuple[tuple[ZoneSpec, Box | None], ...] = ()
         self.sync(specs)
 
-    @property
-    def specs(self) -> Zones:
-        return self._specs
-
     def sync(self, specs: Zones) -> None:
         """Take ``specs`` as the zones: each zone whose spec is unchanged keeps its tracking
         state (where it is now, frames without its item); new or changed ones start where

@@ -354,6 +354,21 @@ def test_threshold_sliders_change_what_the_cascade_does(make_window, cascade, se
     assert settings.threshold("stage1") is None
 
 
+def test_with_no_thresholds_remembered_the_window_keeps_the_cascades_rule(make_window, settings):
+    """Nothing remembered: the configuration holds no rule of its own (None, the cascade's),
+    not a copy of it; one remembered threshold is a rule of its own."""
+    window = make_window()
+    assert window.session.config.thresholds is None
+    assert window.session.rule == window.cascade.rule
+    assert window.panel.stage1_slider.value() == pytest.approx(
+        window.cascade.rule.stage1_threshold, abs=1e-3
+    )
+    settings.set_threshold("stage1", 0.6)
+    rule = make_window().session.config.thresholds
+    assert rule is not None and rule.stage1_threshold == pytest.approx(0.6)
+    assert rule.min_confidence == window.cascade.rule.min_confidence
+
+
 def test_drawing_and_removing_regions_with_the_mouse(make_window, qtbot):
     window = make_window()
     window.open_source(str(DEMO))

@@ -34,12 +34,13 @@ class ThresholdControls:
         self.panel.uncertain_slider.valueChanged.connect(self._on_uncertain)
 
     def load(self) -> None:
-        """The thresholds remembered from the last run (the model's where none)."""
-        self._show(
-            self.session.set_thresholds(
-                self.settings.threshold("stage1"), self.settings.threshold("uncertain")
-            )
-        )
+        """The thresholds remembered from the last run (the model's where none); with none
+        remembered the configuration keeps no rule of its own (the cascade's, ``None``)."""
+        stage1, uncertain = self.settings.threshold("stage1"), self.settings.threshold("uncertain")
+        if stage1 is None and uncertain is None:
+            self._show(self.session.reset_thresholds())
+        else:
+            self._show(self.session.set_thresholds(stage1, uncertain))
 
     def reset(self) -> None:
         self._show(self.session.reset_thresholds())

@@ -744,10 +744,18 @@ def test_a_small_window_narrows_the_panel_and_enlarges_the_overlay_type(make_win
     window.resize(660, 704)  # the minimum size
     qtbot.waitUntil(lambda: window.panel.width() < wide_panel, timeout=3000)
     qtbot.waitUntil(lambda: min_scale() > 1.0, timeout=3000)  # type drawn larger
-    shown = window.video.display_size()
-    frame = window.video.frame_size
-    k = min(shown[0] / frame[0], shown[1] / frame[1])
-    assert min_scale() == pytest.approx(0.58 / k, rel=0.02)  # annotators.readable_scale
+
+    def shown_scale() -> float:  # how large the frame is shown now
+        shown = window.video.display_size()
+        frame = window.video.frame_size
+        return min(shown[0] / frame[0], shown[1] / frame[1])
+
+    # the type fits the size shown once the layout has settled (annotators.readable_scale);
+    # an intermediate layout may be read first, so wait for the condition itself
+    qtbot.waitUntil(
+        lambda: min_scale() == pytest.approx(0.58 / shown_scale(), rel=0.02), timeout=3000
+    )
+    k = shown_scale()
     assert 1.1 * min_scale() * 22 * k >= 13  # label text >= ~13 screen pixels tall
 
 

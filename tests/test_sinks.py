@@ -81,11 +81,18 @@ def stuck_recorder(monkeypatch) -> tuple[threading.Event, threading.Event]:
 
 
 def test_a_stuck_encoder_stops_a_file_recording_with_a_message_not_a_hang(tmp_path, monkeypatch):
-    release, _ = stuck_recorder(monkeypatch)
+    release, stuck = stuck_recorder(monkeypatch)
     sink = RecordingSink(tmp_path / "v.mp4", 15, (W, H), queue_size=2, stall_timeout=0.5)
     try:
+        # frames 0-2 at the encoder's pace (it opens lazily, at frame 0: a slow start on a
+        # loaded machine must not be read as a stall), then the 4th hangs in the encoder
+        for i in range(3):
+            sink.write(result(i), frame(i))
+            wait_until(lambda n=i + 1: sink.frames_written == n, what=f"frame {i} written")
+        sink.write(result(3), frame(3))
+        assert stuck.wait(10)
         start = time.monotonic()
-        for i in range(20):
+        for i in range(4, 20):
             sink.write(result(i), frame(i))
         assert time.monotonic() - start < 5  # bounded: the stall limit, not forever
         # frames 0-2 written, the 4th stuck in the encoder (2 more wait in the queue)

@@ -218,6 +218,27 @@ def test_field_suite_names_a_missing_split(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def _tiny_field_data(tmp_path: Path, shared_datasets: Path, batteries: int) -> tuple[Path, Path]:
+    """(labtrash, other): one labtrash frame of a train and of a valid session, and the first
+    ``batteries`` garbage12-other battery photos, linked under ``tmp_path``."""
+    labtrash = tmp_path / "labtrash"
+    lt = shared_datasets / "labtrash"
+    for split, session in (("train", "labtrash1"), ("valid", "labtrash3")):
+        for sub in ("images", "labels"):
+            (labtrash / split / sub).mkdir(parents=True)
+        image = sorted((lt / split / "images").glob(f"{session}_*.jpg"))[0]
+        os.symlink(image, labtrash / split / "images" / image.name)
+        os.symlink(
+            lt / split / "labels" / f"{image.stem}.txt",
+            labtrash / split / "labels" / f"{image.stem}.txt",
+        )
+    other = tmp_path / "other"
+    (other / "battery").mkdir(parents=True)
+    for p in sorted((shared_datasets / "garbage12-other" / "battery").iterdir())[:batteries]:
+        os.symlink(p, other / "battery" / p.name)
+    return labtrash, other
+
+
 @pytest.mark.slow  # a minute of training
 def test_field_training_end_to_end(tmp_path, shared_datasets):
     """A tiny field run from the shipped models: stage 1 and the trunk are left exactly as
@@ -233,21 +254,7 @@ def test_field_training_end_to_end(tmp_path, shared_datasets):
             folder.mkdir(parents=True)
             for p in sorted((shared_datasets / "trashnet" / cls).iterdir())[start : start + n]:
                 os.symlink(p, folder / p.name)
-    labtrash = tmp_path / "labtrash"
-    src = shared_datasets / "labtrash"
-    for split, session in (("train", "labtrash1"), ("valid", "labtrash3")):
-        for sub in ("images", "labels"):
-            (labtrash / split / sub).mkdir(parents=True)
-        image = sorted((src / split / "images").glob(f"{session}_*.jpg"))[0]
-        os.symlink(image, labtrash / split / "images" / image.name)
-        os.symlink(
-            src / split / "labels" / f"{image.stem}.txt",
-            labtrash / split / "labels" / f"{image.stem}.txt",
-        )
-    other = tmp_path / "other" / "battery"
-    other.mkdir(parents=True)
-    for p in sorted((shared_datasets / "garbage12-other" / "battery").iterdir())[:6]:
-        os.symlink(p, other / p.name)
+    labtrash, other = _tiny_field_data(tmp_path, shared_datasets, batteries=6)
     out = tmp_path / "models"
     field_train_main(
         [
@@ -260,7 +267,7 @@ def test_field_training_end_to_end(tmp_path, shared_datasets):
             "--labtrash",
             str(labtrash),
             "--other",
-            str(tmp_path / "other"),
+            str(other),
             "--views",
             "2",
             "--epochs",
@@ -308,21 +315,7 @@ def test_field_training_stage1_end_to_end(tmp_path, shared_datasets):
             folder.mkdir(parents=True)
             for p in sorted((src / photos).iterdir())[start : start + n]:
                 os.symlink(p, folder / p.name)
-    labtrash = tmp_path / "labtrash"
-    lt = shared_datasets / "labtrash"
-    for split, session in (("train", "labtrash1"), ("valid", "labtrash3")):
-        for sub in ("images", "labels"):
-            (labtrash / split / sub).mkdir(parents=True)
-        image = sorted((lt / split / "images").glob(f"{session}_*.jpg"))[0]
-        os.symlink(image, labtrash / split / "images" / image.name)
-        os.symlink(
-            lt / split / "labels" / f"{image.stem}.txt",
-            labtrash / split / "labels" / f"{image.stem}.txt",
-        )
-    other = tmp_path / "other" / "battery"
-    other.mkdir(parents=True)
-    for p in sorted((shared_datasets / "garbage12-other" / "battery").iterdir())[:10]:
-        os.symlink(p, other / p.name)
+    labtrash, other = _tiny_field_data(tmp_path, shared_datasets, batteries=10)
     out = tmp_path / "models"
     field_train_main(
         [
@@ -339,7 +332,7 @@ def test_field_training_stage1_end_to_end(tmp_path, shared_datasets):
             "--labtrash",
             str(labtrash),
             "--other",
-            str(tmp_path / "other"),
+            str(other),
             "--views",
             "2",
             "--epochs",

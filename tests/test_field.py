@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from waste_vision.images import read_rgb
+from waste_vision.training.field import MATERIALS as MATERIALS_ORDER
 from waste_vision.training.field import PARTS, Stress, stressed
 from waste_vision.training.field import main as field_main
 from waste_vision.training.field_train import choose_epoch
@@ -161,6 +162,10 @@ def test_field_suite_end_to_end(tmp_path, shared_datasets):
     assert set(report["parts"]) == set(PARTS)
     assert all(0 <= v <= 100 for v in report["parts"].values())
     assert report["counts"]["unknown_validation"] == 2 + 2  # 2 garbage12-other + 2 trash
+    labels = report["unknown_final_labels"]
+    not_material = sum(n for k, n in labels.items() if k not in MATERIALS_ORDER)
+    assert report["unknown_not_a_material"] == round(100 * not_material / 4, 2)
+    assert report["unknown_not_a_material"] >= report["parts"]["unknown"]
     assert report["counts"]["labtrash_validation_crops"] == 12
     assert abs(report["mean"] - np.mean(list(report["parts"].values()))) < 0.01
     assert (out / "field.png").stat().st_size > 5000

@@ -184,6 +184,9 @@ def field_report(
     final = np.asarray(final_labels)
     report["parts"]["unknown"] = _pct(final == UNCERTAIN)
     report["unknown_final_labels"] = {k: int(np.sum(final == k)) for k in sorted(set(final))}
+    # the issue's own measure, beside the part: "not a confident material" (uncertain, or a
+    # stage-1 `organic`, which is no material but still a wrong bin for these items)
+    report["unknown_not_a_material"] = _pct(~np.isin(final, MATERIALS))
     report["counts"]["unknown_validation"] = len(unknown)
     kinds = np.asarray([p.parent.name for p in unknown])
     report["unknown_uncertain_per_kind"] = {

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,6 +42,20 @@ def shared_datasets() -> Path:
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
     return ROOT / "models"
+
+
+def litert_models_copy(dst: Path, change: Callable[[dict], None] | None = None) -> Path:
+    """The shipped models copied to ``dst`` without their reports and Keras files (the
+    manifest then names none: LiteRT only, cheap to copy), ``change`` applied to the manifest
+    first where given (a test's own damage)."""
+    shutil.copytree(ROOT / "models", dst, ignore=shutil.ignore_patterns("reports", "*.keras"))
+    raw = json.loads((dst / "cascade.json").read_text())
+    for stage in raw["stages"]:
+        stage.pop("keras", None)
+    if change is not None:
+        change(raw)
+    (dst / "cascade.json").write_text(json.dumps(raw))
+    return dst
 
 
 def wait_until(predicate, timeout: float = 10.0, what: str = "condition") -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, litert_models_copy
 from tests.test_images import bilevel_png
 from waste_vision.commands.cli import main
 from waste_vision.errors import UserError
@@ -105,14 +105,11 @@ def test_unreadable_permissions(tmp_path, capsys):
         path.chmod(0o644)
 
 
-def test_mismatched_and_corrupt_models_exit_2(tmp_path, models_dir, capsys):
-    models = tmp_path / "models"
-    shutil.copytree(models_dir, models, ignore=shutil.ignore_patterns("reports", "*.keras"))
-    manifest = json.loads((models / "cascade.json").read_text())
-    for stage in manifest["stages"]:
-        stage["keras"] = None
-    manifest["stages"][1]["labels"] = ["a", "b", "c"]
-    (models / "cascade.json").write_text(json.dumps(manifest))
+def test_mismatched_and_corrupt_models_exit_2(tmp_path, capsys):
+    def three_labels(manifest: dict) -> None:
+        manifest["stages"][1]["labels"] = ["a", "b", "c"]
+
+    models = litert_models_copy(tmp_path / "models", three_labels)
     assert main(["classify", "--models", str(models), str(SAMPLES)]) == 2
     err = capsys.readouterr().err
     assert "lists 3 labels but its model has 5 outputs" in err and len(err.splitlines()) == 1

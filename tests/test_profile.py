@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, litert_models_copy
 from waste_vision.commands.cli import main
 from waste_vision.images import iter_image_files, read_rgb
 from waste_vision.labels import Bin
@@ -216,12 +216,7 @@ def test_a_damaged_embeddings_cache_is_only_a_cache(cascade, tmp_path):
 
 
 def test_a_damaged_reference_file_is_one_line(cascade, tmp_path, capsys):
-    models = tmp_path / "models"
-    shutil.copytree(ROOT / "models", models, ignore=shutil.ignore_patterns("reports", "*.keras"))
-    raw = json.loads((models / "cascade.json").read_text())
-    for stage in raw["stages"]:
-        stage.pop("keras", None)
-    (models / "cascade.json").write_text(json.dumps(raw))
+    models = litert_models_copy(tmp_path / "models")
     (models / "reference_embeddings.npz").write_bytes(b"garbage")
     site = tmp_path / "site"
     SiteProfile.open(site, create=True).add_file("metal", Bin.RECYCLABLE, SAMPLES[4], cascade)
@@ -240,12 +235,7 @@ def test_the_reference_is_read_once_per_file_and_again_when_it_changes(cascade, 
     assert not first.others("plastic")[first.labels == "recyclable"].any()
     assert first.others("battery")[first.labels == "recyclable"].all()
     assert first.others("organic")[first.labels == "recyclable"].all()
-    models = tmp_path / "models"
-    shutil.copytree(ROOT / "models", models, ignore=shutil.ignore_patterns("reports", "*.keras"))
-    raw = json.loads((models / "cascade.json").read_text())
-    for stage in raw["stages"]:
-        stage.pop("keras", None)
-    (models / "cascade.json").write_text(json.dumps(raw))
+    models = litert_models_copy(tmp_path / "models")
     other = Cascade(models, backend="litert")
     copy = Reference.load(other)
     assert copy is not None and copy is not first and np.allclose(copy.center, first.center)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, litert_models_copy
 from waste_vision.errors import UserError
 from waste_vision.images import read_rgb
 from waste_vision.labels import UNCERTAIN
@@ -49,12 +48,9 @@ def test_unknown_items_are_uncertain_more_often_and_known_photos_keep_their_labe
 
 
 def test_a_bad_cut_in_the_manifest_is_one_line(tmp_path):
-    models = tmp_path / "models"
-    shutil.copytree(ROOT / "models", models, ignore=shutil.ignore_patterns("reports", "*.keras"))
-    raw = json.loads((models / "cascade.json").read_text())
-    for stage in raw["stages"]:
-        stage.pop("keras", None)
-    raw["decision"]["min_embedding_norm"] = -1
-    (models / "cascade.json").write_text(json.dumps(raw))
+    def bad_cut(raw: dict) -> None:
+        raw["decision"]["min_embedding_norm"] = -1
+
+    models = litert_models_copy(tmp_path / "models", bad_cut)
     with pytest.raises(UserError, match="min_embedding_norm must be a number >= 0"):
         load_manifest(models)

@@ -222,8 +222,8 @@ class LiveSession(QObject):
         return rule
 
     def reset_thresholds(self) -> DecisionRule:
-        """Back to the cascade's own rule (the one the models were calibrated for, the
-        manifest's, unless ``Cascade.set_thresholds`` changed it)."""
+        """Back to the cascade's own rule (the manifest's: the one the models were
+        calibrated for)."""
         self._configure(thresholds=None)
         return self.rule
 

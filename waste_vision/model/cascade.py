@@ -175,18 +175,6 @@ class Cascade:
         else:
             self.embedding_size = (self._models[1].output_sizes[1:] or [0])[0]
 
-    def set_thresholds(
-        self, stage1: float | None = None, min_confidence: float | None = None
-    ) -> DecisionRule:
-        """Change the decision rule while frames are classified (the window's sliders).
-
-        Values are clamped into range; the new rule replaces the old one in one assignment,
-        so a frame being classified sees either rule, never half of each.
-        """
-        rule = self.rule.adjusted(stage1, min_confidence)
-        self.rule = rule
-        return rule
-
     def reset_thresholds(self) -> DecisionRule:
         """Back to the rule the models were calibrated for (the manifest's)."""
         self.rule = self.model_rule

@@ -60,11 +60,9 @@ NEW_CLASS_PRIOR = 0.5  # a new class's weight per unit of evidence, against the 
 # A new class's weight is multiplied by how unknown the base cascade finds the item (1 - its top
 # probability, scaled to 0..1) to this power: the base models were trained to spread their
 # probability over items of no class they know, so an item they are sure of needs much more
-# evidence to be a new class than one they are not. Its floor may also be lowered by
-# UNKNOWN_SLACK x that unknownness: 0.25 was best on validation (battery 90.9%, Kaggle VALIDATION
-# -0.7 points) but changed 10.5% of Kaggle/TrashNet TEST labels (Kaggle -6.2 points), whose
-# photos the base is far less sure of; off (docs/teach.md).
-UNKNOWN_SLACK = 0.0
+# evidence to be a new class than one they are not. (Lowering a new class's floor by that
+# unknownness as well was best on validation but changed 10.5% of the TEST labels: dropped,
+# docs/teach.md.)
 UNKNOWN_POWER = 2.0
 
 
@@ -471,10 +469,9 @@ class ProfileHead:
       its floor ``f_c`` = the larger of the similarity only ``1 - REFERENCE_QUANTILE`` of the
       reference photos of *other* classes reach, and ``e``'s mean similarity to its
       ``NEIGHBOURS`` nearest reference photos of other classes (an ordinary item is closer to
-      ordinary photos of its own kind than to anything taught). For a new class the floor is
-      lowered by ``UNKNOWN_SLACK u``, where ``u`` = how unknown the base cascade finds the item
-      (``1 - max p0``, scaled to 0..1: the base models spread their probability over items of
-      no class they know);
+      ordinary photos of its own kind than to anything taught); ``u`` = how unknown the base
+      cascade finds the item (``1 - max p0``, scaled to 0..1: the base models spread their
+      probability over items of no class they know);
     * the evidence for ``c`` is the likelihood ratio ``r_c = exp(max(0, s_c - f_c) / T)``
       (``T`` = ``TEMPERATURE``, or ``NEW_CLASS_TEMPERATURE`` for a new class);
     * a base class becomes ``p0(c) r_c``, times ``TAUGHT_PRIOR`` where the item is above its
@@ -507,11 +504,6 @@ class ProfileHead:
     @property
     def empty(self) -> bool:
         return not self.taught
-
-    @property
-    def new(self) -> np.ndarray:
-        """(len(taught),) which taught classes are new (not base classes)."""
-        return np.array([self.labels.index(c) >= self.base_count for c in self.taught], bool)
 
     @staticmethod
     def fit(
@@ -574,7 +566,7 @@ class ProfileHead:
         own = _unit(sums[y] - E)
         S[np.arange(len(E)), y] = np.where(counts[y] > 1, np.sum(E * own, 1), -1.0)
         u = _unknown(P0[:, :base_count])
-        D = S - head._floors(E, u)
+        D = S - head._floors(E)
         P = head._update(P0, D, u)
         return replace(
             head,
@@ -584,25 +576,25 @@ class ProfileHead:
 
     def probabilities(self, embeddings: np.ndarray, base: np.ndarray) -> np.ndarray:
         """(n, len(labels)) updated probabilities for raw embeddings (n, d), base (n, 6)."""
-        return self._from_margins(self.margins(embeddings, base), base)
+        return self._from_margins(self.margins(embeddings), base)
 
     def _from_margins(self, D: np.ndarray, base: np.ndarray) -> np.ndarray:
         P0 = np.zeros((len(base), len(self.labels)))
         P0[:, : base.shape[1]] = base
         return self._update(P0, D, _unknown(base))
 
-    def margins(self, embeddings: np.ndarray, base: np.ndarray) -> np.ndarray:
+    def margins(self, embeddings: np.ndarray) -> np.ndarray:
         """(n, len(taught)): how much closer each item is to each taught class than to the
         class's threshold and to its own nearest reference photos of other classes (raw
-        embeddings (n, d), base probabilities (n, 6))."""
+        embeddings (n, d))."""
         E = _unit(np.atleast_2d(embeddings) - self.center)
-        return E @ self.prototypes.T - self._floors(E, _unknown(np.atleast_2d(base)))
+        return E @ self.prototypes.T - self._floors(E)
 
-    def _floors(self, E: np.ndarray, u: np.ndarray) -> np.ndarray:
+    def _floors(self, E: np.ndarray) -> np.ndarray:
         """(n, len(taught)) what each item's similarity to each taught class must exceed: the
         class's threshold, and the mean similarity of the item to its ``NEIGHBOURS`` nearest
         reference photos of other classes (an ordinary can stays a can however much a taught
-        battery resembles it); a new class's floor lowered for an item the base finds unknown."""
+        battery resembles it)."""
         T = np.repeat(self.thresholds[None], len(E), 0).astype(np.float64)
         reference = self.reference
         if reference is not None and len(reference.labels):
@@ -612,7 +604,7 @@ class ProfileHead:
                 n = min(NEIGHBOURS, others.shape[1])
                 nearest = np.partition(others, -n, axis=1)[:, -n:].mean(1)
                 T[:, k] = np.maximum(T[:, k], nearest)
-        return T - UNKNOWN_SLACK * np.outer(u, self.new)
+        return T
 
     def _update(self, P0: np.ndarray, D: np.ndarray, u: np.ndarray) -> np.ndarray:
         P = P0.copy()
@@ -638,11 +630,9 @@ class ProfileHead:
         base = base_probabilities(s1, s2)[None]
         E = _unit(np.atleast_2d(embedding) - self.center)
         sims = E @ self.prototypes.T
-        u = _unknown(base)
-        lowest = self.thresholds - UNKNOWN_SLACK * u[0] * self.new  # no floor is below this
-        if not np.any(sims > lowest):
+        if not np.any(sims > self.thresholds):
             return result  # below every class's lowest floor: the base verdict, cheaply
-        D = sims - self._floors(E, u)
+        D = sims - self._floors(E)
         if not np.any(D > 0):
             return result  # nothing taught looks like it: the base verdict
         p = self._from_margins(D, base)[0]

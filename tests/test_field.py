@@ -244,6 +244,28 @@ def _tiny_field_data(tmp_path: Path, shared_datasets: Path, batteries: int) -> t
     return labtrash, other
 
 
+def _tiny_run(tmp_path: Path, labtrash: Path, other: Path) -> list[str]:
+    """The options of a one-epoch field run on the tiny data, caches under ``tmp_path``."""
+    return [
+        "--labtrash",
+        str(labtrash),
+        "--other",
+        str(other),
+        "--views",
+        "2",
+        "--epochs",
+        "1",
+        "--batch",
+        "4",
+        "--max-clean-drop",
+        "1.0",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--run-dir",
+        str(tmp_path / "run"),
+    ]
+
+
 @pytest.mark.slow  # a minute of training
 def test_field_training_end_to_end(tmp_path, shared_datasets):
     """A tiny field run from the shipped models: stage 1 and the trunk are left exactly as
@@ -269,22 +291,7 @@ def test_field_training_end_to_end(tmp_path, shared_datasets):
             str(out),
             "--material-data",
             str(materials),
-            "--labtrash",
-            str(labtrash),
-            "--other",
-            str(other),
-            "--views",
-            "2",
-            "--epochs",
-            "1",
-            "--batch",
-            "4",
-            "--max-clean-drop",
-            "1.0",
-            "--cache",
-            str(tmp_path / "cache"),
-            "--run-dir",
-            str(tmp_path / "run"),
+            *_tiny_run(tmp_path, labtrash, other),
         ]
     )
     shipped = ROOT / "models"
@@ -334,22 +341,7 @@ def test_field_training_stage1_end_to_end(tmp_path, shared_datasets):
             str(stage1),
             "--material-data",
             str(stage1),
-            "--labtrash",
-            str(labtrash),
-            "--other",
-            str(other),
-            "--views",
-            "2",
-            "--epochs",
-            "1",
-            "--batch",
-            "4",
-            "--max-clean-drop",
-            "1.0",
-            "--cache",
-            str(tmp_path / "cache"),
-            "--run-dir",
-            str(tmp_path / "run"),
+            *_tiny_run(tmp_path, labtrash, other),
         ]
     )
     shipped = ROOT / "models"

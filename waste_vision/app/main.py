@@ -100,7 +100,7 @@ def install_error_hook(window, log_path: Path | None):
 
 def run_app(args) -> int:
     check_qt_binding()
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QCoreApplication, QEvent, QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from waste_vision.app.settings import APPLICATION, ORGANIZATION, AppSettings
@@ -207,4 +207,11 @@ def run_app(args) -> int:
     )
     for path in window.session.saved_recordings:
         print(f"waste-vision: recording saved to {path}", file=sys.stderr)
+    if existing is None:
+        # Our own QApplication: Qt is torn down here, the window before the application, not
+        # in whatever order the interpreter's exit frees them (an intermittent segfault after
+        # everything was written, seen with the kiosk bundle).
+        window.deleteLater()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        app.shutdown()
     return 0

@@ -84,3 +84,24 @@ def test_closing_with_nothing_to_finish_is_immediate(qtbot, window):
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
     assert time.monotonic() - start < 5
     assert path in window.session.saved_recordings and len(pyav_frames(path)) >= 5
+
+
+def test_no_thread_signals_the_window_once_its_workers_stopped(qtbot, window):
+    """At exit run_app stops the workers before Qt deletes the window: a thread that emitted
+    while the window was deleted crashed the process (the kiosk bundle, now and then)."""
+    found: list = []
+    window.session.camerasFound.connect(found.append)
+    window.session.probe_cameras(lambda: [7])  # before: the answer arrives
+    qtbot.waitUntil(lambda: found == [[7]], timeout=5_000)
+
+    window.session.shutdown(10)
+    window.stop_workers()
+    assert not window.session._control._thread.is_alive()
+    window.session.probe_cameras(lambda: [8])  # a probe finishing after the workers stopped
+    qtbot.waitUntil(
+        lambda: not any(t.name == "waste-vision camera probe" for t in threading.enumerate()),
+        timeout=5_000,
+    )
+    qtbot.wait(100)  # a queued signal would have been delivered by now
+    assert found == [[7]]
+    window.stop_workers()  # twice is harmless (run_app's finally after a closed window)

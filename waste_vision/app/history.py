@@ -142,8 +142,9 @@ class EventsReader(QObject):
                 self._store.close()
                 self._store = None
 
-        self._pool.submit(shut)
-        self._pool.shutdown(wait=False)
+        with contextlib.suppress(RuntimeError):  # closed already
+            self._pool.submit(shut)
+        self._pool.shutdown(wait=True)  # its answers are emitted from its thread
 
 
 def _load_history(store: EventStore, cached: frozenset[int]) -> tuple[list[Event], dict]:

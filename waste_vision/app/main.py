@@ -12,6 +12,7 @@ and the window carries on.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import logging
 import signal
@@ -109,6 +110,10 @@ def run_app(args) -> int:
     from waste_vision.resources import default_models_dir
 
     log_path = start_logging(getattr(args, "verbose", 0) or 0)
+    if sys.stderr is not None and not faulthandler.is_enabled():
+        # a crash in Qt or a native library prints every thread's Python stack, not nothing
+        with contextlib.suppress(ValueError, OSError, AttributeError):  # no usable stderr
+            faulthandler.enable(all_threads=True)
     if args.exit_after is not None and not args.exit_after > 0:
         raise UserError(f"--exit-after {args.exit_after}: give a number of seconds above 0")
     _check_output(args.stats_json, "--stats-json")
@@ -191,6 +196,7 @@ def run_app(args) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         window.session.shutdown()  # no-op when the window closed normally
+        window.stop_workers()
         restore_hooks()
 
     stats = window.session.stats.as_json()

@@ -82,6 +82,12 @@ class ControlThread:
     def close(self) -> None:
         self._queue.put(None)
 
+    def join(self, timeout: float | None = None) -> bool:
+        """After ``close``: wait for the calls already submitted and their futures' callbacks
+        (a future's waiters wake before its callbacks run). True when the thread ended."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def _loop(self) -> None:
         while (item := self._queue.get()) is not None:
             future, fn, args = item
@@ -159,6 +165,8 @@ class LiveSession(QObject):
         self.active = False  # that run is starting or running (GUI thread's view)
         self._run: Run | None = None  # control thread's
         self._control = ControlThread()
+        self._emit_lock = threading.RLock()  # held while a worker thread emits (see detach)
+        self._detached = False
         self._closed = False
         self._shutdown: Future | None = None
         self.stopped.connect(self._on_stopped)
@@ -343,9 +351,21 @@ class LiveSession(QObject):
 
     # -- control thread ---------------------------------------------------------------------
 
+    def detach(self, timeout: float = PIPELINE_JOIN_S) -> None:
+        """At exit, after ``shutdown`` and before the window is deleted: the control thread
+        has ended and no thread of this session (a camera probe, a snapshot, a late status)
+        signals any more. A signal emitted while Qt deleted its object crashed the process."""
+        if not self._control.join(timeout):
+            log.warning("the session's control thread did not end within %.0f s", timeout)
+        with self._emit_lock:  # an emit in progress ends first
+            self._detached = True
+
     def _emit(self, signal, *args) -> None:
-        with contextlib.suppress(RuntimeError):  # the window was destroyed while this thread worked
-            signal.emit(*args)
+        with self._emit_lock:
+            if self._detached:
+                return
+            with contextlib.suppress(RuntimeError):  # the window destroyed meanwhile
+                signal.emit(*args)
 
     def _start(self, run_id: int, spec: str, loop: bool) -> None:
         self._finish(self._run, Stop.ASKED, "")

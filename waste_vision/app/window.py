@@ -690,6 +690,14 @@ class MainWindow(QMainWindow):
                 widget.reject()
         self.close()
 
+    def stop_workers(self) -> None:
+        """At exit, after the session shut down and before the window is deleted: the
+        teaching and events-reading threads finished and the session detached, so no thread
+        signals an object Qt is deleting."""
+        self.teach_controls.close()
+        self.tally_controls.reader.close()
+        self.session.detach()
+
     def closeEvent(self, event) -> None:
         if not self._allow_close:  # kiosk: only the deliberate key combination leaves
             event.ignore()

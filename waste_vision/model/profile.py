@@ -55,6 +55,15 @@ TEMPERATURE = 0.1  # a base class taught from site photos
 NEW_CLASS_TEMPERATURE = 0.02  # a new class: a sharp rise once above its floor
 TAUGHT_PRIOR = 10.0  # an item above a taught base class's floor: that class's weight times this
 REFERENCE_QUANTILE = 0.98  # a taught class acts above what 98% of other classes' photos reach
+NEW_CLASS_QUANTILE = 0.95  # the same for a new class with a compactness gate (2+ photos)
+# A new class taught from 2+ photos also has a compactness gate, in the embedding as the model
+# gives it (not centred): an item's cosine similarity to the class's raw prototype must reach
+# this fraction of the taught photos' own mean leave-one-out similarity. Centring tells a
+# battery from ordinary photos; it also puts every item of no known class (shoes, clothes,
+# batteries) near the same spot far from the reference, so that a taught battery drew in 74% of
+# them. Uncentred, held-out batteries stand above those items with an AUROC of 0.97 (0.64
+# centred): the gate keeps them out (work/teach/e3*.py, e8.log).
+RAW_GATE = 0.55
 NEIGHBOURS = 5  # an item's nearest reference photos, for how ordinary it looks
 NEW_CLASS_PRIOR = 0.5  # a new class's weight per unit of evidence, against the base classes
 # A new class's weight is multiplied by how unknown the base cascade finds the item (1 - its top
@@ -472,6 +481,13 @@ class ProfileHead:
       ordinary photos of its own kind than to anything taught); ``u`` = how unknown the base
       cascade finds the item (``1 - max p0``, scaled to 0..1: the base models spread their
       probability over items of no class they know);
+    * a new class taught from 2+ photos also has a gate ``g_c`` = ``RAW_GATE`` times its
+      photos' mean leave-one-out cosine similarity to their prototype, both uncentred (the
+      embedding as the model gives it): where ``e``'s uncentred similarity ``z_c`` to that
+      prototype falls short of it, the margin ``s_c - f_c`` becomes at most ``z_c - g_c < 0``
+      (centring puts every item of no known class near the same spot, far from the reference;
+      uncentred, a class's own items stand apart from other unknown items), and its floor's
+      quantile is ``NEW_CLASS_QUANTILE`` instead;
     * the evidence for ``c`` is the likelihood ratio ``r_c = exp(max(0, s_c - f_c) / T)``
       (``T`` = ``TEMPERATURE``, or ``NEW_CLASS_TEMPERATURE`` for a new class);
     * a base class becomes ``p0(c) r_c``, times ``TAUGHT_PRIOR`` where the item is above its
@@ -496,6 +512,8 @@ class ProfileHead:
     thresholds: np.ndarray  # (len(taught),)
     temperature: float
     version: str
+    raw_prototypes: np.ndarray | None = None  # (len(taught), d) uncentred, for the gates
+    gates: np.ndarray | None = None  # (len(taught),) -inf where a class has no gate
     loo_accuracy: float | None = None  # leave-one-out on the taught photos
     loo_base_accuracy: float | None = None  # the base cascade alone on the same photos
     reference: Reference | None = None
@@ -542,7 +560,16 @@ class ProfileHead:
         y = np.array([taught.index(label) for label in labels])
         sums = np.stack([E[y == k].sum(0) for k in range(len(taught))])
         prototypes = _unit(sums)
-        thresholds = _thresholds(prototypes, taught, reference, E, y)
+        gated = np.array(
+            [c not in base_label_list and int(np.sum(y == k)) >= 2 for k, c in enumerate(taught)]
+        )
+        thresholds = _thresholds(prototypes, taught, reference, E, y, gated)
+        R = _unit(raw)
+        raw_sums = np.stack([R[y == k].sum(0) for k in range(len(taught))])
+        raw_own = np.sum(R * _unit(raw_sums[y] - R), 1)  # each photo against its class without it
+        gates = np.full(len(taught), -np.inf)
+        for k in np.flatnonzero(gated):
+            gates[k] = RAW_GATE * float(np.mean(raw_own[y == k]))
         head = ProfileHead(
             all_labels,
             taught,
@@ -552,6 +579,8 @@ class ProfileHead:
             thresholds,
             TEMPERATURE,
             version,
+            raw_prototypes=_unit(raw_sums),
+            gates=gates,
             reference=reference,
             base_count=base_count,
         )
@@ -566,7 +595,10 @@ class ProfileHead:
         own = _unit(sums[y] - E)
         S[np.arange(len(E)), y] = np.where(counts[y] > 1, np.sum(E * own, 1), -1.0)
         u = _unknown(P0[:, :base_count])
-        D = S - head._floors(E)
+        G = R @ head.raw_prototypes.T if head.raw_prototypes is not None else None
+        if G is not None:
+            G[np.arange(len(E)), y] = np.where(counts[y] > 1, raw_own, -1.0)
+        D = head._gate(S - head._floors(E), G)
         P = head._update(P0, D, u)
         return replace(
             head,
@@ -585,10 +617,26 @@ class ProfileHead:
 
     def margins(self, embeddings: np.ndarray) -> np.ndarray:
         """(n, len(taught)): how much closer each item is to each taught class than to the
-        class's threshold and to its own nearest reference photos of other classes (raw
-        embeddings (n, d))."""
-        E = _unit(np.atleast_2d(embeddings) - self.center)
-        return E @ self.prototypes.T - self._floors(E)
+        class's threshold and to its own nearest reference photos of other classes, held
+        below 0 where a new class's gate is not reached (raw embeddings (n, d))."""
+        raw = np.atleast_2d(embeddings)
+        E = _unit(raw - self.center)
+        return self._gate(E @ self.prototypes.T - self._floors(E), self._raw_similarities(raw))
+
+    def _raw_similarities(self, raw: np.ndarray) -> np.ndarray | None:
+        """(n, len(taught)) cosine similarity of raw embeddings to the uncentred prototypes;
+        None when no class has a gate."""
+        if self.gates is None or self.raw_prototypes is None or not np.isfinite(self.gates).any():
+            return None
+        return _unit(np.atleast_2d(raw)) @ self.raw_prototypes.T
+
+    def _gate(self, D: np.ndarray, G: np.ndarray | None) -> np.ndarray:
+        """Margins ``D`` with each gated class held below 0 where an item's uncentred
+        similarity ``G`` falls short of the class's gate (by as much as it falls short)."""
+        if G is None or self.gates is None:
+            return D
+        short = G - self.gates[None]  # +inf for a class without a gate
+        return np.where(short < 0, np.minimum(D, short), D)
 
     def _floors(self, E: np.ndarray) -> np.ndarray:
         """(n, len(taught)) what each item's similarity to each taught class must exceed: the
@@ -632,7 +680,7 @@ class ProfileHead:
         sims = E @ self.prototypes.T
         if not np.any(sims > self.thresholds):
             return result  # below every class's lowest floor: the base verdict, cheaply
-        D = sims - self._floors(E)
+        D = self._gate(sims - self._floors(E), self._raw_similarities(embedding))
         if not np.any(D > 0):
             return result  # nothing taught looks like it: the base verdict
         p = self._from_margins(D, base)[0]
@@ -669,6 +717,7 @@ def _thresholds(
     reference: Reference | None,
     E: np.ndarray,
     y: np.ndarray,
+    gated: np.ndarray,
 ) -> np.ndarray:
     out = np.zeros(len(taught))
     if reference is not None and len(reference.labels):
@@ -676,7 +725,8 @@ def _thresholds(
     for k, name in enumerate(taught):
         if reference is not None and len(reference.labels):
             others = sims[k][reference.others(name)]
-            out[k] = float(np.quantile(others, REFERENCE_QUANTILE))
+            q = NEW_CLASS_QUANTILE if gated[k] else REFERENCE_QUANTILE
+            out[k] = float(np.quantile(others, q))
         else:  # no reference: anything about as close as the taught photos themselves
             out[k] = float(np.min(E[y == k] @ prototypes[k])) - 0.1
     return out

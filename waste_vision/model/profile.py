@@ -561,16 +561,15 @@ class ProfileHead:
         y = np.array([taught.index(label) for label in labels])
         sums = np.stack([E[y == k].sum(0) for k in range(len(taught))])
         prototypes = _unit(sums)
-        gated = np.array(
-            [c not in base_label_list and int(np.sum(y == k)) >= 2 for k, c in enumerate(taught)]
-        )
         thresholds = _thresholds(prototypes, taught, reference, E, y)
         R = _unit(raw)
         raw_sums = np.stack([R[y == k].sum(0) for k in range(len(taught))])
-        raw_own = np.sum(R * _unit(raw_sums[y] - R), 1)  # each photo against its class without it
+        G = _loo_similarities(R, y, raw_sums)
+        raw_own = G[np.arange(len(R)), y]
         gates = np.full(len(taught), -np.inf)
-        for k in np.flatnonzero(gated):
-            gates[k] = RAW_GATE * float(np.mean(raw_own[y == k]))
+        for k, c in enumerate(taught):
+            if c not in base_label_list and int(np.sum(y == k)) >= 2:
+                gates[k] = RAW_GATE * float(np.mean(raw_own[y == k]))
         head = ProfileHead(
             all_labels,
             taught,
@@ -590,15 +589,8 @@ class ProfileHead:
         P0 = np.zeros((len(E), len(all_labels)))
         P0[:, :base_count] = np.stack(base)
         truth = np.array([all_labels.index(label) for label in labels])
-        # leave-one-out: each photo against its class's prototype made without it
-        counts = np.bincount(y, minlength=len(taught))
-        S = E @ prototypes.T
-        own = _unit(sums[y] - E)
-        S[np.arange(len(E)), y] = np.where(counts[y] > 1, np.sum(E * own, 1), -1.0)
+        S = _loo_similarities(E, y, sums)
         u = _unknown(P0[:, :base_count])
-        G = R @ head.raw_prototypes.T if head.raw_prototypes is not None else None
-        if G is not None:
-            G[np.arange(len(E)), y] = np.where(counts[y] > 1, raw_own, -1.0)
         D = head._gate(S - head._floors(E), G)
         P = head._update(P0, D, u)
         return replace(
@@ -702,6 +694,16 @@ def _similarities(E: np.ndarray, R: np.ndarray) -> np.ndarray:
     if len(E) <= 8:
         return np.einsum("ij,kj->ik", E, R)
     return E @ R.T
+
+
+def _loo_similarities(X: np.ndarray, y: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """(n, classes) each unit-length photo ``X`` against every class's prototype (``sums`` of
+    its photos, normalised), its own class's made without it (-1 where it is the class's only
+    photo): leave-one-out, for the gates and ``loo_accuracy``."""
+    S = X @ _unit(sums).T
+    alone = np.bincount(y, minlength=len(sums))[y] <= 1
+    S[np.arange(len(X)), y] = np.where(alone, -1.0, np.sum(X * _unit(sums[y] - X), 1))
+    return S
 
 
 def _unknown(base: np.ndarray) -> np.ndarray:

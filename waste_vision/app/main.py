@@ -215,8 +215,8 @@ def run_app(args) -> int:
         print(f"waste-vision: recording saved to {path}", file=sys.stderr)
     if existing is None:
         # Our own QApplication: Qt is torn down here, the window before the application, not
-        # in whatever order the interpreter's exit frees them (an intermittent segfault after
-        # everything was written, seen with the kiosk bundle).
+        # in whatever order the interpreter's exit frees them (stop_workers above made sure no
+        # thread still signals the window: that was the exit segfault of the kiosk bundle).
         window.deleteLater()
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         app.shutdown()

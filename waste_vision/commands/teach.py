@@ -215,7 +215,11 @@ def _cmd_check(args) -> int:
         print(json.dumps(report))
         return 0
     loo = report["leave_one_out"]
-    print(f"{args.profile}: {report['photos']} photos in {len(profile.classes)} classes")
+    n_classes = len(profile.classes)
+    print(
+        f"{args.profile}: {report['photos']} photo{'s' * (report['photos'] != 1)} "
+        f"in {n_classes} class{'es' * (n_classes != 1)}"
+    )
     if loo:
         print(
             f"  leave-one-out on the taught photos: {loo['profile']:.1%} with the profile, "

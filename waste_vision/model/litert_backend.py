@@ -3,12 +3,52 @@ the bundle ships only this one)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from waste_vision.errors import UserError
+
+# LiteRT writes this line from C++ to the process's stderr the first time it loads a model, so
+# every command and every kiosk log began with it.
+XNNPACK_NOTICE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+_notice_lock = threading.Lock()
+_notice_seen = False
+
+
+@contextlib.contextmanager
+def _without_xnnpack_notice() -> Iterator[None]:
+    """Capture native stderr (fd 2) while the first model loads and write it back without
+    ``XNNPACK_NOTICE``: nothing else written meanwhile, by LiteRT or another thread, is lost.
+    One load at a time, so two redirections never interleave."""
+    global _notice_seen
+    with _notice_lock:
+        if _notice_seen:
+            yield
+            return
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all (a windowed bundle): nothing to keep clean
+            yield
+            return
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                captured.seek(0)
+                lines = captured.read().splitlines(keepends=True)
+                kept = b"".join(line for line in lines if line.strip() != XNNPACK_NOTICE)
+                if kept:
+                    os.write(2, kept)
+                _notice_seen = _notice_seen or len(kept) < sum(map(len, lines))
 
 
 class LiteRTModel:
@@ -23,8 +63,9 @@ class LiteRTModel:
                 "use --backend keras or install ai-edge-litert"
             ) from None
         try:
-            self._interp = Interpreter(model_path=str(path), num_threads=threads)
-            self._interp.allocate_tensors()
+            with _without_xnnpack_notice():
+                self._interp = Interpreter(model_path=str(path), num_threads=threads)
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise UserError(
                 f"{path} is not a valid .tflite model "

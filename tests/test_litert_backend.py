@@ -35,3 +35,13 @@ def test_other_native_stderr_written_during_a_load_is_written_back(capfd, monkey
     with litert_backend._without_xnnpack_notice():
         os.write(2, litert_backend.XNNPACK_NOTICE + b"\n")
     assert "XNNPACK" in capfd.readouterr().err
+
+
+def test_a_model_still_loads_without_a_writable_temporary_folder(monkeypatch, tmp_path):
+    def no_temp_file(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path))
+
+    monkeypatch.setattr(litert_backend, "_notice_seen", False)
+    monkeypatch.setattr(litert_backend.tempfile, "TemporaryFile", no_temp_file)
+    model = litert_backend.LiteRTModel(next((ROOT / "models").glob("*.tflite")), threads=1)
+    assert model.output_sizes and all(n > 0 for n in model.output_sizes)

@@ -25,30 +25,30 @@ _notice_seen = False
 def _without_xnnpack_notice() -> Iterator[None]:
     """Capture native stderr (fd 2) while the first model loads and write it back without
     ``XNNPACK_NOTICE``: nothing else written meanwhile, by LiteRT or another thread, is lost.
-    One load at a time, so two redirections never interleave."""
+    One load at a time, so two redirections never interleave. Where there is no stderr or no
+    writable temporary folder, the load goes on uncaptured (the notice is only a nuisance)."""
     global _notice_seen
-    with _notice_lock:
-        if _notice_seen:
-            yield
-            return
+    with _notice_lock, contextlib.ExitStack() as stack:
         try:
-            saved = os.dup(2)
-        except OSError:  # no stderr at all (a windowed bundle): nothing to keep clean
+            captured = None if _notice_seen else stack.enter_context(tempfile.TemporaryFile())
+            saved = None if captured is None else os.dup(2)
+        except OSError:
+            captured = saved = None
+        if captured is None or saved is None:
             yield
             return
-        with tempfile.TemporaryFile() as captured:
-            os.dup2(captured.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-                captured.seek(0)
-                lines = captured.read().splitlines(keepends=True)
-                kept = b"".join(line for line in lines if line.strip() != XNNPACK_NOTICE)
-                if kept:
-                    os.write(2, kept)
-                _notice_seen = _notice_seen or len(kept) < sum(map(len, lines))
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().splitlines(keepends=True)
+            kept = b"".join(line for line in lines if line.strip() != XNNPACK_NOTICE)
+            if kept:
+                os.write(2, kept)
+            _notice_seen = _notice_seen or len(kept) < sum(map(len, lines))
 
 
 class LiteRTModel:

@@ -45,10 +45,10 @@ def _without_xnnpack_notice() -> Iterator[None]:
             os.close(saved)
             captured.seek(0)
             lines = captured.read().splitlines(keepends=True)
-            kept = b"".join(line for line in lines if line.strip() != XNNPACK_NOTICE)
+            kept = [line for line in lines if line.strip() != XNNPACK_NOTICE]
             if kept:
-                os.write(2, kept)
-            _notice_seen = _notice_seen or len(kept) < sum(map(len, lines))
+                os.write(2, b"".join(kept))
+            _notice_seen = len(kept) < len(lines)  # it was False to get here (under the lock)
 
 
 class LiteRTModel:
